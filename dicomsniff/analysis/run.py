@@ -1,0 +1,67 @@
+"""Drive an Analyzer over a capture source, with progress reporting and file-level errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..sources.capture import CaptureError, CaptureReader, linktype_name
+from .engine import Analyzer
+
+SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
+PROGRESS_EVERY = 1 << 14  # frames between progress callbacks
+
+
+@dataclass
+class RunResult:
+    analyzer: Analyzer
+    reader_error: str | None  # the capture is damaged: analysis covers what came before
+    packets: int
+    bytes_read: int
+    format: str
+
+
+def analyze_source(source, analyzer: Analyzer,
+                   progress: Callable[[int, int], None] | None = None) -> RunResult:
+    """Feed every frame of ``source`` (path or binary stream) to ``analyzer``.
+
+    Raises CaptureError for a file that cannot be read at all; damage part-way through is
+    returned as ``reader_error`` (and a finding) after everything before it was analysed.
+    """
+    reader = CaptureReader(source)
+    feed = analyzer.feed_frame
+    frame = 0
+    warned_links: set[int] = set()
+    size = reader.size
+    try:
+        for ts, linktype, data, _orig in reader:
+            frame += 1
+            feed(frame, ts, linktype, data)
+            if linktype not in SUPPORTED_LINKTYPES and linktype not in warned_links:
+                warned_links.add(linktype)
+                analyzer.capture_finding(
+                    "warning", "CAPTURE-LINKTYPE",
+                    f"frames with unsupported link type {linktype} "
+                    f"({linktype_name(linktype)}) are skipped", frame)
+            if progress is not None and not frame & (PROGRESS_EVERY - 1):
+                progress(reader.bytes_read, size)
+            if analyzer.stats.first_ts is None:
+                analyzer.stats.first_ts = ts
+            analyzer.stats.last_ts = ts
+    finally:
+        reader.close()
+    analyzer.stats.frames = frame
+    analyzer.stats.bytes = reader.bytes_read
+    if reader.error:
+        analyzer.capture_finding("error", "CAPTURE-DAMAGED",
+                                 f"capture damaged: {reader.error}; the analysis covers the "
+                                 f"{frame} frames before it", frame or None)
+    for w in reader.warnings:
+        analyzer.capture_finding("warning", "CAPTURE-WARNING", w, None)
+    analyzer.finish()
+    if progress is not None:
+        progress(reader.bytes_read, size)
+    return RunResult(analyzer, reader.error, frame, reader.bytes_read, reader.format)
+
+
+__all__ = ["CaptureError", "RunResult", "analyze_source"]

@@ -1,0 +1,393 @@
+"""From upper-layer events and DIMSE messages to one Association with its transactions.
+
+One tracker per TCP connection carrying DICOM. Side 0 is the association requestor (the
+client), side 1 the acceptor. The tracker follows the PS3.8 state machine closely enough to
+say what happened and what was out of place; it never raises on odd input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dissectors.dimse.assembler import Message, MessageAssembler
+from dissectors.dimse.command import is_response, service_name
+from dissectors.dimse.status import category as status_category
+from dissectors.dimse.status import meaning as status_meaning
+from dissectors.ul import events as ev
+from dissectors.ul.reasons import (
+    abort_reason,
+    abort_source,
+    reject_reason,
+    reject_result,
+    reject_source,
+    user_identity_type,
+)
+from dissectors.ul.stream import PDU_NAMES
+
+from ..model import Association, Finding, PresentationContext, Side, Transaction
+
+SIDES = ("requestor", "acceptor")
+PER_CODE_CAP = 20  # findings of one code kept per association; the rest are counted
+
+# Severity of upper-layer problems by code prefix; everything else malformed is an error.
+_UL_SEVERITY = {"UL-STREAM-TRUNCATED": "info", "UL-PDV-ODD": "warning",
+                "UL-PDV-MCH": "warning", "UL-ITEM-UNEXPECTED": "warning",
+                "DIMSE-CMD-ORDER": "warning"}
+
+_SECTIONS = {"UL": "PS3.8 9.3", "DIMSE": "PS3.7 6.3"}
+
+
+def _side_from(user: ev.UserInfo, side: Side) -> None:
+    side.max_pdu = user.max_pdu
+    side.implementation_class_uid = user.implementation_class_uid
+    side.implementation_version_name = user.implementation_version_name
+    side.async_invoked = user.async_invoked
+    side.async_performed = user.async_performed
+    side.roles = [{"sop_class": r.sop_class, "scu_role": r.scu_role, "scp_role": r.scp_role}
+                  for r in user.roles]
+    side.extended = [{"sop_class": x.sop_class, "info": x.info.hex()} for x in user.extended]
+    side.common_extended = [{"sop_class": x.sop_class, "service_class": x.service_class,
+                             "related_classes": x.related_classes}
+                            for x in user.common_extended]
+    if user.identity_type is not None:
+        side.user_identity = {"type": user.identity_type,
+                              "type_text": user_identity_type(user.identity_type),
+                              "response_requested": user.identity_response_requested,
+                              "username": user.identity_username}
+    elif user.identity_server_response_length is not None:
+        side.user_identity = {"server_response": True,
+                              "length": user.identity_server_response_length}
+
+
+class AssociationTracker:
+    """Builds one :class:`Association` from both directions' events."""
+
+    __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
+                 "emit_finding", "code_counts", "next_txn_id", "pdata_over", "_txn_seq")
+
+    def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
+                 txn_seq: Callable[[], int]) -> None:
+        self.assoc = assoc
+        self.asm = (MessageAssembler(), MessageAssembler())
+        self.state = "idle"  # idle|requested|established|rejected|releasing|released|aborted
+        self.release_rq = [False, False]
+        self.outstanding: dict[tuple[int, int], Transaction] = {}
+        self.by_message: dict[int, Transaction] = {}  # id(Message) -> transaction
+        self.emit_finding = emit_finding
+        self.code_counts: dict[str, int] = {}
+        self.pdata_over = [0, 0]
+        self._txn_seq = txn_seq
+
+    # -- findings -------------------------------------------------------------------------
+    def finding(self, severity: str, code: str, message: str, frame: int | None,
+                section: str | None = None) -> None:
+        n = self.code_counts.get(code, 0) + 1
+        self.code_counts[code] = n
+        if n > PER_CODE_CAP:
+            return
+        if n == PER_CODE_CAP:
+            message += f" (further {code} findings on this association are counted, not listed)"
+        if section is None:
+            section = _SECTIONS.get(code.split("-", 1)[0])
+        f = Finding(severity, code, message, frame, self.assoc.id, section)
+        self.assoc.findings.append(f)
+        self.emit_finding(f)
+
+    # -- upper layer ----------------------------------------------------------------------
+    def on_events(self, side: int, events: list) -> None:
+        a = self.assoc
+        counts = a.pdus[SIDES[side]]
+        asm = self.asm[side]
+        for e in events:
+            t = type(e)
+            if t is ev.PdvData:
+                asm.on_data(e)
+            elif t is ev.DataComplete:
+                asm.on_data_complete(e)
+            elif t is ev.PdvCommand:
+                asm.on_command(e)
+            elif t is ev.PDataTF:
+                counts["P-DATA-TF"] = counts.get("P-DATA-TF", 0) + 1
+                self._on_pdata(side, e)
+            elif t is ev.Malformed:
+                self.finding(_UL_SEVERITY.get(e.code, "error"), e.code,
+                             f"{SIDES[side]}: {e.message}", e.frame)
+            else:
+                name = _PDU_OF.get(t)
+                if name is not None:
+                    counts[name] = counts.get(name, 0) + 1
+                self._on_pdu(side, e)
+            if asm.out:
+                self._on_messages(side, asm)
+        if a.last_frame is None or (events and events[-1].frame > a.last_frame):
+            a.last_frame = events[-1].frame if events else a.last_frame
+
+    def _on_pdata(self, side: int, e: ev.PDataTF) -> None:
+        if self.state in ("idle", "requested", "rejected") and not self.assoc.midstream:
+            self.finding("error", "UL-STATE-PDATA",
+                         f"{SIDES[side]} sent P-DATA-TF before the association was accepted "
+                         "(PS3.8 9.2 state machine: P-DATA is only valid in Sta6)", e.frame,
+                         "PS3.8 9.2")
+        limit = (self.assoc.acceptor if side == 0 else self.assoc.requestor).max_pdu
+        if limit and e.length > limit:
+            self.pdata_over[side] += 1
+            if self.pdata_over[side] == 1:
+                self.finding("error", "UL-PDU-TOO-LONG",
+                             f"{SIDES[side]} sent a P-DATA-TF of {e.length} bytes, more than "
+                             f"the {limit} the {SIDES[1 - side]} announced it can receive",
+                             e.frame, "PS3.8 D.1")
+        if self.state == "releasing" and self.release_rq[side] and not self.release_rq[1 - side]:
+            self.finding("warning", "UL-STATE-DATA-AFTER-RELEASE",
+                         f"{SIDES[side]} sent P-DATA-TF after its own A-RELEASE-RQ",
+                         e.frame, "PS3.8 9.2")
+
+    def _on_pdu(self, side: int, e) -> None:
+        a = self.assoc
+        t = type(e)
+        if t is ev.AssociateRQ:
+            if side != 0:
+                self.finding("warning", "UL-RQ-FROM-ACCEPTOR",
+                             "A-ASSOCIATE-RQ sent by the side that accepted the TCP connection",
+                             e.frame, "PS3.8 9.2")
+            if self.state != "idle":
+                self.finding("error", "UL-STATE-SECOND-RQ",
+                             "a second A-ASSOCIATE-RQ on an association that already had one",
+                             e.frame, "PS3.8 9.2")
+                return
+            self.state = "requested"
+            a.calling_ae, a.called_ae = e.calling_ae, e.called_ae
+            a.protocol_version = e.protocol_version
+            a.application_context = e.application_context
+            a.request_frame = e.frame
+            if a.start is None or not a.midstream:
+                a.start = e.ts
+            for c in e.contexts:
+                a.contexts[c.id] = PresentationContext(c.id, c.abstract_syntax,
+                                                       list(c.transfer_syntaxes))
+            _side_from(e.user, a.requestor)
+        elif t is ev.AssociateAC:
+            if self.state != "requested":
+                self.finding("error", "UL-STATE-AC",
+                             f"A-ASSOCIATE-AC received in state '{self.state}'", e.frame,
+                             "PS3.8 9.2")
+            self.state = "established"
+            a.accept_frame = e.frame
+            if a.calling_ae is None:
+                a.calling_ae, a.called_ae = e.calling_ae, e.called_ae
+            for c in e.contexts:
+                pc = a.contexts.get(c.id)
+                if pc is None:
+                    pc = a.contexts[c.id] = PresentationContext(c.id)
+                    self.finding("error", "UL-AC-UNKNOWN-CONTEXT",
+                                 f"A-ASSOCIATE-AC answers presentation context {c.id}, which "
+                                 "the A-ASSOCIATE-RQ did not propose", e.frame, "PS3.8 9.3.3.2")
+                pc.result = c.result
+                pc.transfer_syntax = c.transfer_syntax if c.result == 0 else None
+                if (c.result == 0 and pc.transfer_syntaxes
+                        and c.transfer_syntax not in pc.transfer_syntaxes):
+                    self.finding("error", "UL-AC-TS-NOT-PROPOSED",
+                                 f"context {c.id} accepted with transfer syntax "
+                                 f"{c.transfer_syntax}, which was not proposed", e.frame,
+                                 "PS3.8 9.3.3.2")
+            _side_from(e.user, a.acceptor)
+        elif t is ev.AssociateRJ:
+            self.state = "rejected"
+            a.accept_frame = e.frame
+            a.outcome = "rejected"
+            a.reject = {"result": e.result, "source": e.source, "reason": e.reason}
+            a.source = reject_source(e.source)
+            a.reason = reject_reason(e.source, e.reason)
+            a.end = e.ts
+            self.finding("error", "ASSOC-REJECTED",
+                         f"association rejected ({reject_result(e.result)}) by "
+                         f"{a.source}: {a.reason}", e.frame, "PS3.8 9.3.4")
+        elif t is ev.ReleaseRQ:
+            if self.release_rq[1 - side]:
+                self.finding("info", "UL-RELEASE-COLLISION",
+                             "both sides sent A-RELEASE-RQ (release collision)", e.frame,
+                             "PS3.8 7.2.2")
+            self.release_rq[side] = True
+            self.state = "releasing"
+            a.release_frames.append(e.frame)
+        elif t is ev.ReleaseRP:
+            a.release_frames.append(e.frame)
+            if not any(self.release_rq):
+                self.finding("error", "UL-STATE-RP",
+                             "A-RELEASE-RP without an A-RELEASE-RQ", e.frame, "PS3.8 9.2")
+            if a.outcome not in ("aborted", "rejected"):
+                a.outcome = "released"
+                self.state = "released"
+            a.end = e.ts
+        elif t is ev.Abort:
+            self.state = "aborted"
+            a.outcome = "aborted"
+            a.abort = {"source": e.source, "reason": e.reason, "by": SIDES[side],
+                       "frame": e.frame}
+            a.source = abort_source(e.source)
+            a.reason = abort_reason(e.reason, e.source)
+            a.end = e.ts
+            self.finding("error" if e.source == 2 else "warning", "ASSOC-ABORTED",
+                         f"A-ABORT sent by the {SIDES[side]} (source: {a.source}; "
+                         f"reason: {a.reason})", e.frame, "PS3.8 9.3.8")
+        elif t is ev.Resync:
+            self.finding("warning", "UL-RESYNC",
+                         f"{SIDES[side]}: skipped {e.skipped} bytes {e.reason}", e.frame,
+                         "PS3.8 9.3.1")
+        elif t is ev.StreamGap:
+            self.asm[side].on_gap(e)
+            what = ("framing lost, resynchronising" if e.resynchronised
+                    else "inside a data set, which is now incomplete")
+            self.finding("warning", "TCP-GAP",
+                         f"{SIDES[side]}: {e.missing} bytes missing from the capture ({what})",
+                         e.frame, None)
+
+    # -- DIMSE ----------------------------------------------------------------------------
+    def _on_messages(self, side: int, asm: MessageAssembler) -> None:
+        for frame, code, text in asm.problems:
+            self.finding("warning" if code == "DIMSE-CMD-ORDER" else "error", code,
+                         f"{SIDES[side]}: {text}", frame)
+        asm.problems.clear()
+        for kind, m in asm.out:
+            if kind == "command":
+                self._on_command(side, m)
+            else:
+                self._on_complete(side, m)
+        asm.out.clear()
+
+    def _on_command(self, side: int, m: Message) -> None:
+        a = self.assoc
+        cf = m.command_field
+        cmd = m.command
+        if cf == 0x0FFF:  # C-CANCEL-RQ refers to the request it cancels
+            target = self.outstanding.get((side, cmd.get("MessageIDBeingRespondedTo", -1)))
+            if target is not None:
+                target.cancel_frame = m.frame
+            else:
+                self.finding("warning", "DIMSE-CANCEL-UNMATCHED",
+                             f"C-CANCEL-RQ for message {cmd.get('MessageIDBeingRespondedTo')}, "
+                             "which is not outstanding", m.frame, "PS3.7 9.3.2.3")
+            return
+        if is_response(cf):
+            mid = cmd.get("MessageIDBeingRespondedTo")
+            t = self.outstanding.get((1 - side, mid)) if isinstance(mid, int) else None
+            if t is None:
+                self.finding("error", "DIMSE-RSP-UNMATCHED",
+                             f"{service_name(cf)}-RSP from the {SIDES[side]} answers message "
+                             f"{mid}, for which no request is outstanding", m.frame, "PS3.7 9.3")
+                return
+            if (cf & 0x7FFF) != t.command_field:
+                self.finding("error", "DIMSE-RSP-MISMATCH",
+                             f"{service_name(cf)}-RSP answers message {mid}, a {t.command}-RQ",
+                             m.frame, "PS3.7 9.3")
+            status = cmd.get("Status")
+            t.response_frames.append(m.frame)
+            self.by_message[id(m)] = t
+            if not isinstance(status, int):
+                self.finding("error", "DIMSE-RSP-NO-STATUS",
+                             f"{t.command}-RSP without a Status (0000,0900)", m.frame,
+                             "PS3.7 9.3")
+                return
+            cat = status_category(status)
+            if cat == "Pending":
+                t.pending += 1
+                t.status, t.status_category = status, cat
+                self._suboperations(t, cmd)
+                return
+            t.status, t.status_category = status, cat
+            t.status_meaning = status_meaning(status, t.command, t.sop_class)
+            t.response_time = m.ts
+            t.response_command = cmd
+            t.error_comment = cmd.get("ErrorComment")  # type: ignore[assignment]
+            self._suboperations(t, cmd)
+            del self.outstanding[(1 - side, mid)]
+            return
+        # A request.
+        mid = cmd.get("MessageID")
+        command = service_name(cf)
+        pc = a.contexts.get(m.context_id)
+        t = Transaction(
+            id=self._txn_seq(), association=a.id, command=command, command_field=cf,
+            message_id=mid if isinstance(mid, int) else None, context_id=m.context_id,
+            sent_by=SIDES[side],
+            sop_class=cmd.get("AffectedSOPClassUID") or cmd.get("RequestedSOPClassUID"),
+            sop_instance=cmd.get("AffectedSOPInstanceUID") or cmd.get("RequestedSOPInstanceUID"),
+            priority=cmd.get("Priority"), move_destination=cmd.get("MoveDestination"),
+            request_frame=m.frame, request_time=m.ts,
+            transfer_syntax=pc.transfer_syntax if pc else None,
+            event_type=cmd.get("EventTypeID"), action_type=cmd.get("ActionTypeID"),
+            request_command=cmd)
+        a.transactions.append(t)
+        self.by_message[id(m)] = t
+        if pc is None or (pc.result is not None and pc.result != 0):
+            if not a.midstream:
+                why = "was never proposed" if pc is None else "was not accepted"
+                self.finding("error", "DIMSE-CONTEXT-NOT-ACCEPTED",
+                             f"{command}-RQ sent on presentation context {m.context_id}, which "
+                             f"{why}", m.frame, "PS3.8 9.3.5 / PS3.7 7.1")
+        if t.message_id is None:
+            return
+        key = (side, t.message_id)
+        if key in self.outstanding:
+            self.finding("error", "DIMSE-DUPLICATE-MESSAGE-ID",
+                         f"{command}-RQ reuses message ID {t.message_id} while an earlier "
+                         "request with that ID is still outstanding", m.frame, "PS3.7 9.1.1.1")
+        self.outstanding[key] = t
+
+    @staticmethod
+    def _suboperations(t: Transaction, cmd: dict) -> None:
+        if "NumberOfRemainingSuboperations" in cmd or "NumberOfCompletedSuboperations" in cmd:
+            t.suboperations = {
+                "remaining": cmd.get("NumberOfRemainingSuboperations"),
+                "completed": cmd.get("NumberOfCompletedSuboperations"),
+                "failed": cmd.get("NumberOfFailedSuboperations"),
+                "warning": cmd.get("NumberOfWarningSuboperations")}
+
+    def _on_complete(self, side: int, m: Message) -> None:
+        t = self.by_message.pop(id(m), None)
+        if t is None:
+            return
+        if is_response(m.command_field):
+            t.response_dataset_bytes += m.dataset_bytes
+            return
+        t.request_end_time = m.end_ts
+        t.dataset_bytes = m.dataset_bytes
+        t.dataset_partial = m.partial
+        if m.dataset_first_frame is not None and m.dataset_last_frame is not None:
+            t.dataset_frames = (m.dataset_first_frame, m.dataset_last_frame)
+
+    # -- the end --------------------------------------------------------------------------
+    def finish(self, how: str, frame: int | None, ts: float | None) -> None:
+        """The connection is over: ``how`` is "fin", "rst" or "eof" (capture ended)."""
+        a = self.assoc
+        for s in (0, 1):
+            self.asm[s].close(frame or 0, ts or 0.0)
+            if self.asm[s].out or self.asm[s].problems:
+                self._on_messages(s, self.asm[s])
+        if a.outcome == "incomplete":
+            if how == "eof":
+                a.outcome = "incomplete"
+                if self.state not in ("idle",):
+                    self.finding("info", "ASSOC-OPEN-AT-END",
+                                 "the capture ended while the association was still open",
+                                 frame, None)
+            else:
+                a.outcome = "closed"
+                self.finding("error" if how == "rst" else "warning", "ASSOC-CLOSED-NO-RELEASE",
+                             f"TCP connection {'reset' if how == 'rst' else 'closed'} without "
+                             "A-RELEASE or A-ABORT", frame, "PS3.8 9.1.6")
+        if a.end is None:
+            a.end = ts
+        for (s, mid), t in self.outstanding.items():
+            if t.status is None or t.status_category == "Pending":
+                ended = "the capture ended" if a.outcome == "incomplete" else "the association ended"
+                self.finding("info" if a.outcome == "incomplete" else "warning",
+                             "DIMSE-NO-RESPONSE",
+                             f"{t.command}-RQ (message {mid}) from the {SIDES[s]} got no final "
+                             f"response before {ended}", t.request_frame, "PS3.7 9.3")
+        self.outstanding.clear()
+        self.by_message.clear()
+
+
+_PDU_OF = {ev.AssociateRQ: PDU_NAMES[1], ev.AssociateAC: PDU_NAMES[2],
+           ev.AssociateRJ: PDU_NAMES[3], ev.ReleaseRQ: PDU_NAMES[5], ev.ReleaseRP: PDU_NAMES[6],
+           ev.Abort: PDU_NAMES[7]}

@@ -1,0 +1,1 @@
+"""Protocol layers of dicomsniff: pure, sans-IO, no UI imports."""

@@ -1,0 +1,175 @@
+"""DIMSE messages from PDV fragments (PS3.8 annex E, PS3.7 section 6.3).
+
+One assembler per direction of an association. It joins command fragments (bounded), decodes the
+command set, and follows the data set by counting: the data set is a reference (context,
+length, first and last frame), never bytes.
+
+PS3.8 E.1 forbids interleaving fragments of different messages on an association; a peer that
+does it anyway is still decoded (state is kept per presentation context) and reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..ul.events import DataComplete, PdvCommand, PdvData, StreamGap
+from .command import NO_DATASET, decode_command
+
+DEFAULT_MAX_COMMAND_BYTES = 1 << 16
+
+
+@dataclass(slots=True)
+class Message:
+    """A DIMSE message: decoded command set plus a reference to its data set."""
+
+    context_id: int
+    command: dict[str, object]
+    command_field: int
+    frame: int  # frame in which the command set completed
+    ts: float
+    first_frame: int  # frame of the first command fragment
+    expects_dataset: bool
+    dataset_bytes: int = 0
+    dataset_fragments: int = 0
+    dataset_first_frame: int | None = None
+    dataset_last_frame: int | None = None
+    end_ts: float | None = None  # when the message (data set included) completed
+    complete: bool = False
+    partial: bool = False  # bytes of the data set were missing from the capture
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Pending:
+    cmd: bytearray
+    first_frame: int
+    message: Message | None = None  # set once the command set is complete
+
+
+class MessageAssembler:
+    """Turns one direction's PDV events into ``(kind, Message)`` outputs.
+
+    ``kind`` is "command" when a command set completes (the request/response is known) and
+    "complete" when the whole message, data set included, has arrived. ``problems`` collects
+    (frame, code, message) for findings.
+    """
+
+    __slots__ = ("out", "problems", "_pending", "_current", "max_command_bytes")
+
+    def __init__(self, max_command_bytes: int = DEFAULT_MAX_COMMAND_BYTES) -> None:
+        self.out: list[tuple[str, Message]] = []
+        self.problems: list[tuple[int, str, str]] = []
+        self._pending: dict[int, _Pending] = {}
+        self._current: int | None = None  # context of the message in progress
+        self.max_command_bytes = max_command_bytes
+
+    def _check_interleave(self, ctx: int, frame: int) -> None:
+        cur = self._current
+        if cur is not None and cur != ctx and cur in self._pending:
+            self.problems.append((frame, "DIMSE-INTERLEAVED",
+                                  f"a fragment for presentation context {ctx} arrived while a "
+                                  f"message on context {cur} was incomplete: PS3.8 E.1 forbids "
+                                  "interleaving messages"))
+        self._current = ctx
+
+    def on_command(self, e: PdvCommand) -> None:
+        ctx = e.context_id
+        self._check_interleave(ctx, e.frame)
+        p = self._pending.get(ctx)
+        if p is not None and p.message is not None:
+            # A new command while the previous message still expected its data set.
+            prev = p.message
+            self.problems.append((e.frame, "DIMSE-DATASET-MISSING",
+                                  f"message {prev.command.get('MessageID', '?')} announced a data "
+                                  "set but the next command started before it ended"))
+            prev.partial = True
+            self._finish(ctx, prev, e.frame, e.ts)
+            p = None
+        if p is None:
+            p = _Pending(bytearray(), e.frame)
+            self._pending[ctx] = p
+        if len(p.cmd) + len(e.value) > self.max_command_bytes:
+            self.problems.append((e.frame, "DIMSE-CMD-SIZE",
+                                  f"command set over {self.max_command_bytes} bytes; dropped"))
+            del self._pending[ctx]
+            return
+        p.cmd += e.value
+        if not e.last:
+            return
+        cmd, problems = decode_command(bytes(p.cmd))
+        p.cmd = bytearray()
+        cf = cmd.get("CommandField")
+        if not isinstance(cf, int):
+            self.problems.append((e.frame, "DIMSE-CMD-NOFIELD",
+                                  "command set without a Command Field (0000,0100)"))
+            del self._pending[ctx]
+            for code, msg in problems:
+                self.problems.append((e.frame, code, msg))
+            return
+        dst = cmd.get("CommandDataSetType")
+        expects = dst is not None and dst != NO_DATASET
+        msg = Message(ctx, cmd, cf, e.frame, e.ts, p.first_frame, expects)
+        msg.problems.extend(problems)
+        for code, text in problems:
+            self.problems.append((e.frame, code, text))
+        self.out.append(("command", msg))
+        if expects:
+            p.message = msg
+        else:
+            del self._pending[ctx]
+            msg.complete = True
+            msg.end_ts = e.ts
+            self.out.append(("complete", msg))
+            if self._current == ctx:
+                self._current = None
+
+    def on_data(self, e: PdvData) -> None:
+        ctx = e.context_id
+        self._check_interleave(ctx, e.frame)
+        p = self._pending.get(ctx)
+        if p is None or p.message is None:
+            what = "before any command" if p is None else "before its command set was complete"
+            self.problems.append((e.frame, "DIMSE-DATA-ORPHAN",
+                                  f"data set fragment on context {ctx} {what} (PS3.7 6.3.1)"))
+            return
+        m = p.message
+        m.dataset_bytes += e.length
+        m.dataset_fragments += 1
+        if m.dataset_first_frame is None:
+            m.dataset_first_frame = e.frame
+
+    def on_data_complete(self, e: DataComplete) -> None:
+        p = self._pending.get(e.context_id)
+        if p is None or p.message is None:
+            return
+        m = p.message
+        m.partial = m.partial or e.partial
+        self._finish(e.context_id, m, e.frame, e.ts)
+
+    def _finish(self, ctx: int, m: Message, frame: int, ts: float) -> None:
+        m.dataset_last_frame = frame
+        m.end_ts = ts
+        m.complete = not m.partial
+        self._pending.pop(ctx, None)
+        if self._current == ctx:
+            self._current = None
+        self.out.append(("complete", m))
+
+    def on_gap(self, e: StreamGap) -> None:
+        """Bytes were lost: messages whose framing was lost end as partial."""
+        if not e.resynchronised:
+            return
+        for ctx, p in list(self._pending.items()):
+            if p.message is not None:
+                p.message.partial = True
+                self._finish(ctx, p.message, e.frame, e.ts)
+        self._pending.clear()
+        self._current = None
+
+    def close(self, frame: int, ts: float) -> None:
+        """End of stream: report messages whose data set never ended."""
+        for ctx, p in list(self._pending.items()):
+            if p.message is not None:
+                p.message.partial = True
+                self._finish(ctx, p.message, frame, ts)
+        self._pending.clear()

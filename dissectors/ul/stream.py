@@ -1,0 +1,424 @@
+"""Sans-IO parser of one direction of a DICOM upper-layer stream (PS3.8 section 9).
+
+``feed(data, frame, ts)`` takes the next in-order bytes of the TCP stream and appends events to
+``self.events`` (the caller drains and clears it). ``gap(n, ...)`` says that n bytes are missing
+from the capture; ``close(...)`` that the stream ended. No I/O, no knowledge of TCP.
+
+Why it is shaped this way: in a night of C-STOREs nearly every byte is data set payload. Those
+bytes are counted, never copied: while inside a data PDV the parser only subtracts lengths (the
+first lines of ``feed``). Only small PDUs (association negotiation, release, abort) and command
+fragments are buffered, each bounded by a cap. A length that cannot be right (larger than the
+cap, an item overrunning its PDU, an unknown PDU type) does not allocate anything: the parser
+reports it and hunts for the next plausible PDU header, counting what it skips.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+from .events import (
+    Abort,
+    AssociateRJ,
+    DataComplete,
+    Malformed,
+    PDataTF,
+    PdvCommand,
+    PdvData,
+    ReleaseRP,
+    ReleaseRQ,
+    Resync,
+    StreamGap,
+)
+from .items import parse_associate
+
+_HDR = struct.Struct("!BxI")
+_U32 = struct.Struct("!I")
+
+# States
+HUNT = 0  # looking for a plausible PDU header
+HEADER = 1  # reading a 6-byte PDU header
+BODY = 2  # buffering a non-P-DATA PDU
+PDV_HEADER = 3  # reading a 6-byte PDV item header inside a P-DATA-TF
+PDV_CMD = 4  # buffering a command fragment
+PDV_DATA = 5  # counting data set fragment bytes
+SKIP_PDU = 6  # skipping the rest of a PDU we gave up on
+
+PDU_NAMES = {1: "A-ASSOCIATE-RQ", 2: "A-ASSOCIATE-AC", 3: "A-ASSOCIATE-RJ", 4: "P-DATA-TF",
+             5: "A-RELEASE-RQ", 6: "A-RELEASE-RP", 7: "A-ABORT"}
+
+DEFAULT_MAX_ASSOCIATE_PDU = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is ~20 KB
+DEFAULT_MAX_COMMAND = 1 << 16  # a command set is a few hundred bytes
+HUNT_MAX_PDATA = 1 << 28  # a P-DATA-TF length beyond this is not taken as a resync point
+
+_CANDIDATE = re.compile(rb"[\x01-\x07]\x00", re.DOTALL)
+
+
+def plausible_pdu(buf: bytes | bytearray | memoryview, i: int) -> bool | None:
+    """Is there a believable PDU header at buf[i]? None: need more bytes to tell.
+
+    Used to resynchronise after a gap and to pick up a capture that starts mid-association:
+    it checks more than the header (the first PDV item of a P-DATA-TF, the protocol version of
+    an A-ASSOCIATE) so that random payload bytes are rarely taken for a boundary.
+    """
+    n = len(buf) - i
+    if n < 6:
+        return None
+    t = buf[i]
+    if buf[i + 1] != 0 or not 1 <= t <= 7:
+        return False
+    length = _U32.unpack_from(buf, i + 2)[0]
+    if t == 4:
+        if not 6 <= length <= HUNT_MAX_PDATA:
+            return False
+        if n < 12:
+            return None
+        pdv = _U32.unpack_from(buf, i + 6)[0]
+        return 2 <= pdv <= length - 4 and buf[i + 10] & 1 == 1 and buf[i + 11] <= 3
+    if t in (1, 2):
+        if not 68 <= length <= DEFAULT_MAX_ASSOCIATE_PDU:
+            return False
+        if n < 10:
+            return None
+        return buf[i + 6] == 0 and buf[i + 7] == 1 and buf[i + 8] == 0 and buf[i + 9] == 0
+    if length != 4:
+        return False
+    if n < 10:
+        return None
+    if t in (5, 6):
+        return buf[i + 6] == 0 and buf[i + 7] == 0
+    if t == 7:
+        return buf[i + 8] in (0, 1, 2) and buf[i + 9] <= 6
+    return buf[i + 7] in (1, 2) and buf[i + 8] in (1, 2, 3)  # A-ASSOCIATE-RJ
+
+
+class ULStream:
+    """One direction of an association's byte stream, as PS3.8 PDUs."""
+
+    __slots__ = ("events", "state", "_part", "_need", "_ptype", "_pdu_left", "_pdu_len",
+                 "_body", "_pdv_left", "_pdv_ctx", "_pdv_last", "_cmd", "_hunt", "_skipped",
+                 "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
+                 "pdus", "bytes_in", "data_bytes")
+
+    def __init__(self, *, synced: bool = True,
+                 max_associate_pdu: int = DEFAULT_MAX_ASSOCIATE_PDU,
+                 max_command: int = DEFAULT_MAX_COMMAND) -> None:
+        self.events: list = []
+        self.state = HEADER if synced else HUNT
+        self._part = bytearray()  # partial PDU or PDV header
+        self._need = 6
+        self._ptype = 0
+        self._pdu_left = 0  # bytes left in the current PDU (after its header)
+        self._pdu_len = 0
+        self._body = bytearray()
+        self._pdv_left = 0
+        self._pdv_ctx = 0
+        self._pdv_last = False
+        self._cmd = bytearray()
+        self._hunt = bytearray()
+        self._skipped = 0
+        self._hunt_reason = "capture starts inside the association" if not synced else ""
+        self._partial = False  # the current data set lost bytes to a gap
+        self._frame0 = 0
+        self.max_associate_pdu = max_associate_pdu
+        self.max_command = max_command
+        self.pdus = 0  # PDU headers read
+        self.bytes_in = 0
+        self.data_bytes = 0  # data set fragment bytes counted
+
+    # -- the hot path ---------------------------------------------------------------------
+    def feed(self, data: bytes | memoryview, frame: int, ts: float) -> None:
+        """Consume the next in-order bytes of the stream."""
+        n = len(data)
+        self.bytes_in += n
+        if self.state == PDV_DATA:
+            left = self._pdv_left
+            if n < left:  # the PDV (and so its PDU) goes on past this chunk
+                self._pdv_left = left - n
+                self._pdu_left -= n
+                self.data_bytes += n
+                return
+        self._feed(memoryview(data), frame, ts)
+
+    def _feed(self, mv: memoryview, frame: int, ts: float) -> None:
+        pos = 0
+        n = len(mv)
+        ev = self.events
+        while pos < n:
+            st = self.state
+            if st == PDV_DATA:
+                take = min(self._pdv_left, n - pos)
+                self._pdv_left -= take
+                self._pdu_left -= take
+                self.data_bytes += take
+                pos += take
+                if self._pdv_left == 0:
+                    if self._pdv_last:
+                        ev.append(DataComplete(frame, ts, self._pdv_ctx, self._partial))
+                        self._partial = False
+                    self._after_pdv()
+            elif st == HEADER or st == PDV_HEADER:
+                need = self._need - len(self._part)
+                if not self._part and n - pos >= 6:
+                    hdr = mv[pos:pos + 6]
+                    pos += 6
+                else:
+                    take = min(need, n - pos)
+                    self._part += mv[pos:pos + take]
+                    pos += take
+                    if len(self._part) < 6:
+                        continue
+                    hdr = self._part
+                if st == HEADER:
+                    bad = self._on_pdu_header(hdr, frame, ts)
+                else:
+                    bad = self._on_pdv_header(hdr, frame, ts)
+                self._part = bytearray()
+                if bad:
+                    # Resume hunting right after the first byte of the rejected header.
+                    rest = bytes(hdr[1:])
+                    self._start_hunt(bad)
+                    self._hunt = bytearray(rest)
+                    self._frame0 = frame
+            elif st == PDV_CMD:
+                take = min(self._pdv_left, n - pos)
+                self._cmd += mv[pos:pos + take]
+                self._pdv_left -= take
+                self._pdu_left -= take
+                pos += take
+                if self._pdv_left == 0:
+                    ev.append(PdvCommand(frame, ts, self._pdv_ctx, self._pdv_last,
+                                         bytes(self._cmd)))
+                    self._cmd = bytearray()
+                    self._after_pdv()
+            elif st == BODY:
+                take = min(self._pdu_left, n - pos)
+                self._body += mv[pos:pos + take]
+                self._pdu_left -= take
+                pos += take
+                if self._pdu_left == 0:
+                    body = bytes(self._body)
+                    self._body = bytearray()
+                    self.state = HEADER
+                    self._need = 6
+                    self._on_pdu(body, frame, ts)
+            elif st == SKIP_PDU:
+                take = min(self._pdu_left, n - pos)
+                self._pdu_left -= take
+                pos += take
+                if self._pdu_left == 0:
+                    self.state = HEADER
+                    self._need = 6
+            else:  # HUNT
+                pos = self._hunt_in(mv, pos, frame, ts)
+
+    # -- PDU framing ----------------------------------------------------------------------
+    def _on_pdu_header(self, hdr, frame: int, ts: float) -> str:
+        """Start a PDU. Returns a reason string if the header is not believable."""
+        ptype, length = _HDR.unpack_from(hdr, 0)
+        if ptype not in PDU_NAMES:
+            self.events.append(Malformed(frame, ts, "UL-PDU-TYPE",
+                                         f"unrecognized PDU type 0x{ptype:02X} "
+                                         f"(length field {length}); PS3.8 9.3.1"))
+            return f"after unrecognized PDU type 0x{ptype:02X}"
+        self.pdus += 1
+        self._ptype = ptype
+        self._pdu_len = length
+        self._pdu_left = length
+        if ptype == 4:
+            self.events.append(PDataTF(frame, ts, length))
+            if length == 0:
+                self.events.append(Malformed(frame, ts, "UL-PDATA-EMPTY",
+                                             "P-DATA-TF with no PDV item (PS3.8 9.3.5)"))
+                self.state = HEADER
+                return ""
+            if length < 6:
+                self.events.append(Malformed(frame, ts, "UL-PDATA-SHORT",
+                                             f"P-DATA-TF of {length} bytes cannot hold a PDV"))
+                self.state = SKIP_PDU
+                return ""
+            self.state = PDV_HEADER
+            self._need = 6
+            return ""
+        cap = self.max_associate_pdu if ptype in (1, 2) else 1024
+        if length > cap:
+            self.events.append(Malformed(frame, ts, "UL-PDU-LENGTH",
+                                         f"{PDU_NAMES[ptype]} length {length} exceeds the "
+                                         f"{cap}-byte limit for this PDU type; not buffered"))
+            self.pdus -= 1
+            return f"after an implausible {PDU_NAMES[ptype]} length"
+        if length == 0:
+            self._on_pdu(b"", frame, ts)
+            self.state = HEADER
+            return ""
+        self._body = bytearray(hdr)
+        self.state = BODY
+        return ""
+
+    def _on_pdu(self, pdu: bytes, frame: int, ts: float) -> None:
+        """A whole non-P-DATA PDU (header included) has arrived."""
+        ev = self.events
+        ptype = self._ptype
+        if ptype in (1, 2):
+            problems: list[tuple[str, str]] = []
+            try:
+                e = parse_associate(pdu, frame, ts, problems)
+            except (IndexError, struct.error) as exc:  # defensive: never let a PDU crash us
+                problems.append(("UL-ASSOC-PARSE", f"could not parse {PDU_NAMES[ptype]}: {exc}"))
+                e = None
+            for code, msg in problems:
+                ev.append(Malformed(frame, ts, code, msg))
+            if e is not None:
+                ev.append(e)
+            return
+        body = pdu[6:]
+        name = PDU_NAMES[ptype]
+        if len(body) != 4:
+            ev.append(Malformed(frame, ts, "UL-PDU-LENGTH",
+                                f"{name} length is {len(body)}, PS3.8 fixes it at 4"))
+            if len(body) < 4:
+                body = body + bytes(4 - len(body))
+        if ptype == 5:
+            ev.append(ReleaseRQ(frame, ts))
+        elif ptype == 6:
+            ev.append(ReleaseRP(frame, ts))
+        elif ptype == 7:
+            ev.append(Abort(frame, ts, body[2], body[3]))
+        else:
+            ev.append(AssociateRJ(frame, ts, body[1], body[2], body[3]))
+
+    def _on_pdv_header(self, hdr, frame: int, ts: float) -> str:
+        length = _U32.unpack_from(hdr, 0)[0]
+        ctx = hdr[4]
+        mch = hdr[5]
+        if length < 2 or length + 4 > self._pdu_left:
+            self.events.append(Malformed(frame, ts, "UL-PDV-LENGTH",
+                                         f"PDV item length {length} does not fit the "
+                                         f"{self._pdu_left} bytes left in its P-DATA-TF "
+                                         "(PS3.8 9.3.5.1)"))
+            return "after a PDV item that overran its PDU"
+        self._pdu_left -= 6
+        vlen = length - 2
+        self._pdv_left = vlen
+        self._pdv_ctx = ctx
+        self._pdv_last = bool(mch & 2)
+        if mch > 3:
+            self.events.append(Malformed(frame, ts, "UL-PDV-MCH",
+                                         f"message control header 0x{mch:02X} has reserved bits "
+                                         "set (PS3.8 E.2)"))
+        if vlen & 1:
+            self.events.append(Malformed(frame, ts, "UL-PDV-ODD",
+                                         f"PDV fragment of odd length {vlen} (PS3.8 E.1 requires "
+                                         "an even number of bytes)"))
+        if mch & 1:
+            if vlen > self.max_command:
+                self.events.append(Malformed(frame, ts, "UL-COMMAND-SIZE",
+                                             f"command fragment of {vlen} bytes exceeds the "
+                                             f"{self.max_command}-byte cap; skipped"))
+                self.state = PDV_DATA  # counted and skipped, never buffered
+                self._pdv_last = False
+            else:
+                self.state = PDV_CMD
+        else:
+            self.events.append(PdvData(frame, ts, ctx, self._pdv_last, vlen))
+            self.state = PDV_DATA
+        if vlen == 0:
+            if self.state == PDV_CMD:
+                self.events.append(PdvCommand(frame, ts, ctx, self._pdv_last, b""))
+            elif self._pdv_last:
+                self.events.append(DataComplete(frame, ts, ctx, self._partial))
+                self._partial = False
+            self._after_pdv()
+        return ""
+
+    def _after_pdv(self) -> None:
+        if self._pdu_left > 0:
+            self.state = PDV_HEADER
+        else:
+            self.state = HEADER
+        self._need = 6
+
+    # -- resynchronisation ----------------------------------------------------------------
+    def _start_hunt(self, reason: str) -> None:
+        self.state = HUNT
+        self._hunt = bytearray()
+        self._body = bytearray()
+        self._cmd = bytearray()
+        self._part = bytearray()
+        self._hunt_reason = reason
+
+    def _hunt_in(self, mv: memoryview, pos: int, frame: int, ts: float) -> int:
+        """Scan for a plausible PDU header; returns the new position in mv."""
+        if not self._hunt:
+            self._frame0 = frame
+        buf = self._hunt
+        base = len(buf)
+        buf += mv[pos:]
+        consumed_to = len(mv)
+        for m in _CANDIDATE.finditer(buf):
+            i = m.start()
+            ok = plausible_pdu(buf, i)
+            if ok is None:
+                # Keep from i on and wait for more bytes.
+                self._skipped += i
+                self._hunt = bytearray(buf[i:])
+                return consumed_to
+            if ok:
+                self._skipped += i
+                if self._skipped:
+                    self.events.append(Resync(frame, ts, self._skipped, self._hunt_reason))
+                self._skipped = 0
+                self._hunt = bytearray()
+                self.state = HEADER
+                self._need = 6
+                # Position in mv of buf[i]: bytes before mv[pos] came from the old buffer.
+                if i >= base:
+                    return pos + (i - base)
+                # The header began in earlier bytes: replay them, then continue in mv.
+                self._feed(memoryview(bytes(buf[i:base])), frame, ts)
+                return pos
+        keep = min(len(buf), 11)
+        self._skipped += len(buf) - keep
+        self._hunt = bytearray(buf[len(buf) - keep:])
+        return consumed_to
+
+    # -- capture events -------------------------------------------------------------------
+    def gap(self, missing: int, frame: int, ts: float) -> None:
+        """``missing`` bytes of this direction never reached the capture."""
+        if missing <= 0:
+            return
+        if self.state == PDV_DATA and missing < self._pdv_left:
+            # Inside one data set fragment: framing survives, the data set is partial.
+            self._pdv_left -= missing
+            self._pdu_left -= missing
+            self._partial = True
+            self.events.append(StreamGap(frame, ts, missing, False))
+            return
+        self.events.append(StreamGap(frame, ts, missing, True))
+        if self.state != HUNT:
+            self._start_hunt("after bytes missing from the capture")
+        else:
+            self._hunt = bytearray()
+            self._skipped += missing
+
+    def close(self, frame: int, ts: float) -> None:
+        """The stream ended (FIN, RST or end of capture)."""
+        st = self.state
+        if st == HUNT:
+            skipped = self._skipped + len(self._hunt)
+            if skipped:
+                self.events.append(Resync(frame, ts, skipped,
+                                          self._hunt_reason + "; no PDU boundary found"))
+            self._skipped = 0
+            self._hunt = bytearray()
+        elif st != HEADER or self._part:
+            name = PDU_NAMES.get(self._ptype, "PDU")
+            self.events.append(Malformed(frame, ts, "UL-STREAM-TRUNCATED",
+                                         f"stream ended inside a {name} "
+                                         f"({self._pdu_left} of {self._pdu_len} bytes missing)"))
+        self.state = HEADER
+        self._part = bytearray()
+
+    @property
+    def synced(self) -> bool:
+        return self.state != HUNT
