@@ -1,0 +1,255 @@
+"""Command line: ``dicomsniff analyze CAPTURE`` and friends.
+
+Exit codes (documented in README.md and --help):
+  0  analysed (whatever was found, unless --fail-on says otherwise)
+  1  findings at or above the --fail-on severity
+  2  the file cannot be analysed at all (missing, unreadable, not a capture) or bad usage
+  3  the capture is damaged part-way (truncated, corrupt block): everything before the damage
+     was analysed and reported
+ 130 interrupted (Ctrl-C); what was read so far is reported
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import IO
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_UNUSABLE = 2
+EXIT_DAMAGED = 3
+EXIT_INTERRUPTED = 130
+
+ANALYZE_EPILOG = """\
+examples:
+  dicomsniff analyze night.pcapng
+      every association, its negotiation and DIMSE transactions, findings, and the
+      service response time table
+  dicomsniff analyze night.pcapng --findings-only
+      just what went wrong, worst first
+  dicomsniff analyze capture.pcap --port 4100 --port 4101
+      also treat these ports as DICOM (DICOM is detected on any port by its first bytes)
+  dicomsniff analyze night.pcapng --json > night.jsonl
+      JSON Lines for scripts: association, transaction, finding and summary records
+  dicomsniff analyze night.pcapng --fail-on error
+      exit status 1 when any error finding exists (for CI pipelines)
+
+exit status: 0 analysed; 1 findings at --fail-on level; 2 file unusable or bad usage;
+3 capture damaged part-way (what came before was analysed); 130 interrupted.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # usage errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_UNUSABLE)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = _positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="dicomsniff",
+                description="Passive DICOM network protocol analyzer: who associated with "
+                            "whom, what was negotiated, every DIMSE request and response, "
+                            "and what broke the rules.",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+                epilog="Run 'dicomsniff COMMAND --help' for a command's options and examples.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"dicomsniff {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    a = sub.add_parser("analyze", help="analyse a pcap/pcapng capture file",
+                       description="Read a pcap or pcapng capture and tell its DICOM story: "
+                                   "associations, negotiation, DIMSE transactions with their "
+                                   "statuses and timing, findings, and a response time summary.",
+                       epilog=ANALYZE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard input)")
+    a.add_argument("--json", action="store_true",
+                   help="write JSON Lines (one record per line) instead of the report")
+    a.add_argument("--port", type=_port, action="append", default=[], metavar="PORT",
+                   help="treat TCP PORT as DICOM even where the bytes don't prove it "
+                        "(repeatable)")
+    a.add_argument("--findings-only", action="store_true",
+                   help="print only the findings (worst first)")
+    a.add_argument("--fail-on", choices=("error", "warning", "info"), default=None,
+                   help="exit with status 1 if a finding of this severity or worse exists")
+    a.add_argument("--all-contexts", action="store_true",
+                   help="list every presentation context (default: those used or rejected)")
+    a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    a.add_argument("-o", "--output", metavar="FILE",
+                   help="write the report or JSON Lines to FILE instead of standard output")
+    lim = a.add_argument_group("limits (memory stays bounded whatever the capture holds)")
+    lim.add_argument("--max-streams", type=_positive_int, default=10_000, metavar="N",
+                     help="DICOM connections tracked at once; the oldest is evicted beyond "
+                          "(default 10000)")
+    lim.add_argument("--max-tcp-buffer", type=_positive_int, default=4 << 20, metavar="BYTES",
+                     help="out-of-order bytes held per TCP direction before a hole is declared "
+                          "a gap (default 4 MiB)")
+    lim.add_argument("--max-findings", type=_positive_int, default=100_000, metavar="N",
+                     help="findings kept in memory; more are counted (default 100000)")
+    lim.add_argument("--max-associate-pdu", type=_positive_int, default=1 << 20,
+                     metavar="BYTES",
+                     help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
+    return p
+
+
+def _open_output(path: str | None) -> IO[str]:
+    if path is None:
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        sys.stderr.write(f"dicomsniff: cannot write {path}: {exc.strerror}\n")
+        raise SystemExit(EXIT_UNUSABLE) from None
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis.engine import Analyzer, Limits
+    from .analysis.run import analyze_source
+    from .analysis.summary import Summary
+    from .sources.capture import CaptureError
+
+    limits = Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
+                    max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu)
+    analyzer = Analyzer(ports=args.port, limits=limits, keep=not args.json)
+    summary = Summary()
+    analyzer.on_association.append(summary.add)
+    out = _open_output(args.output)
+    writer = None
+    if args.json:
+        from .report.jsonl import JsonLinesWriter
+
+        writer = JsonLinesWriter(out, findings_only=args.findings_only)
+        analyzer.on_association.append(writer.association)
+        analyzer.on_finding.append(writer.finding)
+
+    source = sys.stdin.buffer if args.capture == "-" else args.capture
+    progress = None
+    bar = None
+    show_bar = (not args.no_progress and sys.stderr.isatty() and args.capture != "-")
+    if show_bar:
+        try:
+            size = os.path.getsize(args.capture)
+        except OSError:
+            size = 0
+        if size > 4 << 20:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
+
+            bar = Progress("[progress.description]{task.description}", BarColumn(),
+                           DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                           console=Console(stderr=True), transient=True)
+            task = bar.add_task("reading", total=size)
+            bar.start()
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done)
+
+    interrupted = False
+    try:
+        result = analyze_source(source, analyzer, progress)
+    except CaptureError as exc:
+        if bar is not None:
+            bar.stop()
+        sys.stderr.write(f"dicomsniff: {exc}\n")
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        interrupted = True
+        analyzer.finish()
+        result = None
+    finally:
+        if bar is not None:
+            bar.stop()
+
+    stats = analyzer.stats
+    rows = summary.table()
+    if writer is not None:
+        writer.summary({"frames": stats.frames, "bytes": stats.bytes,
+                        "associations": summary.associations, "outcomes": summary.outcomes,
+                        "findings": stats.findings, "by_severity": stats.by_severity,
+                        "findings_dropped": stats.findings_dropped,
+                        "ignored_connections": stats.ignored_connections,
+                        "evicted_connections": stats.evicted,
+                        "capture_error": result.reader_error if result else None,
+                        "interrupted": interrupted,
+                        "services": rows})
+    else:
+        from rich.console import Console
+
+        from .report.text import print_report
+
+        console = Console(file=out, highlight=False, soft_wrap=False,
+                          width=None if out.isatty() else 160)
+        capture_findings = [f for f in analyzer.findings if f.association is None]
+        print_report(console, analyzer.associations, capture_findings, rows, stats,
+                     summary.outcomes, findings_only=args.findings_only,
+                     all_contexts=args.all_contexts)
+    if out is not sys.stdout:
+        out.close()
+    else:
+        out.flush()
+    if interrupted:
+        sys.stderr.write("dicomsniff: interrupted; the report covers what was read\n")
+        return EXIT_INTERRUPTED
+    if result is not None and result.reader_error:
+        sys.stderr.write(f"dicomsniff: {args.capture}: capture damaged: {result.reader_error}"
+                         f" (the {result.packets} frames before it were analysed)\n")
+        return EXIT_DAMAGED
+    if args.fail_on:
+        order = ("error", "warning", "info")
+        worst = order[: order.index(args.fail_on) + 1]
+        if any(stats.by_severity.get(s, 0) for s in worst):
+            return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_UNUSABLE
+    try:
+        if args.command == "analyze":
+            return cmd_analyze(args)
+    except BrokenPipeError:
+        # Output piped into `head` and closed: not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return EXIT_OK
+    parser.print_help()
+    return EXIT_UNUSABLE
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

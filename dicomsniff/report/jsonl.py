@@ -1,0 +1,48 @@
+"""JSON Lines output: the model, one record per line (the contract is in README.md).
+
+Records are written as each association finishes, so memory stays flat: an association
+record, then its transactions, then its findings. Capture-level findings and one "summary"
+record close the stream.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from ..model import Association, Finding
+
+
+def _dump(rec: dict[str, Any]) -> str:
+    return json.dumps(rec, separators=(",", ":"), ensure_ascii=True, allow_nan=False,
+                      default=str)
+
+
+class JsonLinesWriter:
+    def __init__(self, out: IO[str], findings_only: bool = False) -> None:
+        self.out = out
+        self.findings_only = findings_only
+        self.records = 0
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        self.out.write(_dump(rec))
+        self.out.write("\n")
+        self.records += 1
+
+    def association(self, a: Association) -> None:
+        if not self.findings_only:
+            self._write(a.to_record())
+            for t in a.transactions:
+                self._write(t.to_record())
+        for f in a.findings:
+            self._write(f.to_record())
+
+    def finding(self, f: Finding) -> None:
+        """Capture-level findings (association findings come with their association)."""
+        if f.association is None:
+            self._write(f.to_record())
+
+    def summary(self, rec: dict[str, Any]) -> None:
+        rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+        self._write({"type": "summary", **rec})
+        self.out.flush()
