@@ -337,7 +337,10 @@ class Analyzer:
         """First bytes of a connection seen from its SYN: DICOM or not?"""
         if conn.dicom is not None:
             return
-        ok = side == 0 and len(head) >= 10 and head[0] == 1 and plausible_pdu(head, 0) is True
+        # The requestor speaks first with an A-ASSOCIATE-RQ. Reordering in the capture may show
+        # the acceptor's answer first: an A-ASSOCIATE-AC/RJ from the acceptor counts too.
+        ok = (len(head) >= 10 and head[0] == (1 if side == 0 else 2 if head[0] == 2 else 3)
+              and plausible_pdu(head, 0) is True)
         if not ok and not conn.forced:
             conn.dicom = False
             conn.tcp = None
