@@ -13,6 +13,7 @@ Finished associations are handed to ``on_association`` callbacks (the addon hook
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -29,10 +30,14 @@ from dissectors.net import (
     tcp_segment,
 )
 from dissectors.tcp import DEFAULT_MAX_BUFFER, TcpDirection
-from dissectors.ul.stream import ULStream, plausible_pdu
+from dissectors.ul.stream import PDV_DATA, ULStream, plausible_pdu
 
 from ..model import Association, Finding
 from .tracker import AssociationTracker
+
+# IPv4 total length, flags/fragment offset, then (after addresses and ports) TCP seq, ack,
+# data offset, flags: one unpack for the fast path in Analyzer.consume.
+_FAST = struct.Struct("!2xH2xH12x4xIIBB")
 
 WELL_KNOWN_PORTS = frozenset({104, 11112, 4242, 2761, 2762})
 _IGNORED = object()
@@ -135,6 +140,7 @@ class Analyzer:
         self._next_assoc = 1
         self._next_txn = 0
         self._ignored_count = 0
+        self.linktypes: set[int] = set()
 
     # -- ids and findings -----------------------------------------------------------------
     def _txn_seq(self) -> int:
@@ -158,8 +164,81 @@ class Analyzer:
         self._emit(Finding(severity, code, message, frame, None, section))
 
     # -- the hot path ---------------------------------------------------------------------
+    def consume(self, packets, frame: int = 0, progress=None, every: int = 1 << 14) -> int:
+        """Feed ``(ts, linktype, data, orig_len)`` tuples; returns the last frame number.
+
+        The common case, an in-order IPv4 TCP segment on Ethernet carrying data set bytes that
+        the parser only counts, is handled inline here: no call, no copy. Everything else goes
+        through :meth:`feed_frame`.
+        """
+        flows_get = self.flows.get
+        unpack = _FAST.unpack_from
+        feed_frame = self.feed_frame
+        ignored = _IGNORED
+        pdv_data = PDV_DATA
+        st = self.stats
+        mask = every - 1 if progress is not None else -1  # every: a power of two
+        ts = None
+        for ts, linktype, buf, _olen in packets:
+            frame += 1
+            if not frame & mask:
+                progress(frame)  # type: ignore[misc]
+            if linktype == 1 and len(buf) >= 54 and buf[12] == 8 and buf[13] == 0 and (
+                    buf[14] == 0x45 and buf[23] == 6):
+                total, frag, seq, ack, doff, flags = unpack(buf, 14)
+                entry = flows_get(bytes(buf[26:38]))
+                if (entry is None or entry is ignored or frag & 0x3FFF
+                        or flags & 0x07 or total + 14 > len(buf)):
+                    if entry is not ignored or flags & 0x02:
+                        feed_frame(frame, ts, linktype, buf)
+                    continue
+                conn, side = entry
+                conn.last_ts = ts
+                conn.last_frame = frame
+                tcp = conn.tcp
+                if tcp is None:
+                    continue
+                n = total - 20 - (doff >> 4) * 4
+                if n > 0:
+                    d = tcp[side]
+                    ul = d.sink
+                    if (seq == d.next_seq and not d.held and type(ul) is ULStream
+                            and ul.state == pdv_data and n < ul._pdv_left):
+                        ul._pdv_left -= n
+                        ul._pdu_left -= n
+                        ul.data_bytes += n
+                        ul.bytes_in += n
+                        d.next_seq = (seq + n) & 0xFFFFFFFF
+                        d.delivered += n
+                    else:
+                        start = 34 + (doff >> 4) * 4
+                        d.segment(seq, buf[start:start + n], frame, ts)
+                        uls = conn.ul
+                        if uls is not None and uls[side].events:
+                            self._drain(conn, side)
+                        if conn.dicom is None:
+                            self._judge_midstream(conn, side)
+                            if conn.tcp is None:
+                                continue
+                if flags & 0x10:
+                    o = tcp[1 - side]
+                    if o.held:
+                        o.acked(ack, frame, ts)
+                        if conn.ul is not None and conn.ul[1 - side].events:
+                            self._drain(conn, 1 - side)
+                continue
+            feed_frame(frame, ts, linktype, buf)
+        st.frames = frame
+        if ts is not None:
+            st.last_ts = ts
+        return frame
+
     def feed_frame(self, frame: int, ts: float, linktype: int, buf) -> None:
         """One captured frame (1-based number, seconds, pcap link type, bytes)."""
+        if self.stats.first_ts is None:
+            self.stats.first_ts = ts
+        if linktype not in self.linktypes:
+            self.linktypes.add(linktype)
         if linktype == 1 and len(buf) > 14 and buf[12] == 8 and buf[13] == 0:
             etype, off = ETH_IPV4, 14
         else:

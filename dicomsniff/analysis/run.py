@@ -29,27 +29,19 @@ def analyze_source(source, analyzer: Analyzer,
     returned as ``reader_error`` (and a finding) after everything before it was analysed.
     """
     reader = CaptureReader(source)
-    feed = analyzer.feed_frame
-    frame = 0
-    warned_links: set[int] = set()
     size = reader.size
+    cb = None
+    if progress is not None:
+        def cb(_frame: int) -> None:
+            progress(reader.bytes_read, size)
     try:
-        for ts, linktype, data, _orig in reader:
-            frame += 1
-            feed(frame, ts, linktype, data)
-            if linktype not in SUPPORTED_LINKTYPES and linktype not in warned_links:
-                warned_links.add(linktype)
-                analyzer.capture_finding(
-                    "warning", "CAPTURE-LINKTYPE",
-                    f"frames with unsupported link type {linktype} "
-                    f"({linktype_name(linktype)}) are skipped", frame)
-            if progress is not None and not frame & (PROGRESS_EVERY - 1):
-                progress(reader.bytes_read, size)
-            if analyzer.stats.first_ts is None:
-                analyzer.stats.first_ts = ts
-            analyzer.stats.last_ts = ts
+        frame = analyzer.consume(reader, progress=cb, every=PROGRESS_EVERY)
     finally:
         reader.close()
+    for lt in sorted(analyzer.linktypes - SUPPORTED_LINKTYPES):
+        analyzer.capture_finding("warning", "CAPTURE-LINKTYPE",
+                                 f"frames with unsupported link type {lt} "
+                                 f"({linktype_name(lt)}) were skipped", None)
     analyzer.stats.frames = frame
     analyzer.stats.bytes = reader.bytes_read
     if reader.error:

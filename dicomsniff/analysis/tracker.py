@@ -63,7 +63,8 @@ class AssociationTracker:
     """Builds one :class:`Association` from both directions' events."""
 
     __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
-                 "emit_finding", "code_counts", "next_txn_id", "pdata_over", "_txn_seq")
+                 "emit_finding", "code_counts", "next_txn_id", "pdata_over", "_txn_seq",
+                 "seen_command", "midstream_leftovers")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int]) -> None:
@@ -77,6 +78,8 @@ class AssociationTracker:
         self.code_counts: dict[str, int] = {}
         self.pdata_over = [0, 0]
         self._txn_seq = txn_seq
+        self.seen_command = [False, False]
+        self.midstream_leftovers = 0  # fragments/responses of messages begun before capture
 
     # -- findings -------------------------------------------------------------------------
     def finding(self, severity: str, code: str, message: str, frame: int | None,
@@ -110,6 +113,10 @@ class AssociationTracker:
                 counts["P-DATA-TF"] = counts.get("P-DATA-TF", 0) + 1
                 self._on_pdata(side, e)
             elif t is ev.Malformed:
+                if e.pdu_type == 4:
+                    # A P-DATA-TF cut off by the end of the stream was never a whole PDU; it
+                    # is reported by this finding, not counted (tshark agrees).
+                    counts["P-DATA-TF"] = counts.get("P-DATA-TF", 1) - 1
                 self.finding(_UL_SEVERITY.get(e.code, "error"), e.code,
                              f"{SIDES[side]}: {e.message}", e.frame)
             else:
@@ -230,7 +237,8 @@ class AssociationTracker:
                          f"A-ABORT sent by the {SIDES[side]} (source: {a.source}; "
                          f"reason: {a.reason})", e.frame, "PS3.8 9.3.8")
         elif t is ev.Resync:
-            self.finding("warning", "UL-RESYNC",
+            expected = a.midstream and a.pdus[SIDES[side]] == {}  # picking up mid-stream
+            self.finding("info" if expected else "warning", "UL-RESYNC",
                          f"{SIDES[side]}: skipped {e.skipped} bytes {e.reason}", e.frame,
                          "PS3.8 9.3.1")
         elif t is ev.StreamGap:
@@ -244,6 +252,10 @@ class AssociationTracker:
     # -- DIMSE ----------------------------------------------------------------------------
     def _on_messages(self, side: int, asm: MessageAssembler) -> None:
         for frame, code, text in asm.problems:
+            if (code == "DIMSE-DATA-ORPHAN" and self.assoc.midstream
+                    and not self.seen_command[side]):
+                self.midstream_leftovers += 1  # the rest of a message begun before capture
+                continue
             self.finding("warning" if code == "DIMSE-CMD-ORDER" else "error", code,
                          f"{SIDES[side]}: {text}", frame)
         asm.problems.clear()
@@ -267,9 +279,14 @@ class AssociationTracker:
                              f"C-CANCEL-RQ for message {cmd.get('MessageIDBeingRespondedTo')}, "
                              "which is not outstanding", m.frame, "PS3.7 9.3.2.3")
             return
+        seen_before = self.seen_command[1 - side]
+        self.seen_command[side] = True
         if is_response(cf):
             mid = cmd.get("MessageIDBeingRespondedTo")
             t = self.outstanding.get((1 - side, mid)) if isinstance(mid, int) else None
+            if t is None and a.midstream and not seen_before:
+                self.midstream_leftovers += 1  # answers a request sent before the capture
+                return
             if t is None:
                 self.finding("error", "DIMSE-RSP-UNMATCHED",
                              f"{service_name(cf)}-RSP from the {SIDES[side]} answers message "
@@ -363,6 +380,11 @@ class AssociationTracker:
             self.asm[s].close(frame or 0, ts or 0.0)
             if self.asm[s].out or self.asm[s].problems:
                 self._on_messages(s, self.asm[s])
+        if self.midstream_leftovers:
+            self.finding("info", "CAPTURE-MIDSTREAM",
+                         f"the capture started inside this association: "
+                         f"{self.midstream_leftovers} fragment(s) or response(s) belong to "
+                         "messages sent before the first captured packet", a.first_frame, None)
         if a.outcome == "incomplete":
             if how == "eof":
                 a.outcome = "incomplete"

@@ -178,6 +178,7 @@ class Malformed:
     ts: float
     code: str
     message: str
+    pdu_type: int = 0  # for UL-STREAM-TRUNCATED: the PDU left incomplete
 
 
 @dataclass(slots=True)

@@ -415,7 +415,8 @@ class ULStream:
             name = PDU_NAMES.get(self._ptype, "PDU")
             self.events.append(Malformed(frame, ts, "UL-STREAM-TRUNCATED",
                                          f"stream ended inside a {name} "
-                                         f"({self._pdu_left} of {self._pdu_len} bytes missing)"))
+                                         f"({self._pdu_left} of {self._pdu_len} bytes missing)",
+                                         self._ptype if st != HEADER else 0))
         self.state = HEADER
         self._part = bytearray()
 
