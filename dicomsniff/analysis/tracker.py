@@ -401,7 +401,8 @@ class AssociationTracker:
             a.end = ts
         for (s, mid), t in self.outstanding.items():
             if t.status is None or t.status_category == "Pending":
-                ended = "the capture ended" if a.outcome == "incomplete" else "the association ended"
+                ended = ("the capture ended" if a.outcome == "incomplete"
+                         else "the association ended")
                 self.finding("info" if a.outcome == "incomplete" else "warning",
                              "DIMSE-NO-RESPONSE",
                              f"{t.command}-RQ (message {mid}) from the {SIDES[s]} got no final "

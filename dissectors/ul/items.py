@@ -55,8 +55,8 @@ def _sub_items(buf: bytes, start: int, end: int, where: str, problems: list[Prob
     pos = start
     while pos < end:
         if end - pos < 4:
-            problems.append(("UL-ITEM-TRUNCATED",
-                             f"{where}: {end - pos} stray byte(s) where an item header was expected"))
+            problems.append(("UL-ITEM-TRUNCATED", f"{where}: {end - pos} stray byte(s) where an "
+                                                  "item header was expected"))
             return
         itype, ilen = _ITEM.unpack_from(buf, pos)
         vstart = pos + 4
