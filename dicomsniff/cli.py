@@ -12,6 +12,7 @@ Exit codes (documented in README.md and --help):
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import IO
@@ -39,6 +40,15 @@ examples:
 exit status: 0 analysed; 1 findings at --fail-on level; 2 file unusable or bad usage;
 3 capture damaged part-way (what came before was analysed); 130 interrupted.
 """
+
+
+# Other subcommands live in their own modules. Each has ``add_parser(subparsers, parser_class)``
+# that adds its parser and sets ``handler`` (a callable taking the parsed args, returning the
+# exit code) with ``set_defaults``. Keep their top-level imports light: they load at startup.
+COMMAND_MODULES: tuple[str, ...] = (
+    "dicomsniff.export.diagram_cmd",
+    "dicomsniff.live_cmd",
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,6 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--max-associate-pdu", type=_positive_int, default=1 << 20,
                      metavar="BYTES",
                      help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
+    a.set_defaults(handler=cmd_analyze)
+    for modname in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(modname)
+        except ImportError:
+            continue
+        mod.add_parser(sub, _Parser)
     return p
 
 
@@ -233,9 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_UNUSABLE
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_UNUSABLE
     try:
-        if args.command == "analyze":
-            return cmd_analyze(args)
+        return handler(args)
     except BrokenPipeError:
         # Output piped into `head` and closed: not an error worth a traceback.
         try:
@@ -243,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         except OSError:
             pass
         return EXIT_OK
-    parser.print_help()
-    return EXIT_UNUSABLE
 
 
 def entry() -> None:

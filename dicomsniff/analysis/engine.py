@@ -6,8 +6,11 @@ payload to that direction's TCP reassembler, whose sink is the upper-layer parse
 that does not look like DICOM is remembered as ignored after one look and costs one dict lookup
 per packet from then on.
 
-Finished associations are handed to ``on_association`` callbacks (the addon hook) and, unless
-``keep`` is False, kept in ``self.associations``. Memory is bounded by open connections
+Named hooks, mitmproxy style, let features attach without touching the loop:
+``on_association_start`` (negotiation answered: A-ASSOCIATE-AC or -RJ seen), ``on_transaction``
+(a request got its final response, or its association ended without one), ``on_finding`` and
+``on_association`` (the association is over; unless ``keep`` is False it is also kept in
+``self.associations``). Memory is bounded by open connections
 (``max_streams``, oldest evicted) and caps on ignored flows and findings, not by capture size.
 """
 
@@ -32,7 +35,7 @@ from dissectors.net import (
 from dissectors.tcp import DEFAULT_MAX_BUFFER, TcpDirection
 from dissectors.ul.stream import PDV_DATA, ULStream, plausible_pdu
 
-from ..model import Association, Finding
+from ..model import Association, Finding, Transaction
 from .tracker import AssociationTracker
 
 # IPv4 total length, flags/fragment offset, then (after addresses and ports) TCP seq, ack,
@@ -137,6 +140,8 @@ class Analyzer:
         self.stats = Stats()
         self.on_association: list[Callable[[Association], None]] = []
         self.on_finding: list[Callable[[Finding], None]] = []
+        self.on_transaction: list[Callable[[Transaction], None]] = []
+        self.on_association_start: list[Callable[[Association], None]] = []
         self._next_assoc = 1
         self._next_txn = 0
         self._ignored_count = 0
@@ -408,7 +413,8 @@ class Analyzer:
         a.first_frame = frame
         a.start = ts
         a.midstream = midstream
-        conn.tracker = AssociationTracker(a, self._emit, self._txn_seq)
+        conn.tracker = AssociationTracker(a, self._emit, self._txn_seq, self.on_transaction,
+                                          self.on_association_start)
         self.stats.connections += 1
 
     def _decide(self, conn: Connection, side: int, head: bytes, frame: int, ts: float,

@@ -64,10 +64,14 @@ class AssociationTracker:
 
     __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
                  "emit_finding", "code_counts", "next_txn_id", "pdata_over", "_txn_seq",
-                 "seen_command", "midstream_leftovers")
+                 "seen_command", "midstream_leftovers", "on_transaction",
+                 "on_association_start")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
-                 txn_seq: Callable[[], int]) -> None:
+                 txn_seq: Callable[[], int],
+                 on_transaction: list[Callable[[Transaction], None]] | None = None,
+                 on_association_start: list[Callable[[Association], None]] | None = None,
+                 ) -> None:
         self.assoc = assoc
         self.asm = (MessageAssembler(), MessageAssembler())
         self.state = "idle"  # idle|requested|established|rejected|releasing|released|aborted
@@ -79,6 +83,9 @@ class AssociationTracker:
         self.pdata_over = [0, 0]
         self._txn_seq = txn_seq
         self.seen_command = [False, False]
+        self.on_transaction = on_transaction if on_transaction is not None else []
+        self.on_association_start = (on_association_start if on_association_start is not None
+                                     else [])
         self.midstream_leftovers = 0  # fragments/responses of messages begun before capture
 
     # -- findings -------------------------------------------------------------------------
@@ -197,6 +204,8 @@ class AssociationTracker:
                                  f"{c.transfer_syntax}, which was not proposed", e.frame,
                                  "PS3.8 9.3.3.2")
             _side_from(e.user, a.acceptor)
+            for cb in self.on_association_start:
+                cb(a)
         elif t is ev.AssociateRJ:
             self.state = "rejected"
             a.accept_frame = e.frame
@@ -208,6 +217,8 @@ class AssociationTracker:
             self.finding("error", "ASSOC-REJECTED",
                          f"association rejected ({reject_result(e.result)}) by "
                          f"{a.source}: {a.reason}", e.frame, "PS3.8 9.3.4")
+            for cb in self.on_association_start:
+                cb(a)
         elif t is ev.ReleaseRQ:
             if self.release_rq[1 - side]:
                 self.finding("info", "UL-RELEASE-COLLISION",
@@ -317,6 +328,8 @@ class AssociationTracker:
             t.error_comment = cmd.get("ErrorComment")  # type: ignore[assignment]
             self._suboperations(t, cmd)
             del self.outstanding[(1 - side, mid)]
+            for cb in self.on_transaction:
+                cb(t)
             return
         # A request.
         mid = cmd.get("MessageID")
@@ -407,6 +420,8 @@ class AssociationTracker:
                              "DIMSE-NO-RESPONSE",
                              f"{t.command}-RQ (message {mid}) from the {SIDES[s]} got no final "
                              f"response before {ended}", t.request_frame, "PS3.7 9.3")
+                for cb in self.on_transaction:
+                    cb(t)  # unanswered: reported when the association ends
         self.outstanding.clear()
         self.by_message.clear()
 
