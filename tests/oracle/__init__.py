@@ -1,0 +1,1 @@
+"""Independent oracles for testing dicomsniff (Wireshark's DICOM dissector via tshark)."""
