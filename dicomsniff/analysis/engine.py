@@ -38,9 +38,10 @@ from dissectors.ul.stream import PDV_DATA, ULStream, plausible_pdu
 from ..model import Association, Finding, Transaction
 from .tracker import AssociationTracker
 
-# IPv4 total length, flags/fragment offset, then (after addresses and ports) TCP seq, ack,
-# data offset, flags: one unpack for the fast path in Analyzer.consume.
-_FAST = struct.Struct("!2xH2xH12x4xIIBB")
+# Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and
+# ports as one 12-byte flow key, TCP seq, ack, data offset, flags: one unpack per packet for the
+# fast path in Analyzer.consume (IPv4 without options on Ethernet, the common capture).
+_FAST = struct.Struct("!12xHBxH2xHxB2x12sIIBB")
 
 WELL_KNOWN_PORTS = frozenset({104, 11112, 4242, 2761, 2762})
 _IGNORED = object()
@@ -188,10 +189,12 @@ class Analyzer:
             frame += 1
             if not frame & mask:
                 progress(frame)  # type: ignore[misc]
-            if linktype == 1 and len(buf) >= 54 and buf[12] == 8 and buf[13] == 0 and (
-                    buf[14] == 0x45 and buf[23] == 6):
-                total, frag, seq, ack, doff, flags = unpack(buf, 14)
-                entry = flows_get(bytes(buf[26:38]))
+            if linktype == 1 and len(buf) >= 54:
+                etype, vihl, total, frag, proto, key, seq, ack, doff, flags = unpack(buf, 0)
+                if etype != 0x0800 or vihl != 0x45 or proto != 6:
+                    feed_frame(frame, ts, linktype, buf)
+                    continue
+                entry = flows_get(key)
                 if (entry is None or entry is ignored or frag & 0x3FFF
                         or flags & 0x07 or total + 14 > len(buf)):
                     if entry is not ignored or flags & 0x02:
@@ -207,14 +210,24 @@ class Analyzer:
                 if n > 0:
                     d = tcp[side]
                     ul = d.sink
-                    if (seq == d.next_seq and not d.held and type(ul) is ULStream
-                            and ul.state == pdv_data and n < ul._pdv_left):
-                        ul._pdv_left -= n
-                        ul._pdu_left -= n
-                        ul.data_bytes += n
-                        ul.bytes_in += n
+                    if seq == d.next_seq and not d.held and type(ul) is ULStream:
+                        # In order, nothing held: deliver straight to the parser.
                         d.next_seq = (seq + n) & 0xFFFFFFFF
                         d.delivered += n
+                        ul.bytes_in += n
+                        if ul.state == pdv_data and n < ul._pdv_left:
+                            ul._pdv_left -= n  # data set bytes: counted, not touched
+                            ul._pdu_left -= n
+                            ul.data_bytes += n
+                        else:
+                            start = 34 + (doff >> 4) * 4
+                            ul._feed(buf[start:start + n], frame, ts)
+                            if ul.events:
+                                self._drain(conn, side)
+                            if conn.dicom is None:
+                                self._judge_midstream(conn, side)
+                                if conn.tcp is None:
+                                    continue
                     else:
                         start = 34 + (doff >> 4) * 4
                         d.segment(seq, buf[start:start + n], frame, ts)

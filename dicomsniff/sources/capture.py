@@ -2,10 +2,10 @@
 
 This is the first stage of the hot path, so it trades elegance for speed:
 
-* the file is read in large chunks into a *fresh* buffer per chunk and packets are yielded as
-  ``memoryview`` slices of that buffer (no copy per packet).  A buffer is never reused, so a
-  view stays valid for as long as the caller keeps it, but it pins its whole chunk in memory:
-  copy (``bytes(view)``) anything kept for longer than the packet's processing;
+* the file is read in large chunks and packets are yielded as ``memoryview`` slices of the chunk
+  buffer (no copy per packet).  A buffer is recycled only once no view into it is alive, so a
+  view stays valid for as long as the caller keeps it; but a kept view pins its whole chunk
+  (1 MiB) in memory, so copy (``bytes(view)``) whatever is kept beyond the packet's processing;
 * a record straddling a chunk boundary is carried over into the next chunk;
 * one tuple per packet, no per-packet objects, precompiled ``struct.Struct`` and hoisted locals;
 * no length field is trusted: a bad length stops the iteration with :attr:`CaptureReader.error`
@@ -51,14 +51,18 @@ _BLOCK_SLACK = 1 << 16
 
 # Chunk buffers kept for reuse: one being parsed, one being filled, one spare.
 _POOL_SIZE = 3
-_getrefcount: Callable[[object], int] | None = getattr(sys, "getrefcount", None)
+# CPython refuses to resize a bytearray while a memoryview of it is alive; that is how a buffer
+# is known to be free.  Elsewhere buffers are simply never reused.
+_CAN_PROBE = sys.implementation.name == "cpython"
 
 _SHB = 0x0A0D0D0A
 _IDB = 1
 _PB = 2
 _SPB = 3
 _EPB = 6
-_BUFFERED_BLOCKS = frozenset((_SHB, _IDB, _PB, _SPB, _EPB))
+# blocks we parse, so keep whole in a buffer, with the least length that can hold them
+_MIN_LENGTH = {_SHB: 28, _IDB: 20, _PB: 32, _SPB: 16, _EPB: 32}
+_BUFFERED_BLOCKS = frozenset(_MIN_LENGTH)
 
 # pcap magic as the first four file bytes -> (byte order, ticks per second, record header size)
 _PCAP_MAGICS: dict[bytes, tuple[str, int, int]] = {
@@ -161,6 +165,27 @@ def _pcapng_structs(endian: str) -> tuple[Callable[..., tuple[int, ...]], ...]:
     )
 
 
+def _grow_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux): a live ``tcpdump -w -`` writer then blocks less,
+    and so drops fewer packets, while the analyzer is momentarily busy.  Best effort."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    except (ImportError, AttributeError, OSError):
+        pass
+
+
+def _unexported(buf: bytearray) -> bool:
+    """True if no memoryview into ``buf`` is alive (checked by trying to resize it)."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    del buf[-1]
+    return True
+
+
 def _where(offset: int) -> str:
     return f"pcapng block at offset {offset}"
 
@@ -169,9 +194,10 @@ class CaptureReader:
     """Iterate over the packets of a pcap or pcapng file or stream.
 
     Iterating yields ``(timestamp_seconds, linktype, data, orig_len)`` in file order, where
-    ``data`` is a ``memoryview`` into a per-chunk buffer that is never overwritten.  The reader
-    can be iterated once.  After iteration :attr:`error` says why reading stopped early (or is
-    None), :attr:`packets` is exact, and a file opened by the reader is closed.
+    ``data`` is a ``memoryview`` into a chunk buffer that is not overwritten while the view
+    lives.  The reader can be iterated once.  After iteration :attr:`error` says why reading
+    stopped early (or is None), :attr:`packets` is exact, and a file opened by the reader is
+    closed.
     """
 
     path: str | None
@@ -226,6 +252,8 @@ class CaptureReader:
             self._owns = True
         else:
             f = source
+            if not hasattr(f, "read"):
+                raise TypeError(f"expected a path or a binary stream, not {type(f).__name__}")
             if isinstance(f, io.TextIOBase):  # e.g. sys.stdin: read its binary layer
                 binary = getattr(f, "buffer", None)
                 if binary is None:
@@ -248,6 +276,8 @@ class CaptureReader:
                 raise CaptureError(f"{label}: is a directory, not a capture file")
             if regular:
                 self.size = st.st_size
+            elif stat.S_ISFIFO(st.st_mode):
+                _grow_pipe(f.fileno())
         # Regular files are read in full chunks.  Anything else (pipe, socket, BytesIO) is read
         # with readinto1/readinto (one system call, returns what is there) so a live stream is
         # never held back waiting for a full chunk; read1/read is the last resort.
@@ -328,8 +358,7 @@ class CaptureReader:
             self.format = "pcapng"
             self._endian = endian
         else:
-            if self._regular and len(buf) < 132:
-                buf = self._head(buf, 132)
+            buf = self._head(buf, 256)  # same sample whatever the chunking: same message
             raise CaptureError(
                 f"{label}: not a pcap or pcapng capture file "
                 f"(looks like {_describe(bytes(buf[:256]))})"
@@ -337,13 +366,14 @@ class CaptureReader:
         self._first = buf
 
     def _warn(self, msg: str) -> None:
-        if msg in self._warned:
+        """Record a non-fatal oddity once; hostile files cannot make the list grow unbounded."""
+        if len(self.warnings) > _MAX_WARNINGS or msg in self._warned:
+            return
+        if len(self.warnings) == _MAX_WARNINGS:
+            self.warnings.append("further warnings suppressed")
             return
         self._warned.add(msg)
-        if len(self.warnings) < _MAX_WARNINGS:
-            self.warnings.append(msg)
-        elif len(self.warnings) == _MAX_WARNINGS:
-            self.warnings.append("further warnings suppressed")
+        self.warnings.append(msg)
 
     def _check_linktype(self, linktype: int, where: str) -> None:
         if linktype not in _LINKTYPE_NAMES:
@@ -432,18 +462,17 @@ class CaptureReader:
         self._eof = True
 
     def _buffer(self, size: int) -> bytearray:
-        """A buffer of at least ``size`` bytes that nothing else references.
+        """A buffer of at least ``size`` bytes that no live view looks into.
 
         Recycling buffers saves the page faults and zeroing of a fresh allocation per chunk.  A
-        buffer is reused only when its reference count shows that no view of it (none of the
-        memoryviews handed out, nor the previous chunk's tail) is alive, so a view a caller
-        keeps is never overwritten; if callers keep views, fresh buffers are allocated.
+        buffer is reused only when no view into it (a packet handed out, the previous chunk's
+        tail) is alive, so a view a caller keeps is never overwritten; callers that keep views
+        just make the reader allocate fresh buffers.
         """
         pool = self._pool
-        if _getrefcount is not None:
+        if _CAN_PROBE:
             for buf in pool:
-                # references: the pool, ``buf`` and getrefcount's argument
-                if len(buf) >= size and _getrefcount(buf) == 3:
+                if len(buf) >= size and _unexported(buf):
                     return buf
         buf = bytearray(size)
         pool.append(buf)
@@ -541,7 +570,7 @@ class CaptureReader:
     def _iter_pcapng(self) -> Iterator[Packet]:
         buf = self._first
         del self._first
-        base = 0
+        base = 0  # file offset of buf[0]
         off = 0
         maxcap = self.max_caplen
         maxblock = maxcap + _BLOCK_SLACK
@@ -554,6 +583,8 @@ class CaptureReader:
         last_ts = 0.0
         count = 0
         err: str | None = None
+        need = 8
+        partial = "block header"
         try:
             while True:
                 n = len(buf)
@@ -567,6 +598,7 @@ class CaptureReader:
                                 or end > n
                                 or caplen > maxcap
                                 or caplen + 32 > blen
+                                or blen > maxblock
                                 or ifid >= nif
                                 or blen & 3
                                 or u32(buf, end - 4)[0] != blen
@@ -580,17 +612,19 @@ class CaptureReader:
                             yield last_ts, linktype, buf[start : start + caplen], olen
                     except struct.error:  # fewer than 28 bytes left
                         pass
-                    if n - off < 8:
-                        need = 8
-                        partial = "block header"
+
+                    # The slow path: any other block, or the diagnosis of a bad EPB.  Checks run
+                    # in a fixed order, needing only the bytes they look at, so that the outcome
+                    # does not depend on where chunk boundaries fall.
+                    left = n - off
+                    if left < 8:
+                        need, partial = 8, "block header"
                         break
                     btype, blen = hdr(buf, off)
-                    # Slow path: every other block, and the diagnosis of a bad EPB.
                     at = base + off
                     if btype == _SHB:  # may switch byte order, so read its length again
-                        if n - off < 12:
-                            need = 12
-                            partial = "block header"
+                        if left < 12:
+                            need, partial = 12, "block header"
                             break
                         bom = bytes(buf[off + 8 : off + 12])
                         if bom == _BOM_LE:
@@ -607,50 +641,51 @@ class CaptureReader:
                     if blen < 12 or blen & 3:
                         err = f"corrupt {_where(at)}: bad block length {blen}"
                         break
-                    end = off + blen
-                    if end > n:  # block not all in the buffer
-                        if btype in _BUFFERED_BLOCKS:
-                            if btype in (_EPB, _PB) and n - off >= 28:
-                                caplen = (
-                                    epb(buf, off + 8)[3] if btype == _EPB else pb(buf, off + 8)[4]
-                                )
-                                if caplen > maxcap:
-                                    err = (
-                                        f"{_where(at)}: captured length {caplen} exceeds the "
-                                        f"maximum of {maxcap} bytes (corrupt file?)"
-                                    )
-                                    break
-                            if blen > maxblock:
+                    if blen > _MAX_SKIP_BLOCK:
+                        err = (
+                            f"corrupt {_where(at)}: block length {blen} exceeds the "
+                            f"maximum of {_MAX_SKIP_BLOCK} bytes"
+                        )
+                        break
+                    buffered = btype in _BUFFERED_BLOCKS
+                    if buffered:
+                        if blen < _MIN_LENGTH[btype]:
+                            err = f"corrupt {_where(at)}: block length {blen} too short"
+                            break
+                        if btype == _EPB or btype == _PB:
+                            if left < 28:
+                                need, partial = 28, "block"
+                                break
+                            caplen = epb(buf, off + 8)[3] if btype == _EPB else pb(buf, off + 8)[4]
+                            if caplen > maxcap:
                                 err = (
-                                    f"corrupt {_where(at)}: block length {blen} exceeds the "
-                                    f"maximum of {maxblock} bytes"
+                                    f"{_where(at)}: captured length {caplen} exceeds the "
+                                    f"maximum of {maxcap} bytes (corrupt file?)"
                                 )
                                 break
-                            need = blen
-                            partial = "block"
-                            break
-                        if blen > _MAX_SKIP_BLOCK:
+                        if blen > maxblock:
                             err = (
                                 f"corrupt {_where(at)}: block length {blen} exceeds the "
-                                f"maximum of {_MAX_SKIP_BLOCK} bytes"
+                                f"maximum of {maxblock} bytes"
                             )
                             break
-                        if blen <= maxblock or end - 4 < n:
-                            need = blen
-                            partial = "block"
+                    end = off + blen
+                    if end > n:  # the block is not all in the buffer
+                        if buffered or blen <= maxblock or end - 4 < n:
+                            need, partial = blen, "block"
                             break
                         # A big block we do not need: drop it without buffering it, then
                         # continue from its trailing length.
                         drop = end - 4 - n
                         dropped, rest = self._discard(drop)
                         if dropped < drop:
-                            err = self._truncated("block", base + off, n - off + dropped, blen)
+                            err = self._truncated("block", at, left + dropped, blen)
                             break
                         if len(rest) < 4:
                             rest = self._fill(rest, 4)
-                        if len(rest) < 4:
-                            err = self._truncated("block", base + off, blen - 4 + len(rest), blen)
-                            break
+                            if len(rest) < 4:
+                                err = self._truncated("block", at, blen - 4 + len(rest), blen)
+                                break
                         trailer = u32(rest, 0)[0]
                         if trailer != blen:
                             err = (
@@ -671,21 +706,10 @@ class CaptureReader:
                         )
                         break
                     if btype == _EPB or btype == _PB:
-                        if blen < 32:
-                            err = (
-                                f"corrupt {_where(at)}: block length {blen} too short for a packet"
-                            )
-                            break
                         if btype == _EPB:
                             ifid, hi, lo, caplen, olen = epb(buf, off + 8)
                         else:
                             ifid, _drops, hi, lo, caplen, olen = pb(buf, off + 8)
-                        if caplen > maxcap:
-                            err = (
-                                f"{_where(at)}: captured length {caplen} exceeds the maximum of "
-                                f"{maxcap} bytes (corrupt file?)"
-                            )
-                            break
                         if caplen > blen - 32:
                             err = (
                                 f"corrupt {_where(at)}: captured length {caplen} does not fit in "
@@ -704,13 +728,7 @@ class CaptureReader:
                         count += 1
                         last_ts = ((hi << 32 | lo) + tsoff) / ticks
                         yield last_ts, linktype, buf[start : start + caplen], olen
-                        continue
-                    if btype == _SPB:
-                        if blen < 16:
-                            err = (
-                                f"corrupt {_where(at)}: block length {blen} too short for a packet"
-                            )
-                            break
+                    elif btype == _SPB:
                         if not nif:
                             err = f"{_where(at)}: simple packet block but no interface defined"
                             break
@@ -728,25 +746,17 @@ class CaptureReader:
                         off = end
                         count += 1
                         yield last_ts, ifaces[0][0], buf[start : start + caplen], olen
-                        continue
-                    if btype == _IDB:
-                        if blen < 20:
-                            err = f"corrupt {_where(at)}: block length {blen} too short for an IDB"
-                            break
+                    elif btype == _IDB:
                         linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, off + 8)
-                        ticks, tsoff = self._idb_options(buf, off + 16, end - 4, endian, _where(at))
+                        ticks, tsoff = self._idb_options(buf, off + 16, end - 4, endian, at)
                         prefix = f"interface {nif}: "
                         self._check_linktype(linktype, prefix)
                         self._check_snaplen(snaplen, prefix)
                         ifaces.append((linktype, ticks, tsoff * ticks))
                         snaplens.append(snaplen)
                         nif += 1
+                        off = end
                     elif btype == _SHB:
-                        if blen < 28:
-                            err = (
-                                f"corrupt {_where(at)}: block length {blen} too short for a section"
-                            )
-                            break
                         vmaj, vmin = struct.unpack_from(endian + "HH", buf, off + 12)
                         if vmaj != 1:
                             err = f"{_where(at)}: unsupported pcapng version {vmaj}.{vmin}"
@@ -756,7 +766,9 @@ class CaptureReader:
                         ifaces = []
                         snaplens = []
                         nif = 0
-                    off = end  # any other block type is skipped
+                        off = end
+                    else:
+                        off = end  # any other block type is skipped
                 self.packets = count
                 if err is not None:
                     self.error = err
@@ -774,7 +786,7 @@ class CaptureReader:
             self._done()
 
     def _idb_options(
-        self, buf: memoryview, pos: int, limit: int, endian: str, where: str
+        self, buf: memoryview, pos: int, limit: int, endian: str, at: int
     ) -> tuple[int, int]:
         """Return (ticks per second, offset in seconds) from an interface block's options."""
         ticks = 1_000_000
@@ -786,7 +798,7 @@ class CaptureReader:
                 break
             value = pos + 4
             if value + length > limit:
-                self._warn(f"{where}: malformed interface options ignored")
+                self._warn(f"{_where(at)}: malformed interface options ignored")
                 break
             if code == 9 and length >= 1:  # if_tsresol
                 res = buf[value]
