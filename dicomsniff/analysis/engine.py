@@ -409,8 +409,10 @@ class Analyzer:
     def _start_dicom(self, conn: Connection, *, synced: bool, frame: int, ts: float,
                      midstream: bool) -> None:
         lim = self.limits
-        conn.ul = (ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu),
-                   ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu))
+        conn.ul = (ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu,
+                            pdata_events=False),
+                   ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu,
+                            pdata_events=False))
         old = conn.tcp
         conn.tcp = (TcpDirection(conn.ul[0], lim.max_tcp_buffer),
                     TcpDirection(conn.ul[1], lim.max_tcp_buffer))
@@ -428,6 +430,7 @@ class Analyzer:
         a.midstream = midstream
         conn.tracker = AssociationTracker(a, self._emit, self._txn_seq, self.on_transaction,
                                           self.on_association_start)
+        conn.tracker.ul = conn.ul
         self.stats.connections += 1
 
     def _decide(self, conn: Connection, side: int, head: bytes, frame: int, ts: float,

@@ -63,9 +63,9 @@ class AssociationTracker:
     """Builds one :class:`Association` from both directions' events."""
 
     __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
-                 "emit_finding", "code_counts", "next_txn_id", "pdata_over", "_txn_seq",
+                 "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
-                 "on_association_start")
+                 "on_association_start", "ul", "pdv_seen")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
@@ -80,9 +80,10 @@ class AssociationTracker:
         self.by_message: dict[int, Transaction] = {}  # id(Message) -> transaction
         self.emit_finding = emit_finding
         self.code_counts: dict[str, int] = {}
-        self.pdata_over = [0, 0]
         self._txn_seq = txn_seq
         self.seen_command = [False, False]
+        self.ul: tuple | None = None  # the two ULStreams, set by the engine
+        self.pdv_seen = [False, False]
         self.on_transaction = on_transaction if on_transaction is not None else []
         self.on_association_start = (on_association_start if on_association_start is not None
                                      else [])
@@ -111,21 +112,25 @@ class AssociationTracker:
         for e in events:
             t = type(e)
             if t is ev.PdvData:
+                if not self.pdv_seen[side]:
+                    self._first_pdv(side, e.frame)
                 asm.on_data(e)
             elif t is ev.DataComplete:
                 asm.on_data_complete(e)
             elif t is ev.PdvCommand:
+                if not self.pdv_seen[side] or self.state == "releasing":
+                    self._first_pdv(side, e.frame)
                 asm.on_command(e)
             elif t is ev.PDataTF:
                 counts["P-DATA-TF"] = counts.get("P-DATA-TF", 0) + 1
-                self._on_pdata(side, e)
             elif t is ev.Malformed:
-                if e.pdu_type == 4:
+                if e.pdu_type == 4 and "P-DATA-TF" in counts:
                     # A P-DATA-TF cut off by the end of the stream was never a whole PDU; it
                     # is reported by this finding, not counted (tshark agrees).
-                    counts["P-DATA-TF"] = counts.get("P-DATA-TF", 1) - 1
+                    counts["P-DATA-TF"] -= 1
                 self.finding(_UL_SEVERITY.get(e.code, "error"), e.code,
-                             f"{SIDES[side]}: {e.message}", e.frame)
+                             f"{SIDES[side]}: {e.message}", e.frame,
+                             "PS3.8 D.1" if e.code == "UL-PDU-TOO-LONG" else None)
             else:
                 name = _PDU_OF.get(t)
                 if name is not None:
@@ -136,24 +141,18 @@ class AssociationTracker:
         if a.last_frame is None or (events and events[-1].frame > a.last_frame):
             a.last_frame = events[-1].frame if events else a.last_frame
 
-    def _on_pdata(self, side: int, e: ev.PDataTF) -> None:
+    def _first_pdv(self, side: int, frame: int) -> None:
+        """State checks on P-DATA, made on its first PDV (and again while releasing)."""
+        self.pdv_seen[side] = True
         if self.state in ("idle", "requested", "rejected") and not self.assoc.midstream:
             self.finding("error", "UL-STATE-PDATA",
                          f"{SIDES[side]} sent P-DATA-TF before the association was accepted "
-                         "(PS3.8 9.2 state machine: P-DATA is only valid in Sta6)", e.frame,
+                         "(PS3.8 9.2 state machine: P-DATA is only valid in Sta6)", frame,
                          "PS3.8 9.2")
-        limit = (self.assoc.acceptor if side == 0 else self.assoc.requestor).max_pdu
-        if limit and e.length > limit:
-            self.pdata_over[side] += 1
-            if self.pdata_over[side] == 1:
-                self.finding("error", "UL-PDU-TOO-LONG",
-                             f"{SIDES[side]} sent a P-DATA-TF of {e.length} bytes, more than "
-                             f"the {limit} the {SIDES[1 - side]} announced it can receive",
-                             e.frame, "PS3.8 D.1")
         if self.state == "releasing" and self.release_rq[side] and not self.release_rq[1 - side]:
             self.finding("warning", "UL-STATE-DATA-AFTER-RELEASE",
                          f"{SIDES[side]} sent P-DATA-TF after its own A-RELEASE-RQ",
-                         e.frame, "PS3.8 9.2")
+                         frame, "PS3.8 9.2")
 
     def _on_pdu(self, side: int, e) -> None:
         a = self.assoc
@@ -179,6 +178,8 @@ class AssociationTracker:
                 a.contexts[c.id] = PresentationContext(c.id, c.abstract_syntax,
                                                        list(c.transfer_syntaxes))
             _side_from(e.user, a.requestor)
+            if self.ul is not None and e.user.max_pdu:
+                self.ul[1].pdata_limit = e.user.max_pdu  # what the acceptor may send
         elif t is ev.AssociateAC:
             if self.state != "requested":
                 self.finding("error", "UL-STATE-AC",
@@ -204,6 +205,8 @@ class AssociationTracker:
                                  f"{c.transfer_syntax}, which was not proposed", e.frame,
                                  "PS3.8 9.3.3.2")
             _side_from(e.user, a.acceptor)
+            if self.ul is not None and e.user.max_pdu:
+                self.ul[0].pdata_limit = e.user.max_pdu  # what the requestor may send
             for cb in self.on_association_start:
                 cb(a)
         elif t is ev.AssociateRJ:
@@ -393,6 +396,10 @@ class AssociationTracker:
             self.asm[s].close(frame or 0, ts or 0.0)
             if self.asm[s].out or self.asm[s].problems:
                 self._on_messages(s, self.asm[s])
+        if self.ul is not None:
+            for s, ul in enumerate(self.ul):
+                if ul.pdata_count:
+                    a.pdus[SIDES[s]]["P-DATA-TF"] = ul.pdata_count
         if self.midstream_leftovers:
             self.finding("info", "CAPTURE-MIDSTREAM",
                          f"the capture started inside this association: "

@@ -74,6 +74,17 @@ COMMAND_ELEMENTS: dict[int, tuple[str, str]] = {
 NO_DATASET = 0x0101  # Command Data Set Type value meaning "no data set" (PS3.7 E.1)
 
 
+def _text(v: bytes) -> str:
+    """Command element text: the common clean ASCII case without wire_str's general path."""
+    try:
+        t = v.decode("ascii").strip("\x00 ")
+    except UnicodeDecodeError:
+        return wire_str(v)
+    if t.isprintable() and "\\" not in t:
+        return t
+    return wire_str(v)
+
+
 def decode_command(raw: bytes) -> tuple[dict[str, object], list[tuple[str, str]]]:
     """Decode a command set into {keyword: value}; returns (elements, problems).
 
@@ -85,20 +96,22 @@ def decode_command(raw: bytes) -> tuple[dict[str, object], list[tuple[str, str]]
     pos = 0
     n = len(raw)
     last_elem = -1
+    unpack = _ELEM.unpack_from
+    elements = _ELEMENTS
     while pos < n:
         if n - pos < 8:
             problems.append(("DIMSE-CMD-TRUNCATED",
                              f"command set ends with {n - pos} stray byte(s)"))
             break
-        group, elem, vlen = _ELEM.unpack_from(raw, pos)
+        group, elem, vlen = unpack(raw, pos)
         vstart = pos + 8
-        if vlen > n - vstart:
+        pos = vstart + vlen
+        if pos > n:
             problems.append(("DIMSE-CMD-OVERRUN",
                              f"element ({group:04X},{elem:04X}) length {vlen} overruns the "
                              f"command set ({n - vstart} bytes left)"))
             break
-        pos = vstart + vlen
-        if group != 0:
+        if group:
             problems.append(("DIMSE-CMD-GROUP",
                              f"element ({group:04X},{elem:04X}) is not a command element "
                              "(PS3.7 6.3.1)"))
@@ -107,30 +120,30 @@ def decode_command(raw: bytes) -> tuple[dict[str, object], list[tuple[str, str]]
             problems.append(("DIMSE-CMD-ORDER",
                              f"command element (0000,{elem:04X}) out of order (PS3.7 6.3.1)"))
         last_elem = elem
-        spec = COMMAND_ELEMENTS.get(elem)
-        v = raw[vstart:pos]
+        spec = elements.get(elem)
         if spec is None:
-            out[f"(0000,{elem:04X})"] = bytes(v[:64]).hex()
+            out[f"(0000,{elem:04X})"] = bytes(raw[vstart:min(pos, vstart + 64)]).hex()
             continue
         kw, kind = spec
-        if kind == "US":
+        if kind == 1:  # US
             if vlen == 2:
-                out[kw] = _US.unpack_from(raw, vstart)[0]
+                out[kw] = raw[vstart] | raw[vstart + 1] << 8
             elif vlen:
                 problems.append(("DIMSE-CMD-VALUE", f"{kw} has length {vlen}, not 2"))
                 if vlen >= 2:
-                    out[kw] = _US.unpack_from(raw, vstart)[0]
-        elif kind == "UL":
+                    out[kw] = raw[vstart] | raw[vstart + 1] << 8
+        elif kind == 3:  # text: UI, AE, LO
+            out[kw] = _text(raw[vstart:pos])
+        elif kind == 2:  # UL
             if vlen == 4:
                 out[kw] = _UL.unpack_from(raw, vstart)[0]
             else:
                 problems.append(("DIMSE-CMD-VALUE", f"{kw} has length {vlen}, not 4"))
-        elif kind == "AT":
-            tags = []
-            for i in range(vstart, pos - 3, 4):
-                g, e = struct.unpack_from("<HH", raw, i)
-                tags.append(f"({g:04X},{e:04X})")
-            out[kw] = tags
-        else:
-            out[kw] = wire_str(v)
+        else:  # AT: list of tags
+            out[kw] = [f"({raw[i + 1]:02X}{raw[i]:02X},{raw[i + 3]:02X}{raw[i + 2]:02X})"
+                       for i in range(vstart, pos - 3, 4)]
     return out, problems
+
+
+_KINDS = {"US": 1, "UL": 2, "UI": 3, "AE": 3, "LO": 3, "AT": 4}
+_ELEMENTS = {e: (kw, _KINDS[k]) for e, (kw, k) in COMMAND_ELEMENTS.items()}

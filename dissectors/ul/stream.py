@@ -98,12 +98,19 @@ class ULStream:
     __slots__ = ("events", "state", "_part", "_need", "_ptype", "_pdu_left", "_pdu_len",
                  "_body", "_pdv_left", "_pdv_ctx", "_pdv_last", "_cmd", "_hunt", "_skipped",
                  "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
-                 "pdus", "bytes_in", "data_bytes")
+                 "pdus", "bytes_in", "data_bytes", "pdata_events", "pdata_count", "pdata_limit",
+                 "pdata_over")
 
     def __init__(self, *, synced: bool = True,
                  max_associate_pdu: int = DEFAULT_MAX_ASSOCIATE_PDU,
-                 max_command: int = DEFAULT_MAX_COMMAND) -> None:
+                 max_command: int = DEFAULT_MAX_COMMAND, pdata_events: bool = True) -> None:
         self.events: list = []
+        # P-DATA-TF headers are counted here; an event per header is optional because the
+        # analyzer only needs the count and the max-length check, which happen here too.
+        self.pdata_events = pdata_events
+        self.pdata_count = 0  # complete or in-progress P-DATA-TF PDUs read
+        self.pdata_limit = 0  # max PDU length the receiver announced (0: no limit)
+        self.pdata_over = 0  # P-DATA-TF PDUs longer than pdata_limit
         self.state = HEADER if synced else HUNT
         self._part = bytearray()  # partial PDU or PDV header
         self._need = 6
@@ -181,7 +188,16 @@ class ULStream:
                     self._hunt = bytearray(rest)
                     self._frame0 = frame
             elif st == PDV_CMD:
-                take = min(self._pdv_left, n - pos)
+                left = self._pdv_left
+                if not self._cmd and n - pos >= left:  # whole fragment here: one copy
+                    ev.append(PdvCommand(frame, ts, self._pdv_ctx, self._pdv_last,
+                                         bytes(mv[pos:pos + left])))
+                    self._pdv_left = 0
+                    self._pdu_left -= left
+                    pos += left
+                    self._after_pdv()
+                    continue
+                take = min(left, n - pos)
                 self._cmd += mv[pos:pos + take]
                 self._pdv_left -= take
                 self._pdu_left -= take
@@ -226,7 +242,16 @@ class ULStream:
         self._pdu_len = length
         self._pdu_left = length
         if ptype == 4:
-            self.events.append(PDataTF(frame, ts, length))
+            self.pdata_count += 1
+            if self.pdata_events:
+                self.events.append(PDataTF(frame, ts, length))
+            if self.pdata_limit and length > self.pdata_limit:
+                self.pdata_over += 1
+                if self.pdata_over == 1:
+                    self.events.append(Malformed(
+                        frame, ts, "UL-PDU-TOO-LONG",
+                        f"P-DATA-TF of {length} bytes, more than the {self.pdata_limit} the "
+                        "receiver announced as its maximum length (PS3.8 D.1)"))
             if length == 0:
                 self.events.append(Malformed(frame, ts, "UL-PDATA-EMPTY",
                                              "P-DATA-TF with no PDV item (PS3.8 9.3.5)"))
@@ -412,6 +437,8 @@ class ULStream:
             self._skipped = 0
             self._hunt = bytearray()
         elif st != HEADER or self._part:
+            if st != HEADER and self._ptype == 4:
+                self.pdata_count -= 1  # a P-DATA-TF cut short was never a whole PDU
             name = PDU_NAMES.get(self._ptype, "PDU")
             self.events.append(Malformed(frame, ts, "UL-STREAM-TRUNCATED",
                                          f"stream ended inside a {name} "

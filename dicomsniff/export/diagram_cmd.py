@@ -1,0 +1,208 @@
+"""``dicomsniff diagram``: a UML sequence diagram of what crossed the wire.
+
+Only argparse is imported at start-up (every subcommand module loads with the CLI); the
+analysis and the writers load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+EXIT_OK, EXIT_UNUSABLE, EXIT_DAMAGED, EXIT_INTERRUPTED = 0, 2, 3, 130
+FORMATS = ("plantuml", "mermaid", "svg")
+EXTENSIONS = {".svg": "svg", ".puml": "plantuml", ".plantuml": "plantuml", ".pu": "plantuml",
+              ".uml": "plantuml", ".mmd": "mermaid", ".mermaid": "mermaid"}
+
+EPILOG = """\
+examples:
+  dicomsniff diagram move.pcap -o move.svg
+      every association of the capture in one SVG: the C-MOVE, the sub-association the
+      archive opens to the move destination, its C-STOREs, the final C-MOVE-RSP
+  dicomsniff diagram night.pcapng --command C-MOVE -o move.puml
+      only C-MOVEs, with the associations carrying their sub-operations (PlantUML)
+  dicomsniff diagram night.pcapng --between CT01 ARCHIVE --timing -o ct.mmd
+      what CT01 and ARCHIVE said to each other, with times and latencies (Mermaid)
+  dicomsniff diagram night.pcapng --association 12 --level pdu --no-collapse -o a12.svg
+      association #12 (the id 'dicomsniff analyze' shows) PDU by PDU, nothing collapsed
+  dicomsniff diagram night.pcapng --ae MODALITY --format svg > modality.svg
+
+The format comes from --format or the extension of -o (.svg; .puml .plantuml .pu .uml;
+.mmd .mermaid); PlantUML when writing to standard output without --format. Runs of the same
+exchange collapse into one arrow with a count and a status summary; failures are red, warnings
+orange. Selections combine: all must hold.
+
+exit status: 0 drawn; 2 file unusable, bad usage, a selection that matches nothing or an
+output that cannot be written; 3 capture damaged part-way (what came before is drawn);
+130 interrupted.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return v
+
+
+def _port(text: str) -> int:
+    v = _positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return v
+
+
+def _command(text: str) -> str:
+    from .selection import COMMANDS
+
+    name = text.strip().upper()
+    if name not in COMMANDS:
+        raise argparse.ArgumentTypeError(f"unknown DIMSE command {text!r} (one of "
+                                         f"{', '.join(COMMANDS)})")
+    return name
+
+
+def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | None = None
+               ) -> None:
+    """Register ``diagram`` (the CLI calls this for every module in COMMAND_MODULES)."""
+    p = subparsers.add_parser(
+        "diagram", help="draw a UML sequence diagram (SVG, PlantUML, Mermaid)",
+        description="Draw a UML sequence diagram of the DICOM associations in a capture: one "
+                    "lifeline per application entity, every A-ASSOCIATE, DIMSE request and "
+                    "response (with its status in words), A-RELEASE and A-ABORT in capture "
+                    "order, failures and findings highlighted.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard input)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the diagram to FILE (default: standard output)")
+    p.add_argument("--format", choices=FORMATS,
+                   help="output format (default: from the extension of -o)")
+    sel = p.add_argument_group("selection (default: the whole capture)")
+    sel.add_argument("--association", type=_positive_int, action="append", default=[],
+                     metavar="ID", help="only association ID, as numbered by 'dicomsniff "
+                                        "analyze' (repeatable)")
+    sel.add_argument("--ae", action="append", default=[], metavar="TITLE",
+                     help="only associations where TITLE is the calling or called AE "
+                          "(repeatable; case-insensitive)")
+    sel.add_argument("--between", nargs=2, metavar=("T1", "T2"),
+                     help="only associations between AE titles T1 and T2, either way")
+    sel.add_argument("--command", type=_command, action="append", default=[],
+                     metavar="COMMAND",
+                     help="only these DIMSE exchanges, e.g. C-MOVE (repeatable); a C-MOVE "
+                          "brings its sub-association, a storage commitment N-ACTION the "
+                          "association of its N-EVENT-REPORT")
+    look = p.add_argument_group("drawing")
+    look.add_argument("--level", choices=("dimse", "pdu"), default="dimse",
+                      help="dimse: requests and responses (default); pdu: every PDU")
+    look.add_argument("--no-collapse", action="store_true",
+                      help="draw every exchange (default: runs of 3 or more collapse)")
+    look.add_argument("--timing", action="store_true",
+                      help="show the time of each message and the latency of responses")
+    look.add_argument("--max-messages", type=_positive_int, default=300, metavar="N",
+                      help="cut the diagram off after N messages, with a note (default 300)")
+    p.add_argument("--port", type=_port, action="append", default=[], metavar="PORT",
+                   help="treat TCP PORT as DICOM even where the bytes don't prove it "
+                        "(repeatable)")
+    p.set_defaults(handler=run)
+
+
+def _fail(message: str, code: int = EXIT_UNUSABLE) -> int:
+    sys.stderr.write(f"dicomsniff: {message}\n")
+    return code
+
+
+def output_format(fmt: str | None, path: str | None) -> str:
+    """The format asked for, else the one the file name says; ValueError if it says none."""
+    if fmt:
+        return fmt
+    if path is None or path == "-":
+        return "plantuml"
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in EXTENSIONS:
+        raise ValueError(f"cannot tell the diagram format from {path!r}: use --format "
+                         f"{'|'.join(FORMATS)} or an extension ({', '.join(EXTENSIONS)})")
+    return EXTENSIONS[ext]
+
+
+def _writable(path: str) -> str | None:
+    """Why ``path`` cannot be written, checked before a long analysis; None if it can."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return f"cannot write {path}: it is a directory"
+    if not os.path.isdir(parent):
+        return f"cannot write {path}: no such directory {parent}"
+    if not os.access(parent if not os.path.exists(path) else path, os.W_OK):
+        return f"cannot write {path}: permission denied"
+    return None
+
+
+def _renderer(fmt: str) -> Callable[[Any], str]:
+    from . import mermaid, plantuml, svg
+
+    return {"plantuml": plantuml.render, "mermaid": mermaid.render, "svg": svg.render}[fmt]
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``diagram`` handler: analyse, select, build, render, write."""
+    from ..analysis.run import analyze_source
+    from ..sources.capture import CaptureError
+    from .selection import SelectionError, select
+    from .sequence import Options, build
+    from .wirelog import RecordingAnalyzer
+
+    try:
+        fmt = output_format(args.format, args.output)
+    except ValueError as exc:
+        return _fail(str(exc))
+    to_file = args.output is not None and args.output != "-"
+    if to_file and (why := _writable(args.output)):
+        return _fail(why)
+    # P-DATA-TF PDUs are kept for the associations asked for; --command may add related ones.
+    only = args.association if args.association and not args.command else None
+    analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only)
+    source = sys.stdin.buffer if args.capture == "-" else args.capture
+    interrupted, damaged = False, None
+    try:
+        damaged = analyze_source(source, analyzer).reader_error
+    except CaptureError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        interrupted = True
+        analyzer.finish()
+    try:
+        sel = select(analyzer.associations, ids=args.association, aes=args.ae,
+                     between=args.between, commands=args.command)
+    except SelectionError as exc:
+        return _fail(f"{args.capture}: {exc}")
+    name = "standard input" if args.capture == "-" else os.path.basename(args.capture)
+    capture_findings = [f for f in analyzer.findings if f.association is None]
+    diagram = build(sel.associations, log=analyzer.log, selection=sel,
+                    options=Options(level=args.level, collapse=not args.no_collapse,
+                                    timing=args.timing, max_messages=args.max_messages),
+                    capture_findings=capture_findings, title=f"dicomsniff: {name}")
+    text = _renderer(fmt)(diagram)
+    try:
+        if to_file:
+            with open(args.output, "w", encoding="utf-8") as out:
+                out.write(text)
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+    except OSError as exc:
+        return _fail(f"cannot write {args.output or 'standard output'}: "
+                     f"{exc.strerror or exc}")
+    if diagram.cut:
+        _fail(f"diagram cut off after {args.max_messages} messages ({diagram.cut} more); "
+              "narrow the selection or raise --max-messages", EXIT_OK)
+    if interrupted:
+        return _fail("interrupted; the diagram covers what was read", EXIT_INTERRUPTED)
+    if damaged:
+        return _fail(f"{args.capture}: capture damaged: {damaged} (the diagram covers what "
+                     "came before)", EXIT_DAMAGED)
+    return EXIT_OK

@@ -1,0 +1,185 @@
+"""Words for the arrows and notes of a diagram: statuses, contexts, events, durations.
+
+Kept apart from the layout so every format says the same thing in the same words.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections import Counter
+from collections.abc import Iterable
+
+from dissectors.dimse.status import format_status
+from dissectors.ul.reasons import (
+    abort_reason,
+    abort_source,
+    context_result,
+    reject_reason,
+    reject_result,
+    reject_source,
+)
+
+from ..model import Association, Transaction
+from ..uids import uid_name
+
+STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
+# Storage Commitment Push Model (PS3.4 J.3): what its N-ACTION and N-EVENT-REPORT types mean.
+_SC_ACTIONS = {1: "request storage commitment"}
+_SC_EVENTS = {1: "all committed", 2: "failures exist"}
+NOTE_WIDTH = 64  # characters per note line
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    return f"{seconds:.3f} s"
+
+
+def size(n: int) -> str:
+    if n < 10_000:
+        return f"{n} B"
+    if n < 10_000_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def association_line(a: Association) -> str:
+    """'#2 ARCHIVE 192.0.2.2:45228 -> MOVESCU 192.0.2.1:11113: released, 4 C-STORE, 1.2 s'."""
+    outcome = a.outcome
+    if a.outcome == "aborted" and a.abort:
+        outcome = f"aborted by the {a.abort.get('by')}"
+    counts = Counter(t.command for t in a.transactions)
+    parts = [outcome, *(f"{n} {cmd}" for cmd, n in counts.items())]
+    if a.duration is not None:
+        parts.append(duration(a.duration))
+    return (f"#{a.id} {a.calling_ae or '?'} {a.client} -> {a.called_ae or '?'} {a.server}: "
+            + ", ".join(parts))
+
+
+def uid_text(uid: str | None) -> str:
+    return (uid_name(uid) or uid) if uid else "-"
+
+
+def wrap(text: str, width: int = NOTE_WIDTH) -> list[str]:
+    return textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False) or [""]
+
+
+def status_text(t: Transaction) -> str:
+    if t.status is None:
+        return "no status"
+    return format_status(t.status, t.command, t.sop_class)
+
+
+def style_of(category: str | None) -> str:
+    """Failures red, warnings and cancels orange: the colour answers 'where did it fail'."""
+    if category == "Failure":
+        return "failure"
+    if category in ("Warning", "Cancel"):
+        return "warning"
+    return "normal"
+
+
+def request_lines(t: Transaction) -> list[str]:
+    """What a request asked for, below its name: SOP class, destination, event or action."""
+    lines = [uid_text(t.sop_class)] if t.sop_class else []
+    if t.move_destination:
+        lines.append(f"move destination {t.move_destination}")
+    if t.event_type is not None:
+        what = _SC_EVENTS.get(t.event_type) if t.sop_class == STORAGE_COMMITMENT else None
+        lines.append(f"event type {t.event_type}" + (f": {what}" if what else ""))
+    if t.action_type is not None:
+        what = _SC_ACTIONS.get(t.action_type) if t.sop_class == STORAGE_COMMITMENT else None
+        lines.append(f"action type {t.action_type}" + (f": {what}" if what else ""))
+    return lines
+
+
+def request_style(t: Transaction) -> str:
+    """A storage commitment report saying 'failures exist' is news even with status 0."""
+    if t.sop_class == STORAGE_COMMITMENT and t.command == "N-EVENT-REPORT" and (
+            t.event_type == 2):
+        return "warning"
+    return "normal"
+
+
+def suboperations_text(so: dict[str, int | None]) -> str:
+    text = (f"{so.get('completed') or 0} completed, {so.get('failed') or 0} failed, "
+            f"{so.get('warning') or 0} warning")
+    if so.get("remaining"):
+        text += f", {so['remaining']} remaining"
+    return text
+
+
+def suboperations_style(so: dict[str, int | None] | None) -> str:
+    if not so:
+        return "normal"
+    if so.get("failed"):
+        return "failure"
+    return "warning" if so.get("warning") else "normal"
+
+
+def worst(styles: Iterable[str]) -> str:
+    order = ("normal", "muted", "info", "warning", "failure")
+    return max(styles, key=order.index, default="normal")
+
+
+def status_summary(txns: list[Transaction], limit: int = 4) -> str:
+    """'198 Success, 2 Warning 0xB000': successes by category, the rest by code."""
+    counts: Counter[str] = Counter()
+    for t in txns:
+        if t.status is None or not t.done:
+            counts["no response"] += 1
+        elif t.status_category == "Success":
+            counts["Success"] += 1
+        else:
+            counts[f"{t.status_category} 0x{t.status:04X}"] += 1
+    parts = [f"{n} {what}" for what, n in counts.most_common()]
+    if len(parts) > limit:
+        rest = sum(n for _, n in counts.most_common()[limit:])
+        parts = parts[:limit] + [f"{rest} other"]
+    return ", ".join(parts)
+
+
+def sop_summary(txns: list[Transaction]) -> str:
+    classes = Counter(uid_text(t.sop_class) for t in txns if t.sop_class)
+    if not classes:
+        return ""
+    if len(classes) == 1:
+        return next(iter(classes))
+    (top, n), = classes.most_common(1)
+    return f"{len(classes)} SOP classes, mostly {top} ({n})"
+
+
+def context_note(a: Association, limit: int = 6) -> list[str]:
+    """The accepted contexts (those used first), then the refused ones."""
+    used = {t.context_id for t in a.transactions}
+    ctxs = sorted(a.contexts.values(), key=lambda c: (c.id not in used, c.id))
+    accepted = [c for c in ctxs if c.accepted]
+    refused = [c for c in ctxs if c.result not in (0, None)]
+    lines = [f"{len(accepted)} of {len(a.contexts)} presentation contexts accepted"]
+    for c in accepted[:limit]:
+        lines.append(f"{c.id}: {uid_text(c.abstract_syntax)} / {uid_text(c.transfer_syntax)}")
+    if len(accepted) > limit:
+        lines.append(f"... {len(accepted) - limit} more accepted")
+    for c in refused[:3]:
+        lines.append(f"{c.id}: {uid_text(c.abstract_syntax)}: {context_result(c.result or 0)}")
+    if len(refused) > 3:
+        lines.append(f"... {len(refused) - 3} more not accepted")
+    return lines
+
+
+def reject_lines(result: int, source: int, reason: int) -> list[str]:
+    return [f"{reject_result(result)} by {reject_source(source)}",
+            reject_reason(source, reason)]
+
+
+def abort_lines(source: int, reason: int) -> list[str]:
+    lines = [f"source: {abort_source(source)}"]
+    if source == 2:
+        lines.append(f"reason: {abort_reason(reason, source)}")
+    return lines

@@ -1,0 +1,418 @@
+"""Live output: one line per event as it happens (rich), or JSON Lines flushed as written.
+
+:class:`LiveFeed` sits on the analyzer's hooks and decides what is shown (``--ae`` can only be
+judged once an association's AE titles are decoded), keeps the counts for the closing summary,
+and hands each event to an output: :class:`ConsoleOutput` (``tail -f`` style lines, coloured by
+status) or :class:`JsonOutput` (the ``analyze --json`` records, each written as soon as it is
+final, so other tools can follow the stream).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from collections.abc import Iterable
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from ..analysis.engine import Analyzer
+from ..analysis.summary import Summary
+from ..model import Association, Finding, Transaction
+from ..uids import uid_name
+from .text import CATEGORY_STYLE, OUTCOME_STYLE, SEVERITY_STYLE, summary_table
+
+_NO_DATASET = 0x0101
+_MAX_WAITING = 50  # findings held per association until --ae can judge it
+
+
+class LiveFeed:
+    """Routes the analyzer's hooks to one output, filtering by AE title and counting.
+
+    Without ``ae`` every event goes straight through. With it, an association is judged when
+    its A-ASSOCIATE-RQ was answered (or when it ends, if it never was); its findings wait until
+    then. An association picked up mid-stream has no known AE titles and does not match.
+    """
+
+    def __init__(self, analyzer: Analyzer, output: ConsoleOutput | JsonOutput,
+                 ae: Iterable[str] = ()) -> None:
+        self.analyzer = analyzer
+        self.out = output
+        self.ae = {x.strip().upper() for x in ae if x.strip()} or None
+        self.shown: dict[int, Association | None] = {}  # open associations being shown
+        self.hidden: set[int] = set()  # open associations --ae filtered out
+        self.waiting: dict[int, list[Finding]] = {}
+        self.orphans: dict[int, list[Transaction]] = {}  # association not reachable yet
+        self.summary = Summary()
+        self.by_status: dict[str, int] = {}
+        self.by_severity = {"error": 0, "warning": 0, "info": 0}
+        self.clock: float | None = None  # latest packet time seen in an event
+        self.ignored = 0  # associations --ae left out
+        analyzer.on_association_start.append(self.association_start)
+        analyzer.on_transaction.append(self.transaction)
+        analyzer.on_finding.append(self.finding)
+        analyzer.on_association.append(self.association_end)
+
+    def _matches(self, a: Association | None) -> bool:
+        if self.ae is None:
+            return True
+        if a is None:
+            return False
+        return any(x is not None and x.strip().upper() in self.ae
+                   for x in (a.calling_ae, a.called_ae))
+
+    def _tick(self, ts: float | None) -> None:
+        if ts is not None and (self.clock is None or ts > self.clock):
+            self.clock = ts
+
+    def _lookup(self, assoc_id: int) -> Association | None:
+        """The association of an event that came before its A-ASSOCIATE-AC (mid-stream)."""
+        for conn in self.analyzer.open:
+            t = conn.tracker
+            if t is not None and t.assoc.id == assoc_id:
+                return t.assoc
+        return None
+
+    def _show(self, a: Association) -> None:
+        """First event of a shown association: announce it and release what waited."""
+        self.shown[a.id] = a
+        self.out.association_start(a)
+        for f in self.waiting.pop(a.id, ()):
+            self._emit_finding(f, a)
+
+    # -- hooks ------------------------------------------------------------------------------
+    def association_start(self, a: Association) -> None:
+        self._tick(a.start)
+        if self._matches(a):
+            self._show(a)
+        else:
+            self._hide(a.id)
+
+    def _hide(self, aid: int) -> None:
+        self.hidden.add(aid)
+        self.waiting.pop(aid, None)
+        self.ignored += 1
+
+    def transaction(self, t: Transaction) -> None:
+        aid = t.association
+        if aid in self.hidden:
+            return
+        self._tick(t.response_time or t.request_time)
+        a = self.shown.get(aid)
+        if aid not in self.shown:
+            a = self._lookup(aid)
+            if a is None:  # its connection is closing: reported with the association
+                self.orphans.setdefault(aid, []).append(t)
+                return
+            if not self._matches(a):
+                self._hide(aid)
+                return
+            self._show(a)
+        self._emit_transaction(t, a)
+
+    def _emit_transaction(self, t: Transaction, a: Association | None) -> None:
+        cat = t.status_category if t.done else "no response"
+        self.by_status[cat or "no response"] = self.by_status.get(cat or "no response", 0) + 1
+        self.out.transaction(t, a)
+
+    def finding(self, f: Finding) -> None:
+        aid = f.association
+        if aid is None:
+            self._emit_finding(f, None)
+            return
+        if aid in self.hidden:
+            return
+        if aid in self.shown:
+            self._emit_finding(f, self.shown[aid])
+        elif self.ae is not None:
+            w = self.waiting.setdefault(aid, [])
+            if len(w) < _MAX_WAITING:
+                w.append(f)
+        else:
+            self._emit_finding(f, self._lookup(aid))
+
+    def _emit_finding(self, f: Finding, a: Association | None) -> None:
+        self.by_severity[f.severity] = self.by_severity.get(f.severity, 0) + 1
+        self.out.finding(f, a, self.clock)
+
+    def association_end(self, a: Association) -> None:
+        self._tick(a.end)
+        if a.id in self.hidden:
+            self.hidden.discard(a.id)
+            self.orphans.pop(a.id, None)
+            return
+        if a.id not in self.shown:
+            if not self._matches(a):
+                self.waiting.pop(a.id, None)
+                self.orphans.pop(a.id, None)
+                self.ignored += 1
+                return
+            self._show(a)
+        for t in self.orphans.pop(a.id, ()):
+            self._emit_transaction(t, a)
+        del self.shown[a.id]
+        self.summary.add(a)
+        self.out.association_end(a)
+
+    # -- the end ----------------------------------------------------------------------------
+    def counts(self) -> dict[str, Any]:
+        """What was shown, for the closing summary."""
+        return {"associations": self.summary.associations, "outcomes": self.summary.outcomes,
+                "transactions": sum(self.by_status.values()),
+                "transactions_by_status": dict(sorted(self.by_status.items())),
+                "findings": sum(self.by_severity.values()),
+                "by_severity": self.by_severity}
+
+
+# -- the terminal ----------------------------------------------------------------------------
+
+
+def _clock(ts: float | None) -> str:
+    if ts is None:
+        ts = _dt.datetime.now().timestamp()
+    return _dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+
+
+def _ms(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _size(n: int) -> str:
+    if n < 10_000:
+        return f"{n} B"
+    if n < 10_000_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB"
+
+
+def _ae(value: str | None) -> str:
+    return value.strip() if value else "?"
+
+
+class ConsoleOutput:
+    """``tail -f`` for DICOM: one line per association start and end, transaction, finding.
+
+    Wire values are appended as plain text (never markup). Lines are soft-wrapped (one logical
+    line each, so ``grep`` works) and flushed at once, also when standard output is a pipe.
+    """
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def _line(self, ts: float | None, assoc: int | None, *parts: tuple[str, str]) -> None:
+        t = Text(no_wrap=False)
+        t.append(_clock(ts), style="dim")
+        t.append("  ")
+        t.append(f"#{assoc:<4}" if assoc is not None else "     ", style="bold")
+        for text, style in parts:
+            t.append(" ")
+            t.append(text, style=style)
+        self.console.print(t, soft_wrap=True)
+        self.console.file.flush()
+
+    def association_start(self, a: Association) -> None:
+        who = (f"{_ae(a.calling_ae)} {a.client} -> {_ae(a.called_ae)} {a.server}", "")
+        if a.midstream and a.calling_ae is None:
+            self._line(a.start, a.id, ("ASSOCIATION", "bold"), who,
+                       ("already running when the capture started", "yellow"))
+            return
+        if a.outcome == "rejected":
+            self._line(a.start, a.id, ("ASSOCIATE", "bold"), who,
+                       (f"REJECTED by {a.source}: {a.reason}", OUTCOME_STYLE["rejected"]))
+            return
+        if a.accept_frame is None:
+            self._line(a.start, a.id, ("ASSOCIATE", "bold"), who,
+                       ("no A-ASSOCIATE-AC or -RJ seen", "yellow"))
+            return
+        accepted = sum(1 for c in a.contexts.values() if c.result == 0)
+        pdu = f"max PDU {a.requestor.max_pdu or '-'}/{a.acceptor.max_pdu or '-'}"
+        self._line(a.start, a.id, ("ASSOCIATE", "bold"), who,
+                   ("accepted", "green"),
+                   (f"({accepted} of {len(a.contexts)} contexts; {pdu})", "dim"))
+
+    def transaction(self, t: Transaction, a: Association | None) -> None:
+        if a is not None:
+            src, dst = _ae(a.calling_ae), _ae(a.called_ae)
+            if t.sent_by == "acceptor":
+                src, dst = dst, src
+            route = f"{src} -> {dst}"
+        else:
+            route = t.sent_by
+        sop = uid_name(t.sop_class) or t.sop_class or "-"
+        if t.status is None:
+            status = ("no response", CATEGORY_STYLE[None])
+        else:
+            status = (f"0x{t.status:04X} {t.status_meaning or t.status_category}",
+                      CATEGORY_STYLE.get(t.status_category, ""))
+        parts = [(f"{t.command:<8}", "bold"), (route, ""), (sop, "")]
+        if t.sop_instance:
+            parts.append((t.sop_instance, "dim"))
+        parts.append(status)
+        extra = []
+        if t.pending:
+            extra.append(f"{t.pending} pending")
+        if t.suboperations:
+            so = t.suboperations
+            extra.append(f"sub-ops {so.get('completed')} ok, {so.get('failed')} failed, "
+                         f"{so.get('warning')} warning")
+        if t.move_destination:
+            extra.append(f"to {t.move_destination.strip()}")
+        if t.cancel_frame:
+            extra.append("cancelled")
+        if t.error_comment:
+            extra.append(f"'{t.error_comment}'")
+        if extra:
+            parts.append(("(" + "; ".join(extra) + ")", "dim"))
+        parts.append((_ms(t.latency), ""))
+        nbytes = t.dataset_bytes + t.response_dataset_bytes
+        if nbytes:
+            parts.append((_size(nbytes) + (" partial" if t.dataset_partial else ""), "dim"))
+        self._line(t.response_time or t.request_time, t.association, *parts)
+
+    def finding(self, f: Finding, a: Association | None, clock: float | None) -> None:
+        parts = [(f.severity.upper(), SEVERITY_STYLE.get(f.severity, "")), (f.code, "bold"),
+                 (f.message, "")]
+        if f.frame is not None:
+            parts.append((f"[frame {f.frame}]", "dim"))
+        self._line(clock, f.association, *parts)
+
+    def association_end(self, a: Association) -> None:
+        n = len(a.transactions)
+        ok = sum(1 for t in a.transactions if t.status_category == "Success")
+        txt = f"{n} transaction{'s' if n != 1 else ''}"
+        if n:
+            txt += f" ({ok} ok)" if ok == n else f" ({ok} ok, {n - ok} not)"
+        nbytes = a.bytes["requestor"] + a.bytes["acceptor"]
+        parts = [(a.outcome.upper(), OUTCOME_STYLE.get(a.outcome, "") + " bold"),
+                 (f"{_ae(a.calling_ae)} -> {_ae(a.called_ae)}", "")]
+        if a.outcome == "aborted" and a.abort:
+            parts.append((f"by the {a.abort['by']} ({a.source}: {a.reason})",
+                          OUTCOME_STYLE["aborted"]))
+        parts += [(_ms(a.duration), ""), (txt, ""), (_size(nbytes), "dim")]
+        self._line(a.end, a.id, *parts)
+
+    def notice(self, text: str, style: str = "yellow") -> None:
+        self._line(None, None, (text, style))
+
+    def summary(self, rec: dict[str, Any], service_rows: list[dict[str, Any]]) -> None:
+        c = self.console
+        c.rule("summary", style="dim")
+        k = rec.get("kernel") or {}
+        head = Text()
+        head.append(f"{rec['frames']} packets ({_size(rec['bytes'])})", style="bold")
+        head.append(f" on {rec['interface']} in {rec['elapsed']:.1f} s")
+        if rec.get("stopped_by"):
+            head.append(f", stopped by {rec['stopped_by']}")
+        c.print(head, soft_wrap=True)
+        drops = Text("kernel: ")
+        if rec.get("capture_helper") == "file":
+            drops.append("no counters (read from a file)", style="dim")
+        elif k.get("dropped") is None:
+            drops.append("drop count not reported", style="dim")
+        else:
+            drops.append(f"{k['dropped']} dropped", style="bold red" if k["dropped"] else "green")
+            if k.get("received") is not None:
+                drops.append(f" of {k['received']} received by the filter")
+            if k.get("interface_dropped"):
+                drops.append(f", {k['interface_dropped']} dropped by the interface",
+                             style="bold red")
+        c.print(drops, soft_wrap=True)
+        a = Text(f"{rec['associations']} association(s)", style="bold")
+        if rec["outcomes"]:
+            a.append(" (")
+            for i, (name, n) in enumerate(sorted(rec["outcomes"].items())):
+                if i:
+                    a.append(", ")
+                a.append(f"{n} {name}", style=OUTCOME_STYLE.get(name, ""))
+            a.append(")")
+        a.append(f"; {rec['transactions']} transaction(s)")
+        if rec["transactions_by_status"]:
+            a.append(" (")
+            for i, (name, n) in enumerate(rec["transactions_by_status"].items()):
+                if i:
+                    a.append(", ")
+                a.append(f"{n} {name}", style=CATEGORY_STYLE.get(name, "dim"))
+            a.append(")")
+        a.append("; findings: ")
+        for i, s in enumerate(("error", "warning", "info")):
+            n = rec["by_severity"].get(s, 0)
+            if i:
+                a.append(", ")
+            a.append(f"{n} {s}", style=SEVERITY_STYLE[s] if n else "dim")
+        c.print(a, soft_wrap=True)
+        if rec.get("ae_filter"):
+            c.print(Text(f"(associations with AE title {', '.join(rec['ae_filter'])} only; "
+                         f"{rec['ignored_associations']} other(s) not shown)", style="dim"),
+                    soft_wrap=True)
+        for f in rec.get("files") or []:
+            c.print(Text(f"wrote {f['path']} ({f['packets']} packets, {_size(f['bytes'])}, "
+                         "closed)"), soft_wrap=True)
+        if rec.get("files_deleted"):
+            c.print(Text(f"({rec['files_deleted']} older file(s) removed by --ring)",
+                         style="dim"), soft_wrap=True)
+        if rec.get("capture_error"):
+            c.print(Text(f"capture ended early: {rec['capture_error']}", style="bold red"),
+                    soft_wrap=True)
+        if service_rows:
+            c.print(summary_table(service_rows))
+        c.file.flush()
+
+
+# -- JSON Lines ------------------------------------------------------------------------------
+
+
+def _dump(rec: dict[str, Any]) -> str:
+    return json.dumps(rec, separators=(",", ":"), ensure_ascii=True, allow_nan=False,
+                      default=str)
+
+
+class JsonOutput:
+    """The ``analyze --json`` records, each written and flushed as soon as it is final.
+
+    Live, a transaction record comes when its final response arrives (not with its
+    association), findings as they arise, and the association record when it ends; tools join
+    them on the association id. A transaction whose final response carries a data set (N-GET,
+    N-CREATE...) or whose request data set is still arriving waits for its association's end,
+    so that every record is identical to what ``analyze --json`` writes for the same packets.
+    """
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.records = 0
+        self.held: dict[int, list[Transaction]] = {}
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        self.out.write(_dump(rec) + "\n")
+        self.out.flush()
+        self.records += 1
+
+    def association_start(self, a: Association) -> None:
+        """No record: the association record is written, complete, when it ends."""
+
+    def transaction(self, t: Transaction, a: Association | None) -> None:
+        rsp = t.response_command or {}
+        req = t.request_command or {}
+        if (rsp.get("CommandDataSetType", _NO_DATASET) != _NO_DATASET
+                or (req.get("CommandDataSetType", _NO_DATASET) != _NO_DATASET
+                    and t.request_end_time is None)):
+            self.held.setdefault(t.association, []).append(t)
+            return
+        self._write(t.to_record())
+
+    def finding(self, f: Finding, a: Association | None, clock: float | None) -> None:
+        self._write(f.to_record())
+
+    def association_end(self, a: Association) -> None:
+        self._write(a.to_record())
+        for t in self.held.pop(a.id, ()):
+            self._write(t.to_record())
+
+    def notice(self, text: str, style: str = "") -> None:
+        """Human notices go to stderr in JSON mode; findings carry them in the stream."""
+
+    def summary(self, rec: dict[str, Any], service_rows: list[dict[str, Any]]) -> None:
+        rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}
+        self._write({"type": "summary", **rec, "services": service_rows})
