@@ -199,3 +199,44 @@ def test_ipv6_and_vlan_and_sll():
     assert l3_offset(276, sll2) == (0x86DD, 20)
     null = struct.pack("<I", 30) + ip6
     assert l3_offset(0, null) == (0x86DD, 4)
+
+
+class _Collect:
+    def __init__(self, store: list, key) -> None:
+        self.store, self.key, self.buf = store, key, bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.buf += data
+
+    def close(self, partial: bool) -> None:
+        self.store.append((self.key, bytes(self.buf), partial))
+
+
+def test_dataset_bytes_are_delivered_only_when_asked():
+    ds1 = bytes(range(256)) * 100
+    ds2 = b"\x07\x00" * 3000
+    c = b.TcpConversation().handshake()
+    c.send(0, b.associate_rq()).send(1, b.associate_ac())
+    c.send(0, b.store_request(1, ds1, max_fragment=1000, instance="1.9.1"))
+    c.send(1, b.store_response(1, instance="1.9.1"))
+    c.send(0, b.store_request(2, ds2, instance="1.9.2")).send(1, b.store_response(2))
+    c.send(0, b.release_rq()).send(1, b.release_rp())
+    got: list = []
+
+    def want(assoc, side, msg):
+        return _Collect(got, msg.command.get("AffectedSOPInstanceUID"))
+
+    a = run(c.close().frames, want_dataset=want)
+    assert got == [("1.9.1", ds1, False), ("1.9.2", ds2, False)]
+    assert a.associations[0].transactions[0].dataset_bytes == len(ds1)
+    plain = run(c.frames)  # without the hook nothing is collected, same analysis
+    assert plain.associations[0].transactions[1].dataset_bytes == len(ds2)
+
+
+def test_pdu_longer_than_announced_max_is_reported():
+    c = b.TcpConversation().handshake()
+    c.send(0, b.associate_rq()).send(1, b.associate_ac(user=b.user_info(max_pdu=1000)))
+    c.send(0, b.store_request(1, b"\x00" * 5000, max_fragment=4000)).send(1, b.store_response(1))
+    a = run(c.close().frames)
+    found = [f for f in a.findings if f.code == "UL-PDU-TOO-LONG"]
+    assert len(found) == 1 and "1000" in found[0].message

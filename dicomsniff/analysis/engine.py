@@ -16,6 +16,7 @@ Named hooks, mitmproxy style, let features attach without touching the loop:
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -130,7 +131,11 @@ class Analyzer:
     """Feed frames; get associations. The same object serves files, live capture and tests."""
 
     def __init__(self, *, ports: Iterable[int] = (), limits: Limits | None = None,
-                 keep: bool = True) -> None:
+                 keep: bool = True, want_dataset: Callable | None = None) -> None:
+        """``want_dataset(association, side, message)``, if given, is asked for every message
+        that announces a data set and may return a DatasetSink (see dissectors.dimse.assembler)
+        to receive its bytes: exports use it; plain analysis never touches data set bytes."""
+        self.want_dataset = want_dataset
         self.ports = frozenset(ports)
         self.limits = limits or Limits()
         self.keep = keep
@@ -215,7 +220,7 @@ class Analyzer:
                         d.next_seq = (seq + n) & 0xFFFFFFFF
                         d.delivered += n
                         ul.bytes_in += n
-                        if ul.state == pdv_data and n < ul._pdv_left:
+                        if ul.state == pdv_data and n < ul._pdv_left and not ul.collecting:
                             ul._pdv_left -= n  # data set bytes: counted, not touched
                             ul._pdu_left -= n
                             ul.data_bytes += n
@@ -431,6 +436,11 @@ class Analyzer:
         conn.tracker = AssociationTracker(a, self._emit, self._txn_seq, self.on_transaction,
                                           self.on_association_start)
         conn.tracker.ul = conn.ul
+        if self.want_dataset is not None:
+            for side in (0, 1):
+                conn.ul[side].collect_data = True
+                conn.tracker.asm[side].want_dataset = functools.partial(self.want_dataset, a,
+                                                                        side)
         self.stats.connections += 1
 
     def _decide(self, conn: Connection, side: int, head: bytes, frame: int, ts: float,

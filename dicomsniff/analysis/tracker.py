@@ -117,6 +117,8 @@ class AssociationTracker:
                 asm.on_data(e)
             elif t is ev.DataComplete:
                 asm.on_data_complete(e)
+            elif t is ev.PdvBytes:
+                asm.on_bytes(e)
             elif t is ev.PdvCommand:
                 if not self.pdv_seen[side] or self.state == "releasing":
                     self._first_pdv(side, e.frame)

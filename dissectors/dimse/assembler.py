@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..ul.events import DataComplete, PdvCommand, PdvData, StreamGap
+from ..ul.events import DataComplete, PdvBytes, PdvCommand, PdvData, StreamGap
 from .command import NO_DATASET, decode_command
 
 DEFAULT_MAX_COMMAND_BYTES = 1 << 16
@@ -44,6 +44,17 @@ class _Pending:
     cmd: bytearray
     first_frame: int
     message: Message | None = None  # set once the command set is complete
+    sink: object | None = None  # collects data set bytes when an export asked for them
+
+
+class DatasetSink:
+    """What an export gives to receive a message's data set bytes (see ``want_dataset``)."""
+
+    def write(self, data: bytes) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self, partial: bool) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 class MessageAssembler:
@@ -54,9 +65,12 @@ class MessageAssembler:
     (frame, code, message) for findings.
     """
 
-    __slots__ = ("out", "problems", "_pending", "_current", "max_command_bytes")
+    __slots__ = ("out", "problems", "_pending", "_current", "max_command_bytes", "want_dataset")
 
     def __init__(self, max_command_bytes: int = DEFAULT_MAX_COMMAND_BYTES) -> None:
+        # Set by an export: called with a Message whose command set just completed and which
+        # announced a data set; returns a DatasetSink to receive its bytes, or None.
+        self.want_dataset = None
         self.out: list[tuple[str, Message]] = []
         self.problems: list[tuple[int, str, str]] = []
         self._pending: dict[int, _Pending] = {}
@@ -115,6 +129,8 @@ class MessageAssembler:
         self.out.append(("command", msg))
         if expects:
             p.message = msg
+            if self.want_dataset is not None:
+                p.sink = self.want_dataset(msg)
         else:
             del self._pending[ctx]
             msg.complete = True
@@ -138,6 +154,11 @@ class MessageAssembler:
         if m.dataset_first_frame is None:
             m.dataset_first_frame = e.frame
 
+    def on_bytes(self, e: PdvBytes) -> None:
+        p = self._pending.get(e.context_id)
+        if p is not None and p.sink is not None:
+            p.sink.write(e.data)  # type: ignore[attr-defined]
+
     def on_data_complete(self, e: DataComplete) -> None:
         p = self._pending.get(e.context_id)
         if p is None or p.message is None:
@@ -150,7 +171,9 @@ class MessageAssembler:
         m.dataset_last_frame = frame
         m.end_ts = ts
         m.complete = not m.partial
-        self._pending.pop(ctx, None)
+        p = self._pending.pop(ctx, None)
+        if p is not None and p.sink is not None:
+            p.sink.close(m.partial)  # type: ignore[attr-defined]
         if self._current == ctx:
             self._current = None
         self.out.append(("complete", m))

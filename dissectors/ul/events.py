@@ -161,6 +161,16 @@ class PdvData:
 
 
 @dataclass(slots=True)
+class PdvBytes:
+    """Data set fragment bytes, only when the parser was asked to collect them (exports)."""
+
+    frame: int
+    ts: float
+    context_id: int
+    data: bytes
+
+
+@dataclass(slots=True)
 class DataComplete:
     """The last byte of a last data set fragment arrived: the message is complete."""
 
@@ -202,4 +212,4 @@ class StreamGap:
 
 
 Event = (AssociateRQ | AssociateAC | AssociateRJ | ReleaseRQ | ReleaseRP | Abort | PDataTF
-         | PdvCommand | PdvData | DataComplete | Malformed | Resync | StreamGap)
+         | PdvCommand | PdvData | PdvBytes | DataComplete | Malformed | Resync | StreamGap)

@@ -23,6 +23,7 @@ from .events import (
     DataComplete,
     Malformed,
     PDataTF,
+    PdvBytes,
     PdvCommand,
     PdvData,
     ReleaseRP,
@@ -99,7 +100,7 @@ class ULStream:
                  "_body", "_pdv_left", "_pdv_ctx", "_pdv_last", "_cmd", "_hunt", "_skipped",
                  "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
                  "pdus", "bytes_in", "data_bytes", "pdata_events", "pdata_count", "pdata_limit",
-                 "pdata_over")
+                 "pdata_over", "collect_data", "collect_contexts", "collecting")
 
     def __init__(self, *, synced: bool = True,
                  max_associate_pdu: int = DEFAULT_MAX_ASSOCIATE_PDU,
@@ -111,6 +112,12 @@ class ULStream:
         self.pdata_count = 0  # complete or in-progress P-DATA-TF PDUs read
         self.pdata_limit = 0  # max PDU length the receiver announced (0: no limit)
         self.pdata_over = 0  # P-DATA-TF PDUs longer than pdata_limit
+        # Exports ask for data set bytes: then each data fragment's bytes come as PdvBytes
+        # events (copies), for every context (collect_data) or for the presentation contexts
+        # in collect_contexts (e.g. queries, not images). Off by default: bytes are counted.
+        self.collect_data = False
+        self.collect_contexts: frozenset[int] | set[int] = frozenset()
+        self.collecting = False  # the current data fragment's bytes are being collected
         self.state = HEADER if synced else HUNT
         self._part = bytearray()  # partial PDU or PDV header
         self._need = 6
@@ -138,7 +145,7 @@ class ULStream:
         """Consume the next in-order bytes of the stream."""
         n = len(data)
         self.bytes_in += n
-        if self.state == PDV_DATA:
+        if self.state == PDV_DATA and not self.collecting:
             left = self._pdv_left
             if n < left:  # the PDV (and so its PDU) goes on past this chunk
                 self._pdv_left = left - n
@@ -155,6 +162,8 @@ class ULStream:
             st = self.state
             if st == PDV_DATA:
                 take = min(self._pdv_left, n - pos)
+                if self.collecting and take:
+                    ev.append(PdvBytes(frame, ts, self._pdv_ctx, bytes(mv[pos:pos + take])))
                 self._pdv_left -= take
                 self._pdu_left -= take
                 self.data_bytes += take
@@ -342,11 +351,13 @@ class ULStream:
                                              f"{self.max_command}-byte cap; skipped"))
                 self.state = PDV_DATA  # counted and skipped, never buffered
                 self._pdv_last = False
+                self.collecting = False
             else:
                 self.state = PDV_CMD
         else:
             self.events.append(PdvData(frame, ts, ctx, self._pdv_last, vlen))
             self.state = PDV_DATA
+            self.collecting = self.collect_data or ctx in self.collect_contexts
         if vlen == 0:
             if self.state == PDV_CMD:
                 self.events.append(PdvCommand(frame, ts, ctx, self._pdv_last, b""))
