@@ -100,6 +100,9 @@ class MessageAssembler:
             self._finish(ctx, prev, e.frame, e.ts)
             p = None
         if p is None:
+            if e.last:  # the common case: a whole command set in one fragment, no copy
+                self._command_set(ctx, e.value, e.frame, e)
+                return
             p = _Pending(bytearray(), e.frame)
             self._pending[ctx] = p
         if len(p.cmd) + len(e.value) > self.max_command_bytes:
@@ -110,32 +113,36 @@ class MessageAssembler:
         p.cmd += e.value
         if not e.last:
             return
-        cmd, problems = decode_command(bytes(p.cmd))
-        p.cmd = bytearray()
+        del self._pending[ctx]
+        self._command_set(ctx, bytes(p.cmd), p.first_frame, e)
+
+    def _command_set(self, ctx: int, raw: bytes, first_frame: int, e: PdvCommand) -> None:
+        """A command set is complete: decode it and start following its data set."""
+        cmd, problems = decode_command(raw)
         cf = cmd.get("CommandField")
+        if problems:
+            for code, text in problems:
+                self.problems.append((e.frame, code, text))
         if not isinstance(cf, int):
             self.problems.append((e.frame, "DIMSE-CMD-NOFIELD",
                                   "command set without a Command Field (0000,0100)"))
-            del self._pending[ctx]
-            for code, msg in problems:
-                self.problems.append((e.frame, code, msg))
             return
         dst = cmd.get("CommandDataSetType")
         expects = dst is not None and dst != NO_DATASET
-        msg = Message(ctx, cmd, cf, e.frame, e.ts, p.first_frame, expects)
-        msg.problems.extend(problems)
-        for code, text in problems:
-            self.problems.append((e.frame, code, text))
-        self.out.append(("command", msg))
+        msg = Message(ctx, cmd, cf, e.frame, e.ts, first_frame, expects)
+        if problems:
+            msg.problems.extend(problems)
+        out = self.out
+        out.append(("command", msg))
         if expects:
-            p.message = msg
+            p = _Pending(bytearray(), first_frame, msg)
+            self._pending[ctx] = p
             if self.want_dataset is not None:
                 p.sink = self.want_dataset(msg)
         else:
-            del self._pending[ctx]
             msg.complete = True
             msg.end_ts = e.ts
-            self.out.append(("complete", msg))
+            out.append(("complete", msg))
             if self._current == ctx:
                 self._current = None
 

@@ -85,12 +85,31 @@ def _text(v: bytes) -> str:
     return wire_str(v)
 
 
+_CACHE: dict[bytes, tuple[dict[str, object], list[tuple[str, str]]]] = {}
+_CACHE_MAX = 512
+
+
 def decode_command(raw: bytes) -> tuple[dict[str, object], list[tuple[str, str]]]:
     """Decode a command set into {keyword: value}; returns (elements, problems).
 
     Unknown group-0000 elements are kept as ``"(0000,xxxx)": <hex>`` (bounded); elements of
     other groups are a problem (PS3.7 6.3.1 forbids data elements in a command set).
+
+    Identical command sets recur (the pending C-FIND-RSPs of one query are byte for byte the
+    same), so results are cached by their bytes in a small bounded table. The returned
+    dict and list may be shared: treat them as read-only.
     """
+    hit = _CACHE.get(raw)
+    if hit is not None:
+        return hit
+    result = _decode(raw)
+    if len(_CACHE) >= _CACHE_MAX:
+        _CACHE.clear()
+    _CACHE[raw] = result
+    return result
+
+
+def _decode(raw: bytes) -> tuple[dict[str, object], list[tuple[str, str]]]:
     out: dict[str, object] = {}
     problems: list[tuple[str, str]] = []
     pos = 0
