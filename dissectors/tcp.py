@@ -2,9 +2,12 @@
 
 The sink (an upper-layer parser) gets ``feed(data, frame, ts)`` with in-order bytes and
 ``gap(n, frame, ts)`` for bytes the capture never had. In-order segments, the common case, go
-straight through without a copy. Out-of-order segments are copied and held, bounded by
-``max_buffer``; when the bound is hit, or the peer acknowledges bytes we never saw, or the
-stream ends, the hole is declared a gap and delivery continues after it.
+straight through without a copy (and ``Analyzer.consume`` skips even the call when nothing is
+held). Out-of-order segments are copied and held in a heap keyed by their unwrapped sequence
+number, so reordering, flushing and gap declaration stay O(log n) per segment whatever order
+the capture holds. Held memory is bounded by ``max_buffer``, counting a per-segment overhead so
+that many tiny segments cannot exceed it; when the bound is hit, or the peer acknowledges bytes
+we never saw, or the stream ends, the hole is declared a gap and delivery continues after it.
 
 Overlaps: the first copy wins (it is what was already delivered). A held segment retransmitted
 with different bytes is counted as a conflict, because a receiver may have seen either.
@@ -12,9 +15,12 @@ with different bytes is counted as a conflict, because a receiver may have seen 
 
 from __future__ import annotations
 
+import heapq
+
 MASK = 0xFFFFFFFF
 HALF = 0x80000000
 DEFAULT_MAX_BUFFER = 4 << 20  # out-of-order bytes held per direction
+SEGMENT_OVERHEAD = 160  # bytes of bookkeeping per held segment, counted against max_buffer
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -24,15 +30,23 @@ def seq_diff(a: int, b: int) -> int:
 
 
 class TcpDirection:
-    """Reassembles one direction; counters feed the transport findings."""
+    """Reassembles one direction; counters feed the transport findings.
 
-    __slots__ = ("sink", "next_seq", "held", "held_bytes", "max_buffer", "retransmissions",
-                 "conflicts", "gaps", "missing_bytes", "buffer_overflows", "fin", "delivered")
+    ``next_seq`` is the 32-bit sequence number expected next. While segments are held,
+    ``next_u`` is the same position unwrapped (a Python int that never wraps), so held
+    segments can be ordered across the 2**32 wrap.
+    """
+
+    __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
+                 "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
+                 "fin", "delivered")
 
     def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sink = sink
         self.next_seq: int | None = None
-        self.held: dict[int, tuple[bytes, int, float]] = {}  # seq -> (bytes, frame, ts)
+        self.next_u = 0
+        self.held: dict[int, tuple[bytes, int, float]] = {}  # unwrapped seq -> (bytes, frame, ts)
+        self.heap: list[int] = []  # unwrapped seqs of held segments
         self.held_bytes = 0
         self.max_buffer = max_buffer
         self.retransmissions = 0
@@ -47,6 +61,13 @@ class TcpDirection:
         """A SYN fixes the initial sequence number: data starts at seq + 1."""
         self.next_seq = (seq + 1) & MASK
 
+    def _deliver(self, data, frame: int, ts: float) -> None:
+        n = len(data)
+        self.next_seq = (self.next_seq + n) & MASK  # type: ignore[operator]
+        self.next_u += n
+        self.delivered += n
+        self.sink.feed(data, frame, ts)
+
     def segment(self, seq: int, data, frame: int, ts: float) -> None:
         """A segment's payload (possibly empty) at sequence number seq."""
         nxt = self.next_seq
@@ -55,31 +76,27 @@ class TcpDirection:
             self.next_seq = nxt = seq
         if seq == nxt:
             if n:
-                self.next_seq = (seq + n) & MASK
-                self.delivered += n
-                self.sink.feed(data, frame, ts)
+                self._deliver(data, frame, ts)
                 if self.held:
-                    self._drain(frame, ts)
+                    self._drain()
             return
         if not n:
             return
         d = seq_diff(seq, nxt)
         if d < 0:
+            self.retransmissions += 1
             if d + n <= 0:
-                self.retransmissions += 1
                 return
             # Partial overlap with what was delivered: the first copy wins, keep the new tail.
-            self.retransmissions += 1
-            data = data[-d:]
-            n = len(data)
-            self.next_seq = (nxt + n) & MASK
-            self.delivered += n
-            self.sink.feed(data, frame, ts)
+            self._deliver(data[-d:], frame, ts)
             if self.held:
-                self._drain(frame, ts)
+                self._drain()
             return
         # Ahead of what we have: hold a copy until the hole fills or is declared a gap.
-        prev = self.held.get(seq)
+        if not self.held:
+            self.next_u = nxt  # any anchor will do while nothing is held
+        u = self.next_u + d
+        prev = self.held.get(u)
         if prev is not None:
             old = prev[0]
             self.retransmissions += 1
@@ -87,51 +104,46 @@ class TcpDirection:
                 self.conflicts += 1
             if n <= len(old):
                 return
-            self.held_bytes -= len(old)
-        self.held[seq] = (bytes(data), frame, ts)
-        self.held_bytes += n
+            self.held_bytes -= len(old) + SEGMENT_OVERHEAD
+        else:
+            heapq.heappush(self.heap, u)
+        self.held[u] = (bytes(data), frame, ts)
+        self.held_bytes += n + SEGMENT_OVERHEAD
         if self.held_bytes > self.max_buffer:
             self.buffer_overflows += 1
-            self.skip_to_held(frame, ts)
+            while self.held and self.held_bytes > self.max_buffer // 2:
+                self.skip_to_held(frame, ts)
 
-    def _drain(self, frame: int, ts: float) -> None:
-        """Deliver held segments that now start at or before next_seq."""
-        held = self.held
-        while held:
-            nxt = self.next_seq
-            best = None
-            for s in held:
-                if seq_diff(s, nxt) <= 0:
-                    best = s
-                    break
-            if best is None:
-                return
-            data, hframe, hts = held.pop(best)
-            self.held_bytes -= len(data)
-            d = seq_diff(best, nxt)
+    def _pop(self) -> tuple[int, bytes, int, float]:
+        u = heapq.heappop(self.heap)
+        data, frame, ts = self.held.pop(u)
+        self.held_bytes -= len(data) + SEGMENT_OVERHEAD
+        return u, data, frame, ts
+
+    def _drain(self) -> None:
+        """Deliver held segments that now start at or before next_seq, in order."""
+        heap = self.heap
+        while heap and heap[0] <= self.next_u:
+            u, data, frame, ts = self._pop()
+            d = u - self.next_u
             if d + len(data) <= 0:
                 self.retransmissions += 1
                 continue
-            if d < 0:
-                data = data[-d:]
-            self.next_seq = (nxt + len(data)) & MASK
-            self.delivered += len(data)
             # Delivered late, but with its own frame and time: timings stay true.
-            self.sink.feed(data, hframe, hts)
+            self._deliver(data[-d:] if d < 0 else data, frame, ts)
 
     def skip_to_held(self, frame: int, ts: float) -> None:
         """Declare the hole before the earliest held segment a gap and deliver from there."""
-        if not self.held or self.next_seq is None:
+        if not self.heap or self.next_seq is None:
             return
-        nxt = self.next_seq
-        first = min(self.held, key=lambda s: seq_diff(s, nxt))
-        missing = seq_diff(first, nxt)
+        missing = self.heap[0] - self.next_u
         if missing > 0:
             self.gaps += 1
             self.missing_bytes += missing
             self.sink.gap(missing, frame, ts)
-            self.next_seq = first
-        self._drain(frame, ts)
+            self.next_seq = (self.next_seq + missing) & MASK
+            self.next_u += missing
+        self._drain()
 
     def acked(self, ack: int, frame: int, ts: float) -> None:
         """The peer acknowledged up to ``ack``: bytes it got that we never saw are a gap.
@@ -145,9 +157,5 @@ class TcpDirection:
 
     def flush(self, frame: int, ts: float) -> None:
         """End of stream: deliver everything held, declaring holes as gaps."""
-        while self.held:
-            before = len(self.held)
+        while self.heap:
             self.skip_to_held(frame, ts)
-            if len(self.held) >= before:  # cannot happen, but never loop forever
-                self.held.clear()
-                self.held_bytes = 0

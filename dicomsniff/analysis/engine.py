@@ -329,6 +329,8 @@ class Analyzer:
             return
         if ul[0].synced or ul[1].synced:
             conn.dicom = True
+            if conn.tracker is not None:
+                conn.tracker.release_findings()
         elif ul[0].bytes_in + ul[1].bytes_in > conn.budget:
             conn.dicom = False
             conn.tcp = None
@@ -405,10 +407,12 @@ class Analyzer:
         if len(self.open) > self.limits.max_streams:
             oldest = next(iter(self.open))
             self.stats.evicted += 1
-            self.capture_finding("warning", "CAP-STREAMS",
-                                 f"more than {self.limits.max_streams} connections open at once: "
-                                 "the oldest was evicted and its analysis ends here "
-                                 "(raise --max-streams)", conn.last_frame or None)
+            if self.stats.evicted == 1:  # one finding; the summary counts every eviction
+                self.capture_finding("warning", "CAP-STREAMS",
+                                     f"more than {self.limits.max_streams} connections open at "
+                                     "once: the oldest are evicted and their analysis ends there "
+                                     "(raise --max-streams; the summary counts evictions)",
+                                     oldest.last_frame or None)
             self._close(oldest, "eof", oldest.last_frame, oldest.last_ts)
 
     def _start_dicom(self, conn: Connection, *, synced: bool, frame: int, ts: float,
@@ -423,10 +427,10 @@ class Analyzer:
                     TcpDirection(conn.ul[1], lim.max_tcp_buffer))
         if old is not None:
             for i in (0, 1):
-                conn.tcp[i].next_seq = old[i].next_seq
-                conn.tcp[i].held, conn.tcp[i].held_bytes = old[i].held, old[i].held_bytes
-                old[i].held = {}
-                old[i].held_bytes = 0
+                new, prev = conn.tcp[i], old[i]
+                new.next_seq, new.next_u = prev.next_seq, prev.next_u
+                new.held, new.heap, new.held_bytes = prev.held, prev.heap, prev.held_bytes
+                prev.held, prev.heap, prev.held_bytes = {}, [], 0
         a = Association(self._next_assoc, format_endpoint(conn.keys[0], 0),
                         format_endpoint(conn.keys[0], 1))
         self._next_assoc += 1
@@ -436,6 +440,8 @@ class Analyzer:
         conn.tracker = AssociationTracker(a, self._emit, self._txn_seq, self.on_transaction,
                                           self.on_association_start)
         conn.tracker.ul = conn.ul
+        if midstream and not conn.forced:
+            conn.tracker.hold_findings()  # until a PDU boundary proves it is DICOM
         if self.want_dataset is not None:
             for side in (0, 1):
                 conn.ul[side].collect_data = True
@@ -452,6 +458,11 @@ class Analyzer:
         # the acceptor's answer first: an A-ASSOCIATE-AC/RJ from the acceptor counts too.
         ok = (len(head) >= 10 and head[0] == (1 if side == 0 else 2 if head[0] == 2 else 3)
               and plausible_pdu(head, 0) is True)
+        if not ok and len(head) >= 8 and head[0] in (1, 2) and head[1] == 0 and (
+                head[6:8] == b"\x00\x01"):
+            # An A-ASSOCIATE with a broken length but the right protocol version: a DICOM peer
+            # gone wrong, which deserves findings, not silence.
+            ok = True
         if not ok and not conn.forced:
             conn.dicom = False
             conn.tcp = None
@@ -521,9 +532,11 @@ class Analyzer:
         t = conn.tracker
         t.finish(how, frame, ts)
         a = t.assoc
-        if a.calling_ae is None and not a.transactions and a.midstream and not (
-                a.pdus["requestor"] or a.pdus["acceptor"]):
-            return  # never found a DICOM PDU: it was not DICOM after all
+        if conn.dicom is None or (a.calling_ae is None and not a.transactions and a.midstream
+                                  and not (a.pdus["requestor"] or a.pdus["acceptor"])):
+            self.stats.connections -= 1
+            return  # never found a DICOM PDU: it was not DICOM after all; its findings go too
+        t.release_findings()
         a.bytes = {"requestor": conn.ul[0].bytes_in, "acceptor": conn.ul[1].bytes_in}
         if a.last_frame is None or a.last_frame < conn.last_frame:
             a.last_frame = conn.last_frame

@@ -65,7 +65,7 @@ class AssociationTracker:
     __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
-                 "on_association_start", "ul", "pdv_seen")
+                 "on_association_start", "ul", "pdv_seen", "held_findings")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
@@ -84,6 +84,7 @@ class AssociationTracker:
         self.seen_command = [False, False]
         self.ul: tuple | None = None  # the two ULStreams, set by the engine
         self.pdv_seen = [False, False]
+        self.held_findings: list[Finding] | None = None
         self.on_transaction = on_transaction if on_transaction is not None else []
         self.on_association_start = (on_association_start if on_association_start is not None
                                      else [])
@@ -102,7 +103,21 @@ class AssociationTracker:
             section = _SECTIONS.get(code.split("-", 1)[0])
         f = Finding(severity, code, message, frame, self.assoc.id, section)
         self.assoc.findings.append(f)
-        self.emit_finding(f)
+        if self.held_findings is not None:
+            self.held_findings.append(f)
+        else:
+            self.emit_finding(f)
+
+    def hold_findings(self) -> None:
+        """Keep findings back until the connection is known to be DICOM (mid-stream pickup)."""
+        if self.held_findings is None:
+            self.held_findings = []
+
+    def release_findings(self) -> None:
+        """It is DICOM: report the findings held so far, and the next ones as they come."""
+        held, self.held_findings = self.held_findings, None
+        for f in held or ():
+            self.emit_finding(f)
 
     # -- upper layer ----------------------------------------------------------------------
     def on_events(self, side: int, events: list) -> None:

@@ -36,8 +36,11 @@ def T(value: Any, style: str = "") -> Text:
 def _time(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")[
-        :-3] + "Z"
+    try:
+        when = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):  # a capture's clock can say anything
+        return f"{ts:.3f} s"
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
 def _dur(s: float | None) -> str:

@@ -172,8 +172,8 @@ _FIXED = 6 + 68  # PDU header + protocol version .. reserved (PS3.8 table 9-11)
 def parse_associate(pdu: bytes, frame: int, ts: float,
                     problems: list[Problem]) -> AssociateRQ | AssociateAC | None:
     """Parse a whole A-ASSOCIATE-RQ (type 1) or -AC (type 2) PDU, header included."""
-    ptype = pdu[0]
-    name = "A-ASSOCIATE-RQ" if ptype == 1 else "A-ASSOCIATE-AC"
+    ptype = pdu[0] if pdu else 0
+    name = "A-ASSOCIATE-RQ" if ptype == 1 else "A-ASSOCIATE-AC" if ptype == 2 else "PDU"
     if len(pdu) < _FIXED:
         problems.append(("UL-ASSOC-SHORT",
                          f"{name} is {len(pdu)} bytes, shorter than its 74-byte fixed part"))

@@ -35,6 +35,7 @@ from .items import parse_associate
 
 _HDR = struct.Struct("!BxI")
 _U32 = struct.Struct("!I")
+_PDV = struct.Struct("!IBB")
 
 # States
 HUNT = 0  # looking for a plausible PDU header
@@ -96,7 +97,7 @@ def plausible_pdu(buf: bytes | bytearray | memoryview, i: int) -> bool | None:
 class ULStream:
     """One direction of an association's byte stream, as PS3.8 PDUs."""
 
-    __slots__ = ("events", "state", "_part", "_need", "_ptype", "_pdu_left", "_pdu_len",
+    __slots__ = ("events", "state", "_part", "_ptype", "_pdu_left", "_pdu_len",
                  "_body", "_pdv_left", "_pdv_ctx", "_pdv_last", "_cmd", "_hunt", "_skipped",
                  "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
                  "pdus", "bytes_in", "data_bytes", "pdata_events", "pdata_count", "pdata_limit",
@@ -120,7 +121,6 @@ class ULStream:
         self.collecting = False  # the current data fragment's bytes are being collected
         self.state = HEADER if synced else HUNT
         self._part = bytearray()  # partial PDU or PDV header
-        self._need = 6
         self._ptype = 0
         self._pdu_left = 0  # bytes left in the current PDU (after its header)
         self._pdu_len = 0
@@ -174,26 +174,30 @@ class ULStream:
                         self._partial = False
                     self._after_pdv()
             elif st == HEADER or st == PDV_HEADER:
-                need = self._need - len(self._part)
-                if not self._part and n - pos >= 6:
-                    hdr = mv[pos:pos + 6]
+                part = self._part
+                if not part and n - pos >= 6:  # the usual case: parse in place
+                    hdr, hoff = mv, pos
                     pos += 6
                 else:
-                    take = min(need, n - pos)
-                    self._part += mv[pos:pos + take]
+                    take = min(6 - len(part), n - pos)
+                    part += mv[pos:pos + take]
                     pos += take
-                    if len(self._part) < 6:
+                    if len(part) < 6:
                         continue
-                    hdr = self._part
+                    hdr, hoff = part, 0
+                    self._part = bytearray()
                 if st == HEADER:
-                    bad = self._on_pdu_header(hdr, frame, ts)
+                    bad = self._on_pdu_header(hdr, hoff, frame, ts)
                 else:
-                    bad = self._on_pdv_header(hdr, frame, ts)
-                self._part = bytearray()
+                    bad = self._on_pdv_header(hdr, hoff, frame, ts)
                 if bad:
-                    # Resume hunting right after the first byte of the rejected header.
-                    rest = bytes(hdr[1:])
+                    # Hunt again: right after the first byte of a rejected PDU header, or from
+                    # the first byte of a rejected PDV header (a PDU may start right there, when
+                    # the previous PDU's length overstated it).
+                    skip = 1 if st == HEADER else 0
+                    rest = bytes(hdr[hoff + skip:hoff + 6])
                     self._start_hunt(bad)
+                    self._skipped += skip
                     self._hunt = bytearray(rest)
                     self._frame0 = frame
             elif st == PDV_CMD:
@@ -225,7 +229,6 @@ class ULStream:
                     body = bytes(self._body)
                     self._body = bytearray()
                     self.state = HEADER
-                    self._need = 6
                     self._on_pdu(body, frame, ts)
             elif st == SKIP_PDU:
                 take = min(self._pdu_left, n - pos)
@@ -233,14 +236,13 @@ class ULStream:
                 pos += take
                 if self._pdu_left == 0:
                     self.state = HEADER
-                    self._need = 6
             else:  # HUNT
                 pos = self._hunt_in(mv, pos, frame, ts)
 
     # -- PDU framing ----------------------------------------------------------------------
-    def _on_pdu_header(self, hdr, frame: int, ts: float) -> str:
+    def _on_pdu_header(self, hdr, off: int, frame: int, ts: float) -> str:
         """Start a PDU. Returns a reason string if the header is not believable."""
-        ptype, length = _HDR.unpack_from(hdr, 0)
+        ptype, length = _HDR.unpack_from(hdr, off)
         if ptype not in PDU_NAMES:
             self.events.append(Malformed(frame, ts, "UL-PDU-TYPE",
                                          f"unrecognized PDU type 0x{ptype:02X} "
@@ -272,7 +274,6 @@ class ULStream:
                 self.state = SKIP_PDU
                 return ""
             self.state = PDV_HEADER
-            self._need = 6
             return ""
         cap = self.max_associate_pdu if ptype in (1, 2) else 1024
         if length > cap:
@@ -282,10 +283,10 @@ class ULStream:
             self.pdus -= 1
             return f"after an implausible {PDU_NAMES[ptype]} length"
         if length == 0:
-            self._on_pdu(b"", frame, ts)
+            self._on_pdu(bytes(hdr[off:off + 6]), frame, ts)
             self.state = HEADER
             return ""
-        self._body = bytearray(hdr)
+        self._body = bytearray(hdr[off:off + 6])
         self.state = BODY
         return ""
 
@@ -321,10 +322,8 @@ class ULStream:
         else:
             ev.append(AssociateRJ(frame, ts, body[1], body[2], body[3]))
 
-    def _on_pdv_header(self, hdr, frame: int, ts: float) -> str:
-        length = _U32.unpack_from(hdr, 0)[0]
-        ctx = hdr[4]
-        mch = hdr[5]
+    def _on_pdv_header(self, hdr, off: int, frame: int, ts: float) -> str:
+        length, ctx, mch = _PDV.unpack_from(hdr, off)
         if length < 2 or length + 4 > self._pdu_left:
             self.events.append(Malformed(frame, ts, "UL-PDV-LENGTH",
                                          f"PDV item length {length} does not fit the "
@@ -372,7 +371,6 @@ class ULStream:
             self.state = PDV_HEADER
         else:
             self.state = HEADER
-        self._need = 6
 
     # -- resynchronisation ----------------------------------------------------------------
     def _start_hunt(self, reason: str) -> None:
@@ -406,7 +404,6 @@ class ULStream:
                 self._skipped = 0
                 self._hunt = bytearray()
                 self.state = HEADER
-                self._need = 6
                 # Position in mv of buf[i]: bytes before mv[pos] came from the old buffer.
                 if i >= base:
                     return pos + (i - base)

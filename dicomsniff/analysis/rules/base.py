@@ -1,0 +1,152 @@
+"""The rule registry: finding codes as data, checks as small functions.
+
+A *code* is what a user sees and scripts match on (stable, with a default severity and the
+section of the standard it rests on). A *check* is a function registered for the codes it may
+raise; it reads one finished association (``phase="association"``, run when the association
+ends, so its findings are in the association when it is written) or the capture-wide memory
+(``phase="finish"``, run once at the end, for conclusions that need every association, such
+as an MPPS never completed). Checks return :class:`Hit` objects; :mod:`.ruleset` turns them
+into findings. Codes raised by the association tracker itself are listed here too
+(``origin="tracker"``) so that the catalogue is the one place describing every code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ...model import Association, Finding, Transaction
+    from .state import CaptureState
+
+SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """One finding code: default severity, where the standard says so, what it means."""
+
+    code: str
+    severity: str
+    section: str | None
+    title: str
+    origin: str = "rules"  # "rules" (this package) or "tracker" (analysis/tracker.py)
+
+
+CODES: dict[str, Code] = {}
+
+
+def code(name: str, severity: str, section: str | None, title: str,
+         origin: str = "rules") -> str:
+    """Register a code; returns its name so modules can keep it in a constant."""
+    if severity not in SEVERITY_RANK:
+        raise ValueError(f"{name}: unknown severity {severity!r}")
+    CODES[name] = Code(name, severity, section, title, origin)
+    return name
+
+
+@dataclass(slots=True)
+class Hit:
+    """What a check found: turned into a Finding (section and severity default to the code's)."""
+
+    code: str
+    message: str
+    frame: int | None = None
+    frames: list[int] = field(default_factory=list)
+    severity: str | None = None
+    section: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    func: Callable[..., Iterable[Hit]]
+    codes: tuple[str, ...]
+    phase: str  # "association" | "finish"
+
+
+CHECKS: list[Check] = []
+
+
+def check(*codes: str, phase: str = "association") -> Callable[[Callable], Callable]:
+    """Register a check for ``codes`` (each must be registered with :func:`code` first)."""
+
+    def deco(func: Callable[..., Iterable[Hit]]) -> Callable[..., Iterable[Hit]]:
+        for c in codes:
+            if c not in CODES:
+                raise KeyError(f"{func.__name__}: code {c} is not registered")
+        CHECKS.append(Check(func.__name__, func, codes, phase))
+        return func
+
+    return deco
+
+
+@dataclass
+class RuleConfig:
+    """Thresholds of the rules (the CLI exposes the ones a user tunes)."""
+
+    slow_factor: float = 10.0  # a response this many times the median for its server is slow
+    slow_min: float = 1.0  # ... and at least this many seconds
+    slow_min_samples: int = 5  # responses of that command on that server needed for a median
+    idle_threshold: float = 30.0  # seconds with no DIMSE operation on an open association
+    small_pdu: int = 16384  # a receiver max PDU below this is "small" for large data sets
+    large_dataset: int = 256 * 1024  # average data set size that makes a small PDU matter
+    throughput_min_bytes: int = 256 * 1024  # data set bytes before a throughput note is given
+    max_tracked: int = 100_000  # entries per capture-wide memory (instances, MPPS, ...)
+    disabled: frozenset[str] = frozenset()  # codes not to raise
+
+
+@dataclass(slots=True)
+class AssocView:
+    """One finished association and what the rules may know about it."""
+
+    assoc: Association
+    config: RuleConfig
+    state: CaptureState
+    ended_by: str  # "fin" | "rst" | "eof" (how the TCP connection ended)
+    transport: Any = None  # rules.transport.ConnFacts, or None for hand-fed associations
+    datasets: dict[tuple[int, int], Any] = field(default_factory=dict)  # datasets.DatasetInfo
+    tcp: Any = None  # (TcpDirection, TcpDirection) or None
+
+    def tracker_findings(self, code: str) -> Iterator[Finding]:
+        """The findings the tracker already raised with ``code`` (to refine their message)."""
+        return (f for f in self.assoc.findings if f.code == code)
+
+    def dataset(self, t: Transaction) -> Any:
+        """What was decoded of the request's data set, if it was collected."""
+        if t.request_frame is None:
+            return None
+        return self.datasets.get((t.request_frame, t.command_field))
+
+
+# -- wording helpers shared by the rules -----------------------------------------------------
+
+def seconds(s: float | None) -> str:
+    if s is None:
+        return "?"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    return f"{s:.1f} s"
+
+
+def size(n: float) -> str:
+    if n < 10_000:
+        return f"{n:.0f} B"
+    if n < 10_000_000:
+        return f"{n / 1e3:.0f} kB"
+    return f"{n / 1e6:.1f} MB"
+
+
+def listing(items: list[str], most: int = 4) -> str:
+    """'a, b, c and 5 more' - keeps a message on one screen."""
+    if len(items) <= most:
+        return ", ".join(items)
+    return ", ".join(items[:most]) + f" and {len(items) - most} more"
+
+
+def performer(a: Association, t: Transaction) -> str:
+    """The AE that performs ``t`` (the request went to it) with its address."""
+    if t.sent_by == "requestor":
+        return f"{a.called_ae or '?'} ({a.server})"
+    return f"{a.calling_ae or '?'} ({a.client})"
