@@ -131,11 +131,17 @@ class Analyzer:
     """Feed frames; get associations. The same object serves files, live capture and tests."""
 
     def __init__(self, *, ports: Iterable[int] = (), limits: Limits | None = None,
-                 keep: bool = True, want_dataset: Callable | None = None) -> None:
+                 keep: bool = True, want_dataset: Callable | None = None,
+                 pdu_events: bool = False) -> None:
         """``want_dataset(association, side, message)``, if given, is asked for every message
         that announces a data set and may return a DatasetSink (see dissectors.dimse.assembler)
         to receive its bytes: exports use it; plain analysis never touches data set bytes."""
         self.want_dataset = want_dataset
+        # Upper-layer events as they pass to the trackers, for views that need every PDU
+        # (diagrams at PDU level): on_ul_events(association, side, events). With pdu_events the
+        # parsers also report each P-DATA-TF header (the analysis itself only counts them).
+        self.pdu_events = pdu_events
+        self.on_ul_events: list[Callable[[Association, int, list], None]] = []
         self.ports = frozenset(ports)
         self.limits = limits or Limits()
         self.keep = keep
@@ -342,6 +348,9 @@ class Analyzer:
         conn.ul[side].events = []  # type: ignore[index]
         self.stats.dicom_frames += 1
         conn.tracker.on_events(side, evs)  # type: ignore[union-attr]
+        if self.on_ul_events:
+            for cb in self.on_ul_events:
+                cb(conn.tracker.assoc, side, evs)  # type: ignore[union-attr]
 
     # -- connection life ------------------------------------------------------------------
     def _forget(self, key: bytes) -> None:
@@ -419,9 +428,9 @@ class Analyzer:
                      midstream: bool) -> None:
         lim = self.limits
         conn.ul = (ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu,
-                            pdata_events=False),
+                            pdata_events=self.pdu_events),
                    ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu,
-                            pdata_events=False))
+                            pdata_events=self.pdu_events))
         old = conn.tcp
         conn.tcp = (TcpDirection(conn.ul[0], lim.max_tcp_buffer),
                     TcpDirection(conn.ul[1], lim.max_tcp_buffer))

@@ -33,7 +33,7 @@ examples:
 The format comes from --format or the extension of -o (.svg; .puml .plantuml .pu .uml;
 .mmd .mermaid); PlantUML when writing to standard output without --format. Runs of the same
 exchange collapse into one arrow with a count and a status summary; failures are red, warnings
-orange. Selections combine: all must hold.
+orange. Different selections combine (all must hold); a repeated one widens (any of them).
 
 exit status: 0 drawn; 2 file unusable, bad usage, a selection that matches nothing or an
 output that cannot be written; 3 capture damaged part-way (what came before is drawn);
@@ -73,10 +73,10 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
     """Register ``diagram`` (the CLI calls this for every module in COMMAND_MODULES)."""
     p = subparsers.add_parser(
         "diagram", help="draw a UML sequence diagram (SVG, PlantUML, Mermaid)",
-        description="Draw a UML sequence diagram of the DICOM associations in a capture: one "
-                    "lifeline per application entity, every A-ASSOCIATE, DIMSE request and "
-                    "response (with its status in words), A-RELEASE and A-ABORT in capture "
-                    "order, failures and findings highlighted.",
+        description="Draw a UML sequence diagram of the DICOM associations in a capture:\n"
+                    "one lifeline per application entity; every A-ASSOCIATE, DIMSE request\n"
+                    "and response (status in words), A-RELEASE and A-ABORT in capture order;\n"
+                    "failures and findings highlighted.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard input)")
     p.add_argument("-o", "--output", metavar="FILE",
@@ -86,15 +86,16 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
     sel = p.add_argument_group("selection (default: the whole capture)")
     sel.add_argument("--association", type=_positive_int, action="append", default=[],
                      metavar="ID", help="only association ID, as numbered by 'dicomsniff "
-                                        "analyze' (repeatable)")
+                                        "analyze' (repeatable: any of them)")
     sel.add_argument("--ae", action="append", default=[], metavar="TITLE",
                      help="only associations where TITLE is the calling or called AE "
-                          "(repeatable; case-insensitive)")
+                          "(repeatable: any of them; case-insensitive)")
     sel.add_argument("--between", nargs=2, metavar=("T1", "T2"),
                      help="only associations between AE titles T1 and T2, either way")
     sel.add_argument("--command", type=_command, action="append", default=[],
                      metavar="COMMAND",
-                     help="only these DIMSE exchanges, e.g. C-MOVE (repeatable); a C-MOVE "
+                     help="only these DIMSE exchanges, e.g. C-MOVE (repeatable: any of "
+                          "them); a C-MOVE "
                           "brings its sub-association, a storage commitment N-ACTION the "
                           "association of its N-EVENT-REPORT")
     look = p.add_argument_group("drawing")
@@ -163,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     to_file = args.output is not None and args.output != "-"
     if to_file and (why := _writable(args.output)):
         return _fail(why)
-    # P-DATA-TF PDUs are kept for the associations asked for; --command may add related ones.
+    # PDUs are kept for the associations asked for only; --command may add related ones.
     only = args.association if args.association and not args.command else None
     analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only)
     source = sys.stdin.buffer if args.capture == "-" else args.capture

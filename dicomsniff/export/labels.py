@@ -9,7 +9,8 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable
 
-from dissectors.dimse.status import format_status
+from dissectors.dimse.command import decode_command, service_name
+from dissectors.dimse.status import category, format_status
 from dissectors.ul.reasons import (
     abort_reason,
     abort_source,
@@ -21,6 +22,7 @@ from dissectors.ul.reasons import (
 
 from ..model import Association, Transaction
 from ..uids import uid_name
+from .wirelog import Pdv
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
 # Storage Commitment Push Model (PS3.4 J.3): what its N-ACTION and N-EVENT-REPORT types mean.
@@ -170,6 +172,14 @@ def context_note(a: Association, limit: int = 6) -> list[str]:
         lines.append(f"{c.id}: {uid_text(c.abstract_syntax)}: {context_result(c.result or 0)}")
     if len(refused) > 3:
         lines.append(f"... {len(refused) - 3} more not accepted")
+    used_classes = {t.sop_class for t in a.transactions}
+    roles = sorted(a.acceptor.roles, key=lambda r: r["sop_class"] not in used_classes)
+    for r in roles[:2]:  # SCP/SCU role selection as the acceptor granted it, used ones first
+        lines.append(f"role selection {uid_text(r['sop_class'])}: "
+                     f"SCU {'yes' if r['scu_role'] else 'no'}, "
+                     f"SCP {'yes' if r['scp_role'] else 'no'}")
+    if len(roles) > 2:
+        lines.append(f"... {len(roles) - 2} more role selections")
     return lines
 
 
@@ -183,3 +193,36 @@ def abort_lines(source: int, reason: int) -> list[str]:
     if source == 2:
         lines.append(f"reason: {abort_reason(reason, source)}")
     return lines
+
+
+def _command(d: Pdv) -> dict | None:
+    """The command set of a PDV that completes one (a single-fragment command: nearly all)."""
+    if d.command is None or not d.last:
+        return None
+    try:
+        cmd, _problems = decode_command(d.command)
+    except Exception:  # a label must never stop the drawing
+        return None
+    return cmd if isinstance(cmd.get("CommandField"), int) else None
+
+
+def pdv_text(d: Pdv) -> tuple[str, str, bool]:
+    """A PDV in words ('ctx 1 C-STORE-RSP msg 1: 0x0000 Success'), its style, and whether it
+    carries a response (drawn as a reply)."""
+    if d.command is None:
+        return (f"ctx {d.context_id} data {size(d.length)}" + (" (last)" if d.last else ""),
+                "normal", False)
+    cmd = _command(d)
+    if cmd is None:
+        return f"ctx {d.context_id} command fragment ({d.length} bytes)", "normal", False
+    cf = cmd["CommandField"]
+    name = service_name(cf)
+    if not cf & 0x8000:
+        return f"ctx {d.context_id} {name}-RQ msg {cmd.get('MessageID')}", "normal", False
+    text = f"ctx {d.context_id} {name}-RSP msg {cmd.get('MessageIDBeingRespondedTo')}"
+    status = cmd.get("Status")
+    if not isinstance(status, int):
+        return text, "normal", True
+    sop = cmd.get("AffectedSOPClassUID")
+    text += f": {format_status(status, name, sop if isinstance(sop, str) else None)}"
+    return text, style_of(category(status)), True

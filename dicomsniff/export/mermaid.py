@@ -29,7 +29,7 @@ def _label(lines: list[str], *, alias: bool = False) -> str:
 
 def render(d: Diagram) -> str:
     ids = [f"P{i + 1}" for i in range(len(d.lifelines))]
-    out = ["sequenceDiagram", f"    title {_label([f'{d.title} ({d.subtitle[0]})'])}"]
+    out = ["sequenceDiagram", f"    title {_label([d.title])}"]
     for pid, lf in zip(ids, d.lifelines, strict=True):
         out.append(f"    participant {pid} as {_label([lf.title, lf.address], alias=True)}")
     for it in d.items:

@@ -1,9 +1,10 @@
 """Which associations a diagram shows: ``--association``, ``--ae``, ``--between``, ``--command``.
 
-Filters combine (all must hold). ``--command C-MOVE`` also brings the associations that carry
-its sub-operations (the move SCP calling the move destination while the C-MOVE runs), and
-``--command N-ACTION`` on storage commitment the association that brings its N-EVENT-REPORT
-back: that is the picture people ask for.
+Different filters combine (all must hold); a repeated one widens (any of its values).
+``--command C-MOVE`` also brings the associations that carry its sub-operations (the move SCP
+calling the move destination while the C-MOVE runs), and ``--command N-ACTION`` on storage
+commitment the association that brings its N-EVENT-REPORT back: that is the picture people
+ask for.
 """
 
 from __future__ import annotations
@@ -92,12 +93,14 @@ def select(assocs: Sequence[Association], *, ids: Sequence[int] = (),
                                  f"associations {_ids(assocs)}")
         chosen = [a for a in chosen if a.id in set(ids)]
         what.append("association " + ", ".join(f"#{i}" for i in ids))
-    for title in aes:
-        chosen = [a for a in chosen if _same(a.calling_ae, title) or _same(a.called_ae, title)]
+    if aes:
+        chosen = [a for a in chosen
+                  if any(_same(a.calling_ae, t) or _same(a.called_ae, t) for t in aes)]
         if not chosen:
-            raise SelectionError(f"no association with AE title {title!r} in the selection; "
+            names = " or ".join(repr(t) for t in aes)
+            raise SelectionError(f"no association with AE title {names} in the selection; "
                                  f"AE titles seen: {_seen(assocs)}")
-        what.append(f"AE {title}")
+        what.append("AE " + ", ".join(aes))
     if between:
         t1, t2 = between
         chosen = [a for a in chosen

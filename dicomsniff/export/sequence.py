@@ -66,10 +66,6 @@ class Diagram:
     t0: float | None = None  # time origin of the '+s' offsets
     cut: int = 0  # messages left out by --max-messages
 
-    @property
-    def messages(self) -> int:
-        return sum(isinstance(i, Message) for i in self.items)
-
 
 @dataclass
 class Options:
@@ -180,7 +176,7 @@ class _Builder:
             if pdu_level:
                 lines.append(f"{pdu.length} bytes, max PDU {a.acceptor.max_pdu}")
             self.add(Message(src, dst, lines, reply=True, time=pdu.ts), pdu.frame)
-            self.add(Note(*sides, L.context_note(a), "info", time=pdu.ts), pdu.frame)
+            self.add(Note(*sides, L.context_note(a), "info"), None, pdu.frame)
         elif name == "A-ASSOCIATE-RJ":
             rj = (e.result, e.source, e.reason) if e is not None else (
                 (a.reject or {}).get("result", 0), (a.reject or {}).get("source", 0),
@@ -221,11 +217,13 @@ class _Builder:
         final = t.done
         resp = t.response_frames
         pending = resp[:-1] if final else resp
-        if pending and self.opts.collapse and len(pending) >= COLLAPSE_MIN:
-            self.add(Message(dst, src, [f"{p}{t.command}-RSP x {len(pending)}", "Pending"],
-                             True, time=self.time(pending[-1])), pending[-1])
-        else:
-            for f in pending:
+        cut = t.cancel_frame if t.cancel_frame is not None else 1 << 62
+        for group in ([f for f in pending if f < cut], [f for f in pending if f >= cut]):
+            if group and self.opts.collapse and len(group) >= COLLAPSE_MIN:
+                self.add(Message(dst, src, [f"{p}{t.command}-RSP x {len(group)}", "Pending"],
+                                 True, time=self.time(group[-1])), group[-1])
+                continue
+            for f in group:
                 self.add(Message(dst, src, [f"{p}{t.command}-RSP", "Pending"], True,
                                  time=self.time(f)), f)
         if final and resp:
@@ -298,17 +296,13 @@ class _Builder:
             i = j
 
     def pdata(self, sides: tuple[int, int], p: str, pdu: Pdu) -> None:
-        lines = [f"{p}P-DATA-TF ({pdu.length} bytes)"]
-        styles = ["normal"]
-        for d in pdu.pdvs[:3]:
-            text, style = _pdv_text(d)
-            lines.append(text)
-            styles.append(style)
-        if len(pdu.pdvs) > 3:
-            lines.append(f"... {len(pdu.pdvs) - 3} more PDVs")
-        replyish = any(_is_response(d) for d in pdu.pdvs)
-        self.add(Message(sides[pdu.side], sides[1 - pdu.side], lines, replyish, L.worst(styles),
-                         time=pdu.ts), pdu.frame)
+        said = [L.pdv_text(d) for d in pdu.pdvs]
+        lines = [f"{p}P-DATA-TF ({pdu.length} bytes)", *(text for text, _, _ in said[:3])]
+        if len(said) > 3:
+            lines.append(f"... {len(said) - 3} more PDVs")
+        reply = any(response for _, _, response in said)
+        self.add(Message(sides[pdu.side], sides[1 - pdu.side], lines, reply,
+                         L.worst(style for _, style, _ in said), time=pdu.ts), pdu.frame)
 
     # -- findings ---------------------------------------------------------------------------
     def findings(self, findings: Iterable[Finding], sides: tuple[int, int], p: str,
@@ -398,47 +392,6 @@ def _control_from_model(a: Association) -> list[Pdu]:
 
 def _data_only(pdu: Pdu) -> bool:
     return pdu.name == "P-DATA-TF" and all(d.command is None for d in pdu.pdvs)
-
-
-def _decode(d) -> dict | None:
-    from dissectors.dimse.command import decode_command
-
-    if d.command is None or not d.last:
-        return None
-    try:
-        cmd, _problems = decode_command(d.command)
-    except Exception:  # noqa: BLE001 - a label must never stop the drawing
-        return None
-    return cmd if isinstance(cmd.get("CommandField"), int) else None
-
-
-def _is_response(d) -> bool:
-    cmd = _decode(d)
-    return bool(cmd and cmd["CommandField"] & 0x8000)
-
-
-def _pdv_text(d) -> tuple[str, str]:
-    """One PDV in words: 'ctx 1 command C-STORE-RSP msg 1: 0x0000 Success'."""
-    from dissectors.dimse.command import service_name
-    from dissectors.dimse.status import category, format_status
-
-    if d.command is None:
-        return f"ctx {d.context_id} data {L.size(d.length)}" + (" (last)" if d.last else ""), \
-            "normal"
-    cmd = _decode(d)
-    if cmd is None:
-        return f"ctx {d.context_id} command fragment ({d.length} bytes)", "normal"
-    cf = cmd["CommandField"]
-    name = service_name(cf)
-    if not cf & 0x8000:
-        return f"ctx {d.context_id} {name}-RQ msg {cmd.get('MessageID')}", "normal"
-    status = cmd.get("Status")
-    text = f"ctx {d.context_id} {name}-RSP msg {cmd.get('MessageIDBeingRespondedTo')}"
-    if not isinstance(status, int):
-        return text, "normal"
-    sop = cmd.get("AffectedSOPClassUID")
-    return (f"{text}: {format_status(status, name, sop if isinstance(sop, str) else None)}",
-            L.style_of(category(status)))
 
 
 def build(associations: Sequence[Association], *, log: WireLog | None = None,

@@ -148,8 +148,9 @@ def _message(c: _Canvas, lay: _Layout, y: float, m: Message) -> float:
         c.add(f'<polyline points="{x1:.1f},{y + 6:.1f} {x1 + LOOP:.1f},{y + 6:.1f} '
               f'{x1 + LOOP:.1f},{bottom:.1f} {x1 + 12:.1f},{bottom:.1f}" fill="none" '
               f'stroke="{color}" stroke-width="1.4"{dash}/>')
-        c.add(f'<polygon points="{x1 + 11:.1f},{bottom - 5:.1f} {x1:.1f},{bottom:.1f} '
-              f'{x1 + 11:.1f},{bottom + 5:.1f}" fill="{color}"/>')
+        pts = f"{x1 + 11:.1f},{bottom - 5:.1f} {x1:.1f},{bottom:.1f} {x1 + 11:.1f},{bottom + 5:.1f}"
+        c.add(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.4"/>'
+              if m.reply else f'<polygon points="{pts}" fill="{color}"/>')
         _gutter(c, lay, y + 10, m)
         return bottom - y + ROW_GAP
     mid = (x1 + x2) / 2

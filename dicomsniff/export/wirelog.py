@@ -3,14 +3,16 @@
 The model keeps per-association PDU counts and key frames, not each PDU with its timestamp;
 ``--level pdu`` needs every PDU, and ``--timing`` the time of A-ASSOCIATE-AC, A-RELEASE and
 pending responses. Parsing the capture a second time would duplicate the engine (flows,
-reassembly, mid-stream pick-up), so :class:`RecordingAnalyzer` watches the upper-layer events
-the analyzer already makes as they pass to the association tracker (``Analyzer._drain``).
+reassembly, mid-stream pick-up), so :class:`RecordingAnalyzer` listens to the upper-layer events
+the analyzer already makes (the ``on_ul_events`` hook), asking for P-DATA-TF header events
+(``pdu_events``) only when every PDU is wanted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dissectors.ul import events as ev
 
@@ -36,7 +38,7 @@ class Pdv:
 class Pdu:
     side: int  # 0: sent by the association requestor, 1: by the acceptor
     name: str  # "A-ASSOCIATE-RQ", "P-DATA-TF", ...
-    frame: int
+    frame: int  # its header's; for a P-DATA-TF with a command, where the command completed
     ts: float | None
     length: int | None = None  # PDU length field
     event: object = None  # the upper-layer event, for control PDUs
@@ -58,26 +60,29 @@ class WireLog:
 class RecordingAnalyzer(Analyzer):
     """An :class:`Analyzer` that also fills a :class:`WireLog`.
 
-    Control PDUs and command frames are always recorded (a few per message); P-DATA-TF PDUs
-    only with ``pdata=True``, and then only for ``only`` association ids when given.
+    Control PDUs and command frames are recorded (a few per message), P-DATA-TF PDUs only
+    with ``pdata=True``; all of it only for the ``only`` association ids when given.
     """
 
     def __init__(self, *, pdata: bool = False, only: Iterable[int] | None = None,
-                 **kw) -> None:
-        super().__init__(**kw)
+                 **kw: Any) -> None:
+        super().__init__(pdu_events=pdata, **kw)
         self.log = WireLog(with_pdata=pdata)
         self._only = None if only is None else frozenset(only)
         self._open_pdata: dict[tuple[int, int], Pdu] = {}
+        self.on_ul_events.append(self._on_ul_events)
 
-    def _drain(self, conn, side: int) -> None:  # type: ignore[no-untyped-def]
-        evs = conn.ul[side].events
-        super()._drain(conn, side)
-        self._record(conn.tracker.assoc.id, side, evs)
+    def _on_ul_events(self, assoc: Any, side: int, evs: list) -> None:
+        if self._wanted(assoc.id):
+            self._record(assoc.id, side, evs)
+
+    def _wanted(self, assoc_id: int) -> bool:
+        return self._only is None or assoc_id in self._only
 
     def _record(self, assoc_id: int, side: int, evs: list) -> None:
         log = self.log
         frame_ts = log.frame_ts
-        pdata = log.with_pdata and (self._only is None or assoc_id in self._only)
+        pdata = log.with_pdata
         pdus = log.pdus.setdefault(assoc_id, [])
         for e in evs:
             t = type(e)
@@ -90,7 +95,10 @@ class RecordingAnalyzer(Analyzer):
             elif t is ev.PdvCommand:
                 frame_ts[e.frame] = e.ts
                 if pdata:
-                    self._pdv(assoc_id, side, Pdv(e.context_id, e.last, len(e.value), e.value))
+                    p = self._pdv(assoc_id, side, Pdv(e.context_id, e.last, len(e.value),
+                                                      e.value))
+                    if p is not None and e.last:  # shown where the model puts the message
+                        p.frame, p.ts = e.frame, e.ts
             elif not pdata:
                 continue
             elif t is ev.PDataTF:
@@ -101,7 +109,8 @@ class RecordingAnalyzer(Analyzer):
             elif t is ev.PdvData:
                 self._pdv(assoc_id, side, Pdv(e.context_id, e.last, e.length))
 
-    def _pdv(self, assoc_id: int, side: int, pdv: Pdv) -> None:
+    def _pdv(self, assoc_id: int, side: int, pdv: Pdv) -> Pdu | None:
         p = self._open_pdata.get((assoc_id, side))
         if p is not None:
             p.pdvs.append(pdv)
+        return p
