@@ -656,6 +656,62 @@ def ipv6(s: Session, p: dict[str, Any]) -> Truth:
         association(s, "PYSTORESCU", "PYSTORESCP", port, operations=ops, ipv6=True)]}
 
 
+# -- objects received bit for bit (export-objects round trip, not in the sample corpus) ------
+
+QR_PORT = 11114
+RECEIVED_DIRS = ("storescp-received", "moved", "got")  # under the work dir, per receiver
+
+
+@scenario("objects-roundtrip", "objects-roundtrip.pcap",
+          "what export-objects must reproduce byte for byte: storescu -> storescp +B (one CT "
+          "image in each of implicit LE, explicit LE/BE, deflated, JPEG lossless SV1, RLE), "
+          "then a C-MOVE to movescu +B and a C-GET by getscu +B against dcmqrscp (port "
+          "11114); the receivers keep what arrived exactly as read (work dir: "
+          "storescp-received/, moved/, got/)", sample=False, rows=32, cols=32, images=2)
+def objects_roundtrip(s: Session, p: dict[str, Any]) -> Truth:
+    src = synth.ct_series(s.work / "src", key="roundtrip", count=len(_TS_ORDER),
+                          rows=p["rows"], cols=p["cols"], patient=2)
+    images = [synth.convert(img, ts, s.work / "ts" / f"{n}.dcm")
+              for n, (img, ts) in enumerate(zip(src, _TS_ORDER, strict=True))]
+    cfg = storescu_config(s.work / "storescu.cfg", CT, _TS_ORDER)
+    storescp(s, "storescp", DICOM_PORT, "STORESCP", "+xa", "+B")
+    hosts = {"movedest": ("MOVESCU", s.scu_ip, CALLBACK_PORT)}
+    content = qr_archive(s, studies=2, images_per_study=p["images"], rows=p["rows"],
+                         cols=p["cols"], hosts=hosts, port=QR_PORT)
+    moved, got = s.work / "moved", s.work / "got"
+    moved.mkdir()
+    got.mkdir()
+    with s.capture():
+        log = s.client("storescu", [BIN / "storescu", "-v", "-aet", "STORESCU", "-aec",
+                                    "STORESCP", "-xf", cfg, "Separate", s.scp_ip, DICOM_PORT,
+                                    *[i.path for i in images]])
+        expect_count(log, r"Received Store Response \(Success\)", len(images), "storescu")
+        log = s.client("movescu", [BIN / "movescu", "-v", "-S", "+B", "-aet", "MOVESCU",
+                                   "-aec", "ARCHIVE", "-aem", "MOVESCU", "+P", CALLBACK_PORT,
+                                   "-od", moved, "-k", "QueryRetrieveLevel=STUDY",
+                                   "-k", f"StudyInstanceUID={content[1][0].study_uid}",
+                                   s.scp_ip, QR_PORT], cwd=moved)  # +B ignores -od
+        expect_count(log, r"Received Store Request", len(content[1]), "movescu")
+        log = s.client("getscu", [BIN / "getscu", "-v", "-S", "+B", "-aet", "GETSCU", "-aec",
+                                  "ARCHIVE", "-od", got, "-k", "QueryRetrieveLevel=STUDY",
+                                  "-k", f"StudyInstanceUID={content[0][0].study_uid}",
+                                  s.scp_ip, QR_PORT])
+        expect_count(log, r"Received C-STORE Request", len(content[0]), "getscu")
+    n_move, n_get = len(content[1]), len(content[0])
+    sub_ops = {"failed": 0, "warning": 0}
+    get_ops = [op("C-GET", OK, pending=n_get, sop_class=STUDY_GET,
+                  sub_operations={"completed": n_get, **sub_ops})]
+    get_ops += [dict(o, invoker="acceptor") for o in store_ops(content[0])]
+    return {"server_ports": [DICOM_PORT, CALLBACK_PORT, QR_PORT], "associations": [
+        association(s, "STORESCU", "STORESCP", DICOM_PORT, operations=store_ops(images)),
+        association(s, "MOVESCU", "ARCHIVE", QR_PORT, operations=[
+            op("C-MOVE", OK, pending=n_move, sop_class=STUDY_MOVE, move_destination="MOVESCU",
+               sub_operations={"completed": n_move, **sub_ops})]),
+        association(s, "ARCHIVE", "MOVESCU", CALLBACK_PORT, requestor=SCP,
+                    operations=store_ops(content[1]), sub_association_of=1),
+        association(s, "GETSCU", "ARCHIVE", QR_PORT, operations=get_ops)]}
+
+
 # -- benchmark loads (not in the committed corpus) -------------------------------------------
 
 
@@ -736,3 +792,7 @@ def copy_peer_logs(s: Session, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for f in s.logs.glob("*.log"):
         shutil.copy2(f, dest / f.name)
+
+
+# The findings captures (captures/findings/, not in --all) register from their own module.
+from . import findings_scenarios  # noqa: E402,F401

@@ -1,0 +1,32 @@
+"""Plain-text lines about exported objects (standard output stays script-friendly)."""
+
+from __future__ import annotations
+
+import os
+
+from ..uids import uid_name
+from .dump import safe
+from .export import Exported
+
+
+def size_text(n: int) -> str:
+    if n < 10_000:
+        return f"{n} B"
+    if n < 10_000_000:
+        return f"{n / 1e3:.1f} kB"
+    return f"{n / 1e6:.1f} MB"
+
+
+def object_line(info: Exported, outdir: str) -> str:
+    """``FILE  SOP class  transfer syntax  size  status``, tab-separated."""
+    where = os.path.relpath(info.path, outdir) if info.path else "(not written)"
+    ts = uid_name(info.transfer_syntax) or info.transfer_syntax or "-"
+    if info.guessed_ts:
+        ts += " (guessed)"
+    fields = [where, uid_name(info.sop_class) or safe(info.sop_class or "-"), ts,
+              size_text(info.bytes), info.status or "-"]
+    if info.partial:
+        fields.append("PARTIAL")
+    if info.note:
+        fields.append(safe(info.note))
+    return "\t".join(fields)
