@@ -48,6 +48,8 @@ exit status: 0 analysed; 1 findings at --fail-on level; 2 file unusable or bad u
 COMMAND_MODULES: tuple[str, ...] = (
     "dicomsniff.export.diagram_cmd",
     "dicomsniff.live_cmd",
+    "dicomsniff.objects.cli",
+    "dicomsniff.tui.cli",
 )
 
 
@@ -65,6 +67,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
     return v
 
 
@@ -118,6 +130,19 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--max-associate-pdu", type=_positive_int, default=1 << 20,
                      metavar="BYTES",
                      help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
+    rules = a.add_argument_group("findings rules ('python3 -m dicomsniff.analysis.rules' lists "
+                                 "every finding code)")
+    rules.add_argument("--slow-factor", type=_positive_float, default=10.0, metavar="X",
+                       help="a response X times slower than the median of the same command to "
+                            "the same AE is DIMSE-SLOW-RESPONSE (default 10)")
+    rules.add_argument("--slow-min", type=_positive_float, default=1.0, metavar="SECONDS",
+                       help="... and only when it took at least this long (default 1)")
+    rules.add_argument("--idle-threshold", type=_positive_float, default=30.0,
+                       metavar="SECONDS",
+                       help="an open association with no DIMSE operation for this long is "
+                            "PERF-IDLE (default 30)")
+    rules.add_argument("--disable-rule", action="append", default=[], metavar="CODE",
+                       help="never raise findings with this code (repeatable)")
     a.set_defaults(handler=cmd_analyze)
     for modname in COMMAND_MODULES:
         try:
@@ -146,7 +171,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     limits = Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
                     max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu)
-    analyzer = Analyzer(ports=args.port, limits=limits, keep=not args.json)
+    from .analysis.rules import RuleConfig
+
+    rules = RuleConfig(slow_factor=args.slow_factor, slow_min=args.slow_min,
+                       idle_threshold=args.idle_threshold,
+                       disabled=frozenset(c.upper() for c in args.disable_rule))
+    analyzer = Analyzer(ports=args.port, limits=limits, keep=not args.json, rules=rules)
     summary = Summary()
     analyzer.on_association.append(summary.add)
     out = _open_output(args.output)

@@ -39,7 +39,7 @@ class TcpDirection:
 
     __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
                  "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
-                 "fin", "delivered")
+                 "fin", "delivered", "retransmission_frames")
 
     def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sink = sink
@@ -50,6 +50,7 @@ class TcpDirection:
         self.held_bytes = 0
         self.max_buffer = max_buffer
         self.retransmissions = 0
+        self.retransmission_frames: list[int] = []  # the first few, for findings
         self.conflicts = 0
         self.gaps = 0
         self.missing_bytes = 0
@@ -84,7 +85,7 @@ class TcpDirection:
             return
         d = seq_diff(seq, nxt)
         if d < 0:
-            self.retransmissions += 1
+            self._retransmitted(frame)
             if d + n <= 0:
                 return
             # Partial overlap with what was delivered: the first copy wins, keep the new tail.
@@ -99,7 +100,7 @@ class TcpDirection:
         prev = self.held.get(u)
         if prev is not None:
             old = prev[0]
-            self.retransmissions += 1
+            self._retransmitted(frame)
             if bytes(data[:len(old)]) != old[:n]:
                 self.conflicts += 1
             if n <= len(old):
@@ -113,6 +114,11 @@ class TcpDirection:
             self.buffer_overflows += 1
             while self.held and self.held_bytes > self.max_buffer // 2:
                 self.skip_to_held(frame, ts)
+
+    def _retransmitted(self, frame: int) -> None:
+        self.retransmissions += 1
+        if len(self.retransmission_frames) < 20:
+            self.retransmission_frames.append(frame)
 
     def _pop(self) -> tuple[int, bytes, int, float]:
         u = heapq.heappop(self.heap)

@@ -37,6 +37,7 @@ from dissectors.tcp import DEFAULT_MAX_BUFFER, TcpDirection
 from dissectors.ul.stream import PDV_DATA, ULStream, plausible_pdu
 
 from ..model import Association, Finding, Transaction
+from .rules import RuleConfig, RuleSet, tcp_window
 from .tracker import AssociationTracker
 
 # Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and
@@ -132,7 +133,7 @@ class Analyzer:
 
     def __init__(self, *, ports: Iterable[int] = (), limits: Limits | None = None,
                  keep: bool = True, want_dataset: Callable | None = None,
-                 pdu_events: bool = False) -> None:
+                 pdu_events: bool = False, rules: RuleConfig | None = None) -> None:
         """``want_dataset(association, side, message)``, if given, is asked for every message
         that announces a data set and may return a DatasetSink (see dissectors.dimse.assembler)
         to receive its bytes: exports use it; plain analysis never touches data set bytes."""
@@ -158,6 +159,8 @@ class Analyzer:
         self._next_txn = 0
         self._ignored_count = 0
         self.linktypes: set[int] = set()
+        # Findings rules (analysis/rules): run as each association ends and at the end.
+        self.rules = RuleSet(rules).attach(self)
 
     # -- ids and findings -----------------------------------------------------------------
     def _txn_seq(self) -> int:
@@ -292,6 +295,9 @@ class Analyzer:
         conn, side = entry  # type: ignore[misc]
         conn.last_ts = ts
         conn.last_frame = frame
+        if (conn.tracker is not None and not flags & (TCP_SYN | TCP_RST)
+                and tcp_window(buf, etype, off) == 0):  # slow path only: rules/transport.py
+            self.rules.zero_window(conn, side, frame)
         if flags & (TCP_SYN | TCP_FIN | TCP_RST):
             if not self._flags(conn, side, flags, seq, frame, ts, key, buf, ps, pe):
                 return
@@ -449,6 +455,7 @@ class Analyzer:
         conn.tracker = AssociationTracker(a, self._emit, self._txn_seq, self.on_transaction,
                                           self.on_association_start)
         conn.tracker.ul = conn.ul
+        self.rules.connection_started(conn)
         if midstream and not conn.forced:
             conn.tracker.hold_findings()  # until a PDU boundary proves it is DICOM
         if self.want_dataset is not None:
@@ -488,6 +495,8 @@ class Analyzer:
     def _flags(self, conn: Connection, side: int, flags: int, seq: int, frame: int,
                ts: float, key: bytes, buf, ps: int, pe: int) -> bool:
         """SYN/FIN/RST bookkeeping. Returns False when the packet should go no further."""
+        if flags & (TCP_RST | TCP_FIN):
+            self.rules.tcp_end(conn, side, flags, frame, ts)  # who ended it; refused SYNs
         if flags & TCP_RST:
             if conn.tcp is not None and pe > ps:
                 conn.tcp[side].segment(seq, buf[ps:pe], frame, ts)
@@ -549,6 +558,7 @@ class Analyzer:
         a.bytes = {"requestor": conn.ul[0].bytes_in, "acceptor": conn.ul[1].bytes_in}
         if a.last_frame is None or a.last_frame < conn.last_frame:
             a.last_frame = conn.last_frame
+        self.rules.association_closed(conn, how)  # rule findings join the association first
         if self.keep:
             self.associations.append(a)
         for cb in self.on_association:
@@ -574,4 +584,5 @@ class Analyzer:
         for conn in list(self.open):
             self._close(conn, "eof", conn.last_frame, conn.last_ts)
         self.associations.sort(key=lambda a: (a.first_frame or 0))
+        self.rules.finish()  # capture-wide rules (MPPS, commitment, refused connections)
 

@@ -245,6 +245,11 @@ def print_report(console: Console, associations: list[Association],
                  stats: Any, outcomes: dict[str, int], *, findings_only: bool = False,
                  all_contexts: bool = False) -> None:
     console.print(headline(stats, len(associations), outcomes))
+    from .digest import digest_table  # one line per finding code, worst first
+
+    digest = digest_table([*capture_findings, *(f for a in associations for f in a.findings)])
+    if digest is not None:
+        console.print(digest)
     worst = sorted((f for a in associations for f in a.findings),
                    key=lambda f: ("error", "warning", "info").index(f.severity))
     if capture_findings:

@@ -13,8 +13,7 @@ into findings. Codes raised by the association tracker itself are listed here to
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from ...model import Association, Finding, Transaction
@@ -23,8 +22,7 @@ if TYPE_CHECKING:
 SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class Code:
+class Code(NamedTuple):
     """One finding code: default severity, where the standard says so, what it means."""
 
     code: str
@@ -46,20 +44,24 @@ def code(name: str, severity: str, section: str | None, title: str,
     return name
 
 
-@dataclass(slots=True)
 class Hit:
-    """What a check found: turned into a Finding (section and severity default to the code's)."""
+    """What a check found: turned into a Finding (section and severity default to the code's).
 
-    code: str
-    message: str
-    frame: int | None = None
-    frames: list[int] = field(default_factory=list)
-    severity: str | None = None
-    section: str | None = None
+    Plain slotted classes here and in the other rule modules, not dataclasses: each dataclass
+    compiles its methods at import, and startup time is part of analysing a small capture.
+    """
+
+    __slots__ = ("code", "message", "frame", "frames", "severity", "section")
+
+    def __init__(self, code: str, message: str, frame: int | None = None,
+                 frames: list[int] | None = None, severity: str | None = None,
+                 section: str | None = None) -> None:
+        self.code, self.message, self.frame = code, message, frame
+        self.frames = frames if frames is not None else []
+        self.severity, self.section = severity, section
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     name: str
     func: Callable[..., Iterable[Hit]]
     codes: tuple[str, ...]
@@ -82,8 +84,7 @@ def check(*codes: str, phase: str = "association") -> Callable[[Callable], Calla
     return deco
 
 
-@dataclass
-class RuleConfig:
+class RuleConfig(NamedTuple):
     """Thresholds of the rules (the CLI exposes the ones a user tunes)."""
 
     slow_factor: float = 10.0  # a response this many times the median for its server is slow
@@ -97,17 +98,19 @@ class RuleConfig:
     disabled: frozenset[str] = frozenset()  # codes not to raise
 
 
-@dataclass(slots=True)
 class AssocView:
     """One finished association and what the rules may know about it."""
 
-    assoc: Association
-    config: RuleConfig
-    state: CaptureState
-    ended_by: str  # "fin" | "rst" | "eof" (how the TCP connection ended)
-    transport: Any = None  # rules.transport.ConnFacts, or None for hand-fed associations
-    datasets: dict[tuple[int, int], Any] = field(default_factory=dict)  # datasets.DatasetInfo
-    tcp: Any = None  # (TcpDirection, TcpDirection) or None
+    __slots__ = ("assoc", "config", "state", "ended_by", "transport", "datasets", "tcp")
+
+    def __init__(self, assoc: Association, config: RuleConfig, state: CaptureState,
+                 ended_by: str, transport: Any = None,
+                 datasets: dict[tuple[int, int], Any] | None = None, tcp: Any = None) -> None:
+        self.assoc, self.config, self.state = assoc, config, state
+        self.ended_by = ended_by  # "fin" | "rst" | "eof" (how the TCP connection ended)
+        self.transport = transport  # transport.ConnFacts; None for hand-fed associations
+        self.datasets = datasets if datasets is not None else {}  # -> datasets.DatasetInfo
+        self.tcp = tcp  # (TcpDirection, TcpDirection) or None
 
     def tracker_findings(self, code: str) -> Iterator[Finding]:
         """The findings the tracker already raised with ``code`` (to refine their message)."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ...uids import uid_name
@@ -79,15 +78,16 @@ def wants(abstract_syntax: str | None) -> tuple[bool, bool] | None:
     return None
 
 
-@dataclass(slots=True)
 class DatasetInfo:
     """What the rules learned from one collected data set."""
 
-    context_id: int
-    transfer_syntax: str | None
-    encoding: Encoding | None = None  # sniffed from its first bytes
-    fields: dict[str, Any] = field(default_factory=dict)  # decoded values (MPPS, commitment)
-    partial: bool = False
+    __slots__ = ("context_id", "transfer_syntax", "encoding", "fields", "partial")
+
+    def __init__(self, context_id: int, transfer_syntax: str | None) -> None:
+        self.context_id, self.transfer_syntax = context_id, transfer_syntax
+        self.encoding: Encoding | None = None  # sniffed from its first bytes
+        self.fields: dict[str, Any] = {}  # decoded values (MPPS, commitment)
+        self.partial = False
 
 
 class _Sink:

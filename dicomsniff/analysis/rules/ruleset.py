@@ -37,14 +37,19 @@ class RuleSet:
         self.config = config or RuleConfig()
         self.state = CaptureState(self.config.max_tracked)
         self.emit = emit or (lambda f: None)
-        self._conns: dict[int, Any] = {}  # association id -> Connection, while open
+        # association id -> Connection while open (bounded: a candidate that proves not to be
+        # DICOM is dropped by the engine without an association_closed call)
+        self._conns: Bounded[int, Any] = Bounded(max(1024, self.config.max_tracked))
         self._datasets: dict[int, dict] = {}  # association id -> collected data sets
         self._facts: Bounded[int, ConnFacts] = Bounded(max(1024, self.config.max_tracked))
         self._finished = False
 
     def attach(self, analyzer: Any) -> RuleSet:
         """Follow ``analyzer``: its hooks feed the capture-wide memory; findings go to _emit."""
+        from ..engine import WELL_KNOWN_PORTS
+
         self.emit = analyzer._emit
+        self.state.dicom_ports = frozenset(WELL_KNOWN_PORTS) | frozenset(analyzer.ports)
         analyzer.on_association_start.append(self._negotiated)
         analyzer.on_transaction.append(self.state.on_transaction)
         return self
@@ -52,7 +57,7 @@ class RuleSet:
     # -- engine seams -----------------------------------------------------------------------
     def connection_started(self, conn: Any) -> None:
         """A connection became DICOM (its tracker exists)."""
-        self._conns[conn.tracker.assoc.id] = conn
+        self._conns.put(conn.tracker.assoc.id, conn)
 
     def _negotiated(self, a: Association) -> None:
         self.state.on_start(a)

@@ -9,8 +9,7 @@ bounded by the caps, never by the capture's size.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections import OrderedDict, deque
 from typing import Any, Generic, TypeVar
 
 from ...model import Association, Transaction
@@ -29,6 +28,12 @@ class Bounded(OrderedDict, Generic[K, V]):  # type: ignore[type-arg]
         super().__init__()
         self.cap = cap
         self.forgotten = 0
+        self.seq = 0
+
+    def append(self, value: V) -> None:
+        """Keep ``value`` under the next sequence number (a bounded list)."""
+        self.seq += 1
+        self.put(self.seq, value)  # type: ignore[arg-type]
 
     def put(self, key: K, value: V) -> None:
         self[key] = value
@@ -37,21 +42,21 @@ class Bounded(OrderedDict, Generic[K, V]):  # type: ignore[type-arg]
             self.forgotten += 1
 
 
-@dataclass(slots=True)
 class AssocMeta:
     """The little that cross-association rules need about an association."""
 
-    id: int
-    calling_ae: str | None
-    called_ae: str | None
-    client: str
-    server: str
-    start: float | None
-    first_frame: int | None
-    # C-STOREs it carried: (move originator AE, move originator message ID) -> tally
-    # [success, warning, failure, unanswered]; (None, None) when the request named no originator.
-    stores: dict[tuple[str | None, int | None], list[int]] = field(default_factory=dict)
-    store_times: list[float] = field(default_factory=list)  # first and last C-STORE request
+    __slots__ = ("id", "calling_ae", "called_ae", "client", "server", "start", "first_frame",
+                 "stores", "store_times")
+
+    def __init__(self, aid: int, calling_ae: str | None, called_ae: str | None, client: str,
+                 server: str, start: float | None, first_frame: int | None) -> None:
+        self.id, self.calling_ae, self.called_ae = aid, calling_ae, called_ae
+        self.client, self.server, self.start, self.first_frame = (client, server, start,
+                                                                  first_frame)
+        # C-STOREs it carried: (move originator AE, move originator message ID) -> tally
+        # [success, warning, failure, unanswered]; (None, None): no originator named.
+        self.stores: dict[tuple[str | None, int | None], list[int]] = {}
+        self.store_times: list[float] = []  # first and last C-STORE request
 
     @property
     def client_ip(self) -> str:
@@ -62,24 +67,25 @@ class AssocMeta:
         return self.server.rsplit(":", 1)[0]
 
 
-@dataclass(slots=True)
 class ServerMemory:
     """What one SCP address accepted in the capture: the basis for 'it likely supports'."""
 
-    abstract_syntaxes: set[str] = field(default_factory=set)
-    transfer_syntaxes: set[str] = field(default_factory=set)
-    called_aes: set[str] = field(default_factory=set)  # called AE titles it accepted
+    __slots__ = ("abstract_syntaxes", "transfer_syntaxes", "called_aes")
+
+    def __init__(self) -> None:
+        self.abstract_syntaxes: set[str] = set()
+        self.transfer_syntaxes: set[str] = set()
+        self.called_aes: set[str] = set()  # called AE titles it accepted
 
 
-@dataclass(slots=True)
 class Refused:
     """TCP connection attempts answered by a reset before any SYN-ACK."""
 
-    client: str
-    server: str
-    frames: list[int]
-    first_ts: float
-    explained: bool = False  # already cited by a C-MOVE finding
+    __slots__ = ("client", "server", "frames", "first_ts", "explained")
+
+    def __init__(self, client: str, server: str, frames: list[int], first_ts: float) -> None:
+        self.client, self.server, self.frames, self.first_ts = client, server, frames, first_ts
+        self.explained = False  # already cited by a C-MOVE finding
 
 
 class Reservoir:
@@ -124,6 +130,8 @@ class CaptureState:
         self.commit_reports: Bounded[int, dict[str, Any]] = Bounded(cap)
         self.refused: Bounded[tuple[str, str], Refused] = Bounded(cap)
         self.endpoints: Bounded[str, None] = Bounded(cap)  # addresses that spoke DICOM
+        self.by_called: Bounded[str, deque[int]] = Bounded(cap)  # called AE -> recent ids
+        self.dicom_ports: frozenset[int] = frozenset()  # well-known and --port ports
         self.cap = cap
 
     # -- hooks ------------------------------------------------------------------------------
@@ -132,6 +140,12 @@ class CaptureState:
         self.assocs.put(a.id, AssocMeta(a.id, a.calling_ae, a.called_ae, a.client, a.server,
                                         a.start, a.first_frame))
         self.endpoints.put(a.server, None)
+        if a.called_ae:
+            recent = self.by_called.get(a.called_ae)
+            if recent is None:
+                recent = deque(maxlen=256)
+                self.by_called.put(a.called_ae, recent)
+            recent.append(a.id)
         if a.outcome == "rejected":
             return
         mem = self.servers.get(a.server)

@@ -1,0 +1,197 @@
+"""Protocol-state findings (PS3.8 9.2 state machine): the tracker raises them, these rules
+explain them.
+
+The tracker already says *that* an association was rejected, aborted or cut; an administrator
+also needs *why* and *what to check*. These checks add, to the tracker's own finding, the
+hint for the reject or abort reason (dissectors.ul.reasons), who ended the connection, and what
+was in flight at that moment (an abort 30 s after an unanswered request is a timeout).
+"""
+
+from __future__ import annotations
+
+from dissectors.ul.reasons import abort_hint, reject_hint
+
+from ...model import Association, Transaction
+from ..tracker import _UL_SEVERITY
+from .base import AssocView, Hit, check, code, seconds
+
+SIDES = ("requestor", "acceptor")
+
+# The tracker's own codes (analysis/tracker.py), listed so the catalogue covers every code.
+for _c, _sev, _sec, _title in (
+    ("ASSOC-REJECTED", "error", "PS3.8 9.3.4", "the acceptor refused the association"),
+    ("ASSOC-ABORTED", "warning", "PS3.8 9.3.8",
+     "A-ABORT (error when the upper layer itself aborted: source 2)"),
+    ("ASSOC-CLOSED-NO-RELEASE", "warning", "PS3.8 9.1.6",
+     "TCP FIN (warning) or RST (error) without A-RELEASE or A-ABORT"),
+    ("ASSOC-OPEN-AT-END", "info", None, "the capture ended while the association was open"),
+    ("CAPTURE-MIDSTREAM", "info", None, "the capture started inside this association"),
+    ("UL-STATE-PDATA", "error", "PS3.8 9.2", "P-DATA-TF before the association was accepted"),
+    ("UL-STATE-DATA-AFTER-RELEASE", "warning", "PS3.8 9.2",
+     "P-DATA-TF after the sender's own A-RELEASE-RQ"),
+    ("UL-STATE-SECOND-RQ", "error", "PS3.8 9.2", "a second A-ASSOCIATE-RQ"),
+    ("UL-STATE-AC", "error", "PS3.8 9.2", "A-ASSOCIATE-AC in the wrong state"),
+    ("UL-STATE-RP", "error", "PS3.8 9.2", "A-RELEASE-RP without A-RELEASE-RQ"),
+    ("UL-RQ-FROM-ACCEPTOR", "warning", "PS3.8 9.2",
+     "A-ASSOCIATE-RQ from the side that accepted the TCP connection"),
+    ("UL-RELEASE-COLLISION", "info", "PS3.8 7.2.2", "both sides sent A-RELEASE-RQ"),
+    ("UL-AC-UNKNOWN-CONTEXT", "error", "PS3.8 9.3.3.2",
+     "A-ASSOCIATE-AC answers a context that was not proposed"),
+    ("UL-AC-TS-NOT-PROPOSED", "error", "PS3.8 9.3.3.2",
+     "a context accepted with a transfer syntax that was not proposed"),
+    ("UL-PDU-TOO-LONG", "error", "PS3.8 D.1",
+     "a P-DATA-TF longer than the receiver's maximum PDU length"),
+    ("UL-RESYNC", "warning", "PS3.8 9.3.1", "bytes skipped to find the next PDU"),
+    ("DIMSE-NO-RESPONSE", "warning", "PS3.7 9.3",
+     "a request got no final response before the association ended"),
+    ("DIMSE-RSP-UNMATCHED", "error", "PS3.7 9.3", "a response to no outstanding request"),
+    ("DIMSE-RSP-MISMATCH", "error", "PS3.7 9.3", "a response of another command than its request"),
+    ("DIMSE-RSP-NO-STATUS", "error", "PS3.7 9.3", "a response without a Status"),
+    ("DIMSE-DUPLICATE-MESSAGE-ID", "error", "PS3.7 9.1.1.1",
+     "a Message ID reused while the earlier request is outstanding"),
+    ("DIMSE-CONTEXT-NOT-ACCEPTED", "error", "PS3.8 9.3.5 / PS3.7 7.1",
+     "a request on a presentation context that was not accepted"),
+    ("DIMSE-CANCEL-UNMATCHED", "warning", "PS3.7 9.3.2.3",
+     "a C-CANCEL-RQ for a request that is not outstanding"),
+):
+    code(_c, _sev, _sec, _title, origin="tracker")
+for _c in ("UL-PDU-TYPE", "UL-PDU-LENGTH", "UL-PDATA-EMPTY", "UL-PDATA-SHORT", "UL-PDV-LENGTH",
+           "UL-PDV-MCH", "UL-PDV-ODD", "UL-COMMAND-SIZE", "UL-STREAM-TRUNCATED", "UL-ASSOC-PARSE",
+           "UL-ASSOC-SHORT", "UL-ITEM-OVERRUN", "UL-ITEM-TRUNCATED", "UL-ITEM-UNEXPECTED",
+           "UL-CONTEXT-BAD", "UL-ROLE-BAD", "UL-EXTNEG-BAD", "UL-COMMONEXT-BAD", "UL-ASYNC-BAD",
+           "UL-IDENTITY-BAD", "UL-MAXLEN-BAD", "UL-NO-USERINFO", "DIMSE-INTERLEAVED",
+           "DIMSE-DATASET-MISSING", "DIMSE-CMD-SIZE", "DIMSE-CMD-NOFIELD", "DIMSE-DATA-ORPHAN",
+           "DIMSE-CMD-ORDER", "DIMSE-CMD-GROUP", "DIMSE-CMD-OVERRUN", "DIMSE-CMD-TRUNCATED",
+           "DIMSE-CMD-VALUE"):
+    code(_c, _UL_SEVERITY.get(_c, "error"), "PS3.8 9.3" if _c.startswith("UL") else "PS3.7 6.3",
+         "malformed or out-of-place PDU, item, PDV or command set (the message says which)",
+         origin="tracker")
+for _c, _sev, _title in (
+    ("CAP-STREAMS", "warning", "more connections open at once than --max-streams"),
+    ("CAPTURE-LINKTYPE", "warning", "frames of an unsupported link type were skipped"),
+    ("CAPTURE-DAMAGED", "error", "the capture file is damaged part-way"),
+    ("CAPTURE-WARNING", "warning", "the capture reader had a warning"),
+):
+    code(_c, _sev, None, _title, origin="tracker")
+
+
+def outstanding(a: Association) -> list[Transaction]:
+    """Requests still without a final response when the association ended."""
+    return [t for t in a.transactions if not t.done]
+
+
+def last_activity(a: Association) -> float | None:
+    """Time of the last DIMSE message seen (request, data set end or response)."""
+    times = [x for t in a.transactions
+             for x in (t.request_time, t.request_end_time, t.response_time) if x is not None]
+    return max(times) if times else None
+
+
+def _in_flight(a: Association, end: float | None, by: str | None = None,
+               dropped: bool = False) -> str:
+    """What was going on when the ``by`` side ended the association ('' if nothing telling)."""
+    waiting = outstanding(a)
+    if waiting and end is not None:
+        t = waiting[0]
+        more = f" (and {len(waiting) - 1} more request(s))" if len(waiting) > 1 else ""
+        if t.dataset_partial:
+            what = "its data set had not been completely sent"
+        else:
+            waited = max(0.0, end - (t.request_end_time or t.request_time or end))
+            what = f"it had waited {seconds(waited)} for the response"
+            if by == t.sent_by and dropped:
+                what += f" - the {by} gave up waiting (a timeout) or its process was stopped"
+            elif by == t.sent_by:
+                what += (f" - the {by} gave up waiting, usually a response (DIMSE) timeout on "
+                         "its side")
+            elif by is not None:
+                what += (f" - the {by} ended it instead of answering: it failed or stalled "
+                         "while processing the request")
+        return (f"; at that moment {t.command} message {t.message_id} from the {t.sent_by} "
+                f"(frame {t.request_frame}) was unanswered{more}: {what}")
+    last = last_activity(a)
+    if last is not None and end is not None and end - last >= 0.5:
+        return (f"; the association had been idle for {seconds(end - last)} since the last "
+                "DIMSE message: an idle timeout is the usual reason")
+    return ""
+
+
+@check("ASSOC-REJECTED")
+def explain_reject(v: AssocView) -> list[Hit]:
+    a = v.assoc
+    if not a.reject:
+        return []
+    rj = a.reject
+    for f in v.tracker_findings("ASSOC-REJECTED"):
+        f.message += (f"; calling AE '{a.calling_ae}' ({a.client.rsplit(':', 1)[0]}) asked for "
+                      f"called AE '{a.called_ae}' at {a.server}. What to check: "
+                      f"{reject_hint(rj['source'], rj['reason'], rj['result'])}")
+        mem = v.state.servers.get(a.server)
+        others = sorted(mem.called_aes - {a.called_ae or ""}) if mem else []
+        if others and rj["source"] == 1 and rj["reason"] == 7:
+            f.message += (" Elsewhere in this capture the same address accepted called AE "
+                          + ", ".join(f"'{x}'" for x in others[:3]) + ".")
+    return []
+
+
+@check("ASSOC-ABORTED")
+def explain_abort(v: AssocView) -> list[Hit]:
+    a = v.assoc
+    if not a.abort:
+        return []
+    for f in v.tracker_findings("ASSOC-ABORTED"):
+        f.message += (_in_flight(a, a.end, a.abort["by"]) + ". What to check: "
+                      + abort_hint(a.abort["source"], a.abort["reason"]))
+    return []
+
+
+@check("ASSOC-CLOSED-NO-RELEASE")
+def explain_close(v: AssocView) -> list[Hit]:
+    a, facts = v.assoc, v.transport
+    for f in v.tracker_findings("ASSOC-CLOSED-NO-RELEASE"):
+        who = None
+        if facts is not None:
+            who = facts.rst if v.ended_by == "rst" and facts.rst else facts.fin
+        if who is not None:
+            what = "reset" if v.ended_by == "rst" and facts.rst else "closed"
+            f.message += f"; the {SIDES[who[0]]} {what} it first (frame {who[1]})"
+        by = SIDES[who[0]] if who is not None else None
+        f.message += (_in_flight(a, a.end, by, dropped=True) + ". A peer that drops the "
+                      "connection without A-RELEASE crashed, was stopped, or gave up after a "
+                      "timeout; the other side cannot know whether the last operation succeeded")
+    return []
+
+
+def _ending(v: AssocView) -> str:
+    """How and where the association ended, in words."""
+    a, facts = v.assoc, v.transport
+    if a.outcome == "aborted" and a.abort:
+        return f"an A-ABORT from the {a.abort['by']} (frame {a.abort['frame']})"
+    if a.outcome == "closed":
+        who = facts and (facts.rst if v.ended_by == "rst" and facts.rst else facts.fin)
+        if who:
+            what = "reset" if v.ended_by == "rst" else "closed"
+            return f"the {SIDES[who[0]]} {what} the TCP connection (frame {who[1]})"
+        return "the TCP connection ending"
+    if a.outcome == "released" and a.release_frames:
+        return f"the release (frame {a.release_frames[0]})"
+    return "the end of the capture"
+
+
+@check("DIMSE-NO-RESPONSE")
+def explain_no_response(v: AssocView) -> list[Hit]:
+    a = v.assoc
+    if a.end is None:
+        return []
+    ending = _ending(v)
+    by_frame = {t.request_frame: t for t in a.transactions}
+    for f in v.tracker_findings("DIMSE-NO-RESPONSE"):
+        t = by_frame.get(f.frame)
+        if t is None or t.request_time is None:
+            continue
+        if t.dataset_partial:
+            f.message += f" (its data set was still incomplete at {ending})"
+        else:
+            waited = max(0.0, a.end - (t.request_end_time or t.request_time))
+            f.message += f" (waited {seconds(waited)} until {ending})"
+    return []

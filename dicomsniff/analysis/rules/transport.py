@@ -1,0 +1,118 @@
+"""Transport rules: what TCP says about an association (loss, stalls, refused connections).
+
+The engine's fast path handles in-order data segments and bare ACKs of known connections
+without decoding the TCP window, so zero windows are only seen on frames that take the slow
+path (IPv6, VLAN-tagged, SLL and other link types, SYN/FIN/RST, out-of-order segments): a
+missing TCP-ZERO-WINDOW finding on a plain IPv4 Ethernet capture proves nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from dissectors.net import ETH_IPV4, ETH_IPV6
+
+from .base import AssocView, Hit, RuleConfig, check, code
+from .state import CaptureState
+
+SIDES = ("requestor", "acceptor")
+
+TCP_RETRANSMISSION = code(
+    "TCP-RETRANSMISSION", "info", "RFC 9293 3.10.7",
+    "TCP segments sent again: packet loss on the path (or a capture that saw them twice)")
+TCP_ZERO_WINDOW = code(
+    "TCP-ZERO-WINDOW", "warning", "RFC 9293 3.8.6.2",
+    "a peer advertised a zero TCP receive window: it stopped reading (overloaded or stalled)")
+TCP_REFUSED = code(
+    "TCP-CONNECTION-REFUSED", "error", "PS3.8 9.1.1 / RFC 9293 3.5",
+    "a TCP connection to a DICOM port was refused (SYN answered by RST): nothing listening")
+code("TCP-GAP", "warning", None,
+     "bytes missing from the capture (not from the peers): capture loss or a late start",
+     origin="tracker")
+code("TCP-OVERLAP-CONFLICT", "warning", None,
+     "a retransmitted TCP segment carried different bytes than the first copy", "tracker")
+code("CAP-TCP-BUFFER", "warning", None,
+     "out-of-order data beyond --max-tcp-buffer: the hole was declared a gap", "tracker")
+
+_EXT = (0, 43, 60)  # IPv6 extension headers walked to reach TCP (as dissectors.net does)
+
+
+class ConnFacts:
+    """Transport facts of one connection that only the engine's slow path sees."""
+
+    __slots__ = ("rst", "fin", "zero_windows", "zero_window_frames")
+
+    def __init__(self) -> None:
+        self.rst: tuple[int, int] | None = None  # (side, frame) of the first RST
+        self.fin: tuple[int, int] | None = None  # (side, frame) of the first FIN
+        self.zero_windows = [0, 0]
+        self.zero_window_frames: list[int | None] = [None, None]
+
+
+def tcp_window(buf: bytes | memoryview, etype: int, off: int) -> int | None:
+    """The TCP window field of an IPv4/IPv6 packet at ``off`` (headers already validated)."""
+    n = len(buf)
+    if etype == ETH_IPV4:
+        t = off + (buf[off] & 0x0F) * 4
+    elif etype == ETH_IPV6:
+        t, nxt, hops = off + 40, buf[off + 6], 0
+        while nxt in _EXT and hops < 8 and n >= t + 8:
+            nxt, t, hops = buf[t], t + (buf[t + 1] + 1) * 8, hops + 1
+    else:
+        return None
+    if n < t + 16:
+        return None
+    return (buf[t + 14] << 8) | buf[t + 15]
+
+
+@check(TCP_RETRANSMISSION)
+def retransmissions(v: AssocView) -> Iterator[Hit]:
+    if v.tcp is None:
+        return
+    parts = [f"the {SIDES[s]} {d.retransmissions}" for s, d in enumerate(v.tcp)
+             if d.retransmissions]
+    if not parts:
+        return
+    total = sum(d.retransmissions for d in v.tcp)
+    frames = sorted(f for d in v.tcp for f in getattr(d, "retransmission_frames", ()))
+    yield Hit(TCP_RETRANSMISSION,
+              f"{total} TCP segment(s) retransmitted ({' and '.join(parts)}): packets were lost "
+              "between the peers, and each loss stalls the transfer for a retransmission "
+              "timeout; check the network path (duplex mismatch, a congested link or "
+              "firewall). Wireshark shows them with tcp.analysis.retransmission",
+              frames[0] if frames else v.assoc.first_frame, frames[1:20],
+              severity="warning" if total >= 10 else None)
+
+
+@check(TCP_ZERO_WINDOW)
+def zero_windows(v: AssocView) -> Iterator[Hit]:
+    f = v.transport
+    if f is None:
+        return
+    for s in (0, 1):
+        if f.zero_windows[s]:
+            ae = v.assoc.calling_ae if s == 0 else v.assoc.called_ae
+            yield Hit(TCP_ZERO_WINDOW,
+                      f"the {SIDES[s]} ({ae or '?'}) advertised a zero TCP receive window "
+                      f"{f.zero_windows[s]} time(s), first at frame {f.zero_window_frames[s]}: "
+                      "its application stopped reading from the connection, so the other side "
+                      "had to wait; the receiving system was overloaded or stuck (disk, "
+                      "database, CPU) - look at its log and load at that time",
+                      f.zero_window_frames[s])
+
+
+@check(TCP_REFUSED, phase="finish")
+def refused_connections(state: CaptureState, config: RuleConfig) -> Iterator[Hit]:
+    for r in state.refused.values():
+        port = int(r.server.rsplit(":", 1)[1])
+        known = state.hosted_dicom(r.server)
+        if not (known or r.explained or port in state.dicom_ports):
+            continue
+        why = (" although DICOM associations to it were seen in this capture" if known
+               else "")
+        yield Hit(TCP_REFUSED,
+                  f"{r.client.rsplit(':', 1)[0]} tried to open a TCP connection to {r.server} "
+                  f"and was refused {len(r.frames)} time(s) (its SYN answered by RST), first at "
+                  f"frame {r.frames[0]}{why}: nothing was listening on that port - the DICOM "
+                  "application there was not running, or is configured on another port or "
+                  "address", r.frames[0], r.frames[1:])
