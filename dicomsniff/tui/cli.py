@@ -1,0 +1,95 @@
+"""``dicomsniff tui CAPTURE``: the command line side of the TUI.
+
+Only argparse is imported when the CLI starts (every subcommand module loads with it); the
+capture is checked before textual is even imported, so a missing or non-capture file is one
+line on stderr and exit status 2, never a flash of a screen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EXIT_OK, EXIT_UNUSABLE = 0, 2
+
+EPILOG = """\
+examples:
+  dicomsniff tui night.pcapng
+      every association, coloured by how it went; Enter shows its ladder
+  dicomsniff tui move.pcap --filter 'command:C-MOVE'
+      start with a filter (the same language as the filter bar, '/' in the app)
+  dicomsniff tui capture.pcap --port 4100
+      also treat port 4100 as DICOM
+
+Press ? in the app for the keys and the filter language.
+exit status: 0 quit normally; 2 file unusable or bad usage.
+"""
+
+
+def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | None = None
+               ) -> None:
+    """Register ``tui`` (the CLI calls this for every module in COMMAND_MODULES)."""
+    from ..cli import _port
+
+    p = subparsers.add_parser(
+        "tui", help="browse a capture interactively (associations, ladders, findings)",
+        description="Browse the DICOM associations of a capture like sngrep browses SIP "
+                    "calls: a sortable, filterable list coloured by outcome, the ladder "
+                    "(sequence diagram) of the selected associations, every message's command "
+                    "set, data set and bytes, the findings, and exports.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("capture", help="pcap or pcapng file")
+    p.add_argument("--filter", default="", metavar="TEXT",
+                   help="initial filter, e.g. 'ae:CT1 status:failure' (see ? in the app)")
+    p.add_argument("--port", type=_port, action="append", default=[], metavar="PORT",
+                   help="treat TCP PORT as DICOM even where the bytes don't prove it "
+                        "(repeatable)")
+    p.set_defaults(handler=run)
+
+
+def check_capture(path: str) -> str | None:
+    """Why ``path`` cannot be browsed (one line), or None."""
+    from ..sources.capture import CaptureError, CaptureReader
+
+    if path == "-":
+        return "the TUI reads a capture file, not standard input (it reads packets again)"
+    try:
+        CaptureReader(path).close()
+    except CaptureError as exc:
+        return str(exc)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``tui`` handler: check the file, then run the app until the user quits."""
+    why = check_capture(args.capture)
+    if why is not None:
+        sys.stderr.write(f"dicomsniff: {why}\n")
+        return EXIT_UNUSABLE
+    from .filter import FilterError, parse
+
+    try:
+        parse(args.filter)
+    except FilterError as exc:
+        sys.stderr.write(f"dicomsniff: --filter: {exc}\n")
+        return EXIT_UNUSABLE
+    from .feed import FileSource
+
+    return browse(FileSource(args.capture, args.port), filter_text=args.filter)
+
+
+def browse(source: Any, filter_text: str = "") -> int:
+    """Run the app on any Source (see :mod:`dicomsniff.tui.feed`) until the user quits.
+
+    ``live --tui`` calls this with a source that analyses a live capture; the source's thread
+    is told to stop (``collector.cancelled``) when the app ends.
+    """
+    from .app import DicomBrowser
+
+    app = DicomBrowser(source, filter_text=filter_text)
+    try:
+        code = app.run()
+    finally:
+        app.collector.cancelled.set()
+    return code if isinstance(code, int) else EXIT_OK

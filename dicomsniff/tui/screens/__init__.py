@@ -1,0 +1,1 @@
+"""The screens: associations (main), ladder, findings, and the modal ones."""

@@ -1,0 +1,188 @@
+"""Every finding, worst first; Enter jumps to its association's ladder at its packet."""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from ...model import Association, Finding
+from ..rows import FINDING_COLUMNS, finding_cells, finding_sort_key
+from ..widgets.filterbar import FilterBar
+from ..widgets.searchbar import SearchBar
+from ..widgets.vtable import VirtualTable
+from .common import app_of, in_input, progress_text, title_text
+
+SORTABLE = tuple(c.key for c in FINDING_COLUMNS)
+
+
+class FindingsScreen(Screen):
+    """The findings panel: Enter opens the ladder at the finding's frame, p shows the packet."""
+
+    BINDINGS = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("enter", "jump", "Go to"),
+        Binding("p", "packet", "Packet"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("slash", "filter", "Filter"),
+        Binding("ctrl+f", "search", "Search"),
+        Binding("n", "search_next(False)", "Next match", show=False),
+        Binding("N", "search_next(True)", "Previous match", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="findings-screen")
+        self.search_text = ""
+        self._built = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title", classes="title")
+        yield FilterBar(app_of(self).filter.text, id="filter")
+        table = VirtualTable(FINDING_COLUMNS, finding_cells, key=id, id="findings")
+        table.sort_column = "severity"
+        table.empty_text = "no findings"
+        yield table
+        yield Static(id="status")
+        yield SearchBar()
+        yield Footer()
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#findings", VirtualTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        app = app_of(self)
+        f = app.filter
+        store = app.store
+        rows = [x for x in store.findings
+                if f.empty or x.association is None
+                or (a := store.get(x.association)) is not None and f.matches(a)]
+        t = self.table
+        rows.sort(key=lambda x: (x.frame or 0))
+        rows.sort(key=finding_sort_key(t.sort_column or "severity"), reverse=t.sort_reverse)
+        t.set_rows(rows)
+        self._built = time.monotonic()
+        self.update_status()
+
+    def update_status(self) -> None:
+        app = app_of(self)
+        store = app.store
+        self.query_one("#title", Static).update(title_text(app, "findings"))
+        sev: dict[str, int] = {}
+        for x in store.findings:
+            sev[x.severity] = sev.get(x.severity, 0) + 1
+        s = Text(f" {len(self.table.rows)} shown of {len(store.findings)} findings: ")
+        s.append(", ".join(f"{n} {k}" for k, n in sorted(sev.items())) or "none")
+        prog = progress_text(app)
+        if prog.plain:
+            s.append("  ")
+            s.append_text(prog)
+        self.query_one("#status", Static).update(s)
+
+    def on_store(self, new: list[Association], changed: set[int], finished: bool) -> None:
+        """New findings while loading: listed again at most once a second."""
+        if finished or ((changed or new) and time.monotonic() - self._built > 1.0):
+            self.rebuild()
+
+    def on_filter(self) -> None:
+        self.query_one(FilterBar).set_text(app_of(self).filter.text)
+        self.query_one(FilterBar).set_error(None)
+        self.rebuild()
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_jump(self) -> None:
+        f: Finding | None = self.table.current
+        if f is None:
+            return
+        if f.association is None:
+            self.action_packet()
+            return
+        app_of(self).open_ladder([f.association], f.frame)
+
+    @on(VirtualTable.Activated, "#findings")
+    def _activated(self, _event: VirtualTable.Activated) -> None:
+        self.action_jump()
+
+    def action_packet(self) -> None:
+        from .modals import PacketScreen
+
+        f: Finding | None = self.table.current
+        if f is None or f.frame is None:
+            self.notify("this finding points at no packet", severity="warning", timeout=3,
+                    markup=False)
+            return
+        self.app.push_screen(PacketScreen(f.frame, f))
+
+    @on(VirtualTable.HeaderClicked, "#findings")
+    def _header(self, event: VirtualTable.HeaderClicked) -> None:
+        t = self.table
+        if t.sort_column == event.column:
+            t.sort_reverse = not t.sort_reverse
+        else:
+            t.sort_column, t.sort_reverse = event.column, False
+        self.rebuild()
+
+    def action_sort(self) -> None:
+        t = self.table
+        t.sort_column = SORTABLE[(SORTABLE.index(t.sort_column or "severity") + 1)
+                                 % len(SORTABLE)]
+        self.rebuild()
+
+    def action_reverse(self) -> None:
+        self.table.sort_reverse = not self.table.sort_reverse
+        self.rebuild()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).input.focus()
+
+    @on(FilterBar.Applied)
+    def _filter(self, event: FilterBar.Applied) -> None:
+        err = app_of(self).set_filter(event.text)
+        self.query_one(FilterBar).set_error(err)
+        if event.submitted and err is None:
+            self.table.focus()
+
+    def action_search(self) -> None:
+        self.query_one(SearchBar).open()
+
+    @on(SearchBar.Search)
+    def _search(self, event: SearchBar.Search) -> None:
+        self.search_text = event.text
+        self.table.focus()
+        self.action_search_next(event.backwards)
+
+    def action_search_next(self, backwards: bool) -> None:
+        t = self.table
+        if not self.search_text or not t.rows:
+            return
+        needle = self.search_text.casefold()
+        n = len(t.rows)
+        step = -1 if backwards else 1
+        for k in range(1, n + 1):
+            i = (t.cursor + step * k) % n
+            x = t.rows[i]
+            if needle in f"{x.code} {x.message} {x.severity}".casefold():
+                t.cursor = i
+                return
+        self.notify(f"not found: {self.search_text}", severity="warning", timeout=3,
+                    markup=False)
+
+    def action_back(self) -> None:
+        search = self.query_one(SearchBar)
+        if search.has_class("-open"):
+            search.close()
+            self.table.focus()
+        elif in_input(self):
+            self.table.focus()
+        else:
+            self.app.pop_screen()

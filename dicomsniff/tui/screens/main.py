@@ -1,0 +1,251 @@
+"""The associations list: one row per association, coloured by how it went."""
+
+from __future__ import annotations
+
+import bisect
+import time
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, ProgressBar, Static
+
+from ...model import Association
+from ..rows import ASSOCIATION_COLUMNS, association_cells, association_sort_key
+from ..widgets.filterbar import FilterBar
+from ..widgets.searchbar import SearchBar
+from ..widgets.vtable import VirtualTable
+from .common import app_of, in_input, progress_text, title_text
+
+SORTABLE = tuple(c.key for c in ASSOCIATION_COLUMNS)
+RESORT_EVERY = 1.0  # seconds between full re-sorts while a big capture loads
+
+
+def _set(widget: Static, text: Text) -> None:
+    """Update a one-line Static only when its text changed, without a layout pass."""
+    if getattr(widget, "_shown", None) != text.plain:
+        widget._shown = text.plain  # type: ignore[attr-defined]
+        widget.update(text, layout=False)
+
+
+class MainScreen(Screen):
+    """Associations: Enter opens the ladder of the marked ones (or the one under the cursor)."""
+
+    BINDINGS = [
+        Binding("enter", "open", "Ladder"),
+        Binding("space", "mark", "Mark"),
+        Binding("slash", "filter", "Filter"),
+        Binding("f", "findings", "Findings"),
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+        Binding("x", "export", "Export"),
+        Binding("ctrl+f", "search", "Search"),
+        Binding("n", "search_next(False)", "Next match", show=False),
+        Binding("N", "search_next(True)", "Previous match", show=False),
+        Binding("u", "unmark", "Unmark all", show=False),
+        Binding("escape", "escape", "Back", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.search_text = ""
+        self._last_sort = 0.0
+        self._pending_sort = False
+
+    def compose(self) -> ComposeResult:
+        app = app_of(self)
+        yield Static(id="title", classes="title")
+        yield FilterBar(app.filter.text, id="filter")
+        table = VirtualTable(ASSOCIATION_COLUMNS, self._cells, key=lambda a: a.id,
+                             id="associations")
+        table.sort_column = "id"
+        table.empty_text = "no DICOM association yet"
+        yield table
+        with Horizontal(id="statusbar"):
+            yield Static(id="status")
+            yield ProgressBar(id="progress", show_eta=False)
+        yield SearchBar()
+        yield Footer()
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one("#associations", VirtualTable)
+
+    def _cells(self, a: Association) -> tuple[list[Text], str]:
+        return association_cells(a, app_of(self).store)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.rebuild()
+        if app_of(self).filter_error:
+            self.query_one(FilterBar).set_error(app_of(self).filter_error)
+
+    # -- rows ---------------------------------------------------------------------------------
+    def _sort(self, rows: list[Association]) -> list[Association]:
+        t = self.table
+        key = association_sort_key(t.sort_column or "id", app_of(self).store)
+        return sorted(rows, key=key, reverse=t.sort_reverse)
+
+    def rebuild(self) -> None:
+        """Filter and sort every association again (filter or sort changed)."""
+        app = app_of(self)
+        f = app.filter
+        rows = [a for a in app.store.associations.values() if f.empty or f.matches(a)]
+        self.table.set_rows(self._sort(rows))
+        self._last_sort = time.monotonic()
+        self._pending_sort = False
+        self.update_status()
+
+    def on_store(self, new: list[Association], changed: set[int], finished: bool) -> None:
+        """A batch arrived: add the new rows cheaply, re-sort at most once a second."""
+        t = self.table
+        f = app_of(self).filter
+        by_id = t.sort_column == "id" and not t.sort_reverse
+        if f.empty and by_id and not finished:
+            rows = t.rows
+            for a in new:
+                if not rows or a.id > rows[-1].id:
+                    rows.append(a)
+                else:
+                    bisect.insort(rows, a, key=lambda x: x.id)
+            t.set_rows(rows)
+        elif new or changed or finished:
+            self._pending_sort = True
+        if self._pending_sort and (finished or time.monotonic() - self._last_sort
+                                   > RESORT_EVERY * (1 + len(t.rows) // 50_000)):
+            self.rebuild()
+        else:
+            t.refresh_rows()
+        self.update_status()
+
+    def on_filter(self) -> None:
+        self.query_one(FilterBar).set_text(app_of(self).filter.text)
+        self.query_one(FilterBar).set_error(None)
+        self.rebuild()
+
+    def update_status(self) -> None:
+        app = app_of(self)
+        store = app.store
+        t = self.table
+        _set(self.query_one("#title", Static), title_text(app, "associations"))
+        s = Text()
+        s.append(f" {len(t.rows)} shown", style="bold")
+        s.append(f" of {len(store.associations)} associations")
+        if t.marks:
+            s.append(f" · {len(t.marks)} marked", style="magenta")
+        if store.findings:
+            s.append(f" · {len(store.findings)} findings (f)")
+        label = next(c.label for c in t.columns if c.key == t.sort_column)
+        s.append(f" · sorted by {label} {'▼' if t.sort_reverse else '▲'}", style="dim")
+        prog = progress_text(app)
+        if prog.plain:
+            s.append("  ")
+            s.append_text(prog)
+        _set(self.query_one("#status", Static), s)
+        bar = self.query_one("#progress", ProgressBar)
+        if bar.display == store.finished:
+            bar.display = not store.finished
+        if store.progress is not None and store.progress[1]:
+            done, total = store.progress
+            if bar.total != total or done - (bar.progress or 0) > total / 200:
+                bar.update(total=total, progress=done)
+
+    # -- actions ------------------------------------------------------------------------------
+    def selected(self) -> list[Association]:
+        return self.table.selection()
+
+    def action_open(self) -> None:
+        sel = self.selected()
+        if sel:
+            app_of(self).open_ladder([a.id for a in sel])
+
+    @on(VirtualTable.Activated, "#associations")
+    def _activated(self, event: VirtualTable.Activated) -> None:
+        app_of(self).open_ladder([event.row.id])
+
+    @on(VirtualTable.HeaderClicked, "#associations")
+    def _header(self, event: VirtualTable.HeaderClicked) -> None:
+        t = self.table
+        if t.sort_column == event.column:
+            t.sort_reverse = not t.sort_reverse
+        else:
+            t.sort_column, t.sort_reverse = event.column, False
+        self.rebuild()
+
+    def action_mark(self) -> None:
+        self.table.toggle_mark()
+        self.table.cursor += 1
+        self.update_status()
+
+    def action_unmark(self) -> None:
+        self.table.clear_marks()
+        self.update_status()
+
+    def action_sort(self) -> None:
+        t = self.table
+        i = SORTABLE.index(t.sort_column or "id")
+        t.sort_column = SORTABLE[(i + 1) % len(SORTABLE)]
+        self.rebuild()
+
+    def action_reverse(self) -> None:
+        self.table.sort_reverse = not self.table.sort_reverse
+        self.rebuild()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).input.focus()
+
+    @on(FilterBar.Applied)
+    def _filter(self, event: FilterBar.Applied) -> None:
+        err = app_of(self).set_filter(event.text)
+        self.query_one(FilterBar).set_error(err)
+        if event.submitted and err is None:
+            self.table.focus()
+
+    def action_findings(self) -> None:
+        from .findings import FindingsScreen
+
+        self.app.push_screen(FindingsScreen())
+
+    def action_export(self) -> None:
+        app_of(self).open_export(self.selected())
+
+    def action_search(self) -> None:
+        self.query_one(SearchBar).open()
+
+    @on(SearchBar.Search)
+    def _search(self, event: SearchBar.Search) -> None:
+        self.search_text = event.text
+        self.table.focus()
+        self.action_search_next(event.backwards)
+
+    def action_search_next(self, backwards: bool) -> None:
+        if not self.search_text:
+            return
+        t = self.table
+        needle = self.search_text.casefold()
+        store = app_of(self).store
+        n = len(t.rows)
+        step = -1 if backwards else 1
+        for k in range(1, n + 1):
+            i = (t.cursor + step * k) % n
+            a = t.rows[i]
+            hay = " ".join((a.calling_ae or "", a.called_ae or "", a.client, a.server,
+                            a.outcome, store.summary(a).ops_text)).casefold()
+            if needle in hay:
+                t.cursor = i
+                return
+        self.notify(f"not found: {self.search_text}", severity="warning", timeout=3,
+                    markup=False)
+
+    def action_escape(self) -> None:
+        search = self.query_one(SearchBar)
+        if search.has_class("-open"):
+            search.close()
+            self.table.focus()
+        elif in_input(self):
+            self.table.focus()
+        elif self.table.marks:
+            self.action_unmark()

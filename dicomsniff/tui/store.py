@@ -1,0 +1,126 @@
+"""What the app knows so far: associations by id, their one-line summaries, every finding.
+
+Fed by :class:`~dicomsniff.tui.feed.Batch` es; plain Python, no textual. A summary (operation
+counts, failures, the row's colour) is computed once per association and recomputed only when
+a batch touched that association.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..model import Association, Finding
+from .feed import Batch
+
+# Row states, worst last: the colour of a row in the associations list.
+OPEN, SUCCESS, WARNING, FAILURE = "open", "success", "warning", "failure"
+_RANK = {OPEN: 0, SUCCESS: 1, WARNING: 2, FAILURE: 3}
+
+
+@dataclass(slots=True)
+class Summary:
+    """The numbers of one association row."""
+
+    ops: Counter[str]
+    failures: int
+    warnings: int  # Warning, Cancel and unanswered requests
+    findings: int
+    worst_finding: str | None  # "error" | "warning" | "info"
+    state: str
+    bytes: int
+    ops_text: str = ""
+
+    @property
+    def operations(self) -> int:
+        return sum(self.ops.values())
+
+
+def summarize(a: Association, ended: bool) -> Summary:
+    """One row's numbers; ``ended``: the association is over (unanswered requests count)."""
+    ops: Counter[str] = Counter()
+    failures = warnings = 0
+    for t in a.transactions:
+        ops[t.command] += 1
+        cat = t.status_category
+        if cat == "Failure":
+            failures += 1
+        elif cat in ("Warning", "Cancel") or (ended and (cat is None or cat == "Pending")):
+            warnings += 1
+        so = t.suboperations
+        if so and cat != "Pending":
+            if (so.get("failed") or 0) > 0:
+                failures += 1
+            elif (so.get("warning") or 0) > 0:
+                warnings += 1
+    sev = {f.severity for f in a.findings}
+    worst = next((s for s in ("error", "warning", "info") if s in sev), None)
+    if a.outcome in ("rejected", "aborted") or failures or worst == "error":
+        state = FAILURE
+    elif warnings or worst == "warning" or a.outcome == "closed":
+        state = WARNING
+    elif not ended:
+        state = OPEN
+    else:
+        state = SUCCESS
+    ops_text = ", ".join(f"{n} {cmd}" for cmd, n in ops.most_common())
+    return Summary(ops, failures, warnings, len(a.findings), worst, state,
+                   a.bytes["requestor"] + a.bytes["acceptor"], ops_text)
+
+
+@dataclass
+class Store:
+    """Associations and findings seen so far, in capture order of their start."""
+
+    associations: dict[int, Association] = field(default_factory=dict)
+    ended: set[int] = field(default_factory=set)
+    findings: list[Finding] = field(default_factory=list)
+    summaries: dict[int, Summary] = field(default_factory=dict)
+    progress: tuple[int, int] | None = None
+    finished: bool = False
+    error: str | None = None
+    frames: int = 0
+
+    def apply(self, batch: Batch) -> tuple[list[Association], set[int]]:
+        """Take a batch in; returns (new associations, ids of associations that changed)."""
+        new: list[Association] = []
+        changed: set[int] = set()
+        for a in (*batch.started, *batch.ended):
+            if a.id not in self.associations:
+                self.associations[a.id] = a
+                new.append(a)
+            changed.add(a.id)
+        for a in batch.ended:
+            self.ended.add(a.id)
+        for t in batch.transactions:
+            changed.add(t.association)
+        for f in batch.findings:
+            self.findings.append(f)
+            if f.association is not None:
+                changed.add(f.association)
+        for i in changed:
+            self.summaries.pop(i, None)
+        if batch.progress is not None:
+            self.progress = batch.progress
+        if batch.frames:
+            self.frames = batch.frames
+        if batch.finished:
+            self.finished = True
+            self.error = batch.error
+            for a in self.associations.values():  # open at the end: "incomplete" now
+                self.summaries.pop(a.id, None)
+        return new, changed
+
+    def summary(self, a: Association) -> Summary:
+        s = self.summaries.get(a.id)
+        if s is None:
+            s = self.summaries[a.id] = summarize(a, a.id in self.ended or self.finished)
+        return s
+
+    def get(self, ident: int | None) -> Association | None:
+        return None if ident is None else self.associations.get(ident)
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state, for the status line."""
+        c: Counter[str] = Counter(self.summary(a).state for a in self.associations.values())
+        return dict(c)

@@ -1,0 +1,1 @@
+"""Textual widgets of the TUI: a virtual table, the ladder, the detail pane, the filter bar."""
