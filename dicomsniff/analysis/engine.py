@@ -340,9 +340,7 @@ class Analyzer:
         if ul is None:
             return
         if ul[0].synced or ul[1].synced:
-            conn.dicom = True
-            if conn.tracker is not None:
-                conn.tracker.release_findings()
+            conn.dicom = True  # its findings wait until a whole PDU proves it (tracker)
         elif ul[0].bytes_in + ul[1].bytes_in > conn.budget:
             conn.dicom = False
             conn.tcp = None
@@ -456,8 +454,8 @@ class Analyzer:
                                           self.on_association_start)
         conn.tracker.ul = conn.ul
         self.rules.connection_started(conn)
-        if midstream and not conn.forced:
-            conn.tracker.hold_findings()  # until a PDU boundary proves it is DICOM
+        if midstream and not conn.forced:  # --port: the user says it is DICOM
+            conn.tracker.hold_findings()  # until a whole PDU proves it is DICOM
         if self.want_dataset is not None:
             for side in (0, 1):
                 conn.ul[side].collect_data = True
@@ -550,8 +548,7 @@ class Analyzer:
         t = conn.tracker
         t.finish(how, frame, ts)
         a = t.assoc
-        if conn.dicom is None or (a.calling_ae is None and not a.transactions and a.midstream
-                                  and not (a.pdus["requestor"] or a.pdus["acceptor"])):
+        if conn.dicom is None or (a.midstream and not conn.forced and not t.proven):
             self.stats.connections -= 1
             return  # never found a DICOM PDU: it was not DICOM after all; its findings go too
         t.release_findings()

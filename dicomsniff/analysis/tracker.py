@@ -65,7 +65,8 @@ class AssociationTracker:
     __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
-                 "on_association_start", "ul", "pdv_seen", "held_findings")
+                 "on_association_start", "ul", "pdv_seen", "held_findings",
+                 "proven")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
@@ -85,6 +86,9 @@ class AssociationTracker:
         self.ul: tuple | None = None  # the two ULStreams, set by the engine
         self.pdv_seen = [False, False]
         self.held_findings: list[Finding] | None = None
+        # A whole PDU, command fragment or data set was parsed: the connection is DICOM. Until
+        # then a mid-stream candidate's findings are held, and it is dropped if never proven.
+        self.proven = False
         self.on_transaction = on_transaction if on_transaction is not None else []
         self.on_association_start = (on_association_start if on_association_start is not None
                                      else [])
@@ -131,10 +135,12 @@ class AssociationTracker:
                     self._first_pdv(side, e.frame)
                 asm.on_data(e)
             elif t is ev.DataComplete:
+                self.proven = True
                 asm.on_data_complete(e)
             elif t is ev.PdvBytes:
                 asm.on_bytes(e)
             elif t is ev.PdvCommand:
+                self.proven = True
                 if not self.pdv_seen[side] or self.state == "releasing":
                     self._first_pdv(side, e.frame)
                 asm.on_command(e)
@@ -152,9 +158,12 @@ class AssociationTracker:
                 name = _PDU_OF.get(t)
                 if name is not None:
                     counts[name] = counts.get(name, 0) + 1
+                    self.proven = True
                 self._on_pdu(side, e)
             if asm.out:
                 self._on_messages(side, asm)
+        if self.held_findings is not None and self.proven:
+            self.release_findings()  # a whole PDU or PDV was parsed: this is DICOM
         if a.last_frame is None or (events and events[-1].frame > a.last_frame):
             a.last_frame = events[-1].frame if events else a.last_frame
 
