@@ -696,9 +696,7 @@ def test_analyzer_matches_tshark_dimse(capture: Capture | str | None,
                     f"{what} is in no transaction and no finding"
 
 
-@pytest.mark.parametrize("capture", ALL_PARAMS)
-def test_analyzer_follows_standard_where_tshark_misdecodes(
-        capture: Capture | str | None, request: pytest.FixtureRequest) -> None:
+def test_analyzer_follows_standard_where_tshark_misdecodes() -> None:
     """C-STORE-RSPs tshark 4.0 misreads (after JPEG/deflated data): check the standard.
 
     tshark shows such a response as ``P-DATA, Command`` with a bogus private tag and no
@@ -706,11 +704,24 @@ def test_analyzer_follows_standard_where_tshark_misdecodes(
     9.3.5.1 (message control header bit 0 = command) and Annex E, command set in Implicit
     VR Little Endian (PS3.7 section 6.3.1), with Message ID Being Responded To equal to the
     request's Message ID and a Status (PS3.7 section 9.3.1.2).
+
+    One test over every sample capture: the faulty responses are where tshark has them
+    (store-transfer-syntaxes.pcap has three), and the test fails if none is found at all,
+    so it cannot pass by checking nothing.
     """
-    cap = _resolve(capture, request)
+    captures, why = load_manifest()
+    assert captures, why
+    checked = 0
+    for cap in captures:
+        checked += _check_misdecoded(cap)
+    assert checked > 0, "no tshark-misdecoded response in the corpus: the check checked nothing"
+
+
+def _check_misdecoded(cap: Capture) -> int:
     result = oracle(cap.path, cap.ports)
     if not result.faults:
-        pytest.skip("tshark decodes every command in this capture")
+        return 0
+    checked = 0
     found = analysis(cap)
     by_key = {_key(a["client"], a["server"]): a for a in found.associations}
     for conn in result.dicom_connections():
@@ -730,3 +741,5 @@ def test_analyzer_follows_standard_where_tshark_misdecodes(
                 errors = [f for f in found.findings
                           if f.get("frame") == rsp.frame and f.get("severity") == "error"]
                 assert not errors, f"{where}: {errors}"
+                checked += 1
+    return checked
