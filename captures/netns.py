@@ -54,6 +54,8 @@ class Testbed:
     so their names (``dsr0``/``dsr1``) never clash in the root namespace.
     """
 
+    __test__ = False  # not a pytest test class, whatever its name
+
     prefix: str = "dsrec"
     mtu: int = 1500
     scu_ip4: str = "192.0.2.1"

@@ -251,6 +251,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
         console = Console(file=out, highlight=False, soft_wrap=False,
                           width=None if out.isatty() else 160)
+        console.on_broken_pipe = _quiet_broken_pipe  # type: ignore[method-assign]
         capture_findings = [f for f in analyzer.findings if f.association is None]
         print_report(console, analyzer.associations, capture_findings, rows, stats,
                      summary.outcomes, findings_only=args.findings_only,
@@ -295,8 +296,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+def _quiet_broken_pipe() -> None:
+    """rich's default exits 1 when the reader goes away; `| head` is not an error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(EXIT_OK)
+
+
 def entry() -> None:
-    sys.exit(main())
+    """Console entry point: a closed pipe (``| head``) ends the program quietly, status 0."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        code = EXIT_OK
+    sys.exit(code)
 
 
 if __name__ == "__main__":

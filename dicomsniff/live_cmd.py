@@ -42,7 +42,7 @@ Capturing needs root, or capabilities for the helper:
   sudo setcap cap_net_raw,cap_net_admin=eip /usr/bin/dumpcap   (or join the wireshark group)
 
 exit status: 0 capture ended as asked; 2 cannot capture (permission, interface, filter, file) or
-bad usage; 3 the capture ended by itself on an error (what came before is reported).
+bad usage; 3 the capture, or writing its file, failed part-way (what came before is reported).
 """
 
 
@@ -112,9 +112,9 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser]) -> 
     cap.add_argument("--helper", choices=("auto", "tcpdump", "dumpcap"), default="auto",
                      help="program that reads the interface (default: tcpdump as root, else "
                           "dumpcap, then the other)")
-    cap.add_argument("--buffer-size", type=_positive_int, default=64, metavar="MiB",
-                     help="kernel capture buffer: what absorbs a burst while we catch up "
-                          "(default 64)")
+    cap.add_argument("--buffer-size", type=_positive_int, default=256, metavar="MiB",
+                     help="kernel capture buffer: what absorbs a fast transfer while the "
+                          "analysis catches up (default 256; kernel memory while capturing)")
     lim = p.add_argument_group("limits (memory stays bounded however long it runs)")
     lim.add_argument("--max-streams", type=_positive_int, default=10_000, metavar="N",
                      help="DICOM connections tracked at once (default 10000)")
@@ -147,8 +147,9 @@ def _usage(args: argparse.Namespace) -> str | None:
 
 
 class _Stopper:
-    """SIGINT/SIGTERM/SIGHUP: first ask the helper to finish (everything is still read and
-    reported); a second signal ends the helper at once; a third interrupts us."""
+    """SIGINT/SIGTERM/SIGHUP: the first asks the helper to finish once the last packets are
+    handed over (everything is still read and reported); a second stops it at once; a third
+    kills it and interrupts us."""
 
     def __init__(self, capture: Any) -> None:
         self.capture = capture
@@ -176,10 +177,14 @@ class _Stopper:
         if self.signals == 1:
             self.reason = signal.Signals(signum).name
             self.capture.stop()
+            grace = getattr(self.capture, "grace", 0)
+            if grace and sys.stderr.isatty():
+                sys.stderr.write(f"\ndicomsniff: stopping once the kernel has handed over the "
+                                 f"last packets (about {grace:.0f} s; Ctrl-C again: now)\n")
         elif self.signals == 2:
-            sys.stderr.write("dicomsniff live: stopping now\n")
-            self.capture.kill()
+            self.capture.stop(now=True)
         else:
+            self.capture.kill()
             raise KeyboardInterrupt
 
 
@@ -200,150 +205,213 @@ def cmd_live(args: argparse.Namespace) -> int:
     problem = _usage(args)
     if problem:
         return _fail(problem)
+    from .sources.live import LiveError
 
-    from rich.console import Console
-
-    from .analysis.engine import Analyzer, Limits
-    from .analysis.run import SUPPORTED_LINKTYPES
-    from .report.live import ConsoleOutput, JsonOutput, LiveFeed
-    from .sources.capture import linktype_name
-    from .sources.live import (
-        CaptureWriter,
-        HelperCapture,
-        LiveError,
-        ReplayCapture,
-        Ticker,
-        build_filter,
-        is_ethernet,
-        tee,
-    )
-
-    limits = Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
-                    max_findings=args.max_findings)
-    analyzer = Analyzer(ports=args.port, limits=limits, keep=False)
-    output: ConsoleOutput | JsonOutput
-    if args.json:
-        output = JsonOutput(sys.stdout)
-    else:
-        output = ConsoleOutput(Console(file=sys.stdout, highlight=False, soft_wrap=True,
-                                        width=None if sys.stdout.isatty() else 160))
-    feed = LiveFeed(analyzer, output, ae=args.ae)
-
-    capture: HelperCapture | ReplayCapture
-    bpf = ""
-    if args.read:
-        capture = ReplayCapture(args.read, count=args.count)
-        where = "standard input" if args.read == "-" else args.read
-    else:
-        bpf = build_filter(ports=args.port, hosts=args.host, bpf=args.bpf,
-                           vlan=is_ethernet(args.interface))
-        capture = HelperCapture(args.interface, bpf, helper=args.helper, count=args.count,
-                                buffer_mib=args.buffer_size)
-        where = args.interface
-    writer = None
+    run = _LiveRun(args)
     try:
-        if args.write:
-            writer = CaptureWriter(args.write, rotate_size=args.rotate_size,
-                                   rotate_time=args.rotate_time, ring=args.ring,
-                                   interface=args.interface)
-            writer.open()
-        capture.start()
+        run.start()
     except LiveError as exc:
-        if writer is not None:
-            writer.discard()
+        run.discard()
         return _fail(str(exc))
+    return run.run()
 
-    note = f"dicomsniff: capturing on {where}" if args.interface else f"dicomsniff: reading {where}"
-    if capture.name != "file":
-        note += f" with {capture.name}, filter '{bpf}'"
-    if writer is not None:
-        note += f", writing {writer.files[-1].path}" + (" (rotating)" if writer.rotating else "")
-    sys.stderr.write(note + ("; Ctrl-C to stop\n" if args.interface else "\n"))
-    sys.stderr.flush()
 
-    stopper = _Stopper(capture)
-    stopper.install()
-    ticker = Ticker(capture if isinstance(capture, HelperCapture) else None, writer,
-                    duration=args.duration)
-    ticker.start()
-    t0 = time.monotonic()
-    reported = [0]
+class _LiveRun:
+    """One ``dicomsniff live``: set up, capture until told to stop, summarise."""
 
-    def check_drops(frame: int) -> None:
-        dropped = capture.stats.dropped
-        if dropped is not None and dropped > reported[0]:
-            analyzer.capture_finding(
+    def __init__(self, args: argparse.Namespace) -> None:
+        from rich.console import Console
+
+        from .analysis.engine import Analyzer, Limits
+        from .report.live import ConsoleOutput, JsonOutput, LiveFeed
+        from .sources.live import (
+            CaptureWriter,
+            HelperCapture,
+            ReplayCapture,
+            build_filter,
+            is_ethernet,
+        )
+
+        self.args = args
+        limits = Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
+                        max_findings=args.max_findings)
+        self.analyzer = Analyzer(ports=args.port, limits=limits, keep=False)
+        self.output: ConsoleOutput | JsonOutput
+        if args.json:
+            self.output = JsonOutput(sys.stdout)
+        else:
+            self.output = ConsoleOutput(Console(file=sys.stdout, highlight=False,
+                                                soft_wrap=True,
+                                                width=None if sys.stdout.isatty() else 160))
+        self.feed = LiveFeed(self.analyzer, self.output, ae=args.ae)
+        self.bpf = ""
+        self.capture: HelperCapture | ReplayCapture
+        if args.read:
+            self.capture = ReplayCapture(args.read, count=args.count)
+        else:
+            self.bpf = build_filter(ports=args.port, hosts=args.host, bpf=args.bpf,
+                                    vlan=is_ethernet(args.interface))
+            self.capture = HelperCapture(args.interface, self.bpf, helper=args.helper,
+                                         count=args.count, buffer_mib=args.buffer_size)
+        self.writer = None if not args.write else CaptureWriter(
+            args.write, rotate_size=args.rotate_size, rotate_time=args.rotate_time,
+            ring=args.ring, interface=args.interface)
+        self.write_error: str | None = None
+        self.reported_drops = 0
+
+    def start(self) -> None:
+        """Open the first file, then start capturing (each raises LiveError: exit 2)."""
+        if self.writer is not None:
+            self.writer.open()
+        self.capture.start()
+        args = self.args
+        if args.read:
+            note = "dicomsniff: reading " + ("standard input" if args.read == "-" else args.read)
+        else:
+            note = (f"dicomsniff: capturing on {args.interface} with {self.capture.name}, "
+                    f"filter '{self.bpf}'")
+        if self.writer is not None:
+            note += f", writing {self.writer.files[-1].path}" + (
+                " (rotating)" if self.writer.rotating else "")
+        sys.stderr.write(note + ("; Ctrl-C to stop\n" if args.interface else "\n"))
+        sys.stderr.flush()
+
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.discard()
+
+    # -- while running ----------------------------------------------------------------------
+    def check_drops(self, frame: int) -> None:
+        """Between packets (every 4096, and at the end): the kernel's drops as a finding."""
+        dropped = self.capture.stats.dropped
+        if dropped is not None and dropped > self.reported_drops:
+            self.analyzer.capture_finding(
                 "warning", "CAPTURE-KERNEL-DROPS",
-                f"the kernel dropped {dropped - reported[0]} packets ({dropped} so far): the "
-                "capture fell behind the traffic, so reassembly has gaps (raise --buffer-size, "
-                "narrow with --port/--host)", frame or None)
-            reported[0] = dropped
+                f"the kernel dropped {dropped - self.reported_drops} packets ({dropped} so "
+                "far): the capture fell behind the traffic, so reassembly has gaps (raise "
+                "--buffer-size, narrow with --port/--host)", frame or None)
+            self.reported_drops = dropped
 
-    packets = capture.packets()
-    if writer is not None:
-        packets = tee(packets, writer)
-    frame = 0
-    forced = False
-    try:
+    @staticmethod
+    def drops_now(new: int, total: int) -> None:
+        """On the ticker's thread, so stderr only: drops show even if no packet follows."""
+        sys.stderr.write(f"dicomsniff: the kernel dropped {new} packets ({total} so far): the "
+                         "capture is falling behind\n")
+        sys.stderr.flush()
+
+    def cannot_write(self, message: str) -> None:
+        """The file failed (disk full...): say so once; the analysis goes on."""
+        if self.write_error is not None:
+            return
+        self.write_error = message
+        self.analyzer.capture_finding("error", "CAPTURE-WRITE-FAILED",
+                                      f"{message}: the capture file stops here",
+                                      self.analyzer.stats.frames or None)
+        sys.stderr.write(f"dicomsniff live: {message}; the analysis goes on without the file\n")
+
+    def idle_flush(self) -> None:
+        from .sources.live import LiveError
+
+        if self.writer is not None and self.write_error is None:
+            try:
+                self.writer.flush()
+            except LiveError as exc:
+                self.cannot_write(str(exc))
+
+    def run(self) -> int:
+        from .analysis.run import SUPPORTED_LINKTYPES
+        from .sources.capture import linktype_name
+        from .sources.live import HelperCapture, LiveError, Ticker, tee
+
+        capture, analyzer, writer = self.capture, self.analyzer, self.writer
+        stopper = _Stopper(capture)
+        stopper.install()
+        ticker = Ticker(capture if isinstance(capture, HelperCapture) else None,
+                        duration=self.args.duration, on_drops=self.drops_now)
+        ticker.start()
+        t0 = time.monotonic()
+        packets = capture.packets()
+        if writer is not None:
+            packets = tee(packets, writer, self.cannot_write)
+            capture.when_idle(self.idle_flush)
+        frame = 0
+        forced = False
+        files = []
         try:
-            frame = analyzer.consume(packets, progress=check_drops, every=4096)
-        except KeyboardInterrupt:
-            forced = True
-            capture.kill()
-            frame = analyzer.stats.frames
+            try:
+                frame = analyzer.consume(packets, progress=self.check_drops, every=4096)
+            except KeyboardInterrupt:  # the third signal
+                forced = True
+                capture.kill()
+                frame = analyzer.stats.frames
+            finally:
+                ticker.stop()
+                stats = capture.close()
+                stopper.restore()
+            analyzer.stats.frames = frame
+            analyzer.stats.bytes = capture.bytes_read
+            if not forced:
+                self.check_drops(0)
+            for lt in sorted(analyzer.linktypes - SUPPORTED_LINKTYPES):
+                analyzer.capture_finding("warning", "CAPTURE-LINKTYPE",
+                                         f"frames with unsupported link type {lt} "
+                                         f"({linktype_name(lt)}) were skipped", None)
+            failure = capture.failure() or capture.reader_error
+            if failure:
+                analyzer.capture_finding("error", "CAPTURE-DAMAGED" if capture.reader_error
+                                         else "CAPTURE-STOPPED", failure, frame or None)
+            analyzer.finish()
         finally:
-            ticker.stop()
-            stats = capture.close()
-            stopper.restore()
-        analyzer.stats.frames = frame
-        analyzer.stats.bytes = capture.bytes_read
-        if not forced:
-            check_drops(0)
-        for lt in sorted(analyzer.linktypes - SUPPORTED_LINKTYPES):
-            analyzer.capture_finding("warning", "CAPTURE-LINKTYPE",
-                                     f"frames with unsupported link type {lt} "
-                                     f"({linktype_name(lt)}) were skipped", None)
-        failure = capture.failure() or capture.reader_error
+            if writer is not None:
+                try:
+                    files = writer.close(capture.stats, capture.linktype)
+                except LiveError as exc:
+                    self.write_error = self.write_error or str(exc)
+        self.summary(frame, stats, failure, forced, stopper.reason, ticker.expired, files,
+                     time.monotonic() - t0)
         if failure:
-            analyzer.capture_finding("error", "CAPTURE-DAMAGED" if capture.reader_error
-                                     else "CAPTURE-STOPPED", failure, frame or None)
-        analyzer.finish()
-    finally:
-        files = writer.close(capture.stats, capture.linktype) if writer is not None else []
+            return _fail(f"the capture ended early: {failure}", EXIT_DAMAGED)
+        if self.write_error:
+            return _fail(f"the capture file is incomplete: {self.write_error}", EXIT_DAMAGED)
+        return EXIT_OK
 
-    if stopper.reason:
-        stopped_by = stopper.reason
-    elif ticker.expired:
-        stopped_by = "duration"
-    elif args.count and frame >= args.count:
-        stopped_by = "count"
-    elif args.read:
-        stopped_by = "end of input"
-    else:
-        stopped_by = "the capture helper exiting"
-    st = analyzer.stats
-    rec: dict[str, Any] = {
-        "frames": frame, "bytes": st.bytes, **feed.counts(),
-        "findings_dropped": st.findings_dropped,
-        "ignored_connections": st.ignored_connections, "evicted_connections": st.evicted,
-        "capture_error": failure or None, "interrupted": forced,
-        "interface": args.interface or args.read, "filter": bpf or None,
-        "capture_helper": capture.name, "kernel": stats.to_record(),
-        "elapsed": round(time.monotonic() - t0, 3), "stopped_by": stopped_by,
-        "files": [f.__dict__ for f in files],
-        "files_deleted": writer.deleted if writer is not None else 0,
-        "cpu_seconds": _cpu(),
-    }
-    if feed.ae:
-        rec["ae_filter"] = sorted(feed.ae)
-        rec["ignored_associations"] = feed.ignored
-    output.summary(rec, feed.summary.table())
-    if args.json:
-        k = stats.dropped
-        sys.stderr.write(
-            f"dicomsniff: {frame} packets, {rec['associations']} associations, "
-            f"{rec['transactions']} transactions, {rec['findings']} findings; kernel dropped "
-            f"{'?' if k is None else k}" + "".join(f"; wrote {f.path}" for f in files) + "\n")
-    if failure:
-        return _fail(f"the capture ended early: {failure}", EXIT_DAMAGED)
-    return EXIT_OK
+    # -- the end ----------------------------------------------------------------------------
+    def summary(self, frame: int, stats: Any, failure: str | None, forced: bool,
+                signal_name: str | None, expired: bool, files: list[Any],
+                elapsed: float) -> None:
+        args = self.args
+        if signal_name:
+            stopped_by = signal_name
+        elif expired:
+            stopped_by = "duration"
+        elif args.count and frame >= args.count:
+            stopped_by = "count"
+        elif args.read:
+            stopped_by = "end of input"
+        else:
+            stopped_by = "the capture helper exiting"
+        st = self.analyzer.stats
+        rec: dict[str, Any] = {
+            "frames": frame, "bytes": st.bytes, **self.feed.counts(),
+            "findings_dropped": st.findings_dropped,
+            "ignored_connections": st.ignored_connections, "evicted_connections": st.evicted,
+            "capture_error": failure or None, "interrupted": forced,
+            "interface": args.interface or args.read, "filter": self.bpf or None,
+            "capture_helper": self.capture.name, "kernel": stats.to_record(),
+            "elapsed": round(elapsed, 3), "stopped_by": stopped_by,
+            "files": [f.__dict__ for f in files],
+            "files_deleted": self.writer.deleted if self.writer is not None else 0,
+            "file_error": self.write_error,
+            "cpu_seconds": _cpu(),
+        }
+        if self.feed.ae:
+            rec["ae_filter"] = sorted(self.feed.ae)
+            rec["ignored_associations"] = self.feed.ignored
+        self.output.summary(rec, self.feed.summary.table())
+        if args.json:
+            k = stats.dropped
+            sys.stderr.write(
+                f"dicomsniff: {frame} packets, {rec['associations']} associations, "
+                f"{rec['transactions']} transactions, {rec['findings']} findings; kernel "
+                f"dropped {'?' if k is None else k}"
+                + "".join(f"; wrote {f.path}" for f in files) + "\n")

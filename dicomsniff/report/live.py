@@ -24,15 +24,17 @@ from ..uids import uid_name
 from .text import CATEGORY_STYLE, OUTCOME_STYLE, SEVERITY_STYLE, summary_table
 
 _NO_DATASET = 0x0101
-_MAX_WAITING = 50  # findings held per association until --ae can judge it
+_MAX_WAITING = 50  # findings held per association until its first line is printed
 
 
 class LiveFeed:
     """Routes the analyzer's hooks to one output, filtering by AE title and counting.
 
-    Without ``ae`` every event goes straight through. With it, an association is judged when
-    its A-ASSOCIATE-RQ was answered (or when it ends, if it never was); its findings wait until
-    then. An association picked up mid-stream has no known AE titles and does not match.
+    Events go straight through, except findings that come before their association's first
+    line (a rejection's finding comes before the A-ASSOCIATE-RJ is announced): they wait for it.
+    With ``ae``, an association is judged when its A-ASSOCIATE-RQ was answered (or when it
+    ends, if it never was). An association picked up mid-stream has no known AE titles and
+    does not match.
     """
 
     def __init__(self, analyzer: Analyzer, output: ConsoleOutput | JsonOutput,
@@ -40,7 +42,7 @@ class LiveFeed:
         self.analyzer = analyzer
         self.out = output
         self.ae = {x.strip().upper() for x in ae if x.strip()} or None
-        self.shown: dict[int, Association | None] = {}  # open associations being shown
+        self.shown: dict[int, Association] = {}  # open associations being shown
         self.hidden: set[int] = set()  # open associations --ae filtered out
         self.waiting: dict[int, list[Finding]] = {}
         self.orphans: dict[int, list[Transaction]] = {}  # association not reachable yet
@@ -100,7 +102,7 @@ class LiveFeed:
             return
         self._tick(t.response_time or t.request_time)
         a = self.shown.get(aid)
-        if aid not in self.shown:
+        if a is None:  # mid-stream: no A-ASSOCIATE-AC announced it
             a = self._lookup(aid)
             if a is None:  # its connection is closing: reported with the association
                 self.orphans.setdefault(aid, []).append(t)
@@ -123,14 +125,14 @@ class LiveFeed:
             return
         if aid in self.hidden:
             return
-        if aid in self.shown:
-            self._emit_finding(f, self.shown[aid])
-        elif self.ae is not None:
+        a = self.shown.get(aid)
+        if a is not None:
+            self._tick(a.end)
+            self._emit_finding(f, a)
+        else:  # before the A-ASSOCIATE-AC/RJ: shown after the association's first line
             w = self.waiting.setdefault(aid, [])
             if len(w) < _MAX_WAITING:
                 w.append(f)
-        else:
-            self._emit_finding(f, self._lookup(aid))
 
     def _emit_finding(self, f: Finding, a: Association | None) -> None:
         self.by_severity[f.severity] = self.by_severity.get(f.severity, 0) + 1
@@ -201,6 +203,9 @@ class ConsoleOutput:
 
     def __init__(self, console: Console) -> None:
         self.console = console
+        # findings printed while their association is open, with the message length printed:
+        # the findings rules may complete a message when the association ends
+        self._printed: dict[int, list[tuple[Finding, int]]] = {}
 
     def _line(self, ts: float | None, assoc: int | None, *parts: tuple[str, str]) -> None:
         t = Text(no_wrap=False)
@@ -278,8 +283,15 @@ class ConsoleOutput:
         if f.frame is not None:
             parts.append((f"[frame {f.frame}]", "dim"))
         self._line(clock, f.association, *parts)
+        if f.association is not None:
+            self._printed.setdefault(f.association, []).append((f, len(f.message)))
 
     def association_end(self, a: Association) -> None:
+        for f, shown in self._printed.pop(a.id, ()):
+            more = f.message[shown:].lstrip(" ;.")
+            if more:
+                self._line(a.end, a.id, (f.severity.upper(), SEVERITY_STYLE.get(f.severity, "")),
+                           (f.code, "bold"), ("(continued)", "dim"), (more, ""))
         n = len(a.transactions)
         ok = sum(1 for t in a.transactions if t.status_category == "Success")
         txt = f"{n} transaction{'s' if n != 1 else ''}"
@@ -293,9 +305,6 @@ class ConsoleOutput:
                           OUTCOME_STYLE["aborted"]))
         parts += [(_ms(a.duration), ""), (txt, ""), (_size(nbytes), "dim")]
         self._line(a.end, a.id, *parts)
-
-    def notice(self, text: str, style: str = "yellow") -> None:
-        self._line(None, None, (text, style))
 
     def summary(self, rec: dict[str, Any], service_rows: list[dict[str, Any]]) -> None:
         c = self.console
@@ -353,6 +362,9 @@ class ConsoleOutput:
         if rec.get("files_deleted"):
             c.print(Text(f"({rec['files_deleted']} older file(s) removed by --ring)",
                          style="dim"), soft_wrap=True)
+        if rec.get("file_error"):
+            c.print(Text(f"the capture file is incomplete: {rec['file_error']}",
+                         style="bold red"), soft_wrap=True)
         if rec.get("capture_error"):
             c.print(Text(f"capture ended early: {rec['capture_error']}", style="bold red"),
                     soft_wrap=True)
@@ -373,10 +385,12 @@ class JsonOutput:
     """The ``analyze --json`` records, each written and flushed as soon as it is final.
 
     Live, a transaction record comes when its final response arrives (not with its
-    association), findings as they arise, and the association record when it ends; tools join
-    them on the association id. A transaction whose final response carries a data set (N-GET,
-    N-CREATE...) or whose request data set is still arriving waits for its association's end,
-    so that every record is identical to what ``analyze --json`` writes for the same packets.
+    association); the association record comes when it ends, followed by its findings (the
+    findings rules complete their messages then); capture findings (kernel drops...) come as
+    they arise. Tools join records on the association id. A transaction whose final response
+    carries a data set (N-GET, N-CREATE...) or whose request data set is still arriving waits
+    for its association's end, so that every record is identical to what ``analyze --json``
+    writes for the same packets.
     """
 
     def __init__(self, out: IO[str]) -> None:
@@ -403,15 +417,17 @@ class JsonOutput:
         self._write(t.to_record())
 
     def finding(self, f: Finding, a: Association | None, clock: float | None) -> None:
-        self._write(f.to_record())
+        """Capture findings now; an association's findings with its record, because the
+        findings rules complete their messages when the association ends."""
+        if f.association is None:
+            self._write(f.to_record())
 
     def association_end(self, a: Association) -> None:
         self._write(a.to_record())
         for t in self.held.pop(a.id, ()):
             self._write(t.to_record())
-
-    def notice(self, text: str, style: str = "") -> None:
-        """Human notices go to stderr in JSON mode; findings carry them in the stream."""
+        for f in a.findings:
+            self._write(f.to_record())
 
     def summary(self, rec: dict[str, Any], service_rows: list[dict[str, Any]]) -> None:
         rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}

@@ -1,16 +1,22 @@
 """Live capture: packets from an interface, through the same streaming reader as files.
 
 Why a helper process: Python reading an AF_PACKET socket itself (scapy) costs a system call and
-a Python object per packet on the one core that also runs the analysis, and it falls behind a
-storage transfer. libpcap in a separate process (tcpdump, or Wireshark's dumpcap) reads the
+a Python object per packet on the core that also runs the analysis, and it falls behind a
+storage transfer. libpcap in a separate process (tcpdump, or Wireshark's dumpcap) drains the
 kernel's memory-mapped ring on the other core and writes pcap records to a pipe, which
 :class:`~dicomsniff.sources.capture.CaptureReader` parses exactly as it parses a file. The kernel
 filter (BPF) runs before any of that, so traffic we do not want costs nothing.
 
-Why ``--immediate-mode``: without it libpcap uses TPACKET_V3 blocks that are handed over when full
-or after a timeout, so a quiet link shows packets late and the packets of a block still filling
-when the capture stops are lost. With it, every packet reaches us at once and nothing is lost at
-the end: stopping is SIGINT to the helper, which flushes, prints its counters and closes the pipe.
+Why not ``--immediate-mode``: it makes libpcap use TPACKET_V2, whose ring has one slot per packet
+sized for the largest packet; with segmentation offloads on (the default) a slot is the 256 KiB
+snapshot length, so 64 MiB holds 256 packets and any pause of ours drops packets (measured).
+TPACKET_V3 packs packets into blocks, so the buffer holds its size in packets. Its price: a
+block is handed over when full or when its timer runs out (tcpdump: 1 s, dumpcap: 250 ms; up to
+two ticks), so a quiet link's packets arrive up to that late. And whatever is still in the
+kernel's buffer when the helper stops is lost without being counted as dropped. So stopping
+waits until every packet seen before the stop request has reached us (the grace time has passed
+and the pipe is empty, or 10 s of backlog at the most) and only then sends SIGINT; the helper
+flushes, prints its counters and closes the pipe.
 
 Why :class:`CaptureWriter` writes the ``-w`` files here rather than the helper: a helper writes
 to one place only, and a second capture process would double the kernel's work and count drops
@@ -22,7 +28,6 @@ every exit path close a complete file.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import io
 import os
@@ -35,7 +40,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +64,20 @@ __all__ = [
 
 SYS_NET = Path("/sys/class/net")
 HELPERS = ("tcpdump", "dumpcap")
-DEFAULT_BUFFER_MIB = 64
+# The kernel buffer rides out a transfer faster than we analyse (MTU-sized packets on two busy
+# cores): measured, 256 MiB took 400 MB at 320-350 MB/s and 1 GB at 530-720 MB/s (offloads on)
+# without a drop; 64 MiB dropped 3-15% at full speed. Kernel memory, held while capturing.
+DEFAULT_BUFFER_MIB = 256
 SNAPLEN = 262144
-_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python >= 3.10 names it; keep 3.10 compatible)
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 _PIPE_SIZE = 1 << 20  # the default pipe-max-size; a bigger pipe means fewer, larger reads
-# A read that returns less than this waits a moment so that more packets gather: one read per
-# packet would cost a wake-up of both processes per packet (measured: ~40% more CPU at 100 MB/s).
-_COALESCE_BELOW = 64 << 10
-_COALESCE_WAIT = 0.002  # seconds: what a quiet link's events are delayed by, at most
+# A read that returns less than this (a trickle of a few packets) waits a moment for more,
+# rather than a wake-up of both processes every packet or two (measured at 100 MB/s of MTU
+# packets: without it dicomsniff took 31-53% of a core and tcpdump 17-18%, with it 23-28% and
+# 9-15%). Small on purpose: the wait must never let the 1 MiB pipe fill at full speed (then
+# the helper blocks): with 64 KiB / 2 ms it did at 600 MB/s; 8 KiB / 1 ms needs > 1 GB/s.
+_COALESCE_BELOW = 8 << 10
+_COALESCE_WAIT = 0.001  # seconds: what a quiet link's events are delayed by, at most
 
 
 class LiveError(Exception):
@@ -88,7 +99,7 @@ class BadFilter(LiveError):
 def permission_hint(iface: str, helper: str | None) -> str:
     """How to get permission to capture: the one line the user needs."""
     dumpcap = find_helper("dumpcap") or "/usr/bin/dumpcap"
-    what = f" ({helper})" if helper else ""
+    what = f" (tried {helper})" if helper else ""
     return (f"no permission to capture on {iface}{what}: run as root, or grant the capture "
             f"helper the capabilities (sudo setcap cap_net_raw,cap_net_admin=eip {dumpcap}) "
             "or add your user to the wireshark group (sudo usermod -aG wireshark $USER, then "
@@ -263,16 +274,17 @@ _PERMISSION = re.compile(r"permission|not permitted|EPERM|capabilit", re.I)
 _NO_DEVICE = re.compile(r"no such device|doesn't exist|there is no device|no interface",
                         re.I)
 _BAD_FILTER = re.compile(r"syntax error|can't parse filter|invalid capture filter|"
-                         r"unknown host|illegal|filter expression|not supported on|"
-                         r"is not a|supported only on", re.I)
+                         r"unknown (host|port|protocol|network)|illegal|filter expression|"
+                         r"not supported on|is not a|supported only on", re.I)
 
 
 class _PipeIn(io.RawIOBase):
     """The read end of the helper's pipe, coalescing small reads.
 
-    A read that finds less than 64 KiB waits 2 ms for more: when we are faster than the traffic,
-    reading each packet as it lands would cost a wake-up per packet on both sides. It also keeps
-    the stream's first 24 bytes, the pcap file header, so the link type is known without a packet.
+    A read that finds only a trickle (under 8 KiB) waits 1 ms for more: when we are faster than
+    the traffic, reading packets as they land costs a wake-up of both processes every packet or
+    two. It keeps the stream's first 24 bytes, the pcap header, so the link type is known
+    without a packet.
     """
 
     def __init__(self, fd: int) -> None:
@@ -282,6 +294,29 @@ class _PipeIn(io.RawIOBase):
         with contextlib.suppress(OSError):
             fcntl.fcntl(fd, _F_SETPIPE_SZ, _PIPE_SIZE)
         self.head = b""
+        self._pre = b""  # bytes read by prefetch, served first
+        self.on_idle: Callable[[], None] | None = None  # called before waiting for data
+        self.waiting = False  # blocked on an empty pipe right now
+        self.drained_at = 0.0  # time.monotonic() when the pipe was last found empty
+
+    def prefetch(self, deadline: float) -> bool:
+        """Wait for the 24-byte pcap header: the proof that the helper really captures (dumpcap
+        says 'Capturing on' before it finds it may not). False if the pipe ended or time ran out.
+        """
+        fd = self._fd
+        while len(self._pre) < 24:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return False
+            try:
+                chunk = os.read(fd, 24 - len(self._pre))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return False
+            self._pre += chunk
+        self.head = self._pre
+        return True
 
     def readable(self) -> bool:
         return True
@@ -290,14 +325,26 @@ class _PipeIn(io.RawIOBase):
         return self._fd
 
     def readinto(self, b) -> int:  # type: ignore[override]
+        if self._pre:
+            n = min(len(b), len(self._pre))
+            b[:n] = self._pre[:n]
+            self._pre = self._pre[n:]
+            return n
         fd = self._fd
         while True:
             try:
                 n = os.readv(fd, [b])
                 break
             except BlockingIOError:
-                select.select([fd], [], [])
-        if 0 < n < _COALESCE_BELOW and n < len(b):
+                self.drained_at = time.monotonic()
+                if self.on_idle is not None:
+                    self.on_idle()
+                self.waiting = True
+                try:
+                    select.select([fd], [], [])
+                finally:
+                    self.waiting = False
+        if _COALESCE_WAIT and 0 < n < _COALESCE_BELOW and n < len(b):
             time.sleep(_COALESCE_WAIT)
             with contextlib.suppress(BlockingIOError):
                 n += os.readv(fd, [memoryview(b)[n:]])
@@ -320,8 +367,9 @@ class _PipeIn(io.RawIOBase):
 class HelperCapture:
     """tcpdump or dumpcap capturing on an interface into a pipe that we parse.
 
-    ``start`` returns once the helper says it is listening (so nothing sent after it is missed),
-    or raises a :class:`LiveError` saying why it cannot (permission, interface, filter).
+    ``start`` returns once the helper listens and its pcap header arrived (so nothing sent after
+    it is missed), or raises a :class:`LiveError` saying why it cannot (permission, interface,
+    filter).
     ``packets`` yields until the helper exits; ``stop`` (safe in a signal handler) asks it to.
     """
 
@@ -341,16 +389,26 @@ class HelperCapture:
         self._stderr: threading.Thread | None = None
         self._pipe: _PipeIn | None = None
         self._stopping = False
+        self._stop_requested: float | None = None  # time.monotonic() of the stop request
+        self.max_drain = 10.0  # seconds we keep reading a backlog after a stop request
         self.reader_error: str | None = None
         self.bytes_read = 0
         self.exit_status: int | None = None
+
+    @property
+    def grace(self) -> float:
+        """Seconds after a stop request by which every packet seen before it has left the
+        kernel: a TPACKET_V3 block is handed over at the latest two timer ticks after it
+        started (tcpdump's timer: 1 s, dumpcap's: 250 ms), plus a margin."""
+        return 2.1 if self.name == "tcpdump" else 0.6
 
     # -- starting ---------------------------------------------------------------------------
     def candidates(self) -> list[tuple[str, str]]:
         """(name, path) of the helpers to try, best first.
 
-        As root tcpdump comes first (measured a little cheaper per packet, and it reports
-        drops while running). Otherwise dumpcap, the helper distributions grant capabilities to.
+        As root tcpdump comes first: it costs about half as much (measured at 100 MB/s of
+        MTU-sized packets: 8-12% of a core against dumpcap's 14-22%) and reports drops while
+        running. Otherwise dumpcap, the helper distributions grant capabilities to.
         """
         order = (list(HELPERS) if os.geteuid() == 0 else list(reversed(HELPERS))
                  ) if self.choice == "auto" else [self.choice]
@@ -364,8 +422,8 @@ class HelperCapture:
     def argv_for(self, name: str, path: str) -> list[str]:
         """The helper's command line: pcap on stdout, every packet at once, whole packets."""
         if name == "tcpdump":
-            argv = [path, "-i", self.iface, "-w", "-", "-U", "--immediate-mode", "-s", "0",
-                    "-n", "-B", str(self.buffer_mib * 1024)]
+            argv = [path, "-i", self.iface, "-w", "-", "-U", "-s", "0", "-n",
+                    "-B", str(self.buffer_mib * 1024)]
             if self.count:
                 argv += ["-c", str(self.count)]
             return argv + ([self.bpf] if self.bpf else [])
@@ -379,15 +437,15 @@ class HelperCapture:
         exists = interface_exists(self.iface)
         if exists is False:
             raise NoSuchInterface(self._no_such())
-        last: LiveError | None = None
+        tried = []
         for name, path in self.candidates():
+            tried.append(name)
             try:
                 self._start_one(name, path, timeout)
                 return
-            except NoPermission as exc:  # another helper may have the capabilities
-                last = exc
-        assert last is not None
-        raise last
+            except NoPermission:  # another helper may have the capabilities
+                continue
+        raise NoPermission(permission_hint(self.iface, " and ".join(tried)))
 
     def _no_such(self) -> str:
         names = list_interfaces()
@@ -418,8 +476,10 @@ class HelperCapture:
                 break
         if self._ready.is_set() and self.proc.poll() is None:
             assert self.proc.stdout is not None
-            self._pipe = _PipeIn(self.proc.stdout.fileno())
-            return
+            pipe = _PipeIn(self.proc.stdout.fileno())
+            if pipe.prefetch(deadline):
+                self._pipe = pipe
+                return
         self._abandon()
         raise self._start_error(name)
 
@@ -439,15 +499,23 @@ class HelperCapture:
                     f.close()
         self.proc = None
 
+    def _reason(self, last: int = 3) -> str:
+        """The helper's own words, without its banner lines and advice paragraphs."""
+        keep = [re.sub(r"^(tcpdump|dumpcap):\s*", "", line.strip()) for line in self.lines
+                if line.strip() and not re.search(r"listening on|Capturing on|cap_set_proc|"
+                                                  r"^File: ", line)]
+        return " ".join(keep[:last])
+
     def _start_error(self, name: str) -> LiveError:
-        text = " ".join(line.strip() for line in self.lines if line.strip())
-        text = re.sub(r"^(tcpdump|dumpcap|Capturing on \S+)\s*:?\s*", "", text)
+        text = self._reason()
         if _PERMISSION.search(text):
             return NoPermission(permission_hint(self.iface, name))
         if _NO_DEVICE.search(text):
             return NoSuchInterface(self._no_such())
         if self.bpf and _BAD_FILTER.search(text):
-            return BadFilter(f"the capture filter was refused: {text} (filter: {self.bpf})")
+            m = re.search(r"\(([^()]*(?:unknown|syntax|illegal)[^()]*)\)", text)
+            why = m.group(1) if m else text.split(". ")[0]
+            return BadFilter(f"the capture filter was refused: {why} (filter: {self.bpf})")
         return LiveError(f"{name} could not start capturing on {self.iface}: "
                          f"{text or 'no reason given'}")
 
@@ -501,14 +569,42 @@ class HelperCapture:
     def linktype(self) -> int | None:
         return self._pipe.linktype() if self._pipe is not None else None
 
-    @property
-    def ready(self) -> bool:
-        return self.proc is not None and self._ready.is_set()
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the reading thread) whenever no packet is waiting: the
+        moment to hand a file's gathered packets to the disk."""
+        if self._pipe is not None:
+            self._pipe.on_idle = callback
 
-    def stop(self) -> None:
-        """Ask the helper to finish: it flushes, prints its counters, closes the pipe.
-        Async-signal safe enough for a Python signal handler (one kill)."""
+    def stop(self, now: bool = False) -> None:
+        """Ask the helper to finish once everything seen before this call has reached us (or
+        ``now``): it flushes, prints its counters and closes the pipe, which ends
+        :meth:`packets`. Packets still in the kernel's buffer when the helper stops are lost
+        without being counted as drops, hence the wait. Fine in a signal handler."""
+        first = not self._stopping
         self._stopping = True
+        if now:
+            self._interrupt()
+        elif first:
+            self._stop_requested = time.monotonic()
+            threading.Thread(target=self._interrupt_when_drained, name="helper-stop",
+                             daemon=True).start()
+
+    def _interrupt_when_drained(self) -> None:
+        """SIGINT once the grace time is over and the pipe is empty (we read all the helper
+        had), or after ``max_drain`` seconds of backlog at the most."""
+        t0 = self._stop_requested
+        assert t0 is not None
+        proc = self.proc
+        while proc is not None and proc.poll() is None:
+            now = time.monotonic()
+            pipe = self._pipe
+            drained = pipe is None or pipe.waiting or pipe.drained_at >= t0 + self.grace
+            if (now >= t0 + self.grace and drained) or now >= t0 + self.max_drain:
+                self._interrupt()
+                return
+            time.sleep(0.05)
+
+    def _interrupt(self) -> None:
         proc = self.proc
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -534,17 +630,18 @@ class HelperCapture:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(proc.pid, signal.SIGUSR1)
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
-
     def close(self, timeout: float = 10.0) -> CaptureStats:
         """Wait for the helper to exit (stopping it if needed) and return its counters."""
         proc = self.proc
         if proc is None:
             return self.stats
-        if proc.poll() is None:
-            self.stop()
+        try:  # the pipe ended: the helper is exiting, on request or on its own
+            proc.wait(1.0)
+        except subprocess.TimeoutExpired:  # we stopped reading (an error): abandon the pipe
+            if proc.stdout is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdout.close()
+            self._interrupt()
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -566,9 +663,7 @@ class HelperCapture:
             return None
         if rc < 0 and -rc in (signal.SIGINT, signal.SIGTERM):
             return None
-        text = " ".join(line.strip() for line in self.lines[-5:]
-                        if "listening on" not in line and "Capturing on" not in line)
-        return f"{self.name} stopped (exit status {rc}): {text or 'no reason given'}"
+        return f"{self.name} stopped (exit status {rc}): {self._reason() or 'no reason given'}"
 
 
 class ReplayCapture:
@@ -585,8 +680,6 @@ class ReplayCapture:
         self.reader_error: str | None = None
         self.bytes_read = 0
         self.linktype: int | None = None
-        self.argv: list[str] = []
-        self.ready = True
         self._reader: CaptureReader | None = None
         self._stopping = False
 
@@ -616,17 +709,17 @@ class ReplayCapture:
             self.reader_error = reader.error
             reader.close()
 
-    def stop(self) -> None:
+    def stop(self, now: bool = False) -> None:
         self._stopping = True
 
-    kill = stop
+    def kill(self) -> None:
+        self._stopping = True
 
     def request_stats(self) -> None:
         """A file has no kernel counters."""
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping
+    def when_idle(self, callback: Callable[[], None]) -> None:
+        """Reading a file is never idle for long: the writer flushes by size and at the end."""
 
     def close(self, timeout: float = 0.0) -> CaptureStats:
         return self.stats
@@ -669,6 +762,60 @@ class WrittenFile:
     bytes: int
 
 
+_CHUNK = 1 << 20  # bytes gathered before they are handed to the disk thread
+
+
+class _DiskThread:
+    """Writes, closes and deletes files in order, on its own thread.
+
+    Why: a disk slower than the traffic (or the kernel's dirty-page throttling, measured here at
+    ~100 MB/s sustained) blocks ``write`` for long moments; done on the analysis thread, that
+    stalls reading the pipe and the kernel drops packets. The queue (64 MiB by default) rides
+    out such moments; when it is full the capture waits, as it would without it.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        import queue
+
+        self._q: queue.Queue[tuple] = queue.Queue(maxsize=max(2, max_bytes // _CHUNK))
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, *op: object) -> None:
+        self._q.put(op)
+
+    def _run(self) -> None:
+        while True:
+            op = self._q.get()
+            kind = op[0]
+            if kind == "stop":
+                return
+            if self.error is not None:  # after a failure: only close what is open
+                if kind == "close":
+                    with contextlib.suppress(OSError):
+                        op[1].close()
+                continue
+            try:
+                if kind == "write":
+                    op[1].write(op[2])
+                elif kind == "close":
+                    f, sync = op[1], op[2]
+                    if sync:
+                        os.fsync(f.fileno())
+                    f.close()
+                elif kind == "unlink":
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(op[1])
+            except OSError as exc:
+                self.error = f"cannot write {getattr(op[1], 'name', op[1])}: " \
+                             f"{exc.strerror or exc}"
+
+    def finish(self) -> None:
+        self._q.put(("stop",))
+        self._thread.join()
+
+
 class CaptureWriter:
     """pcap or pcapng output (by the file's extension) with rotation and a ring of files.
 
@@ -677,11 +824,16 @@ class CaptureWriter:
     and with ``ring`` only the newest ``ring`` files are kept. Rotation happens between packets,
     so every file starts with its own header and is readable on its own. The header waits for
     the first packet's link type (or ``close``'s), so an empty capture is still a valid file.
+
+    Packets are gathered in memory and written by :class:`_DiskThread`; :meth:`flush` hands over
+    what is gathered (call it when the input is idle, so a quiet link's file is current). All
+    methods are for one thread, the one reading packets.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, rotate_size: int | None = None,
                  rotate_time: float | None = None, ring: int | None = None,
-                 interface: str | None = None, snaplen: int = SNAPLEN) -> None:
+                 interface: str | None = None, snaplen: int = SNAPLEN,
+                 queue_bytes: int = 64 << 20) -> None:
         self.base = Path(path)
         self.pcapng = self.base.suffix.lower() in (".pcapng", ".ntar")
         self.rotate_size = rotate_size
@@ -689,18 +841,20 @@ class CaptureWriter:
         self.ring = ring
         self.interface = interface
         self.snaplen = snaplen
+        self.queue_bytes = queue_bytes
         self.rotating = bool(rotate_size or rotate_time)
         self.files: deque[_File] = deque()  # kept files, oldest first (the last is open)
         self.deleted = 0
         self.packets = 0
-        self._f: io.BufferedWriter | None = None
+        self._disk: _DiskThread | None = None
+        self._f: io.RawIOBase | None = None
         self._cur: _File | None = None
+        self._buf = bytearray()
         self._seq = 0
         self._linktype: int | None = None
         self._ifaces: dict[int, int] = {}  # pcapng: link type -> interface id
         self._limit = 1 << 62
         self._deadline = float("inf")
-        self._lock = threading.Lock()  # rotation vs. the periodic flush from another thread
 
     def _name(self) -> Path:
         if not self.rotating:
@@ -710,31 +864,32 @@ class CaptureWriter:
         return b.with_name(f"{b.stem}_{self._seq:05d}_{stamp}{b.suffix}")
 
     def open(self) -> None:
-        """Create the first file now, so a path we cannot write is reported before capturing."""
+        """Create the next file now (the first one before capturing, so that a path we cannot
+        write is reported at once)."""
+        if self._disk is None:
+            self._disk = _DiskThread(self.queue_bytes)
         self._seq += 1
         path = self._name()
         try:
-            f = open(path, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in _close_file
+            f = open(path, "wb", buffering=0)  # noqa: SIM115 - closed by the disk thread
         except OSError as exc:
             raise LiveError(f"cannot write {path}: {exc.strerror or exc}") from None
-        with self._lock:
-            self._f = f
-            self._cur = _File(path)
-            self.files.append(self._cur)
-            self._ifaces = {}
-            self._limit = self.rotate_size or 1 << 62
-            self._deadline = time.time() + self.rotate_time if self.rotate_time else float("inf")
-            if self._linktype is not None:
-                self._header(self._linktype)
+        self._f = f
+        self._cur = _File(path)
+        self.files.append(self._cur)
+        self._ifaces = {}
+        self._limit = self.rotate_size or 1 << 62
+        # time rotation counts from the file's first packet (set in write)
+        self._deadline = float("-inf") if self.rotate_time else float("inf")
+        if self._linktype is not None:
+            self._header(self._linktype)
         if self.ring:
             while len(self.files) > self.ring:
-                old = self.files.popleft()
-                with contextlib.suppress(FileNotFoundError):
-                    old.path.unlink()
+                self._disk.put("unlink", str(self.files.popleft().path))
                 self.deleted += 1
 
     def _header(self, linktype: int) -> None:
-        assert self._f is not None and self._cur is not None
+        assert self._cur is not None
         self._linktype = linktype
         if self.pcapng:
             from .. import __version__
@@ -745,7 +900,7 @@ class CaptureWriter:
             data = shb + self._idb(linktype)
         else:
             data = _PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, self.snaplen, linktype)
-        self._f.write(data)
+        self._buf += data
         self._cur.bytes += len(data)
 
     def _idb(self, linktype: int) -> bytes:
@@ -757,71 +912,83 @@ class CaptureWriter:
         return _pcapng_block(1, struct.pack("<HHI", linktype, 0, self.snaplen) + opts)
 
     def write(self, pkt: Packet) -> None:
-        """One packet, as the reader yields it. The hot path: a few operations a packet."""
+        """One packet, as the reader yields it. The hot path: two or three appends a packet."""
         ts, linktype, data, olen = pkt
-        f = self._f
+        if ts >= self._deadline:
+            self._next_interval(ts)
         cur = self._cur
-        if f is None or cur is None:
+        if cur is None:
             return
         if linktype != self._linktype or not cur.bytes:
             self._new_linktype(linktype)
         us = round(ts * 1_000_000)
         n = len(data)
+        buf = self._buf
         if self.pcapng:
-            ifid = self._ifaces.get(linktype, 0)
             blen = 32 + n + (-n % 4)
-            f.write(_EPB.pack(6, blen, ifid, us >> 32, us & 0xFFFFFFFF, n, olen))
-            f.write(data)
-            f.write(_PAD[n & 3] + _U32.pack(blen))
+            buf += _EPB.pack(6, blen, self._ifaces.get(linktype, 0), us >> 32, us & 0xFFFFFFFF,
+                             n, olen)
+            buf += data
+            buf += _PAD[n & 3] + _U32.pack(blen)
             size = blen
         else:
-            f.write(_PCAP_RECORD.pack(us // 1_000_000, us % 1_000_000, n, olen))
-            f.write(data)
+            buf += _PCAP_RECORD.pack(us // 1_000_000, us % 1_000_000, n, olen)
+            buf += data
             size = 16 + n
         cur.packets += 1
         cur.bytes += size
         self.packets += 1
-        if cur.bytes >= self._limit or ts >= self._deadline:
+        if len(buf) >= _CHUNK:
+            self.flush()
+        if cur.bytes >= self._limit:
             self.rotate()
 
+    def _next_interval(self, ts: float) -> None:
+        """``--rotate-time``: the first packet of a file starts its interval; the first packet
+        past it goes to a new file (so a quiet link rotates when traffic comes, like tcpdump)."""
+        assert self.rotate_time is not None
+        if self._cur is not None and self._cur.packets:
+            self.rotate()
+        self._deadline = ts + self.rotate_time
+
     def _new_linktype(self, linktype: int) -> None:
-        assert self._f is not None and self._cur is not None
+        assert self._cur is not None
         if not self._cur.bytes:
             self._header(linktype)
         elif self.pcapng and linktype not in self._ifaces:
             idb = self._idb(linktype)
-            self._f.write(idb)
+            self._buf += idb
             self._cur.bytes += len(idb)
         self._linktype = linktype
 
+    def flush(self) -> None:
+        """Hand what was gathered to the disk thread (waits if its queue is full)."""
+        if self._buf and self._f is not None and self._disk is not None:
+            if self._disk.error:
+                raise LiveError(self._disk.error)
+            self._disk.put("write", self._f, self._buf)
+            self._buf = bytearray()
+
     def rotate(self) -> None:
         """Close the current file and start the next one."""
-        self._close_file()
+        self._close_file(sync=False)
         self.open()
 
-    def _close_file(self, stats: CaptureStats | None = None, linktype: int | None = None) -> None:
-        with self._lock:
-            f, cur = self._f, self._cur
-            self._f = None
-            if f is None or cur is None:
-                return
-            try:
-                if not cur.bytes:  # nothing came: a valid, empty capture
-                    self._f = f
-                    self._header(self._linktype if self._linktype is not None else
-                                 linktype if linktype is not None else 1)
-                    self._f = None
-                if self.pcapng and stats is not None:
-                    isb = self._isb(stats)
-                    f.write(isb)
-                    cur.bytes += len(isb)
-                f.flush()
-                os.fsync(f.fileno())
-            except OSError as exc:
-                raise LiveError(f"cannot write {cur.path}: {exc.strerror or exc}") from None
-            finally:
-                with contextlib.suppress(OSError):
-                    f.close()
+    def _close_file(self, stats: CaptureStats | None = None, linktype: int | None = None,
+                    sync: bool = True) -> None:
+        f, cur = self._f, self._cur
+        if f is None or cur is None or self._disk is None:
+            return
+        if not cur.bytes:  # nothing came: a valid, empty capture
+            self._header(self._linktype if self._linktype is not None else
+                         linktype if linktype is not None else 1)
+        if self.pcapng and stats is not None:
+            isb = self._isb(stats)
+            self._buf += isb
+            cur.bytes += len(isb)
+        self.flush()
+        self._disk.put("close", f, sync)
+        self._f = None
 
     def _isb(self, stats: CaptureStats) -> bytes:
         """Interface statistics, so whoever reads the file later knows what the kernel lost."""
@@ -836,52 +1003,62 @@ class CaptureWriter:
         opts += _pcapng_option(0, b"")
         return _pcapng_block(5, struct.pack("<III", 0, us >> 32, us & 0xFFFFFFFF) + opts)
 
-    def flush(self) -> None:
-        """Push buffered packets to the file (called every second, from another thread)."""
-        with self._lock:
-            if self._f is not None:
-                with contextlib.suppress(OSError, ValueError):
-                    self._f.flush()
-
     def close(self, stats: CaptureStats | None = None,
               linktype: int | None = None) -> list[WrittenFile]:
-        """Finish the last file (statistics block in pcapng) and list the files kept."""
-        self._close_file(stats, linktype)
+        """Finish the last file (statistics block in pcapng), wait until everything is on
+        disk, and list the files kept. Raises :class:`LiveError` if a write failed."""
+        try:
+            self._close_file(stats, linktype)
+        finally:
+            if self._disk is not None:
+                self._disk.finish()
+        if self._disk is not None and self._disk.error:
+            raise LiveError(self._disk.error)
         return [WrittenFile(str(f.path), f.packets, f.bytes) for f in self.files]
 
     def discard(self) -> None:
         """The capture never started: remove the (empty) file created by ``open``."""
-        with self._lock:
-            f, self._f = self._f, None
-        if f is not None:
+        if self._f is not None:
             with contextlib.suppress(OSError):
-                f.close()
+                self._f.close()
+            self._f = None
+        if self._disk is not None:
+            self._disk.finish()
         while self.files:
             with contextlib.suppress(OSError):
                 self.files.pop().path.unlink()
 
 
-def tee(packets: Iterable[Packet], writer: CaptureWriter) -> Iterator[Packet]:
+def tee(packets: Iterable[Packet], writer: CaptureWriter,
+        on_error: Callable[[str], None]) -> Iterator[Packet]:
     """Yield ``packets`` after writing each to ``writer`` (written first: a packet we analysed
-    is always in the file)."""
-    write = writer.write
+    is in the file). If writing fails (disk full), ``on_error`` hears why once and the analysis
+    goes on without the file."""
+    write: Callable[[Packet], None] | None = writer.write
     for p in packets:
-        write(p)
+        if write is not None:
+            try:
+                write(p)
+            except LiveError as exc:
+                on_error(str(exc))
+                write = None
         yield p
 
 
 @dataclass
 class Ticker:
-    """Periodic chores on a thread: flush the file each second, ask tcpdump for its counters
-    every ``stats_every`` seconds, stop the capture when ``duration`` is up."""
+    """Periodic chores on a thread: ask tcpdump for its counters every ``stats_every`` seconds
+    and call ``on_drops(new, total)`` when the kernel's drop count grew (at once, even if no
+    packet comes after), stop the capture when ``duration`` is up."""
 
     capture: HelperCapture | None
-    writer: CaptureWriter | None
     duration: float | None = None
     stats_every: float = 2.0
+    on_drops: Callable[[int, int], None] | None = None
     expired: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _drops: int = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="live-ticker", daemon=True)
@@ -892,11 +1069,14 @@ class Ticker:
         next_stats = t0 + self.stats_every
         while not self._stop.wait(0.25 if self.duration else 1.0):
             now = time.monotonic()
-            if self.writer is not None:
-                self.writer.flush()
             if self.capture is not None and now >= next_stats:
                 self.capture.request_stats()
                 next_stats = now + self.stats_every
+            dropped = self.capture.stats.dropped if self.capture is not None else None
+            if dropped is not None and dropped > self._drops:
+                if self.on_drops is not None:
+                    self.on_drops(dropped - self._drops, dropped)
+                self._drops = dropped
             if self.duration is not None and now - t0 >= self.duration and not self.expired:
                 self.expired = True
                 if self.capture is not None:
@@ -907,6 +1087,3 @@ class Ticker:
         if self._thread is not None:
             self._thread.join(5)
 
-
-def errno_name(exc: OSError) -> str:
-    return errno.errorcode.get(exc.errno or 0, str(exc.errno))
