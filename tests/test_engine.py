@@ -240,3 +240,18 @@ def test_pdu_longer_than_announced_max_is_reported():
     a = run(c.close().frames)
     found = [f for f in a.findings if f.code == "UL-PDU-TOO-LONG"]
     assert len(found) == 1 and "1000" in found[0].message
+
+
+def test_on_transaction_fires_once_the_final_response_data_set_is_in():
+    from pathlib import Path
+
+    from dicomsniff.analysis.run import analyze_source
+
+    a = Analyzer()
+    seen = []
+    a.on_transaction.append(lambda t: seen.append((t.command, t.status,
+                                                   t.response_dataset_bytes)))
+    analyze_source(Path(__file__).parent.parent / "captures" / "nget.pcap", a)
+    ok = [s for s in seen if s[1] == 0]
+    assert ok and ok[0][0] == "N-GET" and ok[0][2] > 0  # the attributes came with the RSP
+    assert len(seen) == len(a.associations[0].transactions)

@@ -66,7 +66,7 @@ class AssociationTracker:
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
                  "on_association_start", "ul", "pdv_seen", "held_findings",
-                 "proven")
+                 "proven", "final_waiting")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
@@ -89,6 +89,7 @@ class AssociationTracker:
         # A whole PDU, command fragment or data set was parsed: the connection is DICOM. Until
         # then a mid-stream candidate's findings are held, and it is dropped if never proven.
         self.proven = False
+        self.final_waiting: dict[int, Transaction] = {}  # id(final response) -> transaction
         self.on_transaction = on_transaction if on_transaction is not None else []
         self.on_association_start = (on_association_start if on_association_start is not None
                                      else [])
@@ -357,8 +358,7 @@ class AssociationTracker:
             t.error_comment = cmd.get("ErrorComment")  # type: ignore[assignment]
             self._suboperations(t, cmd)
             del self.outstanding[(1 - side, mid)]
-            for cb in self.on_transaction:
-                cb(t)
+            self.final_waiting[id(m)] = t  # reported when its data set (if any) is in too
             return
         # A request.
         mid = cmd.get("MessageID")
@@ -407,6 +407,9 @@ class AssociationTracker:
             return
         if is_response(m.command_field):
             t.response_dataset_bytes += m.dataset_bytes
+            if self.final_waiting.pop(id(m), None) is not None:
+                for cb in self.on_transaction:
+                    cb(t)
             return
         t.request_end_time = m.end_ts
         t.dataset_bytes = m.dataset_bytes
@@ -455,6 +458,10 @@ class AssociationTracker:
                              f"response before {ended}", t.request_frame, "PS3.7 9.3")
                 for cb in self.on_transaction:
                     cb(t)  # unanswered: reported when the association ends
+        for t in self.final_waiting.values():  # final responses whose data set never ended
+            for cb in self.on_transaction:
+                cb(t)
+        self.final_waiting.clear()
         self.outstanding.clear()
         self.by_message.clear()
 
