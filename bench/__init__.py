@@ -1,0 +1,1 @@
+"""Benchmark of dicomsniff against tshark on captures of real DICOM peers (see README.md)."""
