@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from dissectors._plain import Record
 
 from ..sources.capture import CaptureError, CaptureReader, linktype_name
 from .engine import Analyzer
@@ -12,13 +13,27 @@ SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
 PROGRESS_EVERY = 1 << 14  # frames between progress callbacks
 
 
-@dataclass
-class RunResult:
+class RunResult(Record):
+    _fields = ("analyzer", "reader_error", "packets", "bytes_read", "format")
     analyzer: Analyzer
-    reader_error: str | None  # the capture is damaged: analysis covers what came before
+    reader_error: str | None
     packets: int
     bytes_read: int
     format: str
+
+    def __init__(
+        self,
+        analyzer: Analyzer,
+        reader_error: str | None,
+        packets: int,
+        bytes_read: int,
+        format: str,
+    ) -> None:
+        self.analyzer = analyzer
+        self.reader_error = reader_error
+        self.packets = packets
+        self.bytes_read = bytes_read
+        self.format = format
 
 
 def analyze_source(source, analyzer: Analyzer,

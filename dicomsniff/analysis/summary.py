@@ -8,20 +8,37 @@ compact float arrays: 8 bytes a transaction.
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field
 from typing import Any
+
+from dissectors._plain import Record
 
 from ..model import Association
 
 
-@dataclass
-class _Row:
-    count: int = 0
-    failures: int = 0
-    warnings: int = 0
-    unanswered: int = 0
-    bytes: int = 0
-    latencies: array = field(default_factory=lambda: array("d"))
+class _Row(Record):
+    _fields = ("count", "failures", "warnings", "unanswered", "bytes", "latencies")
+    count: int
+    failures: int
+    warnings: int
+    unanswered: int
+    bytes: int
+    latencies: array
+
+    def __init__(
+        self,
+        count: int = 0,
+        failures: int = 0,
+        warnings: int = 0,
+        unanswered: int = 0,
+        bytes: int = 0,
+        latencies: array | None = None,
+    ) -> None:
+        self.count = count
+        self.failures = failures
+        self.warnings = warnings
+        self.unanswered = unanswered
+        self.bytes = bytes
+        self.latencies = (lambda: array("d"))() if latencies is None else latencies
 
 
 def _percentile(sorted_vals: list[float], p: float) -> float:

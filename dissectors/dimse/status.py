@@ -17,7 +17,6 @@ then a "family" (``status >> 12``, for ``Cxxx`` style ranges).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 __all__ = [
     "CANCEL",
@@ -74,13 +73,23 @@ def category(status: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class _Table:
     """Meanings for one service: exact codes, then ``xx`` blocks, then ``xxx`` families."""
 
-    exact: Mapping[int, str] = field(default_factory=dict)
-    blocks: Mapping[int, str] = field(default_factory=dict)  # key: status >> 8
-    families: Mapping[int, str] = field(default_factory=dict)  # key: status >> 12
+    _fields = ("exact", "blocks", "families")
+    exact: Mapping[int, str]
+    blocks: Mapping[int, str]
+    families: Mapping[int, str]
+
+    def __init__(
+        self,
+        exact: Mapping[int, str] | None = None,
+        blocks: Mapping[int, str] | None = None,
+        families: Mapping[int, str] | None = None,
+    ) -> None:
+        self.exact = {} if exact is None else exact
+        self.blocks = {} if blocks is None else blocks
+        self.families = {} if families is None else families
 
     def get(self, status: int) -> str | None:
         return (

@@ -36,6 +36,7 @@ from .items import parse_associate
 _HDR = struct.Struct("!BxI")
 _U32 = struct.Struct("!I")
 _PDV = struct.Struct("!IBB")
+_PDATA_PDV = struct.Struct("!BxIIBB")  # P-DATA-TF header and its first PDV item header
 
 # States
 HUNT = 0  # looking for a plausible PDU header
@@ -160,6 +161,52 @@ class ULStream:
         ev = self.events
         while pos < n:
             st = self.state
+            if st == HEADER and n - pos >= 12 and mv[pos] == 4 and not self._part:
+                # Fast path: a P-DATA-TF header and its first PDV item header read at once
+                # (dcmtk writes these 12 bytes as a segment of their own), and a value that is
+                # all here taken at once. Anything unusual goes the general way below.
+                _t, plen, ilen, ctx, mch = _PDATA_PDV.unpack_from(mv, pos)
+                vlen = ilen - 2
+                if (2 < ilen and ilen + 4 <= plen and mch <= 3 and not vlen & 1
+                        and (vlen <= self.max_command if mch & 1 else not (
+                            self.collect_data or ctx in self.collect_contexts))
+                        and not (self.pdata_limit and plen > self.pdata_limit)):
+                    self.pdus += 1
+                    self.pdata_count += 1
+                    self._ptype = 4
+                    self._pdu_len = plen
+                    left = plen - 6
+                    self._pdv_ctx = ctx
+                    last = mch & 2 == 2
+                    self._pdv_last = last
+                    if self.pdata_events:
+                        ev.append(PDataTF(frame, ts, plen))
+                    pos += 12
+                    if n - pos >= vlen:
+                        end = pos + vlen
+                        if mch & 1:
+                            ev.append(PdvCommand(frame, ts, ctx, last, bytes(mv[pos:end])))
+                        else:
+                            ev.append(PdvData(frame, ts, ctx, last, vlen))
+                            self.data_bytes += vlen
+                            if last:
+                                ev.append(DataComplete(frame, ts, ctx, self._partial))
+                                self._partial = False
+                        pos = end
+                        left -= vlen
+                        self._pdu_left = left
+                        self._pdv_left = 0
+                        self.state = PDV_HEADER if left > 0 else HEADER
+                    else:
+                        self._pdu_left = left
+                        self._pdv_left = vlen
+                        if mch & 1:
+                            self.state = PDV_CMD
+                        else:
+                            ev.append(PdvData(frame, ts, ctx, last, vlen))
+                            self.collecting = False
+                            self.state = PDV_DATA
+                    continue
             if st == PDV_DATA:
                 take = min(self._pdv_left, n - pos)
                 if self.collecting and take:
