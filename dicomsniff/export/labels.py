@@ -22,6 +22,7 @@ from dissectors.ul.reasons import (
 
 from ..model import Association, Transaction
 from ..uids import uid_name
+from ..units import duration, size  # noqa: F401 - part of this module's API
 from .wirelog import Pdv
 
 STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
@@ -29,22 +30,6 @@ STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
 _SC_ACTIONS = {1: "request storage commitment"}
 _SC_EVENTS = {1: "all committed", 2: "failures exist"}
 NOTE_WIDTH = 64  # characters per note line
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.1f} ms"
-    return f"{seconds:.3f} s"
-
-
-def size(n: int) -> str:
-    if n < 10_000:
-        return f"{n} B"
-    if n < 10_000_000:
-        return f"{n / 1e3:.1f} kB"
-    return f"{n / 1e6:.1f} MB"
 
 
 def plural(n: int, word: str) -> str:

@@ -20,6 +20,7 @@ from dissectors.ul.reasons import context_result
 
 from ..model import Association, Finding, Side, Transaction
 from ..uids import uid_name
+from ..units import duration, size
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 CATEGORY_STYLE = {"Success": "green", "Warning": "yellow", "Failure": "bold red",
@@ -41,22 +42,6 @@ def _time(ts: float | None) -> str:
     except (ValueError, OverflowError, OSError):  # a capture's clock can say anything
         return f"{ts:.3f} s"
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
-
-
-def _dur(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if s < 1:
-        return f"{s * 1000:.1f} ms"
-    return f"{s:.3f} s"
-
-
-def _bytes(n: int) -> str:
-    if n < 10_000:
-        return f"{n} B"
-    if n < 10_000_000:
-        return f"{n / 1e3:.1f} kB"
-    return f"{n / 1e6:.1f} MB"
 
 
 def _uid(uid: str | None) -> Text:
@@ -117,9 +102,9 @@ def association_block(a: Association, *, verbose: bool = False) -> Panel:
         who = f" by {a.abort['by']}" if a.abort else ""
         head.append(f"{who} ({a.source}: {a.reason})")
     parts: list[Any] = []
-    info = Text(f"start {_time(a.start)}  duration {_dur(a.duration)}  frames "
-                f"{a.first_frame}-{a.last_frame}  bytes {_bytes(a.bytes['requestor'])} / "
-                f"{_bytes(a.bytes['acceptor'])}", style="dim")
+    info = Text(f"start {_time(a.start)}  duration {duration(a.duration)}  frames "
+                f"{a.first_frame}-{a.last_frame}  bytes {size(a.bytes['requestor'])} / "
+                f"{size(a.bytes['acceptor'])}", style="dim")
     if a.midstream:
         info.append("  (capture started inside this association)", style="yellow")
     parts.append(info)
@@ -187,8 +172,8 @@ def transactions_table(txns: list[Transaction]) -> Table:
             st.append(f"\n{t.error_comment}", style="dim")
         nbytes = t.dataset_bytes + t.response_dataset_bytes
         tt.add_row(str(t.request_frame), str(t.message_id), cmd, sop, st,
-                   str(t.pending) if t.pending else "", _dur(t.latency),
-                   _bytes(nbytes) + (" partial" if t.dataset_partial else "") if nbytes else "")
+                   str(t.pending) if t.pending else "", duration(t.latency),
+                   size(nbytes) + (" partial" if t.dataset_partial else "") if nbytes else "")
     return tt
 
 
@@ -221,8 +206,8 @@ def summary_table(rows: list[dict[str, Any]]) -> Table:
         st.add_row(T(r["ae"]), r["command"], str(r["count"]),
                    Text(str(r["failures"]), style="bold red" if r["failures"] else ""),
                    str(r["warnings"]), str(r["unanswered"]),
-                   _dur(r["latency_min"]), _dur(r["latency_median"]), _dur(r["latency_p95"]),
-                   _dur(r["latency_max"]), f"{r['mb']:.2f}")
+                   duration(r["latency_min"]), duration(r["latency_median"]),
+                   duration(r["latency_p95"]), duration(r["latency_max"]), f"{r['mb']:.2f}")
     return st
 
 

@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ...units import duration
+from ...units import size as units_size
+
 if TYPE_CHECKING:
     from ...model import Association, Finding, Transaction
     from .state import CaptureState
@@ -126,19 +129,11 @@ class AssocView:
 # -- wording helpers shared by the rules -----------------------------------------------------
 
 def seconds(s: float | None) -> str:
-    if s is None:
-        return "?"
-    if s < 1:
-        return f"{s * 1000:.0f} ms"
-    return f"{s:.1f} s"
+    return duration(s, precise=False, missing="?")
 
 
 def size(n: float) -> str:
-    if n < 10_000:
-        return f"{n:.0f} B"
-    if n < 10_000_000:
-        return f"{n / 1e3:.0f} kB"
-    return f"{n / 1e6:.1f} MB"
+    return units_size(n, precise=False)
 
 
 def listing(items: list[str], most: int = 4) -> str:
