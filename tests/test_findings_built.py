@@ -399,3 +399,19 @@ def test_cli_options_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["analyze", status, "--slow-factor", "-1"])
     assert exc.value.code == 2
+
+
+def test_zero_window_on_the_ipv4_fast_path_is_found():
+    """Zero windows announced in plain IPv4-on-Ethernet ACKs (the engine's fast path) count.
+
+    tshark's expert info shows 11 [TCP ZeroWindow] segments from the SCP in this capture.
+    """
+    from pathlib import Path
+
+    from dicomsniff.analysis.engine import Analyzer
+    from dicomsniff.analysis.run import analyze_source
+
+    a = Analyzer()
+    analyze_source(Path(__file__).parent.parent / "captures" / "store-small-pdu.pcap", a)
+    zw = [f for f in a.findings if f.code == "TCP-ZERO-WINDOW"]
+    assert len(zw) == 1 and "11 time(s)" in zw[0].message

@@ -41,9 +41,9 @@ from .rules import RuleConfig, RuleSet, tcp_window
 from .tracker import AssociationTracker
 
 # Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and
-# ports as one 12-byte flow key, TCP seq, ack, data offset, flags: one unpack per packet for the
-# fast path in Analyzer.consume (IPv4 without options on Ethernet, the common capture).
-_FAST = struct.Struct("!12xHBxH2xHxB2x12sIIBB")
+# ports as one 12-byte flow key, TCP seq, ack, data offset, flags, window: one unpack per packet
+# for the fast path in Analyzer.consume (IPv4 without options on Ethernet, the common capture).
+_FAST = struct.Struct("!12xHBxH2xHxB2x12sIIBBH")
 
 WELL_KNOWN_PORTS = frozenset({104, 11112, 4242, 2761, 2762})
 _IGNORED = object()
@@ -268,7 +268,8 @@ class Analyzer:
             if not frame & mask:
                 progress(frame)  # type: ignore[misc]
             if linktype == 1 and len(buf) >= 54:
-                etype, vihl, total, frag, proto, key, seq, ack, doff, flags = unpack(buf, 0)
+                (etype, vihl, total, frag, proto, key, seq, ack, doff, flags,
+                 window) = unpack(buf, 0)
                 if etype != 0x0800 or vihl != 0x45 or proto != 6:
                     feed_frame(frame, ts, linktype, buf)
                     continue
@@ -316,6 +317,8 @@ class Analyzer:
                             self._judge_midstream(conn, side)
                             if conn.tcp is None:
                                 continue
+                if not window and conn.tracker is not None:  # receiver says: stop sending
+                    self.rules.zero_window(conn, side, frame)
                 if flags & 0x10:
                     o = tcp[1 - side]
                     if o.held:
