@@ -15,7 +15,11 @@ import argparse
 import importlib
 import os
 import sys
-from typing import IO
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .analysis.engine import Limits
+    from .analysis.rules import RuleConfig
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -87,6 +91,63 @@ def _port(text: str) -> int:
     return v
 
 
+# -- options shared by the commands that build an Analyzer ----------------------------------
+
+
+def add_limit_options(parser: argparse.ArgumentParser, title: str = "limits (memory stays "
+                      "bounded whatever the capture holds)") -> None:
+    """``--max-streams``, ``--max-tcp-buffer``, ``--max-findings``, ``--max-associate-pdu``:
+    read back with :func:`limits_from`."""
+    lim = parser.add_argument_group(title)
+    lim.add_argument("--max-streams", type=_positive_int, default=10_000, metavar="N",
+                     help="DICOM connections tracked at once; the oldest is evicted beyond "
+                          "(default 10000)")
+    lim.add_argument("--max-tcp-buffer", type=_positive_int, default=4 << 20, metavar="BYTES",
+                     help="out-of-order bytes held per TCP direction before a hole is declared "
+                          "a gap (default 4 MiB)")
+    lim.add_argument("--max-findings", type=_positive_int, default=100_000, metavar="N",
+                     help="findings kept in memory; more are counted (default 100000)")
+    lim.add_argument("--max-associate-pdu", type=_positive_int, default=1 << 20,
+                     metavar="BYTES",
+                     help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
+
+
+def add_rule_options(parser: argparse.ArgumentParser) -> None:
+    """``--slow-factor``, ``--slow-min``, ``--idle-threshold``, ``--disable-rule``: read back
+    with :func:`rules_from`."""
+    rules = parser.add_argument_group("findings rules ('python3 -m dicomsniff.analysis.rules' "
+                                      "lists every finding code)")
+    rules.add_argument("--slow-factor", type=_positive_float, default=10.0, metavar="X",
+                       help="a response X times slower than the median of the same command to "
+                            "the same AE is DIMSE-SLOW-RESPONSE (default 10)")
+    rules.add_argument("--slow-min", type=_positive_float, default=1.0, metavar="SECONDS",
+                       help="... and only when it took at least this long (default 1)")
+    rules.add_argument("--idle-threshold", type=_positive_float, default=30.0,
+                       metavar="SECONDS",
+                       help="an open association with no DIMSE operation for this long is "
+                            "PERF-IDLE (default 30)")
+    rules.add_argument("--disable-rule", action="append", default=[], metavar="CODE",
+                       help="never raise findings with this code (repeatable)")
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The :class:`~dicomsniff.analysis.engine.Limits` of :func:`add_limit_options`' options."""
+    from .analysis.engine import Limits
+
+    return Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
+                  max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu)
+
+
+def rules_from(args: argparse.Namespace) -> RuleConfig:
+    """The :class:`~dicomsniff.analysis.rules.RuleConfig` of :func:`add_rule_options`'
+    options."""
+    from .analysis.rules import RuleConfig
+
+    return RuleConfig(slow_factor=args.slow_factor, slow_min=args.slow_min,
+                      idle_threshold=args.idle_threshold,
+                      disabled=frozenset(c.upper() for c in args.disable_rule))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="dicomsniff",
                 description="Passive DICOM network protocol analyzer: who associated with "
@@ -118,31 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     a.add_argument("-o", "--output", metavar="FILE",
                    help="write the report or JSON Lines to FILE instead of standard output")
-    lim = a.add_argument_group("limits (memory stays bounded whatever the capture holds)")
-    lim.add_argument("--max-streams", type=_positive_int, default=10_000, metavar="N",
-                     help="DICOM connections tracked at once; the oldest is evicted beyond "
-                          "(default 10000)")
-    lim.add_argument("--max-tcp-buffer", type=_positive_int, default=4 << 20, metavar="BYTES",
-                     help="out-of-order bytes held per TCP direction before a hole is declared "
-                          "a gap (default 4 MiB)")
-    lim.add_argument("--max-findings", type=_positive_int, default=100_000, metavar="N",
-                     help="findings kept in memory; more are counted (default 100000)")
-    lim.add_argument("--max-associate-pdu", type=_positive_int, default=1 << 20,
-                     metavar="BYTES",
-                     help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
-    rules = a.add_argument_group("findings rules ('python3 -m dicomsniff.analysis.rules' lists "
-                                 "every finding code)")
-    rules.add_argument("--slow-factor", type=_positive_float, default=10.0, metavar="X",
-                       help="a response X times slower than the median of the same command to "
-                            "the same AE is DIMSE-SLOW-RESPONSE (default 10)")
-    rules.add_argument("--slow-min", type=_positive_float, default=1.0, metavar="SECONDS",
-                       help="... and only when it took at least this long (default 1)")
-    rules.add_argument("--idle-threshold", type=_positive_float, default=30.0,
-                       metavar="SECONDS",
-                       help="an open association with no DIMSE operation for this long is "
-                            "PERF-IDLE (default 30)")
-    rules.add_argument("--disable-rule", action="append", default=[], metavar="CODE",
-                       help="never raise findings with this code (repeatable)")
+    add_limit_options(a)
+    add_rule_options(a)
     a.set_defaults(handler=cmd_analyze)
     for modname in COMMAND_MODULES:
         try:
@@ -164,19 +202,13 @@ def _open_output(path: str | None) -> IO[str]:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis.engine import Analyzer, Limits
+    from .analysis.engine import Analyzer
     from .analysis.run import analyze_source
     from .analysis.summary import Summary
     from .sources.capture import CaptureError
 
-    limits = Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
-                    max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu)
-    from .analysis.rules import RuleConfig
-
-    rules = RuleConfig(slow_factor=args.slow_factor, slow_min=args.slow_min,
-                       idle_threshold=args.idle_threshold,
-                       disabled=frozenset(c.upper() for c in args.disable_rule))
-    analyzer = Analyzer(ports=args.port, limits=limits, keep=not args.json, rules=rules)
+    analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=not args.json,
+                        rules=rules_from(args))
     summary = Summary()
     analyzer.on_association.append(summary.add)
     out = _open_output(args.output)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 EXIT_OK = 0
@@ -35,6 +36,8 @@ examples:
       stop by itself after ten minutes (or --count N packets)
   ssh pacs sudo tcpdump -i eth0 -U -w - port 104 | dicomsniff live -r -
       the live view of a capture made elsewhere
+  dicomsniff live -i eth0 --port 104 --tui -w today.pcapng
+      browse the associations as they happen (ladders, findings, data sets); q stops
 
 Ctrl-C or SIGTERM stops: the summary shows what was seen and the packets the kernel dropped,
 and the files are closed complete.
@@ -66,7 +69,7 @@ def _duration(text: str) -> float:
 
 def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     """Add ``live`` to the command line (called by :func:`dicomsniff.cli.build_parser`)."""
-    from .cli import _port, _positive_int
+    from .cli import _port, _positive_int, add_limit_options, add_rule_options
 
     p = subparsers.add_parser(
         "live", help="watch DICOM on a network interface as it happens",
@@ -94,7 +97,10 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser]) -> 
     out = p.add_argument_group("output")
     out.add_argument("--json", action="store_true",
                      help="stream JSON Lines (the records of 'analyze --json') instead of lines")
-    out.add_argument("--tui", action="store_true", help="open the interactive view (not yet)")
+    out.add_argument("--tui", action="store_true",
+                     help="browse it in the interactive view ('dicomsniff tui', fed as packets "
+                          "arrive; q stops the capture); with -w FILE the data sets and bytes "
+                          "of every message can be shown too")
     out.add_argument("-w", "--write", metavar="FILE",
                      help="also write the packets to FILE (.pcapng for pcapng, else pcap)")
     out.add_argument("--rotate-size", type=_size, metavar="SIZE",
@@ -115,13 +121,8 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser]) -> 
     cap.add_argument("--buffer-size", type=_positive_int, default=256, metavar="MiB",
                      help="kernel capture buffer: what absorbs a fast transfer while the "
                           "analysis catches up (default 256; kernel memory while capturing)")
-    lim = p.add_argument_group("limits (memory stays bounded however long it runs)")
-    lim.add_argument("--max-streams", type=_positive_int, default=10_000, metavar="N",
-                     help="DICOM connections tracked at once (default 10000)")
-    lim.add_argument("--max-tcp-buffer", type=_positive_int, default=4 << 20, metavar="BYTES",
-                     help="out-of-order bytes held per TCP direction (default 4 MiB)")
-    lim.add_argument("--max-findings", type=_positive_int, default=100_000, metavar="N",
-                     help="findings kept in memory; more are counted (default 100000)")
+    add_limit_options(p, "limits (the analysis' memory stays bounded however long it runs)")
+    add_rule_options(p)
     p.set_defaults(handler=cmd_live)
 
 
@@ -143,18 +144,22 @@ def _usage(args: argparse.Namespace) -> str | None:
         return "--ring needs --rotate-size or --rotate-time"
     if args.read and (args.port or args.host or args.bpf):
         return "--port/--host/--bpf filter a capture; with -r filter it where it is made"
+    if args.tui and args.json:
+        return "--tui and --json are two different outputs: choose one"
+    if args.tui and args.read == "-":
+        return "--tui reads the keyboard on standard input, so it cannot read a capture there"
     return None
 
 
 class _Stopper:
     """SIGINT/SIGTERM/SIGHUP: the first asks the helper to finish once the last packets are
     handed over (everything is still read and reported); a second stops it at once; a third
-    kills it and interrupts us."""
+    kills it and interrupts us. ``asked``: a stop was already requested (after the TUI)."""
 
-    def __init__(self, capture: Any) -> None:
+    def __init__(self, capture: Any, asked: bool = False) -> None:
         self.capture = capture
         self.reason: str | None = None
-        self.signals = 0
+        self.signals = 1 if asked else 0
         self._old: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -199,31 +204,39 @@ def _cpu() -> dict[str, float]:
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    if args.tui:
-        return _fail("--tui is not available yet (the interactive view is still being "
-                     "built); use the line output (the default) or --json")
     problem = _usage(args)
     if problem:
         return _fail(problem)
+    if args.tui:
+        return _cmd_tui(args)
     from .sources.live import LiveError
 
-    run = _LiveRun(args)
+    run = LiveRun(args)
+    lines = _LineOutput(run)
     try:
         run.start()
     except LiveError as exc:
         run.discard()
         return _fail(str(exc))
-    return run.run()
+    return lines.run()
 
 
-class _LiveRun:
-    """One ``dicomsniff live``: set up, capture until told to stop, summarise."""
+class LiveRun:
+    """The capture side of one ``dicomsniff live``, whatever shows it (lines, JSON Lines or
+    the TUI): the capture helper (or ``-r``), the ``-w`` files and the analyzer, driven from
+    :meth:`start` to the end of :meth:`capture_packets`, which leaves the files closed and the
+    analyzer finished.
 
-    def __init__(self, args: argparse.Namespace) -> None:
-        from rich.console import Console
+    ``analyzer``: the one to feed (default: an Analyzer with the limits and rules options).
+    ``quiet``: say nothing on stderr once capturing (the TUI owns the terminal then); kernel
+    drops and a failing file are findings anyway. ``wrap``: run the helper through this
+    command (``ip netns exec NS``: tests).
+    """
 
-        from .analysis.engine import Analyzer, Limits
-        from .report.live import ConsoleOutput, JsonOutput, LiveFeed
+    def __init__(self, args: argparse.Namespace, *, analyzer: Any = None, quiet: bool = False,
+                 wrap: Sequence[str] = ()) -> None:
+        from .analysis.engine import Analyzer
+        from .cli import limits_from, rules_from
         from .sources.live import (
             CaptureWriter,
             HelperCapture,
@@ -233,37 +246,48 @@ class _LiveRun:
         )
 
         self.args = args
-        limits = Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
-                        max_findings=args.max_findings)
-        self.analyzer = Analyzer(ports=args.port, limits=limits, keep=False)
-        self.output: ConsoleOutput | JsonOutput
-        if args.json:
-            self.output = JsonOutput(sys.stdout)
-        else:
-            self.output = ConsoleOutput(Console(file=sys.stdout, highlight=False,
-                                                soft_wrap=True,
-                                                width=None if sys.stdout.isatty() else 160))
-        self.feed = LiveFeed(self.analyzer, self.output, ae=args.ae)
+        self.quiet = quiet
+        if analyzer is None:
+            analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=False,
+                                rules=rules_from(args))
+        self.analyzer = analyzer
         self.bpf = ""
         self.capture: HelperCapture | ReplayCapture
         if args.read:
             self.capture = ReplayCapture(args.read, count=args.count)
         else:
             self.bpf = build_filter(ports=args.port, hosts=args.host, bpf=args.bpf,
-                                    vlan=is_ethernet(args.interface))
+                                    vlan=not wrap and is_ethernet(args.interface))
             self.capture = HelperCapture(args.interface, self.bpf, helper=args.helper,
-                                         count=args.count, buffer_mib=args.buffer_size)
+                                         count=args.count, buffer_mib=args.buffer_size,
+                                         wrap=wrap)
         self.writer = None if not args.write else CaptureWriter(
             args.write, rotate_size=args.rotate_size, rotate_time=args.rotate_time,
             ring=args.ring, interface=args.interface)
         self.write_error: str | None = None
         self.reported_drops = 0
+        self.started = False
+        self.ticker: Any = None
+        self.on_frames: Callable[[int], None] | None = None
+        # set by capture_packets():
+        self.frame = 0
+        self.kernel: Any = None  # CaptureStats once the helper is gone
+        self.failure: str | None = None
+        self.forced = False
+        self.files: list[Any] = []
+        self.elapsed = 0.0
+
+    def _say(self, line: str) -> None:
+        if not self.quiet:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
     def start(self) -> None:
         """Open the first file, then start capturing (each raises LiveError: exit 2)."""
         if self.writer is not None:
             self.writer.open()
         self.capture.start()
+        self.started = True
         args = self.args
         if args.read:
             note = "dicomsniff: reading " + ("standard input" if args.read == "-" else args.read)
@@ -273,16 +297,31 @@ class _LiveRun:
         if self.writer is not None:
             note += f", writing {self.writer.files[-1].path}" + (
                 " (rotating)" if self.writer.rotating else "")
-        sys.stderr.write(note + ("; Ctrl-C to stop\n" if args.interface else "\n"))
+        if self.quiet:  # the TUI comes next: stopping is its q
+            sys.stderr.write(note + "\n")
+        else:
+            sys.stderr.write(note + ("; Ctrl-C to stop\n" if args.interface else "\n"))
         sys.stderr.flush()
 
     def discard(self) -> None:
         if self.writer is not None:
             self.writer.discard()
 
-    # -- while running ----------------------------------------------------------------------
+    def stop(self, now: bool = False) -> None:
+        """Ask the capture to end (any thread): what was seen before is still analysed."""
+        self.capture.stop(now=now)
+
+    @property
+    def single_file(self) -> str | None:
+        """The ``-w`` file whose frame numbers are the analyzer's (not rotating), if any."""
+        if self.writer is None or self.writer.rotating:
+            return None
+        return str(self.writer.base)
+
+    # -- while running (on the analysis thread) -----------------------------------------------
     def check_drops(self, frame: int) -> None:
-        """Between packets (every 4096, and at the end): the kernel's drops as a finding."""
+        """Between packets (every few thousand, and at the end): the kernel's drops as a
+        finding."""
         dropped = self.capture.stats.dropped
         if dropped is not None and dropped > self.reported_drops:
             self.analyzer.capture_finding(
@@ -307,9 +346,15 @@ class _LiveRun:
         self.analyzer.capture_finding("error", "CAPTURE-WRITE-FAILED",
                                       f"{message}: the capture file stops here",
                                       self.analyzer.stats.frames or None)
-        sys.stderr.write(f"dicomsniff live: {message}; the analysis goes on without the file\n")
+        self._say(f"dicomsniff live: {message}; the analysis goes on without the file")
 
-    def idle_flush(self) -> None:
+    def _progress(self, frame: int) -> None:
+        self.check_drops(frame)
+        if self.on_frames is not None:
+            self.on_frames(frame)
+
+    def _idle(self) -> None:
+        """No packet waiting: hand the file its packets; tell the TUI the frame count."""
         from .sources.live import LiveError
 
         if self.writer is not None and self.write_error is None:
@@ -317,46 +362,53 @@ class _LiveRun:
                 self.writer.flush()
             except LiveError as exc:
                 self.cannot_write(str(exc))
+        if self.on_frames is not None:
+            frame = self.capture.packets_read
+            self.check_drops(frame)
+            self.on_frames(frame)
 
-    def run(self) -> int:
+    def capture_packets(self, on_frames: Callable[[int], None] | None = None,
+                        every: int = 4096) -> None:
+        """Analyse until the capture ends (see :meth:`stop`), then report what is still open
+        and close the files. ``on_frames(count)``, on this thread, every ``every`` packets
+        and whenever the capture waits for more. Sets frame, kernel, failure, forced, files,
+        elapsed; never raises LiveError (a failing file is ``write_error``)."""
         from .analysis.run import SUPPORTED_LINKTYPES
         from .sources.capture import linktype_name
         from .sources.live import HelperCapture, LiveError, Ticker, tee
 
         capture, analyzer, writer = self.capture, self.analyzer, self.writer
-        stopper = _Stopper(capture)
-        stopper.install()
-        ticker = Ticker(capture if isinstance(capture, HelperCapture) else None,
-                        duration=self.args.duration, on_drops=self.drops_now)
+        self.on_frames = on_frames
+        ticker = self.ticker = Ticker(capture if isinstance(capture, HelperCapture) else None,
+                                      duration=self.args.duration,
+                                      on_drops=None if self.quiet else self.drops_now)
         ticker.start()
         t0 = time.monotonic()
         packets = capture.packets()
         if writer is not None:
             packets = tee(packets, writer, self.cannot_write)
-            capture.when_idle(self.idle_flush)
+        if writer is not None or on_frames is not None:
+            capture.when_idle(self._idle)
         frame = 0
-        forced = False
-        files = []
         try:
             try:
-                frame = analyzer.consume(packets, progress=self.check_drops, every=4096)
+                frame = analyzer.consume(packets, progress=self._progress, every=every)
             except KeyboardInterrupt:  # the third signal
-                forced = True
+                self.forced = True
                 capture.kill()
                 frame = analyzer.stats.frames
             finally:
                 ticker.stop()
-                stats = capture.close()
-                stopper.restore()
+                self.kernel = capture.close()
             analyzer.stats.frames = frame
             analyzer.stats.bytes = capture.bytes_read
-            if not forced:
+            if not self.forced:
                 self.check_drops(0)
             for lt in sorted(analyzer.linktypes - SUPPORTED_LINKTYPES):
                 analyzer.capture_finding("warning", "CAPTURE-LINKTYPE",
                                          f"frames with unsupported link type {lt} "
                                          f"({linktype_name(lt)}) were skipped", None)
-            failure = capture.failure() or capture.reader_error
+            self.failure = failure = capture.failure() or capture.reader_error
             if failure:
                 analyzer.capture_finding("error", "CAPTURE-DAMAGED" if capture.reader_error
                                          else "CAPTURE-STOPPED", failure, frame or None)
@@ -364,54 +416,179 @@ class _LiveRun:
         finally:
             if writer is not None:
                 try:
-                    files = writer.close(capture.stats, capture.linktype)
+                    self.files = writer.close(capture.stats, capture.linktype)
                 except LiveError as exc:
                     self.write_error = self.write_error or str(exc)
-        self.summary(frame, stats, failure, forced, stopper.reason, ticker.expired, files,
-                     time.monotonic() - t0)
-        if failure:
-            return _fail(f"the capture ended early: {failure}", EXIT_DAMAGED)
-        if self.write_error:
-            return _fail(f"the capture file is incomplete: {self.write_error}", EXIT_DAMAGED)
-        return EXIT_OK
+            self.frame = frame
+            self.elapsed = time.monotonic() - t0
 
     # -- the end ----------------------------------------------------------------------------
-    def summary(self, frame: int, stats: Any, failure: str | None, forced: bool,
-                signal_name: str | None, expired: bool, files: list[Any],
-                elapsed: float) -> None:
+    def record(self, signal_name: str | None, counts: dict[str, Any]) -> dict[str, Any]:
+        """The summary record (``--json``'s last line) of a finished capture."""
         args = self.args
         if signal_name:
             stopped_by = signal_name
-        elif expired:
+        elif self.ticker is not None and self.ticker.expired:
             stopped_by = "duration"
-        elif args.count and frame >= args.count:
+        elif args.count and self.frame >= args.count:
             stopped_by = "count"
         elif args.read:
             stopped_by = "end of input"
         else:
             stopped_by = "the capture helper exiting"
         st = self.analyzer.stats
-        rec: dict[str, Any] = {
-            "frames": frame, "bytes": st.bytes, **self.feed.counts(),
+        kernel = self.kernel if self.kernel is not None else self.capture.stats
+        return {
+            "frames": self.frame, "bytes": st.bytes, **counts,
             "findings_dropped": st.findings_dropped,
             "ignored_connections": st.ignored_connections, "evicted_connections": st.evicted,
-            "capture_error": failure or None, "interrupted": forced,
+            "capture_error": self.failure or None, "interrupted": self.forced,
             "interface": args.interface or args.read, "filter": self.bpf or None,
-            "capture_helper": self.capture.name, "kernel": stats.to_record(),
-            "elapsed": round(elapsed, 3), "stopped_by": stopped_by,
-            "files": [f.__dict__ for f in files],
+            "capture_helper": self.capture.name, "kernel": kernel.to_record(),
+            "elapsed": round(self.elapsed, 3), "stopped_by": stopped_by,
+            "files": [f.__dict__ for f in self.files],
             "files_deleted": self.writer.deleted if self.writer is not None else 0,
             "file_error": self.write_error,
             "cpu_seconds": _cpu(),
         }
+
+    def one_line(self, rec: dict[str, Any]) -> str:
+        """The summary on one stderr line (with --json, whose stdout is for tools)."""
+        k = rec["kernel"]["dropped"]
+        return (f"dicomsniff: {rec['frames']} packets, {rec['associations']} associations, "
+                f"{rec['transactions']} transactions, {rec['findings']} findings; kernel "
+                f"dropped {'?' if k is None else k}"
+                + "".join(f"; wrote {f.path}" for f in self.files) + "\n")
+
+    def exit_code(self) -> int:
+        if self.failure:
+            return _fail(f"the capture ended early: {self.failure}", EXIT_DAMAGED)
+        if self.write_error:
+            return _fail(f"the capture file is incomplete: {self.write_error}", EXIT_DAMAGED)
+        return EXIT_OK
+
+
+class _LineOutput:
+    """``dicomsniff live`` without --tui: one line (or JSON record) per event, then the
+    summary."""
+
+    def __init__(self, run: LiveRun) -> None:
+        from rich.console import Console
+
+        from .report.live import ConsoleOutput, JsonOutput, LiveFeed
+
+        args = self.args = run.args
+        self.run_ = run
+        self.output: ConsoleOutput | JsonOutput
+        if args.json:
+            self.output = JsonOutput(sys.stdout)
+        else:
+            self.output = ConsoleOutput(Console(file=sys.stdout, highlight=False,
+                                                soft_wrap=True,
+                                                width=None if sys.stdout.isatty() else 160))
+        self.feed = LiveFeed(run.analyzer, self.output, ae=args.ae)
+
+    def run(self) -> int:
+        run = self.run_
+        stopper = _Stopper(run.capture)
+        stopper.install()
+        try:
+            run.capture_packets()
+        finally:
+            stopper.restore()
+        rec = run.record(stopper.reason, self.feed.counts())
         if self.feed.ae:
             rec["ae_filter"] = sorted(self.feed.ae)
             rec["ignored_associations"] = self.feed.ignored
         self.output.summary(rec, self.feed.summary.table())
-        if args.json:
-            k = stats.dropped
-            sys.stderr.write(
-                f"dicomsniff: {frame} packets, {rec['associations']} associations, "
-                f"{rec['transactions']} transactions, {rec['findings']} findings; kernel "
-                f"dropped {'?' if k is None else k}"
-                + "".join(f"; wrote {f.path}" for f in files) + "\n")
+        if self.args.json:
+            sys.stderr.write(run.one_line(rec))
+        return run.exit_code()
+
+
+# -- --tui -------------------------------------------------------------------------------------
+
+
+def _ae_filter(titles: Sequence[str]) -> str:
+    """--ae as the TUI's initial filter (the same key twice means either)."""
+    out = []
+    for t in titles:
+        t = t.strip()
+        if t:
+            out.append(f'ae:"{t}"' if any(c.isspace() for c in t) else f"ae:{t}")
+    return " ".join(out)
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    """``live --tui``: start capturing (errors are one line and exit 2, before any screen),
+    browse until q, then stop the capture as Ctrl-C does without --tui and print the
+    summary."""
+    from rich.console import Console
+
+    from .report.live import ConsoleOutput
+    from .sources.live import LiveError
+    from .tui.cli import browse
+    from .tui.filter import FilterError, parse
+    from .tui.live import LiveSource
+
+    filter_text = _ae_filter(args.ae)
+    try:
+        parse(filter_text)
+    except FilterError as exc:
+        return _fail(f"--ae: {exc}")
+    source = LiveSource.from_args(args)
+    run = source.live
+    try:
+        run.start()
+    except LiveError as exc:
+        run.discard()
+        return _fail(str(exc))
+    try:
+        browse(source, filter_text=filter_text, stop_signals=True)
+    finally:
+        reason = _wait_after_tui(source)
+    rec = run.record(reason, source.counts())
+    ConsoleOutput(Console(file=sys.stdout, highlight=False, soft_wrap=True,
+                          width=None if sys.stdout.isatty() else 160)
+                  ).summary(rec, source.service_table())
+    return run.exit_code()
+
+
+def _wait_after_tui(source: Any) -> str | None:
+    """The app is gone: stop the capture if it still runs and wait until its last packets
+    are analysed and the files closed (Ctrl-C again: at once; a third time: kill it). A
+    replayed capture that blocks (a FIFO with nothing coming) is given up on the first Ctrl-C.
+    Returns why the capture stopped, for the summary."""
+    run = source.live
+    source.close()  # asks the capture to stop (the app's quit already did)
+    if source.done.is_set():
+        return source.stopped_by
+    stopper = _Stopper(run.capture, asked=True)
+    grace = getattr(run.capture, "grace", 0)
+    if grace:
+        _tell(f"dicomsniff: stopping once the kernel has handed over the last packets (about "
+              f"{grace:.0f} s; Ctrl-C: now)")
+    else:
+        stopper.signals = 2  # nothing to stop gently: the next signal gives up
+    stopper.install()
+    t0 = time.monotonic()
+    told = bool(grace)
+    try:
+        while not source.done.wait(0.1):
+            if not told and time.monotonic() - t0 > 1:
+                _tell("dicomsniff: waiting for the capture to end (Ctrl-C: give up)")
+                told = True
+    except KeyboardInterrupt:  # the helper was killed, or we give up on the input
+        run.forced = True
+        if not source.done.wait(5):
+            run.failure = run.failure or ("gave up waiting for the capture to end: the summary "
+                                          "and the files may lack the last packets")
+    finally:
+        stopper.restore()
+    return source.stopped_by
+
+
+def _tell(line: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()

@@ -37,6 +37,10 @@ from dicomsniff.sources.capture import CaptureReader  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
+# `python -m dicomsniff` runs this checkout's code whatever the installed (editable) package
+# points at, and in whatever directory the process starts.
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
 BIN = Path("/usr/bin")  # dcmtk by full path: pynetdicom's apps of the same names shadow it
 STORE_PORT = 11112
 QR_PORT = 11113
@@ -110,7 +114,7 @@ class Live:
                                  "-i", lab.bed.iface(SCU), *args])
         with open(self.out_path, "w") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, text=True,
-                                         cwd=lab.work)
+                                         cwd=lab.work, env=ENV)
         threading.Thread(target=self._drain, daemon=True).start()
         if not self._ready.wait(20) or self.proc.poll() is not None:
             self.proc.kill()
@@ -243,7 +247,7 @@ def test_every_association_and_transaction_in_json_and_pcap(lab: Lab) -> None:
     if TSHARK:
         assert tshark_frames(pcap) == frames
     res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", str(pcap), "--json"],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=ENV)
     assert res.returncode == 0, res.stderr
     assert canonical([json.loads(x) for x in res.stdout.splitlines()]) == canonical(recs)
 

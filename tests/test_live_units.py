@@ -288,7 +288,11 @@ def test_live_disk_full_is_exit_3_and_the_analysis_goes_on(
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["live", "--tui", "-i", "lo"], "not available yet"),
+    (["live", "--tui", "--json", "-i", "lo"], "--tui and --json are two different outputs"),
+    (["live", "--tui", "-r", "-"], "--tui reads the keyboard on standard input"),
+    (["live", "--tui", "-i", "no-such-if0"], "no such interface: no-such-if0 (interfaces here:"),
+    (["live", "--tui", "-r", "/no/such.pcap"], "/no/such.pcap"),
+    (["live", "--tui", "-i", "lo", "-w", "/no/such/dir/x.pcap"], "cannot write /no/such/dir"),
     (["live"], "give an interface"),
     (["live", "-i", "lo", "-r", "x.pcap"], "give an interface"),
     (["live", "-i", "lo", "-w", "-"], "-w -"),

@@ -40,7 +40,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -374,8 +374,12 @@ class HelperCapture:
     """
 
     def __init__(self, iface: str, bpf: str, *, helper: str = "auto", count: int | None = None,
-                 buffer_mib: int = DEFAULT_BUFFER_MIB) -> None:
+                 buffer_mib: int = DEFAULT_BUFFER_MIB, wrap: Sequence[str] = ()) -> None:
+        """``wrap`` runs the helper through another command, e.g. ``ip netns exec NS`` (which
+        execs the helper, so signals still reach it); the interface is then looked for there,
+        not in this process's /sys."""
         self.iface = iface
+        self.wrap = list(wrap)
         self.bpf = bpf
         self.count = count
         self.buffer_mib = buffer_mib
@@ -388,6 +392,7 @@ class HelperCapture:
         self._ready = threading.Event()
         self._stderr: threading.Thread | None = None
         self._pipe: _PipeIn | None = None
+        self._reader: CaptureReader | None = None
         self._stopping = False
         self._stop_requested: float | None = None  # time.monotonic() of the stop request
         self.max_drain = 10.0  # seconds we keep reading a backlog after a stop request
@@ -422,19 +427,19 @@ class HelperCapture:
     def argv_for(self, name: str, path: str) -> list[str]:
         """The helper's command line: pcap on stdout, every packet at once, whole packets."""
         if name == "tcpdump":
-            argv = [path, "-i", self.iface, "-w", "-", "-U", "-s", "0", "-n",
+            argv = [*self.wrap, path, "-i", self.iface, "-w", "-", "-U", "-s", "0", "-n",
                     "-B", str(self.buffer_mib * 1024)]
             if self.count:
                 argv += ["-c", str(self.count)]
             return argv + ([self.bpf] if self.bpf else [])
-        argv = [path, "-i", self.iface, "-w", "-", "-P", "-q", "-s", str(SNAPLEN),
+        argv = [*self.wrap, path, "-i", self.iface, "-w", "-", "-P", "-q", "-s", str(SNAPLEN),
                 "-B", str(self.buffer_mib)]
         if self.count:
             argv += ["-c", str(self.count)]
         return argv + (["-f", self.bpf] if self.bpf else [])
 
     def start(self, timeout: float = 15.0) -> None:
-        exists = interface_exists(self.iface)
+        exists = None if self.wrap else interface_exists(self.iface)
         if exists is False:
             raise NoSuchInterface(self._no_such())
         tried = []
@@ -558,6 +563,7 @@ class HelperCapture:
         except CaptureError as exc:
             self.reader_error = str(exc)
             return
+        self._reader = reader
         try:
             yield from reader
         finally:
@@ -568,6 +574,12 @@ class HelperCapture:
     @property
     def linktype(self) -> int | None:
         return self._pipe.linktype() if self._pipe is not None else None
+
+    @property
+    def packets_read(self) -> int:
+        """Packets read so far; exact when the reader waits for more (in a ``when_idle``
+        callback): every one of them has been handed on by then."""
+        return self._reader.packets if self._reader is not None else 0
 
     def when_idle(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (on the reading thread) whenever no packet is waiting: the
@@ -708,6 +720,10 @@ class ReplayCapture:
             self.stats.captured = reader.packets
             self.reader_error = reader.error
             reader.close()
+
+    @property
+    def packets_read(self) -> int:
+        return self._reader.packets if self._reader is not None else 0
 
     def stop(self, now: bool = False) -> None:
         self._stopping = True

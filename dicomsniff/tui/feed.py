@@ -6,25 +6,9 @@ app drains the collector on a timer (every 100 ms), so a capture with a million 
 costs the UI ten updates a second, whatever arrives. A source is anything with
 ``run(collector)``: :class:`FileSource` reads a capture file.
 
-A live source (``live --tui``) follows the same shape::
-
-    class LiveSource:
-        capture_path = "night.pcapng"   # the -w file, so frames can be read again; or None
-        label = "eth0 (live)"
-
-        def run(self, collector):
-            analyzer = Analyzer(ports=...)          # or a RecordingAnalyzer for PDU times
-            collector.attach(analyzer)
-            try:
-                analyzer.consume(capture.packets(),
-                                 progress=lambda frame: collector.progress(0, 0, frame),
-                                 every=1024)       # progress() raises Cancelled on quit
-            except Cancelled:
-                pass
-            analyzer.finish()
-            collector.finish(None, analyzer.stats.frames)
-
-    dicomsniff.tui.cli.browse(LiveSource())
+A live capture (``live --tui``) is :class:`dicomsniff.tui.live.LiveSource`: the same
+``run(collector)``, driving the pipeline of ``dicomsniff live`` (capture helper, pipe, reader,
+``-w`` files, analyzer) in the feed thread, with ``capture_path`` the ``-w`` file (or None).
 """
 
 from __future__ import annotations
@@ -132,16 +116,18 @@ class Source(Protocol):
 class FileSource:
     """A pcap/pcapng file, analysed once from start to end."""
 
-    def __init__(self, path: str, ports: Iterable[int] = ()) -> None:
+    def __init__(self, path: str, ports: Iterable[int] = (), *, limits: Any = None,
+                 rules: Any = None) -> None:
         self.capture_path = path
         self.label = path
         self.ports = tuple(ports)
+        self.options = {"limits": limits, "rules": rules}  # Analyzer options (None: default)
 
     def run(self, collector: Collector) -> None:
         from ..analysis.run import analyze_source
         from ..sources.capture import CaptureError
 
-        analyzer = _analyzer(self.ports)
+        analyzer = _analyzer(self.ports, **self.options)
         collector.attach(analyzer)
         error = None
         frames = 0
@@ -158,16 +144,17 @@ class FileSource:
         collector.finish(error, frames or analyzer.stats.frames)
 
 
-def _analyzer(ports: Iterable[int]) -> Any:
-    """A RecordingAnalyzer (times of every PDU for the ladder) when the export package has one."""
+def _analyzer(ports: Iterable[int], **options: Any) -> Any:
+    """A RecordingAnalyzer (times of every PDU for the ladder) when the export package has one.
+    ``options``: more Analyzer keywords (limits, rules, keep)."""
     try:
         from ..export.wirelog import RecordingAnalyzer
 
-        return RecordingAnalyzer(ports=ports)
+        return RecordingAnalyzer(ports=ports, **options)
     except ImportError:  # pragma: no cover - export package absent
         from ..analysis.engine import Analyzer
 
-        return Analyzer(ports=ports)
+        return Analyzer(ports=ports, **options)
 
 
 def start(source: Source, collector: Collector) -> threading.Thread:
