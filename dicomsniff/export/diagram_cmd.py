@@ -12,6 +12,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..cli import (
+    _port,
+    _positive_int,
+    add_limit_options,
+    add_rule_options,
+    limits_from,
+    rules_from,
+)
+
 EXIT_OK, EXIT_UNUSABLE, EXIT_DAMAGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 FORMATS = ("plantuml", "mermaid", "svg")
 EXTENSIONS = {".svg": "svg", ".puml": "plantuml", ".plantuml": "plantuml", ".pu": "plantuml",
@@ -39,23 +48,6 @@ exit status: 0 drawn; 2 file unusable, bad usage, a selection that matches nothi
 output that cannot be written; 3 capture damaged part-way (what came before is drawn);
 130 interrupted.
 """
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return v
-
-
-def _port(text: str) -> int:
-    v = _positive_int(text)
-    if v > 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
-    return v
 
 
 def _command(text: str) -> str:
@@ -111,6 +103,8 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
                    help="treat TCP PORT as DICOM even where the bytes don't prove it "
                         "(repeatable)")
     p.set_defaults(handler=run)
+    add_limit_options(p)
+    add_rule_options(p)
 
 
 def _fail(message: str, code: int = EXIT_UNUSABLE) -> int:
@@ -166,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(why)
     # PDUs are kept for the associations asked for only; --command may add related ones.
     only = args.association if args.association and not args.command else None
-    analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only)
+    analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only,
+                                 limits=limits_from(args), rules=rules_from(args))
     source = sys.stdin.buffer if args.capture == "-" else args.capture
     interrupted, damaged = False, None
     try:

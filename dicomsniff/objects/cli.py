@@ -11,6 +11,8 @@ import os
 import sys
 from typing import Any
 
+from ..cli import _port, _positive_int, add_limit_options, limits_from
+
 EXIT_OK, EXIT_UNUSABLE, EXIT_DAMAGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 EXPORT_EPILOG = """\
@@ -64,23 +66,6 @@ damaged part-way; 130 interrupted.
 """
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return v
-
-
-def _port(text: str) -> int:
-    v = _positive_int(text)
-    if v > 65535:
-        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
-    return v
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--association", type=_positive_int, action="append", default=[],
                    metavar="ID", help="only association ID (repeatable)")
@@ -94,6 +79,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="treat TCP PORT as DICOM even where the bytes don't prove it "
                         "(repeatable)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    add_limit_options(p)
 
 
 def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | None = None
@@ -222,7 +208,7 @@ def run_export(args: argparse.Namespace) -> int:
     exporter = Exporter(outdir, Filters.of(args.association, args.ae, args.sop_class),
                         deid=deid, done=done,
                         warn=lambda s: sys.stderr.write(f"dicomsniff: warning: {s}\n"))
-    analyzer = ObjectAnalyzer(exporter, ports=args.port, keep=False)
+    analyzer = ObjectAnalyzer(exporter, ports=args.port, keep=False, limits=limits_from(args))
     analyzer.on_transaction.append(exporter.on_transaction)
     analyzer.on_association.append(exporter.on_association)
     source = sys.stdin.buffer if args.capture == "-" else args.capture

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from ..cli import limits_from
+
 EXIT_OK, EXIT_UNUSABLE, EXIT_DAMAGED = 0, 2, 3
 
 
@@ -94,7 +96,7 @@ def check_queries(args: argparse.Namespace, source: str) -> int:
 
     checker = QueryChecker(emit, Filters.of(args.association, args.ae), only,
                            redact=args.anonymize)
-    analyzer = ObjectAnalyzer(checker, ports=args.port, keep=False)
+    analyzer = ObjectAnalyzer(checker, ports=args.port, keep=False, limits=limits_from(args))
     analyzer.on_transaction.append(checker.on_transaction)
     bar = _Progress(args.capture, args.no_progress, "checking queries")
     try:
