@@ -3,15 +3,75 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from rich.text import Text
 from textual.widgets import Input
 
 from ..rows import date, size
+from ..widgets.filterbar import FilterBar
+from ..widgets.searchbar import SearchBar
 
 if TYPE_CHECKING:
     from ..app import DicomBrowser
+
+
+class FilterSearch:
+    """Filter bar and search, shared by the list and ladder screens.
+
+    A screen mixes this in (before ``Screen``), keeps ``search_text``, and says which widget
+    holds the cursor (``list_widget``) and where the next match is (``find_match``). Handlers
+    go by name (``on_filter_bar_applied``), which Textual finds through the MRO.
+    """
+
+    search_text: str
+
+    def list_widget(self) -> Any:
+        raise NotImplementedError
+
+    def find_match(self, needle: str, backwards: bool) -> int | None:
+        """Index of the next row (or line) matching ``needle`` (case-folded), or None."""
+        raise NotImplementedError
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).input.focus()  # type: ignore[attr-defined]
+
+    def on_filter_bar_applied(self, event: FilterBar.Applied) -> None:
+        err = app_of(self).set_filter(event.text)
+        self.query_one(FilterBar).set_error(err)  # type: ignore[attr-defined]
+        if event.submitted and err is None:
+            self.list_widget().focus()
+
+    def action_search(self) -> None:
+        self.query_one(SearchBar).open()  # type: ignore[attr-defined]
+
+    def on_search_bar_search(self, event: SearchBar.Search) -> None:
+        self.search_text = event.text
+        self.list_widget().focus()
+        self.action_search_next(event.backwards)
+
+    def action_search_next(self, backwards: bool) -> None:
+        if not self.search_text:
+            return
+        i = self.find_match(self.search_text.casefold(), backwards)
+        if i is None:
+            self.notify(f"not found: {self.search_text}",  # type: ignore[attr-defined]
+                        severity="warning", timeout=3, markup=False)
+        else:
+            self.list_widget().cursor = i
+
+
+def cycle_find(rows: Sequence[Any], cursor: int, backwards: bool,
+               haystack: Callable[[Any], str], needle: str) -> int | None:
+    """The next row after ``cursor`` (wrapping) whose case-folded haystack holds needle."""
+    n = len(rows)
+    step = -1 if backwards else 1
+    for k in range(1, n + 1):
+        i = (cursor + step * k) % n
+        if needle in haystack(rows[i]).casefold():
+            return i
+    return None
 
 
 def app_of(widget: object) -> DicomBrowser:

@@ -16,12 +16,12 @@ from ..rows import FINDING_COLUMNS, finding_cells, finding_sort_key
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
-from .common import app_of, in_input, progress_text, title_text
+from .common import FilterSearch, app_of, cycle_find, in_input, progress_text, title_text
 
 SORTABLE = tuple(c.key for c in FINDING_COLUMNS)
 
 
-class FindingsScreen(Screen):
+class FindingsScreen(FilterSearch, Screen):
     """The findings panel: Enter opens the ladder at the finding's frame, p shows the packet."""
 
     BINDINGS = [
@@ -142,40 +142,13 @@ class FindingsScreen(Screen):
         self.table.sort_reverse = not self.table.sort_reverse
         self.rebuild()
 
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).input.focus()
+    def list_widget(self) -> VirtualTable:
+        return self.table
 
-    @on(FilterBar.Applied)
-    def _filter(self, event: FilterBar.Applied) -> None:
-        err = app_of(self).set_filter(event.text)
-        self.query_one(FilterBar).set_error(err)
-        if event.submitted and err is None:
-            self.table.focus()
-
-    def action_search(self) -> None:
-        self.query_one(SearchBar).open()
-
-    @on(SearchBar.Search)
-    def _search(self, event: SearchBar.Search) -> None:
-        self.search_text = event.text
-        self.table.focus()
-        self.action_search_next(event.backwards)
-
-    def action_search_next(self, backwards: bool) -> None:
+    def find_match(self, needle: str, backwards: bool) -> int | None:
         t = self.table
-        if not self.search_text or not t.rows:
-            return
-        needle = self.search_text.casefold()
-        n = len(t.rows)
-        step = -1 if backwards else 1
-        for k in range(1, n + 1):
-            i = (t.cursor + step * k) % n
-            x = t.rows[i]
-            if needle in f"{x.code} {x.message} {x.severity}".casefold():
-                t.cursor = i
-                return
-        self.notify(f"not found: {self.search_text}", severity="warning", timeout=3,
-                    markup=False)
+        return cycle_find(t.rows, t.cursor, backwards,
+                          lambda x: f"{x.code} {x.message} {x.severity}", needle)
 
     def action_back(self) -> None:
         search = self.query_one(SearchBar)

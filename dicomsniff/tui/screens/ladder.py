@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
 from textual import events, on
@@ -24,7 +25,7 @@ from ..widgets.detail import DetailPane
 from ..widgets.filterbar import FilterBar
 from ..widgets.ladder_view import LadderView
 from ..widgets.searchbar import SearchBar
-from .common import app_of, in_input, title_text
+from .common import FilterSearch, app_of, in_input, title_text
 
 MAX_MESSAGES = 5000  # arrows drawn before the diagram is cut off (with a note)
 REBUILD_EVERY = 0.5  # seconds between redraws while the associations are still growing
@@ -54,7 +55,7 @@ def related_ids(everything: Sequence[Association], ids: Sequence[int]) -> set[in
     return out - set(ids)
 
 
-class LadderScreen(Screen):
+class LadderScreen(FilterSearch, Screen):
     """Arrows between AEs; Esc goes back to the list."""
 
     BINDINGS = [
@@ -238,34 +239,12 @@ class LadderScreen(Screen):
         self.detail.display = True
         self.detail.show_tab(index)
 
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).input.focus()
-
-    @on(FilterBar.Applied)
-    def _filter(self, event: FilterBar.Applied) -> None:
-        err = app_of(self).set_filter(event.text)
-        self.query_one(FilterBar).set_error(err)
-        if event.submitted and err is None:
-            self.view.focus()
-
     def action_export(self) -> None:
         app_of(self).open_export(self.associations())
 
-    def action_search(self) -> None:
-        self.query_one(SearchBar).open()
+    def list_widget(self) -> Any:
+        return self.view
 
-    @on(SearchBar.Search)
-    def _search(self, event: SearchBar.Search) -> None:
-        self.search_text = event.text
-        self.view.focus()
-        self.action_search_next(event.backwards)
+    def find_match(self, needle: str, backwards: bool) -> int | None:
+        return self.view.find(needle, self.view.cursor, backwards)
 
-    def action_search_next(self, backwards: bool) -> None:
-        if not self.search_text:
-            return
-        i = self.view.find(self.search_text, self.view.cursor, backwards)
-        if i is None:
-            self.notify(f"not found: {self.search_text}", severity="warning", timeout=3,
-                    markup=False)
-        else:
-            self.view.cursor = i

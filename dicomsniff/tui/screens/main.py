@@ -18,7 +18,7 @@ from ..rows import ASSOCIATION_COLUMNS, association_cells, association_sort_key
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
-from .common import app_of, in_input, progress_text, title_text
+from .common import FilterSearch, app_of, cycle_find, in_input, progress_text, title_text
 
 SORTABLE = tuple(c.key for c in ASSOCIATION_COLUMNS)
 RESORT_EVERY = 1.0  # seconds between full re-sorts while a big capture loads
@@ -31,7 +31,7 @@ def _set(widget: Static, text: Text) -> None:
         widget.update(text, layout=False)
 
 
-class MainScreen(Screen):
+class MainScreen(FilterSearch, Screen):
     """Associations: Enter opens the ladder of the marked ones (or the one under the cursor)."""
 
     BINDINGS = [
@@ -194,16 +194,6 @@ class MainScreen(Screen):
         self.table.sort_reverse = not self.table.sort_reverse
         self.rebuild()
 
-    def action_filter(self) -> None:
-        self.query_one(FilterBar).input.focus()
-
-    @on(FilterBar.Applied)
-    def _filter(self, event: FilterBar.Applied) -> None:
-        err = app_of(self).set_filter(event.text)
-        self.query_one(FilterBar).set_error(err)
-        if event.submitted and err is None:
-            self.table.focus()
-
     def action_findings(self) -> None:
         from .findings import FindingsScreen
 
@@ -212,33 +202,15 @@ class MainScreen(Screen):
     def action_export(self) -> None:
         app_of(self).open_export(self.selected())
 
-    def action_search(self) -> None:
-        self.query_one(SearchBar).open()
+    def list_widget(self) -> VirtualTable:
+        return self.table
 
-    @on(SearchBar.Search)
-    def _search(self, event: SearchBar.Search) -> None:
-        self.search_text = event.text
-        self.table.focus()
-        self.action_search_next(event.backwards)
-
-    def action_search_next(self, backwards: bool) -> None:
-        if not self.search_text:
-            return
-        t = self.table
-        needle = self.search_text.casefold()
+    def find_match(self, needle: str, backwards: bool) -> int | None:
         store = app_of(self).store
-        n = len(t.rows)
-        step = -1 if backwards else 1
-        for k in range(1, n + 1):
-            i = (t.cursor + step * k) % n
-            a = t.rows[i]
-            hay = " ".join((a.calling_ae or "", a.called_ae or "", a.client, a.server,
-                            a.outcome, store.summary(a).ops_text)).casefold()
-            if needle in hay:
-                t.cursor = i
-                return
-        self.notify(f"not found: {self.search_text}", severity="warning", timeout=3,
-                    markup=False)
+        return cycle_find(self.table.rows, self.table.cursor, backwards,
+                          lambda a: " ".join((a.calling_ae or "", a.called_ae or "", a.client,
+                                              a.server, a.outcome, store.summary(a).ops_text)),
+                          needle)
 
     def action_escape(self) -> None:
         search = self.query_one(SearchBar)
