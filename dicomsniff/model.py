@@ -1,7 +1,7 @@
 """The model every output is built on: associations, transactions, findings.
 
 Built incrementally by :mod:`dicomsniff.analysis` and serialised one-to-one by ``to_record``
-(the ``--json`` contract, documented in README.md). A data set is a reference (frames, length,
+(the ``--json`` contract, documented in docs/json.md). A data set is a reference (frames, length,
 context, transfer syntax), never bytes.
 """
 

@@ -50,7 +50,7 @@ _IGNORED = object()
 
 
 class Limits(Record):
-    """Caps that keep memory bounded whatever the capture holds (documented in README)."""
+    """Caps that keep memory bounded whatever the capture holds (documented in docs/limits.md)."""
 
     _fields = (
         "max_streams",

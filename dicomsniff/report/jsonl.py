@@ -1,4 +1,4 @@
-"""JSON Lines output: the model, one record per line (the contract is in README.md).
+"""JSON Lines output: the model, one record per line (the contract is in docs/json.md).
 
 Records are written as each association finishes, so memory stays flat: an association
 record, then its transactions, then its findings. Capture-level findings and one "summary"
