@@ -89,13 +89,12 @@ class Deidentifier:
     def file(self, path: str) -> Any:
         """Read a Part 10 file and return it de-identified; ValueError if it cannot be read
         whole (a partial data set is then not written at all: nothing unreviewed leaks)."""
-        import pydicom
         from pydicom.errors import InvalidDicomError
 
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(path)
+                ds = _read(path)
                 for elem in ds.iterall():  # reads every element: a cut data set fails here
                     _ = elem.value
         except (InvalidDicomError, OSError, ValueError, EOFError, KeyError,
@@ -117,6 +116,32 @@ class Deidentifier:
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
         fh.write(buf.getvalue())
+
+
+def _read(path: str) -> Any:
+    """pydicom's reading of a Part 10 file, except that a deflated data set is inflated
+    within the ``--max-inflate`` cap (:mod:`dicomsniff.inflate`; pydicom would inflate it
+    whole): past the cap, InflateError (a ValueError) and the object is not written."""
+    import pydicom
+    from pydicom.dataset import FileDataset
+    from pydicom.filereader import read_dataset, read_file_meta_info, read_preamble
+
+    from .. import inflate
+
+    meta = read_file_meta_info(path)
+    if not inflate.is_deflated(str(meta.get("TransferSyntaxUID", ""))):
+        return pydicom.dcmread(path)
+    with open(path, "rb") as fh:
+        preamble = read_preamble(fh, False)
+        head = fh.read(12)  # (0002,0000) UL: where the data set starts (PS3.10 7.1)
+        if len(head) < 12 or head[:6] != b"\x02\x00\x00\x00UL":
+            raise ValueError("no File Meta Information Group Length")
+        fh.seek(int.from_bytes(head[8:12], "little"), io.SEEK_CUR)
+        plain = inflate.inflate(fh, allow_truncated=False)
+    ds = read_dataset(io.BytesIO(plain), False, True)
+    out = FileDataset(path, ds, preamble, meta, False, True)
+    out.set_original_encoding(False, True, ds._character_set)
+    return out
 
 
 def _unless_empty(action: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from .. import inflate
 from ..cli import _port, _positive_int, add_limit_options, limits_from
 
 EXIT_OK, EXIT_UNUSABLE, EXIT_DAMAGED, EXIT_INTERRUPTED = 0, 2, 3, 130
@@ -80,6 +81,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(repeatable)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     add_limit_options(p)
+    inflate.add_option(p)
 
 
 def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | None = None
@@ -189,6 +191,7 @@ def run_export(args: argparse.Namespace) -> int:
     from .filters import Filters
     from .report import object_line, size_text
 
+    inflate.apply_option(args)
     outdir = os.path.abspath(args.outdir)
     if args.capture != "-":
         try:  # a capture that cannot be read leaves no empty OUTDIR behind
@@ -261,6 +264,7 @@ def prepare_outdir(outdir: str) -> str | None:
 
 def run_show(args: argparse.Namespace) -> int:
     """``show``: one transaction's messages, or the query check."""
+    inflate.apply_option(args)
     from .anonymize import AnonymizeUnavailable
 
     if args.transaction is None and not args.check_queries:

@@ -11,6 +11,8 @@ import argparse
 import sys
 from typing import Any
 
+from .. import inflate
+
 EXIT_OK, EXIT_UNUSABLE = 0, 2
 
 EPILOG = """\
@@ -46,6 +48,7 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
                    help="treat TCP PORT as DICOM even where the bytes don't prove it "
                         "(repeatable)")
     add_limit_options(p)
+    inflate.add_option(p)
     add_rule_options(p)
     p.set_defaults(handler=run)
 
@@ -78,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     from ..cli import limits_from, rules_from
     from .feed import FileSource
+
+    inflate.apply_option(args)
 
     return browse(FileSource(args.capture, args.port, limits=limits_from(args),
                              rules=rules_from(args)), filter_text=args.filter)

@@ -9,7 +9,6 @@ nodes whose children are made when the node is opened.
 from __future__ import annotations
 
 import io
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from rich.text import Text
 
 from dissectors.dimse.assembler import DatasetSink
 
+from .. import inflate
 from ..model import Association, Transaction
 from .frames import Check, connection_packets
 
@@ -26,7 +26,7 @@ CAP = 4 << 20  # data set bytes kept per message
 MAX_MESSAGES = 200  # pending responses collected for one C-FIND
 IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
-DEFLATED = ("1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.8.1")
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
 BULK_GROUPS = frozenset({0x7FE0})
 BULK_TAGS = frozenset({0x54001010, 0x00420011, 0x56000020, 0x00660023})  # waveform, document...
 
@@ -138,11 +138,12 @@ def decode(c: Collected, transfer_syntax: str | None) -> list[Entry]:
     data = bytes(c.data)
     ts = transfer_syntax or IMPLICIT_LE
     notes: list[Entry] = []
-    if ts in DEFLATED:
-        try:
-            data = zlib.decompressobj(-15).decompress(data)
-        except zlib.error as exc:
+    if inflate.is_deflated(ts):
+        try:  # within --max-inflate: a few MB on the wire can claim gigabytes
+            data = inflate.inflate(data)
+        except inflate.InflateError as exc:
             return [Entry(Text(f"cannot inflate the deflated data set: {exc}", "red"))]
+        ts = EXPLICIT_LE
     try:
         ds, stop, error = _read(data, ts == IMPLICIT_LE, ts != EXPLICIT_BE)
     except Exception as exc:  # noqa: BLE001 - a wire data set may be anything

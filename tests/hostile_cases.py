@@ -1,0 +1,126 @@
+"""Hand-built captures for the attacks of issue 14 that no real peer will send.
+
+Each builder returns Ethernet frames (tests/fuzz/pcapwriter.py writes them); the bytes are made
+with tests/builders.py, independent of the parser under test. Real-peer captures are used
+where a peer can produce the case (the 240-image storescu capture in captures/).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+from tests import builders as b
+
+PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+MPPS = "1.2.840.10008.3.1.2.3.3"
+DEFLATED = "1.2.840.10008.1.2.1.99"
+EXPLICIT = b.EXPLICIT_LE
+
+
+def explicit(group: int, elem: int, vr: str, value: bytes) -> bytes:
+    """One Explicit VR Little Endian element (PS3.5 7.1.2)."""
+    if len(value) % 2:
+        value += b"\x00" if vr == "UI" else b" "
+    if vr in ("OB", "OW", "SQ", "UN", "UT", "UC", "UR"):
+        return struct.pack("<HH2s2xI", group, elem, vr.encode(), len(value)) + value
+    return struct.pack("<HH2sH", group, elem, vr.encode(), len(value)) + value
+
+
+def deflate(data: bytes) -> bytes:
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def deflate_bomb(head: bytes, inflated: int) -> bytes:
+    """A raw deflate stream of ``head`` then an OB element of ``inflated`` zero bytes.
+
+    Made without ever holding the inflated bytes: one 1 MiB block of zeros is compressed
+    after a full flush (which resets the dictionary and byte-aligns the output), and that
+    compressed block is repeated; ~1 KB per MiB, so a 4 GiB data set is ~4 MB on the wire.
+    """
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    mib = 1 << 20
+    n = max(1, min(inflated, 0xFFFFFFFE) // mib)  # one element: under 4 GiB
+    out = [c.compress(head + struct.pack("<HH2s2xI", 0x0009, 0x1010, b"OB", n * mib)),
+           c.flush(zlib.Z_FULL_FLUSH)]
+    block = c.compress(bytes(mib)) + c.flush(zlib.Z_FULL_FLUSH)
+    out.append(block * n)
+    out.append(zlib.compressobj(9, zlib.DEFLATED, -15).flush())  # an empty final block
+    return b"".join(out)
+
+
+def find_identifier(name: str = "DOE^J*", patient_id: bytes = b"") -> bytes:
+    return (explicit(0x0008, 0x0052, "CS", b"PATIENT")
+            + explicit(0x0010, 0x0010, "PN", name.encode("latin-1"))
+            + explicit(0x0010, 0x0020, "LO", patient_id))
+
+
+def _pdata_fragments(ctx: int, data: bytes, fragment: int = 16372) -> bytes:
+    out = b""
+    for i in range(0, len(data), fragment):
+        last = i + fragment >= len(data)
+        out += b.p_data(b.pdv(ctx, 2 if last else 0, data[i:i + fragment]))
+    return out or b.p_data(b.pdv(ctx, 2, b""))
+
+
+def conversation(exchanges: list[tuple[int, bytes]], port: int = 50000,
+                 mss: int = 16000) -> list[bytes]:
+    c = b.TcpConversation(client=("192.0.2.1", port), server=("192.0.2.2", 104)).handshake()
+    for side, data in exchanges:
+        c.send(side, data, mss=mss)
+    return c.close().frames
+
+
+def find_association(query: bytes, responses: list[bytes], ts: str = EXPLICIT,
+                     port: int = 50000, calling: str = "FINDSCU") -> list[bytes]:
+    """A C-FIND association: ``query`` as the request identifier (already encoded in ``ts``),
+    one pending response per item of ``responses``, then success."""
+    ctx = [(1, PATIENT_ROOT_FIND, [ts])]
+    rq = b.p_data(b.pdv(1, 3, b.command_set(0x0020, message_id=1, sop_class=PATIENT_ROOT_FIND,
+                                            priority=0, has_dataset=True)))
+    rq += _pdata_fragments(1, query)
+    ex: list[tuple[int, bytes]] = [(0, b.associate_rq("FINDSCP", calling, ctx)),
+                                   (1, b.associate_ac("FINDSCP", calling, [(1, 0, ts)])),
+                                   (0, rq)]
+    for r in responses:
+        ex.append((1, b.p_data(b.pdv(1, 3, b.command_set(
+            0x8020, responded_to=1, sop_class=PATIENT_ROOT_FIND, status=0xFF00,
+            has_dataset=True))) + _pdata_fragments(1, r)))
+    ex.append((1, b.p_data(b.pdv(1, 3, b.command_set(0x8020, responded_to=1,
+                                                     sop_class=PATIENT_ROOT_FIND, status=0)))))
+    ex += [(0, b.release_rq()), (1, b.release_rp())]
+    return conversation(ex, port)
+
+
+def store_association(dataset: bytes, ts: str = EXPLICIT, port: int = 50001,
+                      instance: str = "1.2.3.4.5.6.7.8.1", calling: str = "STORESCU"
+                      ) -> list[bytes]:
+    """One C-STORE of ``dataset`` (already encoded in ``ts``), answered with success."""
+    ctx = [(1, b.CT_STORAGE, [ts])]
+    ex = [(0, b.associate_rq("STORESCP", calling, ctx)),
+          (1, b.associate_ac("STORESCP", calling, [(1, 0, ts)])),
+          (0, b.p_data(b.pdv(1, 3, b.command_set(0x0001, message_id=1, sop_class=b.CT_STORAGE,
+                                                 sop_instance=instance, priority=0,
+                                                 has_dataset=True)))
+           + _pdata_fragments(1, dataset)),
+          (1, b.store_response(1, ctx=1, instance=instance)),
+          (0, b.release_rq()), (1, b.release_rp())]
+    return conversation(ex, port)
+
+
+def mpps_association(dataset: bytes, ts: str = EXPLICIT, port: int = 50002) -> list[bytes]:
+    """An N-CREATE of a Modality Performed Procedure Step carrying ``dataset``."""
+    ctx = [(1, MPPS, [ts])]
+    inst = "1.2.3.4.5.6.7.8.9"
+    ex = [(0, b.associate_rq("MPPSSCP", "MODALITY", ctx)),
+          (1, b.associate_ac("MPPSSCP", "MODALITY", [(1, 0, ts)])),
+          (0, b.p_data(b.pdv(1, 3, b.command_set(0x0140, message_id=1, has_dataset=True,
+                                                 extra={0x0002: MPPS.encode(),
+                                                        0x1000: inst.encode()})))
+           + _pdata_fragments(1, dataset)),
+          (1, b.p_data(b.pdv(1, 3, b.command_set(0x8140, responded_to=1, status=0,
+                                                 extra={0x0002: MPPS.encode(),
+                                                        0x1000: inst.encode()})))),
+          (0, b.release_rq()), (1, b.release_rp())]
+    return conversation(ex, port)

@@ -1,0 +1,130 @@
+"""The attacks of issue 14, each through the command a user runs (tests/clirun.py).
+
+Hand-built captures (tests/hostile_cases.py) where no real peer sends the bytes; each test
+states the bound it holds the program to: exit status, no traceback, time and peak memory of
+the child, and what it must say.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import builders as b
+from tests import hostile_cases as h
+from tests.clirun import Run, run_cli
+from tests.fuzz.pcapwriter import write_pcap
+
+GIB = 1 << 30
+RSS_MB = 300  # a bomb's cap is 64 MiB: everything else is the interpreter and pydicom
+
+
+def _ok(r: Run, where: str, codes: tuple[int, ...] = (0,)) -> None:
+    assert r.code is not None, f"{where}: hung"
+    assert "Traceback" not in r.stderr, f"{where}: {r.stderr[-2000:]}"
+    assert r.code in codes, f"{where}: exit {r.code}\n{r.stderr[-2000:]}"
+    assert r.rss_mb < RSS_MB, f"{where}: peak RSS {r.rss_mb:.0f} MB"
+
+
+# -- decompression bombs (PS3.5 A.5 Deflated Explicit VR Little Endian) ------------------------
+
+def _store_head() -> bytes:
+    return (h.explicit(0x0008, 0x0016, "UI", b.CT_STORAGE.encode())
+            + h.explicit(0x0008, 0x0018, "UI", b"1.2.3.4.5.6.7.8.1")
+            + h.explicit(0x0010, 0x0010, "PN", b"DOE^JOHN"))
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("bombs")
+    query = h.deflate_bomb(h.find_identifier(), 4 * GIB)  # ~4 MB that inflate to 4 GiB
+    assert len(query) < 5 << 20
+    plain = h.deflate(h.find_identifier("DOE^JOHN", b"123"))
+    return {
+        "find": write_pcap(d / "find-bomb.pcap", h.find_association(query, [plain],
+                                                                    ts=h.DEFLATED)),
+        "find-rsp": write_pcap(d / "find-rsp-bomb.pcap", h.find_association(
+            h.deflate(h.find_identifier()), [h.deflate_bomb(h.find_identifier("DOE^JOHN"),
+                                                            GIB)], ts=h.DEFLATED)),
+        "store": write_pcap(d / "store-bomb.pcap", h.store_association(
+            h.deflate_bomb(_store_head(), 4 * GIB), ts=h.DEFLATED)),
+        "mpps": write_pcap(d / "mpps-bomb.pcap", h.mpps_association(
+            h.deflate_bomb(h.explicit(0x0008, 0x0060, "CS", b"CT"), 4 * GIB), ts=h.DEFLATED)),
+        "small": write_pcap(d / "find-small.pcap", h.find_association(
+            h.deflate(h.find_identifier()), [plain], ts=h.DEFLATED)),
+    }
+
+
+def _findings(r: Run) -> list[dict]:
+    recs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    return [x for x in recs if x.get("type") == "finding"]
+
+
+@pytest.mark.parametrize("which", ["find", "find-rsp"])
+def test_check_queries_reports_a_bomb_undecodable(bombs: dict[str, Path], which: str) -> None:
+    r = run_cli("show", str(bombs[which]), "--check-queries", "--json")
+    _ok(r, which)
+    recs = _findings(r)
+    bad = [f for f in recs if f["code"] == "QUERY-UNDECODABLE"]
+    assert bad and "--max-inflate" in bad[0]["message"], recs
+    assert r.seconds < 10
+
+
+@pytest.mark.parametrize("which", ["store", "mpps"])
+def test_show_reports_a_bomb_undecodable(bombs: dict[str, Path], which: str) -> None:
+    r = run_cli("show", str(bombs[which]), "--transaction", "1")
+    _ok(r, which)
+    assert "--max-inflate" in r.stdout, r.stdout[-2000:]
+    assert r.seconds < 10
+
+
+def test_export_anonymize_refuses_a_bomb(bombs: dict[str, Path], tmp_path: Path) -> None:
+    r = run_cli("export-objects", "--anonymize", str(bombs["store"]), str(tmp_path / "out"))
+    _ok(r, "export --anonymize")
+    assert "--max-inflate" in r.stdout and "(not written)" in r.stdout
+    assert not list((tmp_path / "out").iterdir())
+    plain = run_cli("export-objects", str(bombs["store"]), str(tmp_path / "raw"))
+    _ok(plain, "export")  # without --anonymize the wire bytes are written as they came
+    assert len(list((tmp_path / "raw").iterdir())) == 1
+
+
+def test_max_inflate_is_the_cap(bombs: dict[str, Path]) -> None:
+    """A small deflated query decodes under the default cap and not under a 16-byte one."""
+    ok = run_cli("show", str(bombs["small"]), "--check-queries", "--json")
+    _ok(ok, "default cap")
+    assert not [f for f in _findings(ok) if f["code"] == "QUERY-UNDECODABLE"]
+    tight = run_cli("show", str(bombs["small"]), "--check-queries", "--json",
+                    "--max-inflate", "16")
+    _ok(tight, "16-byte cap")
+    assert [f for f in _findings(tight) if f["code"] == "QUERY-UNDECODABLE"]
+    bad = run_cli("show", str(bombs["small"]), "--check-queries", "--max-inflate", "lots")
+    assert bad.code == 2 and "Traceback" not in bad.stderr
+
+
+def test_tui_detail_pane_inflates_within_the_cap() -> None:
+    from dicomsniff.tui.dataset import CAP, Collected, decode
+
+    data = h.deflate_bomb(h.find_identifier(), 3 * GIB)
+    assert len(data) <= CAP  # the pane collects all of it
+    c = Collected(0, 1, {}, bytearray(data), len(data))
+    entries = decode(c, h.DEFLATED)
+    assert "--max-inflate" in entries[0].label.plain
+    small = Collected(0, 1, {}, bytearray(h.deflate(h.find_identifier("DOE^JOHN"))))
+    small.total = len(small.data)
+    text = " ".join(e.label.plain for e in decode(small, h.DEFLATED))
+    assert "DOE^JOHN" in text
+
+
+def test_inflate_never_produces_more_than_the_cap() -> None:
+    from dicomsniff import inflate
+
+    data = h.deflate_bomb(b"", 64 << 20)
+    with pytest.raises(inflate.InflateLimitExceeded):
+        inflate.inflate(data, 1 << 20)
+    assert len(inflate.inflate(data, 65 << 20)) == (64 << 20) + 12
+    with pytest.raises(inflate.InflateError):
+        inflate.inflate(b"\xff" * 64, 1 << 20)
+    cut = inflate.inflate(h.deflate(b"x" * 1000)[:-3], 1 << 20)  # a capture lost the end
+    assert cut and set(cut) == {ord("x")}
