@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from dissectors._plain import Record
 
-from ..sources.capture import CaptureError, CaptureReader, linktype_name
+from ..sources.capture import CaptureError, linktype_name
+from ..sources.merge import CaptureSet, open_capture
 from .engine import Analyzer
 
 SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
@@ -14,12 +15,13 @@ PROGRESS_EVERY = 1 << 14  # frames between progress callbacks
 
 
 class RunResult(Record):
-    _fields = ("analyzer", "reader_error", "packets", "bytes_read", "format")
+    _fields = ("analyzer", "reader_error", "packets", "bytes_read", "format", "capture")
     analyzer: Analyzer
     reader_error: str | None
     packets: int
     bytes_read: int
     format: str
+    capture: CaptureSet | None
 
     def __init__(
         self,
@@ -28,27 +30,34 @@ class RunResult(Record):
         packets: int,
         bytes_read: int,
         format: str,
+        capture: CaptureSet | None = None,
     ) -> None:
         self.analyzer = analyzer
         self.reader_error = reader_error
         self.packets = packets
         self.bytes_read = bytes_read
         self.format = format
+        self.capture = capture
 
 
 def analyze_source(source, analyzer: Analyzer,
                    progress: Callable[[int, int], None] | None = None) -> RunResult:
-    """Feed every frame of ``source`` (path or binary stream) to ``analyzer``.
+    """Feed every frame of ``source`` to ``analyzer``.
 
-    Raises CaptureError for a file that cannot be read at all; damage part-way through is
-    returned as ``reader_error`` (and a finding) after everything before it was analysed.
+    ``source`` is a :class:`~dicomsniff.sources.merge.CaptureSet` (what
+    :func:`~dicomsniff.sources.merge.open_capture` returns: one file, several merged, a
+    compressed file, a stream), or a path or binary stream, opened here the same way.
+
+    Raises CaptureError for input that cannot be read at all; damage part-way through, and with
+    several files any file that could not be read, is returned as ``reader_error`` (and a
+    finding per file) after everything else was analysed.
     """
-    reader = CaptureReader(source)
+    reader = source if isinstance(source, CaptureSet) else open_capture(source)
     size = reader.size
     cb = None
     if progress is not None:
         def cb(_frame: int) -> None:
-            progress(reader.bytes_read, size)
+            progress(reader.position(), size)
     try:
         frame = analyzer.consume(reader, progress=cb, every=PROGRESS_EVERY)
     finally:
@@ -59,16 +68,26 @@ def analyze_source(source, analyzer: Analyzer,
                                  f"({linktype_name(lt)}) were skipped", None)
     analyzer.stats.frames = frame
     analyzer.stats.bytes = reader.bytes_read
-    if reader.error:
-        analyzer.capture_finding("error", "CAPTURE-DAMAGED",
-                                 f"capture damaged: {reader.error}; the analysis covers the "
-                                 f"{frame} frames before it", frame or None)
+    if reader.single:
+        if reader.error:
+            analyzer.capture_finding("error", "CAPTURE-DAMAGED",
+                                     f"capture damaged: {reader.error}; the analysis covers "
+                                     f"the {frame} frames before it", frame or None)
+    else:
+        for problem in reader.problems:
+            analyzer.capture_finding("error", "CAPTURE-DAMAGED" if any(
+                problem.startswith(f"{p}:") for p in reader.damaged) else "CAPTURE-UNREADABLE",
+                f"{problem}; the other files were analysed", None)
+        if reader.duplicates:
+            analyzer.capture_finding("info", "CAPTURE-SENSOR-COPIES",
+                                     f"{reader.duplicates} TCP segments were seen by more than "
+                                     f"one of {reader.sensors} sensors and analysed once", None)
     for w in reader.warnings:
         analyzer.capture_finding("warning", "CAPTURE-WARNING", w, None)
     analyzer.finish()
     if progress is not None:
-        progress(reader.bytes_read, size)
-    return RunResult(analyzer, reader.error, frame, reader.bytes_read, reader.format)
+        progress(reader.position(), size)
+    return RunResult(analyzer, reader.error, frame, reader.bytes_read, reader.format, reader)
 
 
-__all__ = ["CaptureError", "RunResult", "analyze_source"]
+__all__ = ["CaptureError", "CaptureSet", "RunResult", "analyze_source", "open_capture"]

@@ -71,6 +71,9 @@ for _c, _sev, _title in (
     ("CAPTURE-LINKTYPE", "warning", "frames of an unsupported link type were skipped"),
     ("CAPTURE-DAMAGED", "error", "the capture file is damaged part-way"),
     ("CAPTURE-WARNING", "warning", "the capture reader had a warning"),
+    ("CAPTURE-UNREADABLE", "error", "one of several capture files could not be read"),
+    ("CAPTURE-SENSOR-COPIES", "info",
+     "segments seen by two sensors were analysed once (sources/merge.py)"),
 ):
     code(_c, _sev, None, _title, origin="tracker")
 
