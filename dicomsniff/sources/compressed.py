@@ -62,19 +62,42 @@ class Decompressed(io.RawIOBase):
                                              read_across_frames=True)
         else:
             raise ValueError(f"unknown compression {kind!r}")
+        self._pending: OSError | None = None
+        # one decompression step per call, so data before damage is not lost with it
+        self._readinto1 = getattr(self._inner, "readinto1", None) or self._inner.readinto
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b) -> int:  # type: ignore[override]
-        try:
-            return self._inner.readinto(b)  # type: ignore[attr-defined]
-        except EOFError as exc:  # gzip/xz: "Compressed file ended before the end-of-stream"
-            raise OSError(f"{self.kind} stream truncated ({exc})") from None
-        except OSError:
-            raise
-        except Exception as exc:  # lzma.LZMAError, zstandard.ZstdError: corrupt data
-            raise OSError(f"corrupt {self.kind} data: {exc}") from None
+        """Fill ``b`` as far as the decompressor gets in steps of its own size; an error (a
+        truncated or corrupt file) is raised only once the data before it has been returned."""
+        if self._pending is not None:
+            exc, self._pending = self._pending, None
+            raise exc
+        view = memoryview(b).cast("B")
+        want = len(view)
+        got = 0
+        read1 = self._readinto1
+        while got < want:
+            try:
+                n = read1(view[got:])
+            except EOFError as exc:  # gzip/xz: "Compressed file ended before the end-of-stream"
+                err: OSError = OSError(f"{self.kind} stream truncated ({exc})")
+            except OSError as exc:
+                err = exc
+            except Exception as exc:  # lzma.LZMAError, zstandard.ZstdError: corrupt data
+                err = OSError(f"corrupt {self.kind} data: {exc}")
+            else:
+                if not n:
+                    break
+                got += n
+                continue
+            if got:
+                self._pending = err
+                break
+            raise err
+        return got
 
     def raw_position(self) -> int:
         """Bytes of the compressed file consumed so far."""

@@ -80,7 +80,7 @@ def _identity(linktype: int, buf) -> tuple | None:
     if etype == ETH_IPV4:
         if n < off + 20:
             return None
-        vihl, total, ident, _frag = _IPV4_HEAD.unpack_from(buf, off)
+        vihl, total, _ident, _frag = _IPV4_HEAD.unpack_from(buf, off)
         if buf[off + 9] != 6:
             return None
         t = off + (vihl & 0x0F) * 4
@@ -88,10 +88,18 @@ def _identity(linktype: int, buf) -> tuple | None:
         head = buf[off + 2:off + 6]  # total length, identification
         addrs = buf[off + 12:off + 20]
     elif etype == ETH_IPV6:
-        if n < off + 40 or buf[off + 6] != 6:  # extension headers: compare the whole packet
-            return (bytes(buf[off:]),) if n >= off + 40 else None
+        if n < off + 40:
+            return None
+        end = off + 40 + ((buf[off + 4] << 8) | buf[off + 5])
+        nxt = buf[off + 6]
         t = off + 40
-        end = t + ((buf[off + 4] << 8) | buf[off + 5])
+        hops = 0
+        while nxt in (0, 43, 60) and hops < 8 and n >= t + 8:  # extension headers
+            nxt = buf[t]
+            t += (buf[t + 1] + 1) * 8
+            hops += 1
+        if nxt != 6:
+            return None
         head = buf[off + 4:off + 6]
         addrs = buf[off + 8:off + 40]
     else:
@@ -108,14 +116,15 @@ def _identity(linktype: int, buf) -> tuple | None:
 class _File:
     """One capture file of the set, and its place in the merge."""
 
-    __slots__ = ("index", "path", "order", "first_ts", "size", "stream", "reader", "it",
-                 "head", "frames", "sensor", "format", "compression", "done")
+    __slots__ = ("index", "path", "order", "first_ts", "last_ts", "size", "stream", "reader",
+                 "it", "head", "frames", "sensor", "format", "compression", "done")
 
     def __init__(self, index: int, path: str) -> None:
         self.index = index
         self.path = path
         self.order = 0
         self.first_ts = 0.0
+        self.last_ts = -_INF
         self.size = 0
         self.stream: BinaryIO | None = None
         self.reader: CaptureReader | None = None
@@ -212,6 +221,8 @@ class CaptureSet:
         self._runs_file = array("l")
         self._runs_f = array("q")
         self._runs_dropped = 0
+        self._sensor_end: dict[int, float] = {}  # sensor number -> when its last file ended
+        self._quiet_from = -_INF  # no copies to look for from then on, while one file is open
         self.single = len(paths) == 1 or stream is not None
         if stream is not None:
             self._open_stream(stream)
@@ -351,6 +362,7 @@ class CaptureSet:
                 self.problems.append(reader.error)
                 self.damaged.append(f.path)
             self.warnings.extend(reader.warnings)
+            f.done = True
             f.close()
 
     def _activate(self, f: _File, heap: list) -> None:
@@ -364,10 +376,16 @@ class CaptureSet:
             return
         f.reader = reader
         f.it = iter(reader)
+        # The file that ended last is most likely continued by the one starting now (a
+        # rotation); a file starting while another is open is another sensor.
         used = {a.sensor for a in self._active}
-        s = 0
-        while s in used:
-            s += 1
+        free = [s for s in self._sensor_end if s not in used]
+        if free:
+            s = max(free, key=self._sensor_end.__getitem__)
+        else:
+            s = 0
+            while s in used:
+                s += 1
         f.sensor = s
         self.sensors = max(self.sensors, s + 1)
         self._active.append(f)
@@ -387,6 +405,9 @@ class CaptureSet:
         self.warnings.extend(f"{f.path}: {w}" for w in r.warnings)
         self._bytes_read += r.bytes_read
         self._done_size += f.size
+        self._sensor_end[f.sensor] = f.last_ts
+        # its copies in another sensor's file may still come, up to a window later
+        self._quiet_from = max(self._quiet_from, f.last_ts + self.dedup_window)
         self._active.remove(f)
         f.done = True
         f.close()
@@ -429,7 +450,11 @@ class CaptureSet:
                 fr = f.frames
                 fo = f.order
                 assert pkt is not None and it is not None
-                if not heap:  # one file open: no copies to look for
+                # Copies are looked for while another file is open, and for a window before a
+                # file starts and after one ends (its sensor's clock may differ from ours).
+                watch = files[pending].first_ts - window if pending < nfiles else _INF
+                t = pkt[0]
+                if not heap and self._quiet_from <= t < watch:  # one sensor: no copies
                     if not (runs_g and runs_file[-1] == f.index
                             and runs_f[-1] + (g + 1 - runs_g[-1]) == fr + 1):
                         runs_g.append(g + 1)
@@ -443,13 +468,14 @@ class CaptureSet:
                         if pkt is None:
                             break
                         t = pkt[0]
-                        if t > bts or (t == bts and fo > bord):
+                        if t > bts or (t == bts and fo > bord) or t >= watch:
                             break
                 else:  # two sensors or more: each TCP segment is looked up once
                     bit = 1 << f.sensor
+                    alone = not heap
+                    quiet = self._quiet_from
                     while True:
                         fr += 1
-                        t = pkt[0]
                         key = _identity(pkt[1], pkt[2])
                         dup = False
                         if key is not None:
@@ -468,7 +494,7 @@ class CaptureSet:
                             self.duplicates += 1
                         else:
                             g += 1
-                            if not (runs_file[-1] == f.index
+                            if not (runs_g and runs_file[-1] == f.index
                                     and runs_f[-1] + (g - runs_g[-1]) == fr):
                                 runs_g.append(g)
                                 runs_file.append(f.index)
@@ -480,6 +506,8 @@ class CaptureSet:
                         t = pkt[0]
                         if t > bts or (t == bts and fo > bord):
                             break
+                        if alone and quiet <= t < watch:
+                            break  # back to the one-sensor loop
                         if g & 0x3FF == 0 and table:
                             _expire(table, t - window, len(table))
                     if len(runs_g) > self.max_runs:
@@ -488,6 +516,7 @@ class CaptureSet:
                         self._runs_dropped += cut
                 f.frames = fr
                 if pkt is None:
+                    f.last_ts = t
                     self._finish(f)
                 else:
                     f.head = pkt
@@ -540,7 +569,7 @@ def open_capture(specs: str | Sequence[str] | BinaryIO, *,
         return CaptureSet((), stream=specs, chunk_size=chunk_size)  # type: ignore[arg-type]
     if isinstance(specs, (str, os.PathLike)):
         specs = [os.fsdecode(specs)]
-    specs = list(specs)
+    specs = [os.fsdecode(s) for s in specs]
     if specs == ["-"]:
         return CaptureSet((), stream=sys.stdin.buffer, chunk_size=chunk_size)
     files, problems = expand_inputs(specs)
