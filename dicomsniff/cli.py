@@ -282,7 +282,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         from .report.text import print_report
 
         console = Console(file=out, highlight=False, soft_wrap=False,
-                          width=None if out.isatty() else 160)
+                          width=None if out.isatty() else _file_width())
         console.on_broken_pipe = _quiet_broken_pipe  # type: ignore[method-assign]
         capture_findings = [f for f in analyzer.findings if f.association is None]
         print_report(console, analyzer.associations, capture_findings, rows, stats,
@@ -333,6 +333,15 @@ def _quiet_broken_pipe() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(EXIT_OK)
+
+
+def _file_width() -> int:
+    """Width of the report written to a file or pipe: $COLUMNS when set (as a terminal's
+    would be), else 160. Nothing is cut at any width; this only decides where lines wrap."""
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        return 160
 
 
 def entry() -> None:

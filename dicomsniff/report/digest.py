@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rich import box
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -60,23 +61,57 @@ def _where(r: DigestRow) -> str:
     return " ".join(p for p in parts if p)
 
 
-def digest_table(findings: Iterable[Finding], limit: int = 12) -> Table | None:
-    """A compact table of :func:`digest`, or None when there is nothing to say."""
+class DigestTable:
+    """The digest as a table when the terminal is wide enough for the message column, else
+    stacked (code line, then the message on its own line). Codes are never cut: they are what
+    ``--disable-rule`` takes."""
+
+    MIN_MESSAGE = 30
+
+    def __init__(self, rows: list[DigestRow], limit: int) -> None:
+        self.rows, self.limit = rows, limit
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        rows = self.rows[:self.limit]
+        cells = [(r.severity.upper(), r.code, str(r.count), _where(r),
+                  "-" if r.frame is None else str(r.frame)) for r in rows]
+        fixed = [max(len(h), *(len(c[i]) for c in cells))
+                 for i, h in enumerate(("severity", "code", "count", "where", "frame"))]
+        title = "What went wrong (worst first)"
+        room = options.max_width - sum(fixed) - 3 * len(fixed)  # padding and divider
+        if room >= self.MIN_MESSAGE:
+            t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD,
+                      show_edge=False, pad_edge=False)
+            for name, w in zip(("severity", "code", "count", "where", "frame"), fixed, strict=True):
+                t.add_column(name, no_wrap=True, width=w,
+                             justify="right" if name in ("count", "frame") else "left",
+                             style="bold" if name == "code" else "")
+            t.add_column("first occurrence", overflow="ellipsis", no_wrap=True,
+                         width=min(room, max(len(r.message) for r in rows)))
+            for r, c in zip(rows, cells, strict=True):
+                t.add_row(Text(c[0], style=_STYLE.get(r.severity, "")), *c[1:],
+                          Text(r.message))
+            if len(self.rows) > self.limit:
+                t.add_row("", Text(f"... {len(self.rows) - self.limit} more codes",
+                                   style="dim"), "", "", "", "")
+            yield t
+            return
+        yield Text(title, style="italic")
+        for r, c in zip(rows, cells, strict=True):
+            line = Text()
+            line.append(f"{c[0]:<8}", style=_STYLE.get(r.severity, ""))
+            line.append(r.code, style="bold")
+            line.append(f"  x{c[2]}  {c[3]}  frame {c[4]}")
+            yield line
+            msg = Text("        " + r.message, overflow="ellipsis", no_wrap=True)
+            yield msg
+        if len(self.rows) > self.limit:
+            yield Text(f"... {len(self.rows) - self.limit} more codes", style="dim")
+
+
+def digest_table(findings: Iterable[Finding], limit: int = 12) -> DigestTable | None:
+    """What went wrong, one entry per code, or None when there is nothing to say."""
     rows = digest(findings)
     if not rows:
         return None
-    t = Table(title="What went wrong (worst first)", title_justify="left", box=box.SIMPLE_HEAD,
-              show_edge=False, pad_edge=False)
-    t.add_column("severity")
-    t.add_column("code", style="bold")
-    t.add_column("count", justify="right")
-    t.add_column("where")
-    t.add_column("frame", justify="right")
-    t.add_column("first occurrence", overflow="ellipsis", no_wrap=True, max_width=90)
-    for r in rows[:limit]:
-        t.add_row(Text(r.severity.upper(), style=_STYLE.get(r.severity, "")), r.code,
-                  str(r.count), _where(r), "-" if r.frame is None else str(r.frame),
-                  Text(r.message))
-    if len(rows) > limit:
-        t.add_row("", Text(f"... {len(rows) - limit} more codes", style="dim"), "", "", "", "")
-    return t
+    return DigestTable(rows, limit)

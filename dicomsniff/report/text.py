@@ -12,7 +12,8 @@ from typing import Any
 
 from rich import box
 from rich.console import Console, Group
-from rich.panel import Panel
+from rich.padding import Padding
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
@@ -57,7 +58,27 @@ def _uid(uid: str | None) -> Text:
     return t
 
 
-def _side_text(label: str, s: Side) -> Text:
+def _names(uids: list[str], limit: int = 3) -> str:
+    names = [uid_name(u) or u for u in uids]
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f", +{more} more" if more > 0 else "")
+
+
+def _roles_text(roles: list[dict[str, Any]], verbose: bool) -> str:
+    """Role selection, one phrase per (SCU, SCP) combination: a C-GET SCU proposes SCP role
+    for every storage SOP class it accepts, ~120 of them, which listed one by one fill a page."""
+    if verbose:
+        return "; ".join(f"role {uid_name(r['sop_class']) or r['sop_class']} "
+                         f"SCU={r['scu_role']} SCP={r['scp_role']}" for r in roles)
+    groups: dict[tuple[Any, Any], list[str]] = {}
+    for r in roles:
+        groups.setdefault((r["scu_role"], r["scp_role"]), []).append(r["sop_class"])
+    return "; ".join(f"role selection SCU={scu} SCP={scp} for {len(u)} SOP class"
+                     f"{'es' if len(u) != 1 else ''} ({_names(u)})"
+                     for (scu, scp), u in groups.items())
+
+
+def _side_text(label: str, s: Side, verbose: bool = False) -> Text:
     t = Text()
     t.append(f"{label}: ", style="bold")
     t.append(f"max PDU {s.max_pdu if s.max_pdu is not None else '-'}")
@@ -67,9 +88,8 @@ def _side_text(label: str, s: Side) -> Text:
         t.append(f" {s.implementation_version_name}")
     if s.async_invoked is not None:
         t.append(f"; async window invoked {s.async_invoked} performed {s.async_performed}")
-    for r in s.roles:
-        name = uid_name(r["sop_class"]) or r["sop_class"]
-        t.append(f"; role {name} SCU={r['scu_role']} SCP={r['scp_role']}")
+    if s.roles:
+        t.append("; " + _roles_text(s.roles, verbose))
     for x in s.extended:
         name = uid_name(x["sop_class"]) or x["sop_class"]
         t.append(f"; extended negotiation {name} info={x['info'] or '-'}")
@@ -89,7 +109,7 @@ def _side_text(label: str, s: Side) -> Text:
     return t
 
 
-def association_block(a: Association, *, verbose: bool = False) -> Panel:
+def association_title(a: Association) -> Text:
     head = Text()
     head.append(f"#{a.id} ", style="bold")
     head.append(a.calling_ae or "?", style="bold cyan")
@@ -101,6 +121,82 @@ def association_block(a: Association, *, verbose: bool = False) -> Panel:
     if a.outcome in ("rejected", "aborted"):
         who = f" by {a.abort['by']}" if a.abort else ""
         head.append(f"{who} ({a.source}: {a.reason})")
+    move = getattr(a, "move_transaction", None)
+    if move is not None:
+        head.append(f"  for C-MOVE txn {move}", style="dim")
+    return head
+
+
+def _contexts(a: Association, verbose: bool) -> list[Any]:
+    """The contexts used or refused; the rest counted in one line."""
+    used = {t.context_id for t in a.transactions}
+    shown = [c for c in a.contexts.values()
+             if verbose or c.id in used or (c.result is not None and c.result != 0)
+             or (len(a.contexts) <= 8 and c.result is not None)]
+    parts: list[Any] = []
+    if shown:
+        parts.append(Stacked([_context_row(c) for c in shown], header=Text(
+            "ctx  abstract syntax / proposed transfer syntaxes -> result", style="bold")))
+    rest = [c for c in a.contexts.values() if c not in shown]
+    unused = sum(1 for c in rest if c.result == 0)
+    unanswered = [c for c in rest if c.result is None]
+    words = []
+    if unused:
+        words.append(f"{unused} accepted presentation context(s) not used")
+    if unanswered:
+        names = _names([c.abstract_syntax or "?" for c in unanswered])
+        words.append(f"{len(unanswered)} presentation context(s) proposed ({names})"
+                     if a.outcome == "rejected" else
+                     f"{len(unanswered)} proposed, never answered ({names})")
+    if words:
+        parts.append(Text("; ".join(words) + " (--all-contexts lists them)", style="dim"))
+    return parts
+
+
+def _context_row(c: Any) -> tuple[Text, Text]:
+    body = Text()
+    name = uid_name(c.abstract_syntax) if c.abstract_syntax else None
+    if name:
+        body.append(name)
+        body.append(f"\n{c.abstract_syntax}", style="dim")
+    else:
+        body.append(c.abstract_syntax or "-")
+    body.append("\nproposed: " + ", ".join(uid_name(x) or x for x in c.transfer_syntaxes),
+                style="dim")
+    body.append("\n-> ")
+    if c.result is None:
+        body.append("no answer", style="dim")
+    elif c.result == 0:
+        body.append("accepted", style="green")
+        body.append(f": {uid_name(c.transfer_syntax) or c.transfer_syntax or '-'}")
+    else:
+        body.append(context_result(c.result), style="red")
+    return Text(str(c.id)), body
+
+
+class Stacked:
+    """Rows of (key, body): a narrow right-aligned key column, the body wrapping beside it.
+
+    Used instead of wide tables so that at 80 columns nothing is cut: a body line wraps at
+    spaces, and codes and UIDs (single words, at most 64 characters) stay whole.
+    """
+
+    def __init__(self, rows: list[tuple[Text, Text]], header: Text | None = None,
+                 key_width: int = 6) -> None:
+        self.rows, self.header, self.key_width = rows, header, key_width
+
+    def __rich_console__(self, console: Console, options: Any):
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", no_wrap=True, width=self.key_width)
+        grid.add_column(overflow="fold")
+        if self.header is not None:
+            yield self.header
+        for key, body in self.rows:
+            grid.add_row(key, body)
+        yield grid
+
+
+def association_block(a: Association, *, verbose: bool = False) -> Group:
     parts: list[Any] = []
     info = Text(f"start {_time(a.start)}  duration {duration(a.duration)}  frames "
                 f"{a.first_frame}-{a.last_frame}  bytes {size(a.bytes['requestor'])} / "
@@ -108,81 +204,95 @@ def association_block(a: Association, *, verbose: bool = False) -> Panel:
     if a.midstream:
         info.append("  (capture started inside this association)", style="yellow")
     parts.append(info)
-    parts.append(_side_text("Requestor", a.requestor))
-    parts.append(_side_text("Acceptor", a.acceptor))
-    used = {t.context_id for t in a.transactions}
-    shown = [c for c in a.contexts.values()
-             if verbose or c.id in used or c.result != 0 or len(a.contexts) <= 8]
-    if shown:
-        ct = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-        for col in ("ctx", "abstract syntax", "proposed transfer syntaxes", "result",
-                    "accepted"):
-            ct.add_column(col)
-        for c in shown:
-            proposed = Text("\n".join(uid_name(x) or x for x in c.transfer_syntaxes))
-            if c.result is None:
-                res = T("no answer", "dim")
-            elif c.result == 0:
-                res = T("accepted", "green")
-            else:
-                res = T(context_result(c.result), "red")
-            ct.add_row(str(c.id), _uid(c.abstract_syntax), proposed, res,
-                       T(uid_name(c.transfer_syntax) or c.transfer_syntax))
-        parts.append(ct)
-    hidden = len(a.contexts) - len(shown)
-    if hidden:
-        parts.append(Text(f"{hidden} more accepted presentation context(s) not used "
-                          "(--all-contexts lists them)", style="dim"))
+    parts.append(_side_text("Requestor", a.requestor, verbose))
+    if a.outcome != "rejected" or a.acceptor.max_pdu is not None:
+        parts.append(_side_text("Acceptor", a.acceptor, verbose))
+    parts.extend(_contexts(a, verbose))
     if a.transactions:
         parts.append(transactions_table(a.transactions))
     if a.findings:
         parts.append(findings_list(a.findings))
-    return Panel(Group(*parts), title=head, title_align="left", box=box.ROUNDED)
+    body = Padding(Group(*parts), (0, 0, 0, 2), expand=False)
+    return Group(Rule(style="dim"), association_title(a), body)
 
 
-def transactions_table(txns: list[Transaction]) -> Table:
-    tt = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for col, just in (("frame", "right"), ("msg", "right"), ("command", "left"),
-                      ("SOP class / instance", "left"), ("status", "left"),
-                      ("pend", "right"), ("time", "right"), ("bytes", "right")):
-        tt.add_column(col, justify=just)  # type: ignore[arg-type]
-    for t in txns:
-        cmd = Text(t.command)
-        if t.sent_by == "acceptor":
-            cmd.append(" <-", style="dim")
-        if t.priority:
-            cmd.append(f"\nprio {t.priority}", style="dim")
-        if t.move_destination:
-            cmd.append(f"\nto {t.move_destination}")
-        sop = Text(uid_name(t.sop_class) or t.sop_class or "-")
-        if t.sop_instance:
-            sop.append(f"\n{t.sop_instance}", style="dim")
-        if t.status is None:
-            st = T("no response", "dim")
-        else:
-            st = Text(f"0x{t.status:04X} ", style=CATEGORY_STYLE.get(t.status_category, ""))
-            st.append(t.status_meaning or t.status_category or "")
-        if t.suboperations:
-            so = t.suboperations
-            st.append(f"\nsub-ops: {so.get('completed')} ok, {so.get('failed')} failed, "
-                      f"{so.get('warning')} warn, {so.get('remaining')} left", style="dim")
-        if t.cancel_frame:
-            st.append(f"\ncancelled (frame {t.cancel_frame})", style="magenta")
-        if t.error_comment:
-            st.append(f"\n{t.error_comment}", style="dim")
-        nbytes = t.dataset_bytes + t.response_dataset_bytes
-        tt.add_row(str(t.request_frame), str(t.message_id), cmd, sop, st,
-                   str(t.pending) if t.pending else "", duration(t.latency),
-                   size(nbytes) + (" partial" if t.dataset_partial else "") if nbytes else "")
-    return tt
+def status_text(t: Transaction) -> Text:
+    if t.status is None:
+        return T("no response", "dim")
+    st = Text(f"0x{t.status:04X} ", style=CATEGORY_STYLE.get(t.status_category, ""))
+    st.append(t.status_meaning or t.status_category or "")
+    return st
 
 
-def findings_list(findings: list[Finding]) -> Table:
-    ft = Table(box=None, show_header=False, pad_edge=False)
-    ft.add_column("sev")
-    ft.add_column("what")
+def suboperations_text(so: dict[str, Any]) -> str:
+    """'20 ok, 0 failed, 0 warn[, 3 left]': Number of Remaining Sub-operations is optional in
+    the final response (PS3.4 C.4.2.1.6), so it is left out when absent."""
+    words = [f"{so.get('completed', 0) or 0} ok", f"{so.get('failed', 0) or 0} failed",
+             f"{so.get('warning', 0) or 0} warn"]
+    if so.get("remaining") is not None:
+        words.append(f"{so['remaining']} left")
+    return "sub-ops: " + ", ".join(words)
+
+
+def transaction_body(t: Transaction) -> Text:
+    """A transaction in a few lines that wrap at spaces: id, command, status, time, bytes;
+    SOP class; SOP instance UID alone on its line; sub-operations, links, comments."""
+    b = Text()
+    b.append(f"txn {t.id}  ", style="dim")
+    b.append(t.command, style="bold")
+    if t.sent_by == "acceptor":
+        b.append(" <-", style="dim")
+    b.append(f"  msg {t.message_id}  ", style="dim")
+    b.append_text(status_text(t))
+    if t.pending:
+        b.append(f"  {t.pending} pending", style="blue")
+    b.append(f"  {duration(t.latency)}")
+    nbytes = t.dataset_bytes + t.response_dataset_bytes
+    if nbytes:
+        b.append(f"  {size(nbytes)}")
+        if t.dataset_partial:
+            b.append(f" ({size(t.dataset_partial)} missing)" if t.dataset_partial is not True
+                     else " partial", style="yellow")
+    b.append("\n" + (uid_name(t.sop_class) or t.sop_class or "-"))
+    if t.priority:
+        b.append(f"  prio {t.priority}", style="dim")
+    if t.move_destination:
+        b.append(f"  to {t.move_destination}")
+    if t.sop_instance:
+        b.append(f"\n{t.sop_instance}", style="dim")
+    extra = []
+    if t.suboperations:
+        extra.append(suboperations_text(t.suboperations))
+    subs = getattr(t, "sub_associations", None)
+    if subs:
+        extra.append("sub-association " + ", ".join(f"#{i}" for i in subs))
+    if extra:
+        b.append("\n" + "; ".join(extra), style="dim")
+    if t.cancel_frame:
+        b.append(f"\ncancelled (frame {t.cancel_frame})", style="magenta")
+    if t.error_comment:
+        b.append(f"\n{t.error_comment}", style="dim")
+    return b
+
+
+def transactions_table(txns: list[Transaction]) -> Stacked:
+    rows = [(Text("-" if t.request_frame is None else str(t.request_frame)), transaction_body(t))
+            for t in txns]
+    return Stacked(rows, header=Text(" frame transaction (txn N: show --transaction N)",
+                                     style="bold"))
+
+
+def findings_list(findings: list[Finding], *, association: bool = False) -> Table:
+    """Severity, then code (whole, first word), message, frame and section; with
+    ``association`` each line names its association (for lists outside the blocks)."""
+    ft = Table.grid(padding=(0, 1))
+    ft.add_column(no_wrap=True)
+    ft.add_column(overflow="fold")
     for f in findings:
         line = Text()
+        if association:
+            line.append("capture " if f.association is None else f"#{f.association} ",
+                        style="bold cyan")
         line.append(f.code, style="bold")
         line.append(f"  {f.message}")
         extra = []
@@ -196,19 +306,55 @@ def findings_list(findings: list[Finding]) -> Table:
     return ft
 
 
-def summary_table(rows: list[dict[str, Any]]) -> Table:
-    st = Table(title="Service response time (per performing AE and command)",
-               box=box.SIMPLE_HEAD, title_justify="left")
-    for col in ("AE (address)", "command", "count", "failures", "warnings", "no answer",
-                "min", "median", "p95", "max", "MB"):
-        st.add_column(col, justify="left" if col in ("AE (address)", "command") else "right")
-    for r in rows:
-        st.add_row(T(r["ae"]), r["command"], str(r["count"]),
-                   Text(str(r["failures"]), style="bold red" if r["failures"] else ""),
-                   str(r["warnings"]), str(r["unanswered"]),
-                   duration(r["latency_min"]), duration(r["latency_median"]),
-                   duration(r["latency_p95"]), duration(r["latency_max"]), f"{r['mb']:.2f}")
-    return st
+class SummaryTable:
+    """Service response time: the wide table, or at narrow widths one small table per AE
+    with the counts in one column, so that 80 columns hold it."""
+
+    WIDE = 124
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __rich_console__(self, console: Console, options: Any):
+        title = "Service response time (per performing AE and command)"
+        if options.max_width >= self.WIDE:
+            st = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left")
+            for col in ("AE (address)", "command", "count", "failures", "warnings",
+                        "no answer", "min", "median", "p95", "max", "MB"):
+                st.add_column(col, justify="left" if col in ("AE (address)", "command")
+                              else "right", no_wrap=True)
+            for r in self.rows:
+                st.add_row(T(r["ae"]), r["command"], str(r["count"]),
+                           Text(str(r["failures"]), style="bold red" if r["failures"] else ""),
+                           str(r["warnings"]), str(r["unanswered"]),
+                           duration(r["latency_min"]), duration(r["latency_median"]),
+                           duration(r["latency_p95"]), duration(r["latency_max"]),
+                           f"{r['mb']:.2f}")
+            yield st
+            return
+        yield Text(title, style="italic")
+        yield Text("fail/warn/lost: failures, warnings, requests never answered", style="dim")
+        by_ae: dict[str, list[dict[str, Any]]] = {}
+        for r in self.rows:
+            by_ae.setdefault(r["ae"], []).append(r)
+        for ae, rows in by_ae.items():
+            yield T(ae, "bold")
+            st = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                       padding=(0, 1, 0, 0))
+            st.add_column("  command", no_wrap=True)
+            for col in ("count", "fail/warn/lost", "min", "median", "p95", "max", "MB"):
+                st.add_column(col, justify="right", no_wrap=True)
+            for r in rows:
+                fwl = Text(f"{r['failures']}/{r['warnings']}/{r['unanswered']}",
+                           style="bold red" if r["failures"] else "")
+                st.add_row("  " + r["command"], str(r["count"]), fwl, duration(r["latency_min"]),
+                           duration(r["latency_median"]), duration(r["latency_p95"]),
+                           duration(r["latency_max"]), f"{r['mb']:.2f}")
+            yield st
+
+
+def summary_table(rows: list[dict[str, Any]]) -> SummaryTable:
+    return SummaryTable(rows)
 
 
 def headline(stats: Any, n_assoc: int, outcomes: dict[str, int]) -> Text:
@@ -242,7 +388,7 @@ def print_report(console: Console, associations: list[Association],
         console.print(findings_list(capture_findings))
     if findings_only:
         if worst:
-            console.print(findings_list(worst))
+            console.print(findings_list(worst, association=True))
         return
     for a in associations:
         console.print(association_block(a, verbose=all_contexts))
