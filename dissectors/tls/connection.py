@@ -1,0 +1,510 @@
+"""One TLS connection, sans-IO: two record-layer directions and the handshake facts they share.
+
+``TLSConnection.sides[0]`` (the client) and ``sides[1]`` (the server) are TCP sinks
+(``feed(data, frame, ts)``, ``gap(n, frame, ts)``, ``close(frame, ts)``), like the DICOM
+upper-layer parser, so the TCP reassembler does not know which it feeds. What they learn lands
+on the connection: versions and suites offered and chosen, SNI, ALPN, certificates, whether a
+client certificate was asked for and sent, alerts, resumption, HelloRetryRequest; milestones
+and problems are appended to ``events`` for the caller to drain.
+
+With a key log, records are decrypted one at a time (never per packet) and the application
+data goes to ``inner`` sinks (the DICOM parser of the decrypted stream). Without keys,
+application data records are counted and skipped without being buffered: an encrypted DICOM
+night costs one header parse per record.
+
+Bounds: a record is at most 2^14 + 2048 bytes (RFC 5246 6.2.3; anything longer stops that
+direction with a finding, since a lying length leaves no way to find the next header); a
+handshake message at most ``max_handshake`` bytes (longer ones are skipped, counted and
+reported); at most MAX_EVENTS events and MAX_ALERTS alerts are kept per connection.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+
+from dissectors._plain import Record
+
+from . import tables as t
+from .crypto import (
+    DecryptError,
+    Protection,
+    next_traffic_secret,
+    supported,
+    tls12_protections,
+)
+from .handshake import (
+    BadMessage,
+    CertInfo,
+    ClientHello,
+    ServerHello,
+    handshake_header,
+    parse_certificate,
+    parse_client_hello,
+    parse_encrypted_extensions,
+    parse_server_hello,
+)
+from .keylog import KeyLog
+
+MAX_RECORD = (1 << 14) + 2048
+DEFAULT_MAX_HANDSHAKE = 256 * 1024  # a handshake message; certificate chains are ~2-20 KB
+MAX_EVENTS = 200
+MAX_ALERTS = 20
+_REC = struct.Struct("!BHH")
+
+HEADER, BODY, SKIP, LOST = 0, 1, 2, 3
+
+
+class Step(Record):
+    """A handshake milestone (client_hello, server_hello, certificate, finished, ...).
+
+    ``opaque``: seen only as an encrypted record (no keys), so named by its place."""
+
+    _fields = ("side", "name", "frame", "ts", "opaque")
+    __slots__ = _fields
+
+    def __init__(self, side: int, name: str, frame: int, ts: float,
+                 opaque: bool = False) -> None:
+        self.side, self.name, self.frame, self.ts, self.opaque = side, name, frame, ts, \
+            opaque
+
+
+class Alert(Record):
+    """An alert record; level and description are None when it was encrypted and unreadable."""
+
+    _fields = ("side", "level", "description", "frame", "ts")
+    __slots__ = _fields
+
+    def __init__(self, side: int, level: str | None, description: str | None, frame: int,
+                 ts: float) -> None:
+        self.side, self.level, self.description, self.frame, self.ts = (
+            side, level, description, frame, ts)
+
+
+class Problem(Record):
+    """Something wrong with the bytes or the keys: ``code`` is the finding's code suffix."""
+
+    _fields = ("side", "code", "message", "frame")
+    __slots__ = _fields
+
+    def __init__(self, side: int, code: str, message: str, frame: int) -> None:
+        self.side, self.code, self.message, self.frame = side, code, message, frame
+
+
+def plausible_tls(head: bytes | bytearray | memoryview) -> bool | None:
+    """Do these first bytes of a client's stream look like a TLS ClientHello record?
+
+    None: too few bytes to tell. Checks the record header (handshake, version 3.x, a length
+    that fits a record) and the handshake header (client_hello whose length fits the record).
+    """
+    if len(head) < 9:
+        return None if len(head) < 1 or head[0] == 22 else False
+    ctype, ver, length = _REC.unpack_from(head, 0)
+    if ctype != 22 or ver >> 8 != 3 or not 4 <= length <= MAX_RECORD:
+        return False
+    htype, hlen = handshake_header(head, 5)
+    return htype == t.CLIENT_HELLO and 38 <= hlen
+
+
+class TLSDirection:
+    """The record layer of one direction: a TCP sink."""
+
+    __slots__ = ("conn", "side", "state", "hdr", "body", "need", "ctype", "rversion", "skip",
+                 "bytes_in", "records", "app_records", "app_bytes", "plain_bytes", "hs",
+                 "hs_discard", "encrypted", "protect", "secret", "finished", "lost_bytes",
+                 "decrypt_failures", "_first_app")
+
+    def __init__(self, conn: TLSConnection, side: int) -> None:
+        self.conn, self.side = conn, side
+        self.state = HEADER
+        self.hdr = bytearray()
+        self.body = bytearray()
+        self.need = 0
+        self.ctype = 0
+        self.rversion = 0
+        self.skip = 0
+        self.bytes_in = 0
+        self.records = 0
+        self.app_records = 0
+        self.app_bytes = 0  # application data record bytes (ciphertext)
+        self.plain_bytes = 0  # decrypted application data bytes
+        self.hs = bytearray()
+        self.hs_discard = 0
+        self.encrypted = False  # records from now on are protected
+        self.protect: Protection | None = None  # None while encrypted: no keys
+        self.secret: bytes | None = None  # TLS 1.3 current traffic secret (KeyUpdate)
+        self.finished = False
+        self.lost_bytes = 0
+        self.decrypt_failures = 0
+        self._first_app = True
+
+    # -- TCP sink ---------------------------------------------------------------------------
+    def feed(self, data, frame: int, ts: float) -> None:
+        n = len(data)
+        self.bytes_in += n
+        if self.state == LOST:
+            self.lost_bytes += n
+            return
+        mv = memoryview(data)
+        i = 0
+        while i < n:
+            st = self.state
+            if st == SKIP:
+                k = min(self.skip, n - i)
+                self.skip -= k
+                i += k
+                if not self.skip:
+                    self.state = HEADER
+            elif st == HEADER:
+                take = min(5 - len(self.hdr), n - i)
+                self.hdr += mv[i:i + take]
+                i += take
+                if len(self.hdr) < 5:
+                    return
+                ctype, ver, length = _REC.unpack_from(self.hdr, 0)
+                self.hdr.clear()
+                if not 20 <= ctype <= 24 or ver >> 8 != 3 or length > MAX_RECORD or (
+                        length == 0 and ctype != t.APPLICATION_DATA):
+                    self._lose(f"not a TLS record header (type {ctype}, version 0x{ver:04X}, "
+                               f"length {length}) after {self.records} record(s): the rest of "
+                               "this direction cannot be followed", frame, n - i + 5)
+                    return
+                self.records += 1
+                if ctype == t.APPLICATION_DATA and self.encrypted and self.protect is None:
+                    self._app_counted(length, frame, ts)
+                    if length:
+                        self.skip = length
+                        self.state = SKIP
+                    continue
+                self.ctype, self.rversion, self.need = ctype, ver, length
+                if length == 0:
+                    self._record(ctype, ver, b"", frame, ts)
+                else:
+                    self.state = BODY
+            elif st == BODY:
+                take = min(self.need - len(self.body), n - i)
+                self.body += mv[i:i + take]
+                i += take
+                if len(self.body) == self.need:
+                    payload = bytes(self.body)
+                    self.body.clear()
+                    self.state = HEADER
+                    self._record(self.ctype, self.rversion, payload, frame, ts)
+                    if self.state == LOST:
+                        self.lost_bytes += n - i
+                        return
+            else:  # LOST while processing a record
+                self.lost_bytes += n - i
+                return
+
+    def gap(self, missing: int, frame: int, ts: float) -> None:
+        if self.state == LOST:
+            self.lost_bytes += missing
+            return
+        self._lose(f"{missing} byte(s) missing from the capture: the record boundaries after "
+                   "them cannot be found, the rest of this direction is not followed",
+                   frame, missing, code="GAP")
+        inner = self.conn.inner
+        if inner is not None:
+            inner[self.side].gap(missing, frame, ts)
+
+    def close(self, frame: int, ts: float) -> None:
+        inner = self.conn.inner
+        if inner is not None:
+            inner[self.side].close(frame, ts)
+
+    # -- records ----------------------------------------------------------------------------
+    def _lose(self, message: str, frame: int, count: int, code: str = "RECORD-MALFORMED") -> None:
+        self.state = LOST
+        self.lost_bytes += count
+        self.body.clear()
+        self.hs.clear()
+        self.conn._problem(self.side, code, message, frame)
+
+    def _app_counted(self, length: int, frame: int, ts: float) -> None:
+        self.app_records += 1
+        self.app_bytes += length
+        if self._first_app:
+            self._first_app = False
+            # TLS 1.3 without keys: the first protected records are the rest of the handshake.
+            name = ("encrypted_records" if self.conn.version == t.TLS13 and self.protect is None
+                    else "application_data")
+            self.conn._event(Step(self.side, name, frame, ts, self.protect is None))
+
+    def _record(self, ctype: int, ver: int, payload: bytes, frame: int, ts: float) -> None:
+        conn = self.conn
+        if conn.first_version is None:
+            conn.first_version = ver
+        if ctype == t.CHANGE_CIPHER_SPEC:
+            if conn.version == t.TLS13 or (conn.hrr and conn.version is None):
+                return  # RFC 8446 D.4: middlebox compatibility, no meaning
+            conn._event(Step(self.side, "change_cipher_spec", frame, ts))
+            self.encrypted = True
+            self.protect = conn._pending[self.side]
+            self.hs.clear()
+            return
+        # TLS 1.3 protects exactly the records whose outer type is application_data
+        # (RFC 8446 5.2): an alert sent before a side switched keys travels in clear.
+        if self.encrypted and (ctype == t.APPLICATION_DATA or conn.version != t.TLS13):
+            if self.protect is None:
+                if ctype == t.ALERT:
+                    conn._alert(Alert(self.side, None, None, frame, ts))
+                elif ctype == t.HANDSHAKE:
+                    name = "finished" if not self.finished else "handshake"
+                    if name == "finished":
+                        self.finished = True
+                    conn._event(Step(self.side, name, frame, ts, True))
+                return
+            try:
+                ctype, payload = self.protect.decrypt(ctype, ver, payload)
+            except DecryptError as exc:
+                self.decrypt_failures += 1
+                if self.decrypt_failures == 1:
+                    conn._problem(self.side, "DECRYPT-FAILED",
+                                  f"record {self.records} does not decrypt: {exc}", frame)
+                if ctype == t.APPLICATION_DATA:
+                    self.app_records += 1
+                    self.app_bytes += len(payload)
+                    inner = conn.inner
+                    if inner is not None:
+                        inner[self.side].gap(len(payload), frame, ts)
+                return
+            conn.decrypted = True
+        if ctype == t.APPLICATION_DATA:
+            self._app_counted(len(payload), frame, ts)
+            if not self.encrypted:
+                conn._problem(self.side, "CLEAR-APPDATA",
+                              "application data before the handshake protected the "
+                              "connection", frame)
+                return
+            self.plain_bytes += len(payload)
+            if payload:
+                inner = conn._inner_sinks()
+                if inner is not None:
+                    inner[self.side].feed(payload, frame, ts)
+        elif ctype == t.ALERT:
+            for k in range(0, len(payload) - 1, 2):
+                level, desc = payload[k], payload[k + 1]
+                conn._alert(Alert(self.side, t.ALERT_LEVELS.get(level, f"level {level}"),
+                                  t.alert_name(desc), frame, ts))
+            if len(payload) % 2:
+                conn._problem(self.side, "ALERT-MALFORMED",
+                              f"alert record of {len(payload)} bytes (alerts are 2 bytes)",
+                              frame)
+        elif ctype == t.HANDSHAKE:
+            self._handshake(payload, frame, ts)
+        elif ctype == t.HEARTBEAT:
+            conn._event(Step(self.side, "heartbeat", frame, ts))
+
+    def _handshake(self, payload: bytes, frame: int, ts: float) -> None:
+        if self.hs_discard:
+            k = min(self.hs_discard, len(payload))
+            self.hs_discard -= k
+            payload = payload[k:]
+        hs = self.hs
+        hs += payload
+        cap = self.conn.max_handshake
+        while len(hs) >= 4:
+            htype, hlen = handshake_header(hs, 0)
+            if hlen > cap:
+                self.conn._problem(self.side, "HANDSHAKE-TOO-LARGE",
+                                   f"{t.HANDSHAKE_TYPES.get(htype, f'type {htype}')} message "
+                                   f"of {hlen} bytes is over the {cap}-byte cap: skipped",
+                                   frame)
+                have = len(hs) - 4
+                if have >= hlen:
+                    del hs[:4 + hlen]
+                    continue
+                self.hs_discard = hlen - have
+                hs.clear()
+                return
+            if len(hs) < 4 + hlen:
+                return
+            body = bytes(hs[4:4 + hlen])
+            del hs[:4 + hlen]
+            self._message(htype, body, frame, ts)
+            if self.state == LOST:
+                return
+
+    def _message(self, htype: int, body: bytes, frame: int, ts: float) -> None:
+        conn = self.conn
+        name = t.HANDSHAKE_TYPES.get(htype, f"handshake type {htype}")
+        tls13 = conn.version == t.TLS13
+        try:
+            if htype == t.CLIENT_HELLO and self.side == 0:
+                conn._client_hello(parse_client_hello(body), frame, ts)
+                return
+            if htype == t.SERVER_HELLO and self.side == 1:
+                conn._server_hello(parse_server_hello(body), frame, ts)
+                return
+            if htype == t.CERTIFICATE:
+                certs = parse_certificate(body, tls13)
+                conn.certificates[self.side] = certs
+                if self.side == 0:
+                    conn.client_certificate_sent = bool(certs)
+            elif htype == t.CERTIFICATE_REQUEST and self.side == 1:
+                conn.certificate_requested = True
+            elif htype == t.ENCRYPTED_EXTENSIONS and self.side == 1:
+                conn.alpn = parse_encrypted_extensions(body) or conn.alpn
+            elif htype == t.NEW_SESSION_TICKET and self.side == 1:
+                conn.tickets += 1
+            elif htype == t.FINISHED:
+                self.finished = True
+        except BadMessage as exc:
+            conn._problem(self.side, "HANDSHAKE-MALFORMED", str(exc), frame)
+        conn._event(Step(self.side, name, frame, ts))
+        if tls13 and self.encrypted and self.protect is not None:
+            if htype == t.FINISHED and not conn._app_keyed[self.side]:
+                conn._app_keyed[self.side] = True  # RFC 8446 7.3: application keys follow
+                self._tls13_keys(conn._app_secret[self.side], frame)
+            elif htype == t.KEY_UPDATE and conn.suite is not None and self.secret:
+                self._tls13_keys(next_traffic_secret(conn.suite.prf, self.secret), frame)
+
+    def _tls13_keys(self, secret: bytes | None, frame: int) -> None:
+        conn = self.conn
+        if secret is None or conn.suite is None:
+            self.protect = None  # application data is counted as encrypted from here
+            return
+        self.secret = secret
+        self.protect = Protection.tls13(conn.suite, secret)
+
+
+class TLSConnection:
+    """Facts of one TLS connection, fed by its two directions (0: client, 1: server)."""
+
+    def __init__(self, keylog: KeyLog | None = None,
+                 inner: Callable[[TLSConnection], tuple | None] | None = None,
+                 max_handshake: int = DEFAULT_MAX_HANDSHAKE) -> None:
+        """``inner(conn)`` is called at the first decrypted application data and returns the
+        two sinks (client, server) that receive plaintext, or None to only count it."""
+        self.keylog = keylog
+        self.inner_factory = inner
+        self.inner: tuple | None = None
+        self.max_handshake = max_handshake
+        self.sides = (TLSDirection(self, 0), TLSDirection(self, 1))
+        self.events: list[Record] = []
+        self.events_dropped = 0
+        self.first_version: int | None = None
+        self.client_hello: ClientHello | None = None
+        self.server_hello: ServerHello | None = None
+        self.client_hellos = 0
+        self.hrr = False
+        self.hrr_group: int | None = None
+        self.version: int | None = None
+        self.suite_code: int | None = None
+        self.suite: t.Suite | None = None
+        self.sni: str | None = None
+        self.alpn: str | None = None
+        self.resumed = False
+        self.certificates: list[list[CertInfo] | None] = [None, None]
+        self.certificate_requested = False
+        self.client_certificate_sent: bool | None = None  # None: no Certificate seen
+        self.alerts: list[Alert] = []
+        self.tickets = 0
+        self.keys: bool | None = None  # None: not looked up; False: not in the key log
+        self.decrypted = False
+        self._pending: list[Protection | None] = [None, None]
+        self._app_secret: list[bytes | None] = [None, None]
+        self._app_keyed = [False, False]
+
+    # -- facts --------------------------------------------------------------------------------
+    @property
+    def handshake_complete(self) -> bool:
+        return self.sides[0].finished and self.sides[1].finished
+
+    @property
+    def version_name(self) -> str | None:
+        return t.version_name(self.version)
+
+    @property
+    def suite_name(self) -> str | None:
+        return None if self.suite_code is None else t.suite_name(self.suite_code)
+
+    def _event(self, ev: Record) -> None:
+        if len(self.events) < MAX_EVENTS:
+            self.events.append(ev)
+        else:
+            self.events_dropped += 1
+
+    def _problem(self, side: int, code: str, message: str, frame: int) -> None:
+        self._event(Problem(side, code, message, frame))
+
+    def _alert(self, a: Alert) -> None:
+        if len(self.alerts) < MAX_ALERTS:
+            self.alerts.append(a)
+        self._event(a)
+
+    def _inner_sinks(self) -> tuple | None:
+        if self.inner is None and self.inner_factory is not None:
+            self.inner = self.inner_factory(self)
+            self.inner_factory = None
+        return self.inner
+
+    def _client_hello(self, ch: ClientHello, frame: int, ts: float) -> None:
+        self.client_hellos += 1
+        self._event(Step(0, "client_hello", frame, ts))
+        if self.client_hello is None or self.hrr:
+            first = self.client_hello
+            self.client_hello = ch
+            if first is not None and first.random != ch.random:
+                self._problem(0, "HELLO-MISMATCH", "the ClientHello after the "
+                              "HelloRetryRequest has a different random (RFC 8446 4.1.2)",
+                              frame)
+            self.sni = ch.sni
+
+    def _server_hello(self, sh: ServerHello, frame: int, ts: float) -> None:
+        ch = self.client_hello
+        if sh.hrr:
+            self.hrr = True
+            self.hrr_group = sh.key_share
+            self._event(Step(1, "hello_retry_request", frame, ts))
+            return
+        self._event(Step(1, "server_hello", frame, ts))
+        if self.server_hello is not None:
+            return  # a renegotiation: the first handshake's facts stand
+        self.server_hello = sh
+        self.version = sh.version
+        self.suite_code = sh.cipher_suite
+        self.suite = t.SUITES.get(sh.cipher_suite)
+        if sh.alpn:
+            self.alpn = sh.alpn
+        if sh.version == t.TLS13:
+            self.resumed = sh.psk
+            for d in self.sides:
+                d.encrypted = True
+                d.hs.clear()
+        else:
+            self.resumed = bool(ch is not None and sh.session_id
+                                and sh.session_id == ch.session_id)
+        if ch is None or self.keylog is None:
+            return
+        secrets = self.keylog.secrets(ch.random)
+        if not secrets:
+            self.keys = False
+            return
+        if not supported(self.suite):
+            self.keys = False
+            self._problem(1, "CIPHER-UNSUPPORTED",
+                          f"{t.suite_name(sh.cipher_suite)} cannot be decrypted here", frame)
+            return
+        assert self.suite is not None
+        if sh.version == t.TLS13:
+            chs = secrets.get("CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+            shs = secrets.get("SERVER_HANDSHAKE_TRAFFIC_SECRET")
+            self._app_secret = [secrets.get("CLIENT_TRAFFIC_SECRET_0"),
+                                secrets.get("SERVER_TRAFFIC_SECRET_0")]
+            # Each side on its own: a client that gives up while checking the server's
+            # certificate has logged only the server's handshake secret.
+            self.keys = chs is not None or shs is not None
+            for d, s in zip(self.sides, (chs, shs), strict=True):
+                if s is not None:
+                    d.secret = s
+                    d.protect = Protection.tls13(self.suite, s)
+            return
+        master = secrets.get("CLIENT_RANDOM")
+        if master is None:
+            self.keys = False
+            return
+        self.keys = True
+        self._pending = list(tls12_protections(self.suite, sh.version, master, ch.random,
+                                               sh.random, bool(ch.etm and sh.etm)))
