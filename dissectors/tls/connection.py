@@ -482,7 +482,7 @@ class TLSConnection:
         if not secrets:
             self.keys = False
             return
-        if not supported(self.suite):
+        if not supported(self.suite) or (self.suite.kex == "TLS13") != (sh.version == t.TLS13):
             self.keys = False
             self._problem(1, "CIPHER-UNSUPPORTED",
                           f"{t.suite_name(sh.cipher_suite)} cannot be decrypted here", frame)

@@ -33,7 +33,7 @@ from dissectors.ul.items import parse_associate
 from dissectors.ul.stream import ULStream
 from tests import builders as b
 
-from . import seeds
+from . import seeds, tls_seeds
 from .mutators import (
     INTERESTING16,
     INTERESTING32,
@@ -849,6 +849,98 @@ def cli_from_bytes(data: bytes) -> CliCase:
     return CliCase(analyzer_from_bytes(r.rest()), fmt, ops, t0, hostile)
 
 
+# == TLS record layer, handshake and decryption ===============================================
+
+class TLSCase(NamedTuple):
+    seed: int  # which recorded transcript
+    chunks: list[tuple[int, bytes]]  # (side, bytes), possibly mutated
+    cuts: list[int]  # split points applied to every chunk
+    keys: bool  # with the transcript's key log
+    small_caps: bool  # a 600-byte handshake message cap
+
+
+class _SinkRecorder(_Recorder):
+    __slots__ = ()
+
+    def close(self, frame: int, ts: float) -> None:
+        self.items.append(("close", 0))
+
+
+def _tls_run(case: TLSCase):
+    from dissectors.tls import connection as tc
+    from dissectors.tls.keylog import KeyLog
+
+    kl = None
+    if case.keys:
+        kl = KeyLog()
+        kl.add_lines(tls_seeds.load()[case.seed % len(tls_seeds.load())][0].splitlines())
+    recs = (_SinkRecorder(), _SinkRecorder())
+    conn = tc.TLSConnection(kl, inner=lambda c: recs,
+                            max_handshake=600 if case.small_caps else tc.DEFAULT_MAX_HANDSHAKE)
+    for i, (side, data) in enumerate(case.chunks):
+        d = conn.sides[side & 1]
+        for piece in chunks(data, case.cuts):
+            if piece:
+                d.feed(piece, i + 1, float(i))
+            assert len(d.body) <= tc.MAX_RECORD, "record buffer over a record"
+            assert len(d.hs) <= conn.max_handshake + tc.MAX_RECORD + 4, "handshake buffer grows"
+    for d in conn.sides:
+        d.close(len(case.chunks), 0.0)
+    return conn, recs
+
+
+def check_tls(case: TLSCase) -> None:
+    """No exception; bounded buffers and event lists; escaped strings; plaintext never more
+    than the records carried; unmutated input gives the same result at any split points."""
+    from dissectors.tls import connection as tc
+
+    with time_limit():
+        conn, recs = _tls_run(case)
+    assert len(conn.events) <= tc.MAX_EVENTS and len(conn.alerts) <= tc.MAX_ALERTS
+    for v in (conn.sni, conn.alpn, conn.version_name, conn.suite_name):
+        assert_safe_text(v, "tls")
+    for chain in conn.certificates:
+        for cert in chain or ():
+            assert_safe_text([cert.subject, cert.issuer, cert.error, cert.san], "certificate")
+    for side, r in enumerate(recs):
+        plain = sum(len(v) for k, v in r.items if k == "data")
+        assert plain <= conn.sides[side].app_bytes, "more plaintext than ciphertext"
+    original = tls_seeds.load()[case.seed % len(tls_seeds.load())][1]
+    if case.chunks == original and not case.small_caps:
+        whole, wrecs = _tls_run(case._replace(cuts=[]))
+        assert [r.items for r in recs] == [r.items for r in wrecs], "depends on split points"
+        assert not [e for e in conn.events if isinstance(e, tc.Problem)], conn.events
+
+
+@st.composite
+def tls_strategy(draw: st.DrawFn) -> TLSCase:
+    n = len(tls_seeds.load())
+    seed = draw(st.integers(0, n - 1))
+    chunks_ = list(tls_seeds.load()[seed][1])
+    if draw(st.booleans()):
+        for _ in range(draw(st.integers(1, 3))):
+            i = draw(st.integers(0, len(chunks_) - 1))
+            side, data = chunks_[i]
+            chunks_[i] = (side, draw(mutated(st.just(data), max_ops=4)))
+    if draw(st.booleans()):
+        chunks_ = chunks_[:draw(st.integers(0, len(chunks_)))]
+    if draw(st.integers(0, 9)) == 0:
+        chunks_ = [(draw(st.integers(0, 1)), draw(st.binary(max_size=300)))]
+    return TLSCase(seed, chunks_, draw(split_points(400)), draw(st.booleans()),
+                   draw(st.booleans()))
+
+
+def tls_from_bytes(data: bytes) -> TLSCase:
+    r = ByteReader(data)
+    seed = r.u8() % len(tls_seeds.load())
+    chunks_ = list(tls_seeds.load()[seed][1])
+    for _ in range(r.u8() % 4):
+        i = r.u8() % len(chunks_)
+        chunks_[i] = (chunks_[i][0], r.mutate(chunks_[i][1], 4))
+    cuts = sorted(r.uint(2) % 401 for _ in range(r.u8() % 8))
+    return TLSCase(seed, chunks_, cuts, bool(r.u8() & 1), bool(r.u8() & 1))
+
+
 # == registry ==================================================================================
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
@@ -868,4 +960,6 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            analyzer_strategy, check_analyzer, analyzer_from_bytes, 350),
     Target("cli", "dicomsniff analyze (text and --json) in-process on mutated captures",
            CliCase, cli_strategy, check_cli, cli_from_bytes, 80),
+    Target("tls", "TLSConnection on mutated OpenSSL transcripts, with and without keys",
+           TLSCase, tls_strategy, check_tls, tls_from_bytes, 300),
 )}
