@@ -963,3 +963,14 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("tls", "TLSConnection on mutated OpenSSL transcripts, with and without keys",
            TLSCase, tls_strategy, check_tls, tls_from_bytes, 300),
 )}
+
+# HTTP / multipart / DICOMweb (tests/fuzz/http_targets.py)
+from . import http_targets as _http  # noqa: E402
+
+TARGETS.update({t.name: t for t in (
+    Target("http", "HttpConnection + DICOMweb handler: recorded exchanges mutated, split, gaps",
+           _http.HttpCase, _http.http_strategy, _http.check_http, _http.http_from_bytes, 150),
+    Target("multipart", "MultipartReader on mutated multipart/related bodies, any split",
+           _http.MultipartCase, _http.multipart_strategy, _http.check_multipart,
+           _http.multipart_from_bytes, 400),
+)})

@@ -1,0 +1,176 @@
+"""Record the DICOMweb captures: Orthanc with its DICOMweb plugin (Debian packages ``orthanc``,
+``orthanc-dicomweb``) as the origin server, dicomweb-client and curl as user agents, dcmtk's
+storescu for the DIMSE half of the mixed capture; between two network namespaces.
+
+``sudo python3 -m captures.dicomweb_record [--out DIR] [--prefix dwrec]`` writes
+``captures/dicomweb/*.pcap`` and their ``manifest.json``. Orthanc runs from a config file in a
+scratch directory (never as the system service). The ground truth of each capture is what the
+user agents logged: every request's method, path and status, and the response's content type.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from . import synth
+from .netns import SCU, Testbed
+from .record import describe_pcap
+from .session import Session
+
+OUT = Path(__file__).with_name("dicomweb")
+CLIENT = Path(__file__).with_name("dicomweb_agent.py")
+HTTP_PORT = 8042
+DICOM_PORT = 4242
+ORTHANC = "/usr/sbin/Orthanc"
+PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+
+
+def orthanc_config(work: Path) -> Path:
+    cfg = {
+        "Name": "DICOMSNIFF-ORTHANC",
+        "StorageDirectory": str(work / "db"),
+        "IndexDirectory": str(work / "db"),
+        "Plugins": [PLUGIN],
+        "HttpServerEnabled": True, "HttpPort": HTTP_PORT, "RemoteAccessAllowed": True,
+        "AuthenticationEnabled": False, "HttpCompressionEnabled": False,
+        "KeepAlive": True, "HttpDescribeErrors": True,
+        "DicomServerEnabled": True, "DicomAet": "ORTHANC", "DicomPort": DICOM_PORT,
+        "DicomCheckCalledAet": False, "OrthancExplorerEnabled": False,
+        "WebDavEnabled": False,
+        "DicomWeb": {"Enable": True, "Root": "/dicom-web/", "EnableWado": True,
+                     "WadoRoot": "/wado", "Ssl": False, "StudiesMetadata": "Full",
+                     "SeriesMetadata": "Full"},
+    }
+    path = work / "orthanc.json"
+    path.write_text(json.dumps(cfg, indent=1))
+    return path
+
+
+def _client(s: Session, plan: str, files: Path, truth: Path) -> list[dict[str, Any]]:
+    base = f"http://{s.scp_ip}:{HTTP_PORT}"
+    s.client(f"dicomweb-{plan}", [sys.executable, CLIENT, plan, base, files, truth])
+    return json.loads(truth.read_text())
+
+
+def _curl(s: Session, name: str, groups: list[list[str]]) -> list[dict[str, Any]]:
+    """One curl run, several URLs (``--next`` between option groups): one keep-alive
+    connection. The last item of each group is its URL; truth comes from ``-w``."""
+    fmt = "%{json}\\n"
+    argv: list[str] = ["curl"]
+    for i, g in enumerate(groups):
+        if i:
+            argv.append("--next")
+        argv += ["-sS", "--http1.1", "-o", "/dev/null", "-w", fmt, *g]
+    out = s.client(name, argv)
+    done = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    return [{"method": d["method"], "url": d["url_effective"], "status": d["response_code"],
+             "content_type": d["content_type"], "bytes": d["size_download"]} for d in done]
+
+
+def record(out: Path, prefix: str) -> list[dict[str, Any]]:
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    entries: list[dict[str, Any]] = []
+    try:
+        files = work / "files"
+        images = synth.ct_series(files, key="dicomweb", count=4, rows=64, cols=64)
+        images += synth.ct_series(files, key="dicomweb", count=1, rows=64, cols=64, study=1)
+        mixed = work / "mixed"
+        mixed_images = synth.ct_series(mixed, key="dicomweb-mixed", count=2, rows=64, cols=64,
+                                       patient=2)
+        with Testbed(prefix=prefix, scu_if=f"{prefix[:8]}0", scp_if=f"{prefix[:8]}1") as bed:
+            s = Session(bed, work, out / "unused.pcap")
+            try:
+                cfg = orthanc_config(work)
+                s.server("orthanc", [ORTHANC, cfg], [HTTP_PORT, DICOM_PORT])
+                base = f"http://{s.scp_ip}:{HTTP_PORT}"
+
+                def take(name: str, description: str, run) -> None:
+                    pcap = out / name
+                    with s.capture(SCU, pcap):
+                        truth = run()
+                    entry = {"file": name, "description": description,
+                             "server_ports": [HTTP_PORT], **describe_pcap(pcap),
+                             "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
+                             "exchanges": truth}
+                    entries.append(entry)
+
+                take("stow.pcap", "dicomweb-client -> Orthanc: STOW-RS of two instances, the "
+                     "same again, a study-level STOW with an instance of another study, a part "
+                     "that is not DICOM, a 415",
+                     lambda: _client(s, "stow", files, work / "stow.json"))
+                take("qido.pcap", "dicomweb-client -> Orthanc: QIDO-RS studies/series/"
+                     "instances with matching keys, limit, offset, includefield, fuzzymatching, "
+                     "and a search that matches nothing",
+                     lambda: _client(s, "qido", files, work / "qido.json"))
+                take("wado.pcap", "dicomweb-client -> Orthanc: WADO-RS instance, metadata, "
+                     "frames (the library's default Accept, then octet-stream), rendered, "
+                     "thumbnail, study; 406 for JPEG 2000; 404; WADO-URI default, Part 10, "
+                     "JPEG and an unknown object",
+                     lambda: _client(s, "wado", files, work / "wado.json"))
+                img = images[0]
+                inst = (f"{base}/dicom-web/studies/{img.study_uid}/series/{img.series_uid}"
+                        f"/instances/{img.sop_instance}")
+                take("curl-keepalive.pcap", "curl, one keep-alive connection: QIDO, HEAD of an "
+                     "instance, WADO-RS metadata, an unknown path (404)",
+                     lambda: _curl(s, "curl", [
+                         ["-H", "Accept: application/dicom+json",
+                          f"{base}/dicom-web/studies?PatientID=DSN0001"],
+                         ["-I", "-H", "Accept: application/dicom+json", f"{inst}/metadata"],
+                         ["-H", "Accept: application/dicom+json", f"{inst}/metadata"],
+                         [f"{base}/dicom-web/nothing-here"]]))
+
+                def mixed_run() -> list[dict[str, Any]]:
+                    s.client("storescu", [synth.DCMTK / "storescu", "-aec", "ORTHANC",
+                                          s.scp_ip, DICOM_PORT, *[i.path for i in mixed_images]])
+                    m = mixed_images[0]
+                    inst = (f"{base}/dicom-web/studies/{m.study_uid}/series/{m.series_uid}"
+                            f"/instances/{m.sop_instance}")
+                    return _curl(s, "curl-mixed", [
+                        ["-H", "Accept: application/dicom+json",
+                         f"{base}/dicom-web/studies?PatientID=DSN0003"],
+                        ["-H", "Accept: application/dicom+json", f"{inst}/metadata"],
+                        ["-H", 'Accept: multipart/related; type="application/dicom"', inst]])
+
+                take("mixed-dimse-dicomweb.pcap", "storescu C-STOREs two instances to Orthanc "
+                     "(DIMSE, port 4242), then curl finds and retrieves one of them over "
+                     "DICOMweb (port 8042): one story, two protocols", mixed_run)
+            finally:
+                s.stop_servers()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return entries
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--prefix", default="dwrec")
+    args = ap.parse_args(argv)
+    entries = record(args.out, args.prefix)
+    import subprocess
+    orthanc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "orthanc",
+                              ], capture_output=True, text=True).stdout
+    plugin = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "orthanc-dicomweb"],
+                            capture_output=True, text=True).stdout
+    import dicomweb_client
+    manifest = {"version": 1, "generated_by": "captures/dicomweb_record.py",
+                "network": {"scu": {"ipv4": "192.0.2.1"}, "scp": {"ipv4": "192.0.2.2"}},
+                "tools": {"orthanc": orthanc, "orthanc-dicomweb": plugin,
+                          "dicomweb-client": dicomweb_client.__version__},
+                "captures": entries}
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    for e in entries:
+        print(f"{e['file']}: {e['frames']} frames, {e['size_bytes']} bytes, "
+              f"{len(e['exchanges'])} exchanges", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""DICOMweb (PS3.18) read from HTTP: services, status meanings, bodies, findings."""

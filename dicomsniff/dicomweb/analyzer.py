@@ -1,0 +1,312 @@
+"""DICOMweb over one HTTP connection, and the set of such connections in a capture.
+
+:class:`DicomwebConnection` is the :class:`~dissectors.http.stream.HttpHandler` of one
+connection: it turns request and response heads into a :class:`WebTransaction`, streams the
+bodies through a :class:`BodyReader` chosen by what PS3.18 says the body is, and when the
+response ends hands the transaction to :mod:`.judge` for findings and then to the sink.
+:class:`DicomwebAnalyzer` owns the connections, the ids, the hooks (``on_transaction``,
+``on_finding``, ``on_connection``, mitmproxy style) and what is kept; a flow dispatcher creates
+a connection with :meth:`DicomwebAnalyzer.open_connection` and feeds its two TCP sinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dissectors.http.mediatype import parse_accept
+from dissectors.http.message import HttpMessage
+from dissectors.http.stream import HttpConnection, HttpHandler
+
+from ..model import Finding
+from . import judge, payload, query
+from .bodies import BodyReader
+from .model import HttpConnectionInfo, WebTransaction
+from .services import QIDO, STOW, UPS, WADO_RS, WADO_URI, WebRequest, classify
+from .status import category, meaning
+
+MAX_QUERY_WORDS = 64
+
+
+class _Exchange:
+    """What a request carries between its head and its response's end."""
+
+    __slots__ = ("txn", "request", "web", "req_body", "resp_body", "response", "request_ended",
+                 "response_ended")
+
+    def __init__(self, txn: WebTransaction, request: HttpMessage, web: WebRequest) -> None:
+        self.txn = txn
+        self.request = request
+        self.web = web
+        self.req_body: BodyReader | None = None
+        self.resp_body: BodyReader | None = None
+        self.response: HttpMessage | None = None
+        self.request_ended = False
+        self.response_ended = False
+
+
+class DicomwebConnection(HttpHandler):
+    """HTTP events of one connection in, transactions and findings out."""
+
+    def __init__(self, owner: DicomwebAnalyzer, info: HttpConnectionInfo) -> None:
+        self.owner = owner
+        self.info = info
+        self.close_frame: int | None = None  # a message said Connection: close
+        self.http = HttpConnection(self)
+
+    # -- requests -----------------------------------------------------------------------------
+    def request(self, msg: HttpMessage) -> None:
+        info = self.info
+        info.requests += 1
+        if info.user_agent is None:
+            info.user_agent = msg.header("user-agent")
+        if self.close_frame is not None:
+            self.finding(msg.head_frame, "warning", "DICOMWEB-HTTP-AFTER-CLOSE",
+                         f"request {msg.method} after 'Connection: close' (frame "
+                         f"{self.close_frame}): the connection should have ended there",
+                         "RFC 9112 9.6")
+        if _says_close(msg):
+            self.close_frame = msg.head_frame
+        web = classify(msg.method or "", msg.target or "")
+        txn = WebTransaction(self.owner.next_id(), info.id, web.service or "HTTP", web.action,
+                             msg.method or "", (msg.target or "")[:2048], msg.http_version,
+                             msg.head_frame, msg.head_ts)
+        txn.level, txn.study, txn.series, txn.instance = (web.level, web.study, web.series,
+                                                          web.instance)
+        txn.frames, txn.workitem = web.frames[:64], web.workitem
+        if web.service == QIDO:
+            txn.query = query.describe(web.params)
+        elif web.service is not None:
+            txn.query = [f"{k}={v}"[:200] for k, v in web.params[:MAX_QUERY_WORDS]]
+        txn.accept = [v[:300] for v in msg.header_all("accept")[:8]]
+        txn.request_content_type = msg.header("content-type")
+        txn.user_agent = msg.header("user-agent")
+        ex = _Exchange(txn, msg, web)
+        if msg.chunked or msg.content_length:
+            cap = payload.JSON_CAP if web.service in (UPS, STOW) else 0
+            ex.req_body = BodyReader(txn.request_content_type, copy_cap=cap)
+        msg.tag = ex
+
+    # -- responses ----------------------------------------------------------------------------
+    def response(self, msg: HttpMessage) -> None:
+        info = self.info
+        info.responses += 1
+        if info.server_software is None:
+            info.server_software = msg.header("server")
+        if _says_close(msg) and self.close_frame is None:
+            self.close_frame = msg.head_frame
+        ex = msg.request.tag if msg.request is not None else None
+        if not isinstance(ex, _Exchange):
+            return
+        msg.tag = ex
+        ex.response = msg
+        txn = ex.txn
+        txn.status = msg.status
+        txn.reason_phrase = msg.reason
+        txn.status_category = category(msg.status)
+        txn.status_meaning = meaning(msg.status, ex.web.service)
+        txn.response_content_type = msg.header("content-type")
+        txn.response_time = msg.head_ts
+        txn.response_frames.append(msg.head_frame)
+        status = msg.status or 0
+        service = ex.web.service
+        if status >= 400:
+            ex.resp_body = BodyReader(txn.response_content_type, copy_cap=payload.TEXT_CAP * 4)
+        elif service in (QIDO, STOW, UPS) or (service == WADO_RS
+                                              and txn.action.endswith("Metadata")):
+            ex.resp_body = BodyReader(txn.response_content_type, copy_cap=payload.JSON_CAP)
+        elif service in (WADO_RS, WADO_URI):
+            ex.resp_body = BodyReader(txn.response_content_type, head_cap=payload.HEAD_BYTES)
+        else:
+            ex.resp_body = BodyReader(txn.response_content_type)
+
+    def informational(self, request: HttpMessage, status: int, frame: int, ts: float) -> None:
+        ex = request.tag
+        if isinstance(ex, _Exchange):
+            ex.txn.informational.append(status)
+
+    # -- bodies -------------------------------------------------------------------------------
+    def body(self, msg: HttpMessage, data: bytes) -> None:
+        ex = msg.tag
+        if isinstance(ex, _Exchange):
+            r = ex.req_body if msg.side == 0 else ex.resp_body
+            if r is not None:
+                r.feed(data)
+
+    def body_gap(self, msg: HttpMessage, n: int) -> None:
+        ex = msg.tag
+        if isinstance(ex, _Exchange):
+            ex.txn.bytes_missing += n
+            r = ex.req_body if msg.side == 0 else ex.resp_body
+            if r is not None:
+                r.gap()
+
+    def end(self, msg: HttpMessage) -> None:
+        ex = msg.tag
+        if not isinstance(ex, _Exchange):
+            return
+        txn = ex.txn
+        if msg.side == 0:
+            txn.request_end_frame, txn.request_end_time = msg.end_frame, msg.end_ts
+            txn.request_bytes = msg.body_bytes
+            txn.request_complete = msg.complete
+            if ex.req_body is not None:
+                ex.req_body.close()
+            judge.request_done(self, ex)
+            if msg.error:
+                self.finding(msg.end_frame or msg.head_frame, "warning",
+                             "DICOMWEB-HTTP-TRUNCATED", f"{txn.command} {txn.action}: the "
+                             f"request ended early: {msg.error}", "RFC 9112 6")
+            ex.request_ended = True
+            if ex.response_ended:  # the server answered before the request body ended
+                self._finish(ex)
+            return
+        txn.response_end_time = msg.end_ts
+        if msg.end_frame is not None and msg.end_frame != msg.head_frame:
+            txn.response_frames.append(msg.end_frame)
+        txn.response_bytes = msg.body_bytes
+        txn.response_complete = msg.complete
+        if ex.resp_body is not None:
+            ex.resp_body.close()
+        if msg.error:
+            self.finding(msg.end_frame or msg.head_frame, "warning", "DICOMWEB-HTTP-TRUNCATED",
+                         f"{txn.command} {txn.action}: the response (status {txn.status}) "
+                         f"ended early after {msg.body_bytes} body bytes: {msg.error}",
+                         "RFC 9112 6")
+        ex.response_ended = True
+        if ex.request_ended:
+            self._finish(ex)
+
+    def _finish(self, ex: _Exchange) -> None:
+        """Both messages are over: judge the exchange, hand the transaction out."""
+        judge.response_done(self, ex)
+        self._emit(ex)
+
+    def unanswered(self, request: HttpMessage) -> None:
+        ex = request.tag
+        if not isinstance(ex, _Exchange) or ex.response is not None:
+            return
+        txn = ex.txn
+        self.finding(request.head_frame, "warning", "DICOMWEB-UNANSWERED",
+                     f"{txn.command} {txn.action}: no response seen for {txn.method} "
+                     f"{_short(txn.target)}", "RFC 9112 9.3")
+        self._emit(ex)
+
+    def problem(self, side: int, code: str, text: str, frame: int) -> None:
+        who = "client" if side == 0 else "server"
+        sev = "info" if code == "HTTP-RESYNC" else "error"
+        self.finding(frame, sev, "DICOMWEB-" + code, f"{who}: {text}", "RFC 9112")
+
+    def tunnel(self, frame: int) -> None:
+        self.info.tunnelled = True
+
+    # -- out ----------------------------------------------------------------------------------
+    def finding(self, frame: int | None, severity: str, code: str, message: str,
+                section: str | None) -> None:
+        self.info.findings += 1
+        self.owner.emit_finding(Finding(severity, code, message, frame, self.info.id, section,
+                                        [frame] if frame else []))
+
+    def _emit(self, ex: _Exchange) -> None:
+        ex.request.tag = None
+        if ex.response is not None:
+            ex.response.tag = None
+        ex.req_body = ex.resp_body = None
+        self.info.transactions += 1
+        self.owner.emit_transaction(ex.txn)
+
+    def close(self, how: str, frame: int, ts: float) -> None:
+        self.http.close(frame, ts)
+        self.info.outcome = "tunnelled" if self.info.tunnelled else how
+
+
+def _says_close(msg: HttpMessage) -> bool:
+    if any("close" in v.lower() for v in msg.header_all("connection")):
+        return True
+    return msg.http_version == "1.0" and not any(
+        "keep-alive" in v.lower() for v in msg.header_all("connection"))
+
+
+def _short(target: str, n: int = 100) -> str:
+    return target if len(target) <= n else target[:n - 3] + "..."
+
+
+def accept_words(values: list[str]) -> list[str]:
+    """Each media range of the Accept header(s), with its transfer-syntax named."""
+    from pydicom.uid import UID
+
+    out = []
+    for v in values:
+        for mtype, params in parse_accept(v):
+            word = mtype
+            inner = params.get("type")
+            if inner:
+                word += f" of {inner}"
+            ts = params.get("transfer-syntax")
+            if ts:
+                name = UID(ts).name if ts != "*" else "any transfer syntax"
+                word += f" in {name}" if name != ts else f" in transfer syntax {ts}"
+            out.append(word)
+    return out
+
+
+class DicomwebAnalyzer:
+    """Every HTTP connection of a capture: ids, hooks, what is kept."""
+
+    def __init__(self, *, keep: bool = True, max_findings: int = 100_000,
+                 next_id: Callable[[], int] | None = None) -> None:
+        self.keep = keep
+        self.max_findings = max_findings
+        self.connections: list[HttpConnectionInfo] = []
+        self.transactions: list[WebTransaction] = []
+        self.findings: list[Finding] = []
+        self.findings_dropped = 0
+        self.on_transaction: list[Callable[[WebTransaction], None]] = []
+        self.on_finding: list[Callable[[Finding], None]] = []
+        self.on_connection: list[Callable[[HttpConnectionInfo], None]] = []
+        self._ids = 0
+        self._conn_ids = 0
+        self._next_id = next_id
+
+    def next_id(self) -> int:
+        if self._next_id is not None:
+            return self._next_id()
+        self._ids += 1
+        return self._ids
+
+    def open_connection(self, client: str, server: str, frame: int, ts: float,
+                        conn_id: int | None = None) -> DicomwebConnection:
+        """A new HTTP connection; feed ``result.http.directions[0/1]`` with client/server
+        bytes (they are TCP sinks: ``feed``, ``gap``) and call ``close_connection`` at its
+        end."""
+        if conn_id is None:
+            self._conn_ids += 1
+            conn_id = self._conn_ids
+        info = HttpConnectionInfo(conn_id, client, server)
+        info.first_frame, info.start = frame, ts
+        return DicomwebConnection(self, info)
+
+    def close_connection(self, conn: DicomwebConnection, how: str, frame: int,
+                         ts: float) -> None:
+        conn.close(how, frame, ts)
+        info = conn.info
+        info.last_frame, info.end = frame, ts
+        info.bytes = {"client": conn.http.requests.bytes_in,
+                      "server": conn.http.responses.bytes_in}
+        if self.keep:
+            self.connections.append(info)
+        for cb in self.on_connection:
+            cb(info)
+
+    def emit_transaction(self, txn: WebTransaction) -> None:
+        if self.keep:
+            self.transactions.append(txn)
+        for cb in self.on_transaction:
+            cb(txn)
+
+    def emit_finding(self, f: Finding) -> None:
+        if len(self.findings) < self.max_findings:
+            self.findings.append(f)
+        else:
+            self.findings_dropped += 1
+        for cb in self.on_finding:
+            cb(f)

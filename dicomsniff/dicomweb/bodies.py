@@ -1,0 +1,140 @@
+"""One message body as DICOMweb reads it: parts summarised, a bounded copy where needed.
+
+A body streams through :class:`BodyReader` once. multipart/related bodies go through the
+streaming :class:`~dissectors.http.multipart.MultipartReader`; of each part only its first
+bytes are kept (``payload.HEAD_BYTES`` of an instance, to read its UIDs; a DICOM JSON part up
+to ``payload.JSON_CAP``) and dropped when the part ends, leaving a small summary. A single
+body keeps its first bytes (to tell what it is) and, when asked, a copy up to a cap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dissectors.http.mediatype import parse_media_type
+from dissectors.http.multipart import MultipartHandler, MultipartReader, Part
+
+from . import payload
+
+MAX_PARTS_LISTED = 1000  # part summaries kept per message; the rest are counted
+SNIFF_BYTES = 64
+
+
+class BodyReader(MultipartHandler):
+    """Feed the decoded body; read ``parts``, ``head``, ``copy`` and ``problems`` at the end."""
+
+    __slots__ = ("media_type", "params", "reader", "head", "head_cap", "copy", "copy_cap",
+                 "overflow", "parts", "part_count", "problems", "_buf", "_buf_cap", "lost")
+
+    def __init__(self, content_type: str | None, *, copy_cap: int = 0,
+                 head_cap: int = SNIFF_BYTES) -> None:
+        self.media_type, self.params = parse_media_type(content_type)
+        self.head = bytearray()
+        self.head_cap = head_cap
+        self.copy = bytearray() if copy_cap else None
+        self.copy_cap = copy_cap
+        self.overflow = False  # the body was longer than copy_cap: not decoded
+        self.parts: list[dict[str, Any]] = []
+        self.part_count = 0
+        self.problems: list[tuple[str, str]] = []
+        self._buf = bytearray()
+        self._buf_cap = 0
+        self.lost = False
+        self.reader: MultipartReader | None = None
+        if self.media_type.startswith("multipart/"):
+            boundary = self.params.get("boundary")
+            if boundary:
+                self.reader = MultipartReader(boundary, self)
+            else:
+                self.problems.append(("MULTIPART-NO-BOUNDARY",
+                                      f"{self.media_type} without a boundary parameter "
+                                      "(RFC 2046 5.1.1): its parts cannot be read"))
+
+    # -- the body stream -------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if self.lost:
+            return
+        if self.reader is not None:
+            self.reader.feed(data)
+            return
+        if len(self.head) < self.head_cap:
+            self.head += data[:self.head_cap - len(self.head)]
+        c = self.copy
+        if c is not None and not self.overflow:
+            if len(c) + len(data) > self.copy_cap:
+                self.overflow = True
+                self.copy = None
+            else:
+                c += data
+
+    def gap(self) -> None:
+        """Bytes missing: parts after this point cannot be delimited; the copy is useless."""
+        self.lost = True
+        self.copy = None
+        if self.reader is not None:
+            self.problems.append(("MULTIPART-GAP", "bytes missing from the capture inside "
+                                  "a multipart body: the parts after the gap are not read"))
+
+    def close(self) -> None:
+        if self.reader is not None and not self.lost:
+            self.reader.close()
+
+    # -- multipart parts ---------------------------------------------------------------------
+    def part(self, part: Part) -> None:
+        self.part_count += 1
+        mtype = self._part_type(part)
+        self._buf = bytearray()
+        if mtype == "application/dicom":
+            self._buf_cap = payload.HEAD_BYTES
+        elif mtype in ("application/dicom+json", "application/json"):
+            self._buf_cap = payload.JSON_CAP
+        else:
+            self._buf_cap = SNIFF_BYTES
+
+    def part_data(self, part: Part, data: bytes) -> None:
+        b = self._buf
+        if len(b) < self._buf_cap:
+            b += data[:self._buf_cap - len(b)]
+
+    def part_end(self, part: Part) -> None:
+        if len(self.parts) >= MAX_PARTS_LISTED:
+            self._buf = bytearray()
+            return
+        mtype = self._part_type(part)
+        summary: dict[str, Any] = {"index": part.index, "media_type": mtype,
+                                   "bytes": part.bytes, "complete": part.complete}
+        ts = part.params.get("transfer-syntax")
+        if ts:
+            summary["transfer_syntax"] = ts[:64]
+        data = bytes(self._buf)
+        self._buf = bytearray()
+        if mtype == "application/dicom":
+            hdr = payload.instance_header(data)
+            if hdr is None:
+                summary["not_part10"] = True
+                summary["sniffed"] = payload.sniff(data)
+            else:
+                summary.update({k: v for k, v in hdr.items() if v is not None})
+        elif mtype in ("application/dicom+json", "application/json"):
+            if part.bytes <= payload.JSON_CAP:
+                doc = payload.load_json(data)
+                if isinstance(doc, list):
+                    summary["datasets"] = len(doc)
+                    uids = [payload.dataset_uids(d) for d in doc[:MAX_PARTS_LISTED]]
+                    summary["instances"] = [{"sop_class": c, "sop_instance": i}
+                                            for c, i in uids if i]
+                elif doc is None:
+                    summary["not_json"] = True
+        else:
+            sniffed = payload.sniff(data)
+            if sniffed:
+                summary["sniffed"] = sniffed
+        self.parts.append(summary)
+
+    def problem(self, code: str, text: str) -> None:
+        if len(self.problems) < 20:
+            self.problems.append((code, text))
+
+    def _part_type(self, part: Part) -> str:
+        # RFC 2387: a part without Content-Type has the multipart's "type" parameter.
+        return part.content_type or parse_media_type(self.params.get("type"))[0]

@@ -1,0 +1,213 @@
+"""Fuzz targets for the HTTP dissector, the multipart reader and the DICOMweb interpretation.
+
+``http``: both directions of an HTTP connection (real DICOMweb exchanges from the recordings,
+mutated, cut at random points, with gaps) through :class:`HttpConnection` and the DICOMweb
+handler. Invariants: no exception, buffers within their caps, every wire string escaped, and
+for unmutated input the same transactions whatever the segmentation.
+``multipart``: mutated multipart/related bodies; parts stream, nothing is held.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import NamedTuple
+
+from hypothesis import strategies as st
+
+from dicomsniff.dicomweb.analyzer import DicomwebAnalyzer
+from dissectors.http.multipart import MultipartHandler, MultipartReader
+from dissectors.http.stream import DEFAULT_MAX_HEAD, DEFAULT_MAX_HELD
+
+from .mutators import ByteReader, chunks, mutated, split_points
+
+CAPTURES = Path(__file__).resolve().parent.parent.parent / "captures" / "dicomweb"
+
+
+class _Collect:
+    """A TCP sink that keeps the first 256 KiB of one direction."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def feed(self, data, frame: int, ts: float) -> None:
+        if len(self.data) < 256 * 1024:
+            self.data += data[:256 * 1024 - len(self.data)]
+
+    def gap(self, n: int, frame: int, ts: float) -> None:
+        pass
+
+
+@functools.lru_cache(maxsize=1)
+def seed_conversations() -> list[tuple[bytes, bytes]]:
+    """(client bytes, server bytes) of each recorded HTTP connection, plus hand-built shapes."""
+    from dicomsniff.sources.capture import CaptureReader
+    from dissectors.net import ETH_IPV4, TCP_SYN, reverse_key, tcp_segment
+    from dissectors.tcp import TcpDirection
+
+    out: list[tuple[bytes, bytes]] = []
+    for pcap in sorted(CAPTURES.glob("*.pcap")):
+        flows: dict[bytes, TcpDirection] = {}
+        order: list[bytes] = []
+        reader = CaptureReader(pcap)
+        try:
+            for frame, (ts, _lt, buf, _o) in enumerate(reader, 1):
+                seg = tcp_segment(buf, ETH_IPV4, 14)
+                if seg is None:
+                    continue
+                key, seq, _ack, flags, ps, pe, _w = seg
+                d = flows.get(key)
+                if d is None:
+                    d = flows[key] = TcpDirection(_Collect())
+                    if flags & TCP_SYN and not flags & 0x10:
+                        order.append(key)
+                if flags & TCP_SYN:
+                    d.syn(seq)
+                elif pe > ps:
+                    d.segment(seq, buf[ps:pe], frame, ts)
+        finally:
+            reader.close()
+        for key in order:
+            c, s_ = flows[key].sink.data, flows.get(reverse_key(key))
+            if (c.startswith((b"GET ", b"POST ", b"HEAD ")) and s_ is not None
+                    and len(c) < 256 * 1024 and len(s_.sink.data) < 256 * 1024):
+                out.append((bytes(c), bytes(s_.sink.data)))
+    out.append((b"GET /dicom-web/studies HTTP/1.1\r\nHost: a\r\n\r\n" * 3,
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                b"\r\n2\r\n[]\r\n0\r\n\r\n" + b"HTTP/1.1 204 No Content\r\n\r\n" * 2))
+    return out
+
+
+class HttpCase(NamedTuple):
+    client: bytes
+    server: bytes
+    cuts: list[int]
+    gaps: list[tuple[int, int]]  # (chunk index, missing bytes) on the server side
+    valid: bool
+
+
+def _run(case: HttpCase, cuts: list[int]) -> tuple[list[tuple], DicomwebAnalyzer]:
+    web = DicomwebAnalyzer()
+    conn = web.open_connection("192.0.2.1:1", "192.0.2.2:80", 1, 0.0)
+    req, resp = conn.http.directions
+    gap_at = dict(case.gaps)
+    cs, ss = chunks(case.client, cuts), chunks(case.server, cuts)
+    for i in range(max(len(cs), len(ss))):
+        if i < len(cs):
+            req.feed(cs[i], i + 1, float(i))
+        if i in gap_at:
+            resp.gap(gap_at[i], i + 1, float(i))
+        if i < len(ss):
+            resp.feed(ss[i], i + 1, float(i))
+        for d in (req, resp):
+            assert len(d.headbuf) <= DEFAULT_MAX_HEAD + max(len(case.client), len(case.server))
+            assert len(d.carry) <= 8 * 1024
+        assert len(conn.http.responses.held) <= DEFAULT_MAX_HELD
+        assert len(conn.http.requests.held) <= DEFAULT_MAX_HELD
+    web.close_connection(conn, "eof", 999, 9.0)
+    summary = [(t.method, t.target, t.status, t.request_bytes, t.response_bytes,
+                t.response_complete) for t in web.transactions]
+    return summary, web
+
+
+def check_http(case: HttpCase) -> None:
+    from .targets import assert_safe_text, time_limit
+
+    with time_limit():
+        got, web = _run(case, case.cuts)
+        whole, _ = _run(case, [])
+    for t in web.transactions:
+        rec = t.to_record()
+        assert rec["type"] == "transaction" and rec["protocol"] == "dicomweb"
+        assert_safe_text(rec, "transaction")  # every wire string escaped, at any depth
+    for f in web.findings:
+        assert f.code.startswith("DICOMWEB-") and f.message
+        assert_safe_text(f.message, f.code)
+    for c in web.connections:
+        assert_safe_text(c.to_record(), "connection")
+    if case.valid and not case.gaps:
+        assert got == whole, "transactions depend on how the stream was split"
+        assert not any(f.code.startswith("DICOMWEB-HTTP") for f in web.findings)
+
+
+def http_strategy() -> st.SearchStrategy[HttpCase]:
+    seeds = seed_conversations()
+
+    @st.composite
+    def case(draw: st.DrawFn) -> HttpCase:
+        client, server = draw(st.sampled_from(seeds))
+        valid = draw(st.booleans())
+        if not valid:
+            client = draw(mutated(st.just(client[:4096])))
+            server = draw(mutated(st.just(server[:4096])))
+        cuts = draw(split_points(max(len(client), len(server))))
+        gaps = [] if valid else draw(st.lists(st.tuples(st.integers(0, len(cuts)),
+                                                        st.sampled_from([1, 100, 1 << 20])),
+                                              max_size=2))
+        return HttpCase(client, server, cuts, gaps, valid)
+    return case()
+
+
+def http_from_bytes(data: bytes) -> HttpCase:
+    r = ByteReader(data)
+    mode = r.u8() % 3
+    cuts = sorted(r.uint(2) for _ in range(r.u8() % 12))
+    client, server = r.pick(seed_conversations())
+    if mode == 0:
+        return HttpCase(client, server, cuts, [], True)
+    if mode == 1:
+        return HttpCase(r.mutate(client[:4096]), r.mutate(server[:4096]), cuts, [], False)
+    rest = r.rest()
+    return HttpCase(rest[: len(rest) // 2], rest[len(rest) // 2:], cuts, [], False)
+
+
+class MultipartCase(NamedTuple):
+    body: bytes
+    boundary: str
+    cuts: list[int]
+
+
+class _Count(MultipartHandler):
+    def __init__(self) -> None:
+        self.parts = 0
+        self.bytes = 0
+
+    def part(self, part):
+        self.parts += 1
+
+    def part_data(self, part, data):
+        self.bytes += len(data)
+
+
+def _read(case: MultipartCase, cuts: list[int]) -> tuple[int, int]:
+    h = _Count()
+    r = MultipartReader(case.boundary, h, max_head=2048)
+    for piece in chunks(case.body, cuts):
+        r.feed(piece)
+        assert len(r.tail) <= max(len(r.delim), 2048 + 4)
+    r.close()
+    assert h.bytes <= len(case.body)
+    return h.parts, h.bytes
+
+
+_BODY = (b"--bb\r\nContent-Type: application/dicom\r\n\r\n" + b"\x00" * 128 + b"DICM\x02\x00"
+         + b"\r\n--bb\r\n\r\nsecond\r\n--bb--\r\n")
+
+
+def check_multipart(case: MultipartCase) -> None:
+    from .targets import time_limit
+
+    with time_limit():
+        assert _read(case, case.cuts) == _read(case, [])
+
+
+def multipart_strategy() -> st.SearchStrategy[MultipartCase]:
+    return st.builds(lambda body, b, cuts: MultipartCase(body, b, cuts),
+                     mutated(st.just(_BODY)), st.sampled_from(["bb", "b", "x" * 71]),
+                     split_points(len(_BODY) + 64))
+
+
+def multipart_from_bytes(data: bytes) -> MultipartCase:
+    r = ByteReader(data)
+    cuts = sorted(r.uint(2) for _ in range(r.u8() % 12))
+    return MultipartCase(r.mutate(_BODY), "bb", cuts)
