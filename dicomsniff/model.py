@@ -185,6 +185,8 @@ class Transaction(Record):
         "action_type",
         "request_command",
         "response_command",
+        "sub_associations",
+        "dataset_missing",
     )
     __slots__ = _fields
     id: int
@@ -219,6 +221,8 @@ class Transaction(Record):
     action_type: int | None
     request_command: dict[str, Any] | None
     response_command: dict[str, Any] | None
+    sub_associations: list[int]  # C-MOVE: the associations its SCP opened for its C-STOREs
+    dataset_missing: int  # bytes of the request's data set lost to gaps in the capture
 
     def __init__(
         self,
@@ -254,6 +258,8 @@ class Transaction(Record):
         action_type: int | None = None,
         request_command: dict[str, Any] | None = None,
         response_command: dict[str, Any] | None = None,
+        sub_associations: list[int] | None = None,
+        dataset_missing: int = 0,
     ) -> None:
         self.id = id
         self.association = association
@@ -287,6 +293,8 @@ class Transaction(Record):
         self.action_type = action_type
         self.request_command = request_command
         self.response_command = response_command
+        self.sub_associations = [] if sub_associations is None else sub_associations
+        self.dataset_missing = dataset_missing
 
 
     @property
@@ -314,13 +322,15 @@ class Transaction(Record):
             "response_frames": self.response_frames, "request_time": self.request_time,
             "request_end_time": self.request_end_time, "response_time": self.response_time,
             "latency": self.latency, "dataset_bytes": self.dataset_bytes,
-            "dataset_partial": self.dataset_partial, "transfer_syntax": self.transfer_syntax,
+            "dataset_partial": self.dataset_partial, "dataset_missing": self.dataset_missing,
+            "transfer_syntax": self.transfer_syntax,
             "response_dataset_bytes": self.response_dataset_bytes,
         }
         if self.command in ("C-MOVE", "C-GET"):
             rec["suboperations"] = self.suboperations
         if self.command == "C-MOVE":
             rec["move_destination"] = self.move_destination
+            rec["sub_associations"] = self.sub_associations
         if self.error_comment is not None:
             rec["error_comment"] = self.error_comment
         if self.cancel_frame is not None:
@@ -363,6 +373,7 @@ class Association(Record):
         "release_frames",
         "transactions",
         "findings",
+        "move_transaction",
     )
     __slots__ = _fields
     id: int
@@ -392,6 +403,7 @@ class Association(Record):
     release_frames: list[int]
     transactions: list[Transaction]
     findings: list[Finding]
+    move_transaction: int | None  # the C-MOVE this sub-association carries the C-STOREs of
 
     def __init__(
         self,
@@ -422,6 +434,7 @@ class Association(Record):
         release_frames: list[int] | None = None,
         transactions: list[Transaction] | None = None,
         findings: list[Finding] | None = None,
+        move_transaction: int | None = None,
     ) -> None:
         self.id = id
         self.client = client
@@ -450,6 +463,7 @@ class Association(Record):
         self.release_frames = [] if release_frames is None else release_frames
         self.transactions = [] if transactions is None else transactions
         self.findings = [] if findings is None else findings
+        self.move_transaction = move_transaction
 
 
     @property
@@ -485,4 +499,5 @@ class Association(Record):
                          for c in self.contexts.values()],
             "pdus": self.pdus, "bytes": self.bytes,
             "transactions": len(self.transactions), "findings": len(self.findings),
+            "move_transaction": self.move_transaction,
         }

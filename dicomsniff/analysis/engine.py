@@ -37,6 +37,7 @@ from dissectors.tcp import DEFAULT_MAX_BUFFER, TcpDirection
 from dissectors.ul.stream import PDV_DATA, ULStream, plausible_pdu
 
 from ..model import Association, Finding, Transaction
+from .moves import MoveLinker
 from .rules import RuleConfig, RuleSet, tcp_window
 from .tracker import AssociationTracker
 
@@ -225,6 +226,7 @@ class Analyzer:
         self.linktypes: set[int] = set()
         # Findings rules (analysis/rules): run as each association ends and at the end.
         self.rules = RuleSet(rules).attach(self)
+        MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
 
     # -- ids and findings -----------------------------------------------------------------
     def _txn_seq(self) -> int:

@@ -414,6 +414,7 @@ class AssociationTracker:
         t.request_end_time = m.end_ts
         t.dataset_bytes = m.dataset_bytes
         t.dataset_partial = m.partial
+        t.dataset_missing = m.dataset_missing
         if m.dataset_first_frame is not None and m.dataset_last_frame is not None:
             t.dataset_frames = (m.dataset_first_frame, m.dataset_last_frame)
 

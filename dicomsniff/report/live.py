@@ -274,7 +274,9 @@ class ConsoleOutput:
         parts.append((_ms(t.latency), ""))
         nbytes = t.dataset_bytes + t.response_dataset_bytes
         if nbytes:
-            parts.append((_size(nbytes) + (" partial" if t.dataset_partial else ""), "dim"))
+            gone = (f" ({_size(t.dataset_missing)} missing)" if t.dataset_missing
+                    else " partial" if t.dataset_partial else "")
+            parts.append((_size(nbytes) + gone, "dim"))
         self._line(t.response_time or t.request_time, t.association, *parts)
 
     def finding(self, f: Finding, a: Association | None, clock: float | None) -> None:

@@ -121,9 +121,9 @@ def association_title(a: Association) -> Text:
     if a.outcome in ("rejected", "aborted"):
         who = f" by {a.abort['by']}" if a.abort else ""
         head.append(f"{who} ({a.source}: {a.reason})")
-    move = getattr(a, "move_transaction", None)
+    move = a.move_transaction
     if move is not None:
-        head.append(f"  for C-MOVE txn {move}", style="dim")
+        head.append(f"  C-STOREs of C-MOVE txn {move}", style="dim")
     return head
 
 
@@ -250,9 +250,10 @@ def transaction_body(t: Transaction) -> Text:
     nbytes = t.dataset_bytes + t.response_dataset_bytes
     if nbytes:
         b.append(f"  {size(nbytes)}")
-        if t.dataset_partial:
-            b.append(f" ({size(t.dataset_partial)} missing)" if t.dataset_partial is not True
-                     else " partial", style="yellow")
+        if t.dataset_missing:
+            b.append(f" ({size(t.dataset_missing)} missing)", style="yellow")
+        elif t.dataset_partial:
+            b.append(" (partial)", style="yellow")
     b.append("\n" + (uid_name(t.sop_class) or t.sop_class or "-"))
     if t.priority:
         b.append(f"  prio {t.priority}", style="dim")
@@ -263,7 +264,7 @@ def transaction_body(t: Transaction) -> Text:
     extra = []
     if t.suboperations:
         extra.append(suboperations_text(t.suboperations))
-    subs = getattr(t, "sub_associations", None)
+    subs = t.sub_associations
     if subs:
         extra.append("sub-association " + ", ".join(f"#{i}" for i in subs))
     if extra:

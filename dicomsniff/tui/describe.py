@@ -118,7 +118,9 @@ def transaction_rows(t: Transaction, t0: float | None) -> list[tuple[str, Any]]:
                       f"{', '.join(map(str, t.response_frames[:12]))}"
                       + (" ..." if len(t.response_frames) > 12 else "")),
         ("final response", at(t.response_time)), ("latency", duration(t.latency)),
-        ("data set", (size(t.dataset_bytes) + (" (partial)" if t.dataset_partial else "")
+        ("data set", (size(t.dataset_bytes) + (f" ({size(t.dataset_missing)} missing)"
+                                               if t.dataset_missing else " (partial)"
+                                               if t.dataset_partial else "")
                       + (f", frames {t.dataset_frames[0]}-{t.dataset_frames[1]}"
                          if t.dataset_frames else "")) if t.dataset_bytes else "none"),
     ]

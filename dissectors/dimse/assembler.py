@@ -37,6 +37,7 @@ class Message(Record):
         "complete",
         "partial",
         "problems",
+        "dataset_missing",
     )
     __slots__ = _fields
     context_id: int
@@ -54,6 +55,7 @@ class Message(Record):
     complete: bool
     partial: bool
     problems: list[tuple[str, str]]
+    dataset_missing: int  # data set bytes lost to capture gaps while it was in progress
 
     def __init__(
         self,
@@ -72,6 +74,7 @@ class Message(Record):
         complete: bool = False,
         partial: bool = False,
         problems: list[tuple[str, str]] | None = None,
+        dataset_missing: int = 0,
     ) -> None:
         self.context_id = context_id
         self.command = command
@@ -88,6 +91,7 @@ class Message(Record):
         self.complete = complete
         self.partial = partial
         self.problems = [] if problems is None else problems
+        self.dataset_missing = dataset_missing
 
 
 class _Pending(Record):
@@ -250,7 +254,13 @@ class MessageAssembler:
         self.out.append(("complete", m))
 
     def on_gap(self, e: StreamGap) -> None:
-        """Bytes were lost: messages whose framing was lost end as partial."""
+        """Bytes were lost: messages whose framing was lost end as partial. The lost bytes are
+        counted against the data set in progress (exactly when the gap fell inside one
+        fragment; at least that many when the framing was lost too)."""
+        cur = self._current
+        p = self._pending.get(cur) if cur is not None else None
+        if p is not None and p.message is not None and p.message.expects_dataset:
+            p.message.dataset_missing += e.missing
         if not e.resynchronised:
             return
         for ctx, p in list(self._pending.items()):
