@@ -419,3 +419,19 @@ def test_one_lifeline_draws_messages_to_itself():
     assert _size(root)[0] > 200
     assert "note over P1 " in plantuml.render(d) or "P1 -> P1" in plantuml.render(d)
     assert "P1->>P1" in mermaid.render(d)
+
+
+def test_selection_subtitle_keeps_the_wire_spelling_of_ae_titles():
+    """--ae matches regardless of case, but the subtitle names the AE as it was sent."""
+    assocs = analyze("echo.pcap").associations
+    sel = select(assocs, aes=["echoscu"])
+    assert "AE ECHOSCU" in sel.description and "echoscu" not in sel.description
+    called = assocs[0].called_ae
+    sel = select(assocs, between=["echoscu", called.lower()])
+    assert f"between ECHOSCU and {called}" in sel.description
+
+
+def test_cmove_selection_brings_the_linked_sub_association():
+    assocs = analyze("move.pcap").associations
+    sel = select(assocs, commands=["C-MOVE"])
+    assert sel.related == {2} and {a.id for a in sel.associations} == {1, 2}

@@ -48,6 +48,15 @@ def _seen(assocs: Sequence[Association], limit: int = 12) -> str:
     return ", ".join(titles[:limit]) + more if titles else "none"
 
 
+def _as_seen(assocs: Sequence[Association], wanted: str) -> str:
+    """An AE title as the wire spelled it (matching ignores case; the subtitle must not)."""
+    for a in assocs:
+        for title in (a.calling_ae, a.called_ae):
+            if _same(title, wanted):
+                return (title or wanted).strip()
+    return wanted
+
+
 def _ids(assocs: Sequence[Association]) -> str:
     ids = [a.id for a in assocs]
     return f"#{ids[0]}" if len(ids) == 1 else f"#{min(ids)}-#{max(ids)}"
@@ -56,14 +65,9 @@ def _ids(assocs: Sequence[Association]) -> str:
 def _related(t: Transaction, a: Association, assocs: Sequence[Association]) -> list[int]:
     """Associations that belong to ``t``: C-MOVE sub-operations, storage commitment reports."""
     out: list[int] = []
-    if t.command == "C-MOVE" and t.move_destination and t.request_time is not None:
-        end = t.response_time if t.response_time is not None else a.end
-        for b in assocs:
-            if (b is not a and _same(b.calling_ae, a.called_ae or "")
-                    and _same(b.called_ae, t.move_destination)
-                    and _host(b.client) == _host(a.server) and b.start is not None
-                    and b.start >= t.request_time and (end is None or b.start <= end)):
-                out.append(b.id)
+    if t.command == "C-MOVE":
+        known = {b.id for b in assocs}
+        out.extend(i for i in t.sub_associations if i in known)  # analysis/moves.py links them
     elif (t.command == "N-ACTION" and t.sop_class == STORAGE_COMMITMENT
           and t.request_time is not None):
         for b in assocs:
@@ -100,7 +104,7 @@ def select(assocs: Sequence[Association], *, ids: Sequence[int] = (),
             names = " or ".join(repr(t) for t in aes)
             raise SelectionError(f"no association with AE title {names} in the selection; "
                                  f"AE titles seen: {_seen(assocs)}")
-        what.append("AE " + ", ".join(aes))
+        what.append("AE " + ", ".join(_as_seen(chosen, t) for t in aes))
     if between:
         t1, t2 = between
         chosen = [a for a in chosen
@@ -109,7 +113,7 @@ def select(assocs: Sequence[Association], *, ids: Sequence[int] = (),
         if not chosen:
             raise SelectionError(f"no association between {t1!r} and {t2!r} in the selection;"
                                  f" AE titles seen: {_seen(assocs)}")
-        what.append(f"between {t1} and {t2}")
+        what.append(f"between {_as_seen(chosen, t1)} and {_as_seen(chosen, t2)}")
     wanted = frozenset(c.upper() for c in commands)
     related: set[int] = set()
     if wanted:
