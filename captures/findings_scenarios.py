@@ -134,6 +134,29 @@ def no_answer(s: Session, p: dict[str, Any]) -> Truth:
                     operations=[dict(o) for o in op1])]}
 
 
+
+@scenario("findings-killed-scu", "killed-scu.pcap",
+          "storescu -> storescp --sleep-during 1 (a pause at each step of the store): storescu "
+          "is killed (SIGKILL) 1 s after its C-STORE-RQ, so its kernel sends FIN; storescp, "
+          "still inside the store, answers later and the dead socket answers with RST",
+          sample=False, wait=1.0, sleep=1)
+def killed_scu(s: Session, p: dict[str, Any]) -> Truth:
+    images = tiny(s, "killed", 1)
+    out = s.work / "killed-received"
+    out.mkdir(exist_ok=True)
+    s.server("storescp-sleepy", [BIN / "storescp", "-v", "-aet", "ARCHIVE", "-od", out,
+                                 "--sleep-during", p["sleep"], DICOM_PORT], DICOM_PORT)
+    with s.capture():
+        proc = s.start("storescu-killed", [BIN / "storescu", "-v", "-aet", "KILLEDSCU", "-aec",
+                                           "ARCHIVE", s.scp_ip, DICOM_PORT, images[0].path])
+        time.sleep(p["wait"])
+        proc.kill()
+        proc.wait()
+        time.sleep(4 * p["sleep"] + 1)  # storescp wakes, answers, and the RST comes back
+    op1 = [dict(o, status="none") for o in store_ops(images)]
+    return {"server_ports": [DICOM_PORT], "associations": [
+        association(s, "KILLEDSCU", "ARCHIVE", DICOM_PORT, outcome="closed", operations=op1)]}
+
 _ACCEPT_CFG = """\
 [[TransferSyntaxes]]
 [Uncompressed]

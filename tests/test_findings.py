@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 from functools import cache
@@ -189,6 +190,25 @@ def test_killed_peer_closes_without_release() -> None:
     assert "the requestor closed it first" in f.message
     assert "C-STORE message 1 from the requestor" in f.message
 
+
+
+def test_killed_scu_story_starts_at_its_fin_not_the_later_rst() -> None:
+    """storescu killed 1 s after its C-STORE-RQ (killed-scu.pcap): its kernel's FIN is the
+    moment it went away; the RST came 2 s later, when storescp answered the dead socket."""
+    a = analysed("findings/killed-scu.pcap")
+    f = one(a, "ASSOC-CLOSED-NO-RELEASE")
+    fin, rst = 34, 37  # tshark: tcp.flags.fin / tcp.flags.reset from the requestor
+    if TSHARK is not None:
+        assert tshark_frames(FINDINGS / "killed-scu.pcap", "tcp.flags.fin==1") == [fin]
+        assert tshark_frames(FINDINGS / "killed-scu.pcap", "tcp.flags.reset==1") == [rst]
+    assert f"the requestor closed it first (FIN, frame {fin})" in f.message
+    assert f"reset it later (RST, frame {rst})" in f.message
+    t = a.associations[0].transactions[0]
+    assert t.command == "C-STORE" and t.status is None
+    waited = re.search(r"it had waited (\d+) ms for the response", f.message)
+    assert waited and 900 <= int(waited.group(1)) <= 1100, f.message
+    nr = one(a, "DIMSE-NO-RESPONSE")
+    assert f"until the requestor closed the TCP connection (FIN, frame {fin})" in nr.message
 
 def test_abort_in_the_middle_of_a_data_set() -> None:
     a = analysed("abort-mid-transfer.pcap")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from ...model import Association, Transaction
 from .base import AssocView, Hit, check, code, seconds, size
+from .transport import first_end
 
 THROUGHPUT = code("PERF-THROUGHPUT", "info", "PS3.8 9.3.5",
                   "per association: effective throughput, PDUs per data set, and the time "
@@ -180,9 +181,8 @@ def idle(v: AssocView) -> Iterator[Hit]:
     text = (f"no DIMSE operation for {seconds(length)} {what}"
             + (f" ({len(gaps)} idle periods over {seconds(thr)})" if len(gaps) > 1 else ""))
     if timeout:
-        facts = v.transport
-        ender = facts and (facts.rst or facts.fin)
-        who = (a.abort or {}).get("by") or (SIDES[ender[0]] if ender else "one side")
+        ender = first_end(v.transport)
+        who = (a.abort or {}).get("by") or (SIDES[ender[1]] if ender else "one side")
         text += (f": the {who} then ended the association without a release, the usual sign "
                  "of an idle (or ARTIM/DIMSE) timeout expiring; compare with the peers' timeout "
                  "settings")

@@ -14,6 +14,7 @@ from dissectors.ul.reasons import abort_hint, reject_hint
 from ...model import Association, Transaction
 from ..tracker import _UL_SEVERITY
 from .base import AssocView, Hit, check, code, seconds
+from .transport import first_end
 
 SIDES = ("requestor", "acceptor")
 
@@ -150,35 +151,45 @@ def explain_abort(v: AssocView) -> list[Hit]:
 
 @check("ASSOC-CLOSED-NO-RELEASE")
 def explain_close(v: AssocView) -> list[Hit]:
-    a, facts = v.assoc, v.transport
+    a = v.assoc
+    first = first_end(v.transport)
     for f in v.tracker_findings("ASSOC-CLOSED-NO-RELEASE"):
-        who = None
-        if facts is not None:
-            who = facts.rst if v.ended_by == "rst" and facts.rst else facts.fin
-        if who is not None:
-            what = "reset" if v.ended_by == "rst" and facts.rst else "closed"
-            f.message += f"; the {SIDES[who[0]]} {what} it first (frame {who[1]})"
-        by = SIDES[who[0]] if who is not None else None
-        f.message += (_in_flight(a, a.end, by, dropped=True) + ". A peer that drops the "
-                      "connection without A-RELEASE crashed, was stopped, or gave up after a "
-                      "timeout; the other side cannot know whether the last operation succeeded")
+        by, end, later = None, a.end, ""
+        if first is not None:
+            kind, side, frame, ts = first
+            by = SIDES[side]
+            what = "reset" if kind == "RST" else "closed"
+            f.message += f"; the {by} {what} it first ({kind}, frame {frame})"
+            rst = v.transport.rst if kind == "FIN" and v.transport else None
+            if rst is not None:
+                later = f"; the {SIDES[rst[0]]} reset it later (RST, frame {rst[1]})"
+                if rst[0] == side:
+                    later += (f", when the {SIDES[1 - side]} still sent data to the closed "
+                              "connection")
+            end = ts if ts is not None else end
+        f.message += (_in_flight(a, end, by, dropped=True) + later + ". A peer that drops "
+                      "the connection without A-RELEASE crashed, was stopped, or gave up after "
+                      "a timeout; the other side cannot know whether the last operation "
+                      "succeeded")
     return []
 
 
-def _ending(v: AssocView) -> str:
-    """How and where the association ended, in words."""
-    a, facts = v.assoc, v.transport
+def _ending(v: AssocView) -> tuple[str, float | None]:
+    """How and where the association ended, in words, and when."""
+    a = v.assoc
     if a.outcome == "aborted" and a.abort:
-        return f"an A-ABORT from the {a.abort['by']} (frame {a.abort['frame']})"
+        return f"an A-ABORT from the {a.abort['by']} (frame {a.abort['frame']})", a.end
     if a.outcome == "closed":
-        who = facts and (facts.rst if v.ended_by == "rst" and facts.rst else facts.fin)
-        if who:
-            what = "reset" if v.ended_by == "rst" else "closed"
-            return f"the {SIDES[who[0]]} {what} the TCP connection (frame {who[1]})"
-        return "the TCP connection ending"
+        first = first_end(v.transport)
+        if first:
+            kind, side, frame, ts = first
+            what = "reset" if kind == "RST" else "closed"
+            return (f"the {SIDES[side]} {what} the TCP connection ({kind}, frame {frame})",
+                    ts if ts is not None else a.end)
+        return "the TCP connection ending", a.end
     if a.outcome == "released" and a.release_frames:
-        return f"the release (frame {a.release_frames[0]})"
-    return "the end of the capture"
+        return f"the release (frame {a.release_frames[0]})", a.end
+    return "the end of the capture", a.end
 
 
 @check("DIMSE-NO-RESPONSE")
@@ -186,7 +197,7 @@ def explain_no_response(v: AssocView) -> list[Hit]:
     a = v.assoc
     if a.end is None:
         return []
-    ending = _ending(v)
+    ending, end = _ending(v)
     by_frame = {t.request_frame: t for t in a.transactions}
     for f in v.tracker_findings("DIMSE-NO-RESPONSE"):
         t = by_frame.get(f.frame)
@@ -195,6 +206,6 @@ def explain_no_response(v: AssocView) -> list[Hit]:
         if t.dataset_partial:
             f.message += f" (its data set was still incomplete at {ending})"
         else:
-            waited = max(0.0, a.end - (t.request_end_time or t.request_time))
+            waited = max(0.0, (end or a.end) - (t.request_end_time or t.request_time))
             f.message += f" (waited {seconds(waited)} until {ending})"
     return []

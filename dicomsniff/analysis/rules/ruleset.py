@@ -86,11 +86,11 @@ class RuleSet:
                 return
             facts = self._conn_facts(conn)
             if facts is not None and facts.rst is None:
-                facts.rst = (side, frame)
+                facts.rst, facts.rst_ts = (side, frame), ts
         elif flags & TCP_FIN:
             facts = self._conn_facts(conn)
             if facts is not None and facts.fin is None:
-                facts.fin = (side, frame)
+                facts.fin, facts.fin_ts = (side, frame), ts
 
     def zero_window(self, conn: Any, side: int, frame: int) -> None:
         """``side`` advertised a zero receive window (seen on the engine's slow path)."""

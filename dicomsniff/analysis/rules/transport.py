@@ -40,13 +40,28 @@ _EXT = (0, 43, 60)  # IPv6 extension headers walked to reach TCP (as dissectors.
 class ConnFacts:
     """Transport facts of one connection that only the engine's slow path sees."""
 
-    __slots__ = ("rst", "fin", "zero_windows", "zero_window_frames")
+    __slots__ = ("rst", "fin", "rst_ts", "fin_ts", "zero_windows", "zero_window_frames")
 
     def __init__(self) -> None:
         self.rst: tuple[int, int] | None = None  # (side, frame) of the first RST
         self.fin: tuple[int, int] | None = None  # (side, frame) of the first FIN
+        self.rst_ts: float | None = None
+        self.fin_ts: float | None = None
         self.zero_windows = [0, 0]
         self.zero_window_frames: list[int | None] = [None, None]
+
+
+def first_end(facts: ConnFacts | None) -> tuple[str, int, int, float | None] | None:
+    """The first FIN or RST of a connection: (``"FIN"``|``"RST"``, side, frame, time).
+
+    A killed process's kernel sends FIN at once; the RST comes later, when the other side
+    writes to the dead socket. Telling the story from the RST would move the moment the peer
+    went away to whenever the other side next spoke."""
+    if facts is None:
+        return None
+    ends = [(kind, who[0], who[1], ts) for kind, who, ts in
+            (("FIN", facts.fin, facts.fin_ts), ("RST", facts.rst, facts.rst_ts)) if who]
+    return min(ends, key=lambda e: e[2]) if ends else None
 
 
 def tcp_window(buf: bytes | memoryview, etype: int, off: int) -> int | None:
