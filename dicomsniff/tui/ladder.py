@@ -116,10 +116,14 @@ class Ladder:
             return self._note(item, k, chars)
         return self._message(item, k, chars)
 
-    def _finish(self, chars: list[str], spans: list[tuple[int, int, str]]) -> Text:
+    def _finish(self, chars: list[str], spans: list[tuple[int, int, str]],
+                covered: tuple[int, int] = (0, 0)) -> Text:
+        """``covered``: columns a note drew over; the lifelines under it are not coloured
+        (a grey cell in the middle of a note's words reads as a stray character)."""
         t = Text("".join(chars))
         for x in self.x:
-            t.stylize("grey50", x, x + 1)
+            if not covered[0] <= x < covered[1]:
+                t.stylize("grey50", x, x + 1)
         t.stylize("dim", 0, GUTTER - 1)
         for a, b, style in spans:
             if style:
@@ -165,7 +169,7 @@ class Ladder:
         cells = list(s.ljust(b - a))
         chars[a:b] = cells
         del chars[self.width:]
-        return self._finish(chars, [(a, b, NOTE_STYLE.get(n.style, ""))])
+        return self._finish(chars, [(a, b, NOTE_STYLE.get(n.style, ""))], (a, b))
 
     def _note_span(self, n: Note) -> tuple[int, int]:
         if n.first == n.last:

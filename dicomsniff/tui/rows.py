@@ -53,13 +53,13 @@ def duration(s: float | None) -> str:
 
 
 def size(n: int) -> str:
+    """At most 8 characters ('999.9 kB'), so the Bytes column never cuts the unit."""
     if n < 10_000:
         return f"{n} B"
-    if n < 10_000_000:
-        return f"{n / 1e3:.1f} kB"
-    if n < 10_000_000_000:
-        return f"{n / 1e6:.1f} MB"
-    return f"{n / 1e9:.1f} GB"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if round(n / scale, 1) < 1000:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e12:.1f} TB"
 
 
 # The addresses come last: on a narrow terminal they scroll off, what went wrong does not.

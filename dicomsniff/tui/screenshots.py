@@ -61,7 +61,16 @@ async def shoot(capture: Path, out: Path, scene: Scene, size: tuple[int, int]) -
         await _loaded(pilot)
         await scene(pilot)
         await pilot.pause(0.3)
-        out.write_text(app.export_screenshot(title=f"dicomsniff tui {capture.name}"))
+        out.write_text(preserve_spaces(app.export_screenshot(
+            title=f"dicomsniff tui {capture.name}")))
+
+
+def preserve_spaces(svg: str) -> str:
+    """Keep the terminal's spaces in every SVG renderer. Each run of text is placed at its
+    column, but without ``xml:space="preserve"`` librsvg (GNOME's image viewers,
+    rsvg-convert) drops leading and trailing spaces of a run, so a label runs into the next
+    ("C-MOVE-RQframe 12") and right-aligned numbers slide left."""
+    return svg.replace("<svg ", '<svg xml:space="preserve" ', 1)
 
 
 async def _list(pilot) -> None:

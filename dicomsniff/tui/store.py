@@ -53,8 +53,12 @@ def summarize(a: Association, ended: bool) -> Summary:
                 failures += 1
             elif (so.get("warning") or 0) > 0:
                 warnings += 1
-    sev = {f.severity for f in a.findings}
+    # A performance hint (PERF-*: Nagle/delayed-ACK waits, small PDUs) is no failure: it is
+    # counted in the Find column but does not colour an otherwise successful row.
+    sev = {f.severity for f in a.findings if not f.code.startswith("PERF-")}
     worst = next((s for s in ("error", "warning", "info") if s in sev), None)
+    every = {f.severity for f in a.findings}
+    worst_any = next((s for s in ("error", "warning", "info") if s in every), None)
     if a.outcome in ("rejected", "aborted") or failures or worst == "error":
         state = FAILURE
     elif warnings or worst == "warning" or a.outcome == "closed":
@@ -64,7 +68,7 @@ def summarize(a: Association, ended: bool) -> Summary:
     else:
         state = SUCCESS
     ops_text = ", ".join(f"{n} {cmd}" for cmd, n in ops.most_common())
-    return Summary(ops, failures, warnings, len(a.findings), worst, state,
+    return Summary(ops, failures, warnings, len(a.findings), worst_any, state,
                    a.bytes["requestor"] + a.bytes["acceptor"], ops_text)
 
 

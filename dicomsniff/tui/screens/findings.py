@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ...model import Association, Finding
-from ..rows import FINDING_COLUMNS, finding_cells, finding_sort_key
+from ..rows import FINDING_COLUMNS, SEVERITY_STYLE, finding_cells, finding_sort_key
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
@@ -48,6 +48,8 @@ class FindingsScreen(FilterSearch, Screen):
         table.sort_column = "severity"
         table.empty_text = "no findings"
         yield table
+        # The selected finding whole: its advice ("What to check: ...") is longer than a row.
+        yield Static(id="finding-text")
         yield Static(id="status")
         yield SearchBar()
         yield Footer()
@@ -71,6 +73,7 @@ class FindingsScreen(FilterSearch, Screen):
         rows.sort(key=lambda x: (x.frame or 0))
         rows.sort(key=finding_sort_key(t.sort_column or "severity"), reverse=t.sort_reverse)
         t.set_rows(rows)
+        self.show_finding(t.current)
         self._built = time.monotonic()
         self.update_status()
 
@@ -98,6 +101,21 @@ class FindingsScreen(FilterSearch, Screen):
         self.query_one(FilterBar).set_text(app_of(self).filter.text)
         self.query_one(FilterBar).set_error(None)
         self.rebuild()
+
+    @on(VirtualTable.CursorMoved, "#findings")
+    def _moved(self, event: VirtualTable.CursorMoved) -> None:
+        self.show_finding(event.row)
+
+    def show_finding(self, f: Finding | None) -> None:
+        t = Text()
+        if f is not None:
+            t.append(f"{f.severity.upper()} ", style=SEVERITY_STYLE.get(f.severity, ""))
+            t.append(f.code, style="bold")
+            where = "capture" if f.association is None else f"#{f.association}"
+            t.append(f"  {where}" + (f"  frame {f.frame}" if f.frame is not None else "")
+                     + (f"  {f.section}" if f.section else ""), style="dim")
+            t.append("\n" + f.message)
+        self.query_one("#finding-text", Static).update(t)
 
     # -- actions ------------------------------------------------------------------------------
     def action_jump(self) -> None:

@@ -113,8 +113,18 @@ class LadderScreen(FilterSearch, Screen):
         self._fit(event.size.width)
 
     def _fit(self, width: int) -> None:
-        """Beside the ladder on a wide terminal, under it on a narrow one."""
-        self.query_one("#ladder-body").set_class(width < NARROW, "-narrow")
+        """Beside the ladder on a wide terminal, under it on a narrow one. A ladder wider than
+        its 3/5 share takes what it needs when 40 columns remain for the detail pane, else
+        the pane goes under it: a lifeline is never cut off at the right edge."""
+        lad = self.view.ladder
+        need = lad.width + 3 if lad is not None else 0  # border and scroll bar
+        share = width * 3 // 5
+        narrow = width < NARROW or (need > share and width - need < 40)
+        self.query_one("#ladder-body").set_class(narrow, "-narrow")
+        if not narrow and need > share:
+            self.view.styles.width = need
+        else:
+            self.view.styles.width = None  # the stylesheet's 3fr (or 1fr under -narrow)
 
     # -- building -----------------------------------------------------------------------------
     def associations(self) -> list[Association]:
@@ -149,6 +159,7 @@ class LadderScreen(FilterSearch, Screen):
             cursor = before[-1] if before else 0
         self.view.empty_text = "no message matches the filter" if assocs else "nothing to draw"
         self.view.set_ladder(lad, cursor)
+        self._fit(self.app.size.width)
         if not lad.items:
             self.detail.show(None)
         self._last_build = time.monotonic()

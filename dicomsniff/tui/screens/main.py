@@ -200,7 +200,10 @@ class MainScreen(FilterSearch, Screen):
         self.app.push_screen(FindingsScreen())
 
     def action_export(self) -> None:
-        app_of(self).open_export(self.selected())
+        """The marked rows, else every row shown (the filter's result), never just the one
+        under the cursor: the dialog names what it will write."""
+        t = self.table
+        app_of(self).open_export(t.marked_rows() or list(t.rows))
 
     def list_widget(self) -> VirtualTable:
         return self.table

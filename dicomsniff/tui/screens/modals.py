@@ -105,6 +105,23 @@ class HelpScreen(ModalScreen[None]):
         self.dismiss(None)
 
 
+class FormatChoice(RadioSet):
+    """The export formats: arrows choose (the file name follows), Enter exports."""
+
+    BINDINGS = [Binding("enter", "submit", "Export", show=False)]
+
+    def action_next_button(self) -> None:
+        super().action_next_button()
+        self.action_toggle_button()
+
+    def action_previous_button(self) -> None:
+        super().action_previous_button()
+        self.action_toggle_button()
+
+    def action_submit(self) -> None:
+        self.screen._ok()  # type: ignore[attr-defined]
+
+
 class ExportScreen(ModalScreen[tuple[str, str] | None]):
     """Choose a format and a file name; returns (format, path)."""
 
@@ -121,7 +138,8 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
         with Vertical(id="export"):
             yield Label(Text(f"Export {len(self.associations)} association(s): {ids}{more}",
                              style="bold"))
-            with RadioSet(id="export-format"):
+            yield Label(Text("arrows: format   Enter: export   Esc: cancel", style="dim"))
+            with FormatChoice(id="export-format"):
                 for k, (label, ext) in FORMATS.items():
                     yield RadioButton(f"{label} ({ext})", value=k == "svg", name=k,
                                       disabled=k == "pcap" and self.capture is None)
@@ -132,7 +150,7 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
                 yield Button("Cancel", id="export-cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#export-path", Input).focus()
+        self.query_one(FormatChoice).focus()
 
     @property
     def fmt(self) -> str:

@@ -52,6 +52,8 @@ class DetailPane(Vertical):
     DetailPane TabbedContent, DetailPane TabPane { height: 1fr; }
     DetailPane .status { color: $text-muted; height: auto; }
     DetailPane Tree, DetailPane Log { height: 1fr; }
+    DetailPane #dataset-value { height: auto; max-height: 6; padding: 0 1;
+                                border-top: hkey $panel-lighten-2; }
     """
 
     def __init__(self, capture_path: str | None, *, id: str | None = None) -> None:
@@ -73,6 +75,9 @@ class DetailPane(Vertical):
                 tree: Tree[Entry | None] = Tree("data set", id="dataset-tree")
                 tree.show_root = False
                 yield tree
+                # The highlighted element whole, wrapped: a tree line is cut at the pane's
+                # edge, and a UID is useless cut.
+                yield Static("", id="dataset-value")
             with TabPane("Bytes", id="tab-bytes"):
                 yield Label("", id="bytes-status", classes="status")
                 yield Log(id="bytes-log", highlight=False)
@@ -192,6 +197,13 @@ class DetailPane(Vertical):
                 node.add(e.label, data=e, allow_expand=True)
             else:
                 node.add_leaf(e.label, data=e)
+
+    @on(Tree.NodeHighlighted, "#dataset-tree")
+    def _highlighted(self, event: Tree.NodeHighlighted) -> None:
+        node = event.node
+        label = Text("") if node.is_root else node.label
+        self.query_one("#dataset-value", Static).update(
+            label.copy() if isinstance(label, Text) else Text(str(label)))
 
     @on(Tree.NodeExpanded, "#dataset-tree")
     def _expand(self, event: Tree.NodeExpanded) -> None:

@@ -8,12 +8,16 @@ from textual.widgets import Input
 
 
 class SearchBar(Input):
-    """Hidden until asked for; Enter searches forward (the screen closes it on Esc)."""
+    """Hidden until asked for; Enter searches forward (the screen closes it on Esc).
+
+    It takes a line of its own above the footer: docked at the bottom it shared the footer's
+    line and was drawn under it, and Input's focus border (a 'tall' border on a one-line
+    widget) left only its top edge showing."""
 
     DEFAULT_CSS = """
-    SearchBar { dock: bottom; height: 1; border: none; padding: 0 1; display: none;
-                background: $boost; }
-    SearchBar.-open { display: block; }
+    SearchBar, SearchBar:focus { height: 1; border: none; padding: 0 1; display: none;
+                                 background: $boost; }
+    SearchBar.-open, SearchBar.-open:focus { display: block; }
     """
 
     class Search(Message):
