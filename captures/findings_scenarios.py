@@ -109,6 +109,19 @@ def store_slow(s: Session, p: dict[str, Any]) -> Truth:
         association(s, "STORESCU", "ARCHIVE", DICOM_PORT, operations=store_ops(sent))]}
 
 
+@scenario("findings-all-slow", "all-slow.pcap",
+          "storescu -> pynetdicom storage SCP that takes 1.5 s to answer every one of 3 "
+          "C-STOREs: each is as slow as the median, so only an absolute threshold "
+          "(--slow-over) calls them slow", sample=False, images=3, delay=1.5)
+def all_slow(s: Session, p: dict[str, Any]) -> Truth:
+    images = tiny(s, "allslow", p["images"])
+    store_scp(s, "--hang", p["delay"])
+    with s.capture():
+        log = storescu(s, "storescu", images)
+    expect_count(log, r"Received Store Response \(Success\)", len(images), "storescu")
+    return {"server_ports": [DICOM_PORT], "associations": [
+        association(s, "STORESCU", "ARCHIVE", DICOM_PORT, operations=store_ops(images))]}
+
 @scenario("findings-no-answer", "no-answer.pcap",
           "an SCP that never answers C-STORE: storescu -td 2 gives up and sends A-ABORT after "
           "2 s; a second storescu (no timeout) is killed (SIGKILL) while waiting, so its "

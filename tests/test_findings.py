@@ -290,6 +290,21 @@ def test_same_instance_stored_twice() -> None:
     assert "retry" in retry.message
 
 
+
+def test_slow_over_flags_an_scp_that_is_always_slow() -> None:
+    """all-slow.pcap: three C-STOREs of 1.5 s each; the median is 1.5 s too, so the relative
+    check is silent even with a factor of 2, and only the absolute threshold speaks."""
+    assert not found(analysed("findings/all-slow.pcap", slow_factor=2.0, slow_min=0.5),
+                     "DIMSE-SLOW-RESPONSE")
+    a = analysed("findings/all-slow.pcap", slow_over=1.0)
+    f = one(a, "DIMSE-SLOW-RESPONSE")
+    stores = a.associations[0].transactions
+    assert len(stores) == 3 and all(t.latency > 1.4 for t in stores)
+    assert f.message.startswith("3 C-STORE response(s) from ARCHIVE (192.0.2.2:11112) took "
+                                "1.0 s or longer (--slow-over)")
+    assert f.frame in {t.request_frame for t in stores}
+    assert not found(analysed("findings/all-slow.pcap", slow_over=2.0), "DIMSE-SLOW-RESPONSE")
+
 def test_slow_response_against_the_median() -> None:
     a = analysed("findings/store-slow.pcap")
     f = one(a, "DIMSE-SLOW-RESPONSE")

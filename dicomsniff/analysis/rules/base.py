@@ -93,6 +93,7 @@ class RuleConfig(NamedTuple):
     slow_factor: float = 10.0  # a response this many times the median for its server is slow
     slow_min: float = 1.0  # ... and at least this many seconds
     slow_min_samples: int = 5  # responses of that command on that server needed for a median
+    slow_over: float | None = None  # any response this slow (seconds), whatever the median
     idle_threshold: float = 30.0  # seconds with no DIMSE operation on an open association
     small_pdu: int = 16384  # a receiver max PDU below this is "small" for large data sets
     large_dataset: int = 256 * 1024  # average data set size that makes a small PDU matter

@@ -223,9 +223,16 @@ def slow_responses(v: AssocView) -> Iterator[Hit]:
             st.latency.put(key, res)
         res.add(t.latency or 0.0)
     by_key: dict[tuple[str, str], list[Transaction]] = defaultdict(list)
+    over: dict[tuple[str, str], list[Transaction]] = defaultdict(list)
     for t in done:
-        if (t.latency or 0) >= cfg.slow_min:
+        if cfg.slow_over is not None and (t.latency or 0) >= cfg.slow_over:
+            # An absolute threshold: when every operation of an SCP is slow, the median is
+            # slow too and the relative check says nothing.
+            over[_latency_key(a, t)].append(t)
+        elif (t.latency or 0) >= cfg.slow_min:
             by_key[_latency_key(a, t)].append(t)
+    for key, ts in over.items():
+        yield _over_hit(key, ts, cfg.slow_over or 0.0)
     for key, ts in by_key.items():
         res = st.latency.get(key)
         if res is None or res.count < cfg.slow_min_samples:
@@ -236,6 +243,17 @@ def slow_responses(v: AssocView) -> Iterator[Hit]:
         hit = _slow_hit(key, ts, res.median() or 0, res.count, cfg, a.id, here=True)
         if hit is not None:
             yield hit
+
+
+def _over_hit(key: tuple[str, str], ts: list[Transaction], limit: float) -> Hit:
+    ts = sorted(ts, key=lambda t: -(t.latency or 0))
+    ae, command = key
+    worst_list = listing([f"{seconds(t.latency)} (frame {t.request_frame})" for t in ts], 3)
+    return Hit(SLOW_RESPONSE,
+               f"{len(ts)} {command} response(s) from {ae} took {seconds(limit)} or longer "
+               f"(--slow-over): {worst_list}; the SCP was busy, blocked or waiting on its "
+               "storage at that time",
+               ts[0].request_frame, [t.request_frame for t in ts[1:20] if t.request_frame])
 
 
 def _slow_hit(key: tuple[str, str], ts: list[Transaction], median: float, n: int,
