@@ -435,3 +435,48 @@ def test_cmove_selection_brings_the_linked_sub_association():
     assocs = analyze("move.pcap").associations
     sel = select(assocs, commands=["C-MOVE"])
     assert sel.related == {2} and {a.id for a in sel.associations} == {1, 2}
+
+
+# -- notes and runs that read right (issue: a new user's first hour) -----------------------------
+def test_collapsed_runs_keep_their_interleaving():
+    """move.pcap: each C-STORE on the sub-association is followed by a pending C-MOVE-RSP.
+    Collapsed, the runs are drawn where they start, with their frame ranges, so the pending
+    responses do not seem to come before the C-STORE-RSPs."""
+    h = heads(diagram("move.pcap"))
+    i = h.index("C-STORE-RQ x 4")
+    assert h[i:i + 3] == ["C-STORE-RQ x 4", "C-STORE-RSP x 4", "C-MOVE-RSP x 4"]
+    for m in messages(diagram("move.pcap")):
+        if " x " in m.lines[0]:
+            assert any(re.fullmatch(r"frames \d+-\d+", x) for x in m.lines), m.lines
+
+
+def test_findings_notes_are_short_and_not_said_twice():
+    d = diagram("findings/killed-scu.pcap")
+    notes = [n for n in d.items if isinstance(n, Note)]
+    assert not any(n.lines[0].startswith("TCP connection closed") for n in notes)
+    closed = [n for n in notes if "ASSOC-CLOSED-NO-RELEASE" in n.lines[0]]
+    assert len(closed) == 1
+    assert all(len(n.lines) <= 4 for n in notes if n.style in ("warning", "failure"))
+    assert closed[0].lines[-1].endswith("…")
+
+
+def test_notes_do_not_stretch_over_other_aes():
+    d = diagram("store-many-associations.pcap")
+    assert len(d.lifelines) > 3
+    for n in d.items:
+        if isinstance(n, Note) and not (n.first == 0 and n.last == len(d.lifelines) - 1
+                                        and n.lines[0].startswith("capture")):
+            assert n.last - n.first <= 1, n.lines
+
+
+def test_slow_responses_show_their_time_without_timing():
+    """store-slow.pcap: the 6th C-STORE took 1.5 s (a pynetdicom SCP told to sleep)."""
+    collapsed = diagram("findings/store-slow.pcap")
+    rsp = next(m for m in messages(collapsed) if m.lines[0].startswith("C-STORE-RSP x"))
+    assert any(re.fullmatch(r"latency median [\d.]+ ms, max 1\.5\d* s", x) for x in rsp.lines)
+    assert rsp.style == "warning"  # DIMSE-SLOW-RESPONSE was raised for it
+    single = diagram("findings/store-slow.pcap", collapse=False)
+    slow = [m for m in messages(single) if m.lines[0].startswith("C-STORE-RSP (took ")]
+    assert len(slow) == 1 and slow[0].lines[0].startswith("C-STORE-RSP (took 1.5")
+    assert not any("took" in m.lines[0] or "latency" in " ".join(m.lines)
+                   for m in messages(diagram("echo.pcap")))

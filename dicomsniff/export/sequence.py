@@ -20,6 +20,8 @@ from .selection import Selection
 from .wirelog import Pdu, WireLog
 
 COLLAPSE_MIN = 3  # a run this long becomes one arrow pair
+NOTE_LINES = 3  # a finding's words in a note; the report has them whole
+SLOW = 1.0  # a response this slow shows its time even without --timing (seconds)
 LEGEND_MAX = 8  # associations listed under the title
 ALL = -1  # a note over every lifeline
 # Findings the arrows already say (red A-ASSOCIATE-RJ, red A-ABORT).
@@ -107,6 +109,7 @@ class _Builder:
         self.rows: list[tuple[int, int, Item]] = []
         self.actors: dict[tuple[str, str], int] = {}
         self.actor_list: list[_Actor] = []
+        self.slow: set[int] = set()  # request frames of the association's slow responses
 
     # -- helpers ----------------------------------------------------------------------------
     def actor(self, title: str | None, endpoint: str, listening: bool) -> int:
@@ -150,13 +153,17 @@ class _Builder:
                 if pdu.name != "P-DATA-TF":
                     self.control(a, sides, p, pdu)
             shown = [t for t in a.transactions if sel is None or sel.shows(a, t)]
+            self.slow = {fr for f in a.findings if f.code == "DIMSE-SLOW-RESPONSE"
+                         for fr in (f.frame, *f.frames) if fr is not None}
             self.transactions(sides, p, shown)
-        if a.outcome == "closed":
+        said = {f.code for f in a.findings if f.severity in ("error", "warning")}
+        if a.outcome == "closed" and "ASSOC-CLOSED-NO-RELEASE" not in said:
             self.add(Note(*sides, [f"{p}TCP connection closed without A-RELEASE or A-ABORT"],
                           "warning"), a.last_frame)
         elif a.outcome == "incomplete":
             self.add(Note(*sides, [f"{p}still open when the capture ended"], "muted"),
                      a.last_frame)
+        self.slow = set()
         self.findings(a.findings, sides, p, a.last_frame)
 
     def control(self, a: Association, sides: tuple[int, int], p: str, pdu: Pdu) -> None:
@@ -220,21 +227,29 @@ class _Builder:
         cut = t.cancel_frame if t.cancel_frame is not None else 1 << 62
         for group in ([f for f in pending if f < cut], [f for f in pending if f >= cut]):
             if group and self.opts.collapse and len(group) >= COLLAPSE_MIN:
-                self.add(Message(dst, src, [f"{p}{t.command}-RSP x {len(group)}", "Pending"],
-                                 True, time=self.time(group[-1])), group[-1])
+                # Drawn where the run starts, with its range: placed at its end, a run of
+                # pending responses interleaved with a sub-association's C-STOREs would read
+                # as if it came after them.
+                self.add(Message(dst, src, [f"{p}{t.command}-RSP x {len(group)}", "Pending",
+                                            f"frames {group[0]}-{group[-1]}"],
+                                 True, time=self.time(group[0])), group[0])
                 continue
             for f in group:
                 self.add(Message(dst, src, [f"{p}{t.command}-RSP", "Pending"], True,
                                  time=self.time(f)), f)
         if final and resp:
-            lines = [f"{p}{t.command}-RSP{self.latency(t.request_time, t.response_time)}",
-                     L.status_text(t)]
+            flagged = t.request_frame in self.slow
+            took = self.latency(t.request_time, t.response_time)
+            if not took and t.latency is not None and (flagged or t.latency >= SLOW):
+                took = f" (took {L.duration(t.latency)})"  # slow: shown without --timing
+            lines = [f"{p}{t.command}-RSP{took}", L.status_text(t)]
             if t.suboperations:
                 lines.append("sub-operations: " + L.suboperations_text(t.suboperations))
             if t.error_comment:
                 lines.append(f"comment: {t.error_comment}")
             style = L.worst([L.style_of(t.status_category),
-                             L.suboperations_style(t.suboperations)])
+                             L.suboperations_style(t.suboperations),
+                             "warning" if flagged else "normal"])
             self.add(Message(dst, src, lines, True, style, time=t.response_time), resp[-1])
 
     def collapsed(self, sides: tuple[int, int], p: str, run: list[Transaction]) -> None:
@@ -249,8 +264,10 @@ class _Builder:
         answered = [t for t in run if t.done and t.response_frames]
         if not answered:
             return
+        first_rsp = min(answered, key=lambda t: t.response_frames[-1])
         last = max(answered, key=lambda t: t.response_frames[-1])
-        lines = [f"{p}{cmd}-RSP x {len(answered)}", L.status_summary(run)]
+        lines = [f"{p}{cmd}-RSP x {len(answered)}", L.status_summary(run),
+                 f"frames {first_rsp.response_frames[-1]}-{last.response_frames[-1]}"]
         pending = sum(t.pending for t in run)
         if pending:
             lines.append(f"{pending} pending responses")
@@ -261,13 +278,16 @@ class _Builder:
                              f"{L.status_text(bad)}")
                 break
         lat = [t.latency for t in answered if t.latency is not None]
-        if self.opts.timing and lat:
+        flagged = [t for t in answered if t.request_frame in self.slow]
+        if lat and (self.opts.timing or flagged or max(lat) >= SLOW):
             lines.append(f"latency median {L.duration(statistics.median(lat))}, "
                          f"max {L.duration(max(lat))}")
         style = L.worst([*(L.style_of(t.status_category) for t in answered),
-                         *(L.suboperations_style(t.suboperations) for t in answered)])
-        self.add(Message(dst, src, lines, True, style, time=last.response_time),
-                 last.response_frames[-1])
+                         *(L.suboperations_style(t.suboperations) for t in answered),
+                         "warning" if flagged else "normal"])
+        # At the first response (see the pending run above): the range says how far it goes.
+        self.add(Message(dst, src, lines, True, style, time=first_rsp.response_time),
+                 first_rsp.response_frames[-1])
 
     # -- PDU level --------------------------------------------------------------------------
     def pdu_level(self, a: Association, sides: tuple[int, int], p: str, pdus: list[Pdu]) -> None:
@@ -324,7 +344,10 @@ class _Builder:
                     f" (frames {', '.join(map(str, frames[:5]))}"
                     + (", ...)" if len(frames) > 5 else ")"))
             style = "failure" if f.severity == "error" else "warning"
-            self.add(Note(*sides, [head, *L.wrap(f.message)], style, time=self.time(f.frame)),
+            words = L.wrap(f.message)
+            if len(words) > NOTE_LINES:
+                words = [*words[:NOTE_LINES - 1], words[NOTE_LINES - 1].rstrip(" .,;:") + " …"]
+            self.add(Note(*sides, [head, *words], style, time=self.time(f.frame)),
                      f.frame, fallback)
             i = j
 
@@ -363,6 +386,10 @@ class _Builder:
             else:
                 a, b = order[it.first], order[it.last]
                 it.first, it.last = min(a, b), max(a, b)
+                if it.last - it.first > 1:
+                    # Other AEs' lifelines lie between this association's two: a note across
+                    # them would seem to concern them too; it sits on the requestor's.
+                    it.first = it.last = a
         lifelines = [self.actor_list[k].lifeline() for k in sorted(order, key=order.get)]
         times = [it.time for it in items if it.time is not None]
         return Diagram(title, subtitle, lifelines, items, self.opts.timing,
