@@ -480,3 +480,16 @@ def test_slow_responses_show_their_time_without_timing():
     assert len(slow) == 1 and slow[0].lines[0].startswith("C-STORE-RSP (took 1.5")
     assert not any("took" in m.lines[0] or "latency" in " ".join(m.lines)
                    for m in messages(diagram("echo.pcap")))
+
+
+def test_png_is_written_whole_even_when_taller_than_plantuml_allows():
+    """PlantUML cuts PNGs at 4096 px; dicomsniff rasterises its own SVG with resvg instead."""
+    from dicomsniff.export import png
+
+    d = diagram("store-many-associations.pcap", level="pdu", collapse=False)
+    data = png.render(d, zoom=1.0)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    svg_height = int(re.search(r'height="(\d+)"', svg.render(d)).group(1))
+    assert height == svg_height and height > 4096
+    assert plantuml.LIMIT_NOTE in plantuml.render(d)

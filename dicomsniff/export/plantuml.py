@@ -57,9 +57,18 @@ def _prefix(d: Diagram, time: float | None) -> list[str]:
     return []
 
 
+LIMIT_NOTE = ("PlantUML cuts PNG images at 4096 px: for a tall diagram run "
+              "PLANTUML_LIMIT_SIZE=16384 plantuml -tpng FILE, use -tsvg, or let "
+              "dicomsniff write the PNG (-o x.png)")
+
+
 def render(d: Diagram) -> str:
     ids = [f"P{i + 1}" for i in range(len(d.lifelines))]
-    out = ["@startuml", "skinparam shadowing false", "skinparam sequenceMessageAlign center",
+    out = ["@startuml",
+           # PlantUML cuts PNG output at 4096 px (its PLANTUML_LIMIT_SIZE) without a word; a
+           # comment cannot raise it, so the file says how (dicomsniff writes PNG itself).
+           f"' {LIMIT_NOTE}",
+           "skinparam shadowing false", "skinparam sequenceMessageAlign center",
            "skinparam responseMessageBelowArrow false", "skinparam maxMessageSize 400",
            "title " + "\\n".join([text(d.title), *(f"<size:12>{text(x)}</size>"
                                                 for x in d.subtitle)])]
