@@ -128,3 +128,64 @@ def test_inflate_never_produces_more_than_the_cap() -> None:
         inflate.inflate(b"\xff" * 64, 1 << 20)
     cut = inflate.inflate(h.deflate(b"x" * 1000)[:-3], 1 << 20)  # a capture lost the end
     assert cut and set(cut) == {ord("x")}
+
+
+# -- wild cards and multi-valued keys (PS3.4 C.2.2.2.4, C.2.2.2.2) ----------------------------
+
+def _reference_wildcard(pattern: str, value: str) -> bool:
+    """The obvious regular expression (exponential on hostile patterns: small inputs only)."""
+    import re
+
+    rx = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(rx, value, re.DOTALL) is not None
+
+
+def test_wildcard_matching_agrees_with_the_definition() -> None:
+    import random
+
+    from dicomsniff.objects.matching import wildcard_match
+
+    rnd = random.Random(14)
+    for _ in range(20_000):
+        p = "".join(rnd.choice("ab*?") for _ in range(rnd.randint(0, 7)))
+        v = "".join(rnd.choice("ab") for _ in range(rnd.randint(0, 9)))
+        assert wildcard_match(p, v) == _reference_wildcard(p, v), (p, v)
+    assert wildcard_match("*DOE*", "JOHN DOE JR")
+    assert wildcard_match("D?E^*", "DOE^JOHN") and not wildcard_match("D?E^*", "DOOE^JOHN")
+
+
+def test_backtracking_pattern_checked_in_bounded_time(tmp_path: Path) -> None:
+    """``*A*A*A...*B`` (1.7 KB) against 900 A's: a regex backtracks for ever; we answer."""
+    query = h.find_identifier("*A" * 850 + "*B")
+    assert len(query) > 1700
+    cap = write_pcap(tmp_path / "redos.pcap", h.find_association(
+        query, [h.find_identifier("A" * 900), h.find_identifier("A" * 899 + "B")]))
+    r = run_cli("show", str(cap), "--check-queries", "--json")
+    _ok(r, "wildcard")
+    mism = [f for f in _findings(r) if f["code"] == "QUERY-VALUE-MISMATCH"]
+    assert len(mism) == 1 and "1 of 2 responses" in mism[0]["message"], mism
+
+
+def _implicit(group: int, elem: int, value: bytes) -> bytes:
+    import struct
+
+    value += b"\x00" * (len(value) % 2)
+    return struct.pack("<HHI", group, elem, len(value)) + value
+
+
+@pytest.mark.parametrize("hit", [False, True])
+def test_multi_valued_keys_are_not_compared_pairwise(tmp_path: Path, hit: bool) -> None:
+    """200k UIDs asked, 100k returned: pairwise that is 2e10 comparisons (hours)."""
+    asked = b"\\".join(b"1.2.%d" % i for i in range(200_000))
+    got = [b"1.3.%d" % i for i in range(100_000)]
+    if hit:
+        got[-1] = b"1.2.199999"
+    q = _implicit(0x0008, 0x0052, b"STUDY ") + _implicit(0x0020, 0x000D, asked)
+    rsp = _implicit(0x0008, 0x0052, b"STUDY ") + _implicit(0x0020, 0x000D, b"\\".join(got))
+    cap = write_pcap(tmp_path / "multi.pcap", h.find_association(q, [rsp], ts=b.IMPLICIT_LE))
+    r = run_cli("show", str(cap), "--check-queries", "--json")
+    _ok(r, "multi-valued")
+    mism = [f for f in _findings(r) if f["code"] == "QUERY-VALUE-MISMATCH"]
+    assert bool(mism) != hit, mism
+    if mism:
+        assert "(200000 values)" in mism[0]["message"] and len(mism[0]["message"]) < 2000

@@ -63,7 +63,7 @@ def check(query: Any, response: Any, prefix: str = "") -> list[Problem]:
             continue
         rule, ok, asked = _match(q, r)
         if not ok:
-            got = "\\".join(_values(r)) or "(empty)"
+            got = _shown(_values(r)) or "(empty)"
             out.append(Problem("mismatch", path, rule, f"asked {asked}, got {got}"))
     return out
 
@@ -88,23 +88,139 @@ def _sequence(q: Any, r: Any, path: str, where: str) -> list[Problem]:
 
 
 def _match(q: Any, r: Any) -> tuple[str, bool, str]:
-    """(rule, matched, the query value as asked)."""
+    """(rule, matched, the query value as asked).
+
+    Multi-valued keys are matched through sets (hashing once per value), never value against
+    value: a million values asked against half a million returned is linear work. Wild card
+    patterns that really are patterns are the only pairs compared one by one, within
+    :data:`PAIR_BUDGET` characters of work; past it the key is counted as matched (a finding
+    must mean the SCP got it wrong, not that we gave up).
+    """
     vr = str(q.VR)
     asked = _values(q)
     if not asked:
         return "single", True, ""  # universal matching: any value (or none) will do
     got = _values(r)
-    shown = "\\".join(asked)
+    shown = _shown(asked)
     if vr == "UI":
-        return "uid-list" if len(asked) > 1 else "single", any(g in asked for g in got), shown
+        return ("uid-list" if len(asked) > 1 else "single",
+                not set(asked).isdisjoint(got), shown)
     if len(asked) == 1 and vr in RANGE_VRS and "-" in asked[0]:
         return "range", any(_in_range(vr, asked[0], g) for g in got), shown
-    if vr in WILDCARD_VRS and any(c in a for a in asked for c in "*?"):
-        if all(a.strip("*") == "" for a in asked):
+    if vr in WILDCARD_VRS and any("*" in a or "?" in a for a in asked):
+        if any(a.strip("*") == "" for a in asked):
             return "wildcard", True, shown  # "*" alone is universal matching
-        pats = [_wildcard(a, vr) for a in asked]
-        return "wildcard", any(p.fullmatch(_norm(vr, g)) for p in pats for g in got), shown
-    return "single", any(_same(vr, a, g) for a in asked for g in got), shown
+        return "wildcard", _any_wildcard(vr, asked, got), shown
+    return "single", _any_same(vr, asked, got), shown
+
+
+PAIR_BUDGET = 20_000_000  # characters compared across (pattern, value) pairs of one key
+
+
+def _any_wildcard(vr: str, asked: list[str], got: list[str]) -> bool:
+    values = {_norm(vr, g) for g in got}
+    patterns = {_norm(vr, a) for a in asked}
+    plain = {p for p in patterns if "*" not in p and "?" not in p}
+    if not plain.isdisjoint(values):
+        return True
+    work = 0
+    for p in patterns - plain:
+        for v in values:
+            work += len(p) + len(v)
+            if work > PAIR_BUDGET:
+                return True
+            if wildcard_match(p, v):
+                return True
+    return False
+
+
+def _any_same(vr: str, asked: list[str], got: list[str]) -> bool:
+    if vr in NUMERIC_VRS:
+        want: set[object] = set()
+        for a in asked:
+            want.add(_number(a))
+        return any(_number(g) in want for g in got)
+    a_set = {_norm(vr, a) for a in asked}
+    g_set = {_norm(vr, g) for g in got}
+    if not a_set.isdisjoint(g_set):
+        return True
+    if vr not in ("TM", "DT"):
+        return False
+    # the same instant at another precision: one value is a prefix of the other. Values
+    # are short (TM 16, DT 26 characters); longer ones are only compared whole.
+    prefixes = {v[:n] for v in a_set if len(v) <= 32 for n in range(1, len(v) + 1)}
+    return any(g in prefixes or any(g[:n] in a_set for n in range(1, min(len(g), 32) + 1))
+               for g in g_set)
+
+
+def _number(text: str) -> object:
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _shown(values: list[str], limit: int = 8) -> str:
+    """The asked values for a message: a few, then how many more."""
+    head = "\\".join(values[:limit])
+    return head if len(values) <= limit else f"{head}\\... ({len(values)} values)"
+
+
+def wildcard_match(pattern: str, value: str) -> bool:
+    """PS3.4 C.2.2.2.4 wild card matching in linear time: ``*`` any run of characters
+    (possibly none), ``?`` exactly one.
+
+    Why not a regular expression: ``*A*A*A...*B`` against a long value backtracks
+    exponentially in Python's ``re``. Here the pattern is split at ``*`` into pieces; the
+    first must match at the start, the last at the end, and each middle piece is taken at
+    its leftmost place after the previous one (leftmost is always safe). Each piece is found
+    with ``str.find`` when it has no ``?``, else by a bit-parallel scan (shift-and), so the
+    work is O(len(value) x pieces / machine word), with no backtracking.
+    """
+    pieces = pattern.split("*")
+    if len(pieces) == 1:
+        return len(value) == len(pattern) and _piece_at(pattern, value, 0)
+    first, last, middle = pieces[0], pieces[-1], pieces[1:-1]
+    if len(first) + len(last) > len(value):
+        return False
+    if not _piece_at(first, value, 0) or not _piece_at(last, value, len(value) - len(last)):
+        return False
+    pos, end = len(first), len(value) - len(last)
+    for piece in middle:
+        if not piece:
+            continue
+        found = _find(piece, value, pos, end)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    return True
+
+
+def _piece_at(piece: str, value: str, at: int) -> bool:
+    if at < 0 or at + len(piece) > len(value):
+        return False
+    return all(p == "?" or p == v for p, v in zip(piece, value[at:at + len(piece)], strict=True))
+
+
+def _find(piece: str, value: str, start: int, end: int) -> int:
+    """Leftmost index >= start where ``piece`` (``?`` = any one character) ends by ``end``."""
+    if "?" not in piece:
+        return value.find(piece, start, end)
+    # shift-and: bit i of ``state`` is set when piece[:i+1] matches ending here
+    masks: dict[str, int] = {}
+    anyc = 0
+    for i, c in enumerate(piece):
+        if c == "?":
+            anyc |= 1 << i
+        else:
+            masks[c] = masks.get(c, 0) | 1 << i
+    goal = 1 << (len(piece) - 1)
+    state = 0
+    for j in range(start, end):
+        state = ((state << 1) | 1) & (masks.get(value[j], 0) | anyc)
+        if state & goal:
+            return j - len(piece) + 1
+    return -1
 
 
 def _norm(vr: str, value: str) -> str:
@@ -115,24 +231,6 @@ def _norm(vr: str, value: str) -> str:
     if vr in ("DA", "TM", "DT"):
         return value.replace(".", "").replace(":", "") if vr == "DA" else value.replace(":", "")
     return value
-
-
-def _same(vr: str, asked: str, got: str) -> bool:
-    if vr in NUMERIC_VRS:
-        try:
-            return float(asked) == float(got)
-        except ValueError:
-            return asked == got
-    a, g = _norm(vr, asked), _norm(vr, got)
-    if vr in ("TM", "DT"):
-        return g.startswith(a) or a.startswith(g)  # the same instant at another precision
-    return a == g
-
-
-def _wildcard(pattern: str, vr: str) -> re.Pattern[str]:
-    p = _norm(vr, pattern)
-    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in p)
-    return re.compile(regex, re.DOTALL)
 
 
 def _in_range(vr: str, asked: str, got: str) -> bool:
