@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -114,3 +115,31 @@ def test_json_records_follow_the_contract(capsys):
     move = [r for r in txn if r["command"] == "C-MOVE"][0]
     assert move["move_destination"] == "MOVESCU"
     assert set(move["suboperations"]) == {"remaining", "completed", "failed", "warning"}
+
+
+def test_every_cli_module_is_a_registered_subcommand():
+    """One registry: each module of dicomsniff/cli (but the shared ones) is in COMMANDS and
+    registers the command its name says."""
+    import dicomsniff.cli as cli_pkg
+
+    here = Path(cli_pkg.__file__).parent
+    modules = {p.stem for p in here.glob("*.py")} - {"__init__", "args"}
+    assert modules == set(cli_pkg.COMMANDS)
+    parser = cli_pkg.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert list(sub.choices) == [n.replace("_", "-") for n in cli_pkg.COMMANDS]
+
+
+def test_a_subcommand_that_cannot_import_is_an_error_not_invalid_choice(monkeypatch, capsys):
+    import dicomsniff.cli as cli_pkg
+
+    monkeypatch.setattr(cli_pkg, "COMMANDS", (*cli_pkg.COMMANDS, "no_such_module"))
+    assert main(["no-such-module", "x", "--y"]) == 2
+    err = capsys.readouterr().err
+    assert "'no-such-module' command cannot run here" in err and "invalid choice" not in err
+    assert err.count("\n") == 1
+    # the other commands still work, and --help lists the broken one as unavailable
+    assert main(["analyze", str(MOVE), "--json", "-o", os.devnull]) == 0
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "unavailable" in capsys.readouterr().out

@@ -332,7 +332,7 @@ def test_cli_warns_on_cut_off_and_bad_command_is_usage_error(tmp_path, capsys):
 
 
 def test_import_stays_light():
-    code = ("import sys, dicomsniff.export.diagram_cmd; "
+    code = ("import sys, dicomsniff.cli.diagram; "
             "print(sorted(m for m in ('dicomsniff.analysis.engine', 'dicomsniff.export.svg', "
             "'dicomsniff.export.sequence') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

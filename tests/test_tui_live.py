@@ -45,7 +45,10 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(
 
 
 def live_args(*argv: str):
-    return build_parser().parse_args(["live", "--tui", *argv])
+    """The LiveOptions of ``dicomsniff live --tui ARGV``."""
+    from dicomsniff.cli.live import options
+
+    return options(build_parser().parse_args(["live", "--tui", *argv]))
 
 
 def frames_in(path: Path) -> int:
@@ -65,7 +68,7 @@ async def wait_done(source: LiveSource, timeout: float = 15.0) -> None:
 @pilot_test
 async def test_replay_fills_the_list_and_the_written_file_feeds_the_detail(tmp_path: Path):
     out = tmp_path / "copy.pcap"
-    source = LiveSource.from_args(live_args("-r", str(CAPTURES / "move.pcap"), "-w", str(out)))
+    source = LiveSource.from_options(live_args("-r", str(CAPTURES / "move.pcap"), "-w", str(out)))
     assert source.capture_path == str(out) and source.label.endswith("move.pcap (replay)")
     source.live.start()
     app = DicomBrowser(source)
@@ -98,8 +101,8 @@ async def test_replay_fills_the_list_and_the_written_file_feeds_the_detail(tmp_p
 @pilot_test
 async def test_rule_options_reach_the_live_analyzer():
     cap = str(CAPTURES / "findings" / "idle-timeout.pcap")
-    source = LiveSource.from_args(live_args("-r", cap, "--idle-threshold", "0.5"))
-    quiet = LiveSource.from_args(live_args("-r", cap, "--disable-rule", "perf-idle",
+    source = LiveSource.from_options(live_args("-r", cap, "--idle-threshold", "0.5"))
+    quiet = LiveSource.from_options(live_args("-r", cap, "--disable-rule", "perf-idle",
                                            "--idle-threshold", "0.5"))
     for s, want in ((source, True), (quiet, False)):
         s.live.start()
@@ -113,7 +116,7 @@ async def test_rule_options_reach_the_live_analyzer():
 
 @pilot_test
 async def test_tui_command_takes_the_same_rule_options():
-    from dicomsniff.cli import limits_from, rules_from
+    from dicomsniff.cli.args import limits_from, rules_from
     from dicomsniff.tui.feed import FileSource
 
     cap = str(CAPTURES / "findings" / "idle-timeout.pcap")
@@ -164,7 +167,7 @@ async def test_quit_stops_the_helper_cleanly_and_closes_the_file(fake_tcpdump, t
     first_frames(CAPTURES / "mid-association.pcap", cap, 100)
     fake_tcpdump(cap)
     out = tmp_path / "live.pcapng"
-    source = LiveSource.from_args(live_args("-i", "fake0", "--helper", "tcpdump", "-w",
+    source = LiveSource.from_options(live_args("-i", "fake0", "--helper", "tcpdump", "-w",
                                             str(out)))
     source.live.start()
     assert source.capture_path == str(out) and source.label == "fake0 (live)"
@@ -193,7 +196,7 @@ async def test_quit_stops_the_helper_cleanly_and_closes_the_file(fake_tcpdump, t
 
 @pilot_test
 async def test_capture_errors_without_the_command_are_the_apps_error(tmp_path: Path):
-    source = LiveSource.from_args(live_args("-r", str(tmp_path / "missing.pcap")))
+    source = LiveSource.from_options(live_args("-r", str(tmp_path / "missing.pcap")))
     app = DicomBrowser(source)  # not started first: run() starts it and reports the failure
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.loaded)
@@ -341,7 +344,7 @@ async def test_real_capture_on_a_veth_fills_the_tui(lab, tmp_path: Path):
 
     bed, session, images = lab
     out = tmp_path / "veth.pcapng"
-    source = LiveSource.from_args(
+    source = LiveSource.from_options(
         live_args("-i", bed.iface(SCU), "--port", str(PORT), "--helper", "tcpdump",
                   "--buffer-size", "16", "-w", str(out)),
         wrap=bed.cmd(SCU, []))

@@ -2,7 +2,7 @@
 
 :class:`LiveSource` is a :class:`~dicomsniff.tui.feed.Source`: the app runs it in its feed
 thread, where it drives the same pipeline as ``dicomsniff live`` (capture helper, pipe,
-CaptureReader, ``-w`` files, Analyzer: :class:`dicomsniff.live_cmd.LiveRun`) and hands the
+CaptureReader, ``-w`` files, Analyzer: :class:`dicomsniff.live.run.LiveRun`) and hands the
 analyzer's events to the app's Collector. Associations appear as their negotiation is
 answered (or, for one already running when the capture started, with its first transaction)
 and update as transactions complete.
@@ -17,7 +17,6 @@ Textual is not imported here: the command checks the capture before any screen e
 
 from __future__ import annotations
 
-import argparse
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -26,7 +25,7 @@ from ..model import Association, Transaction
 from .feed import Cancelled, Collector
 
 if TYPE_CHECKING:
-    from ..live_cmd import LiveRun
+    from ..live.run import LiveOptions, LiveRun
 
 QUIT = "quitting the TUI"  # stopped_by when the app ended the capture
 
@@ -60,7 +59,7 @@ class LiveSource:
         from ..report.live import LiveFeed
 
         self.live = live
-        args = live.args
+        args = live.options
         self.capture_path = live.single_file
         self.label = label or (f"{args.interface} (live)" if args.interface
                                else f"{args.read} (replay)")
@@ -74,17 +73,16 @@ class LiveSource:
         self._feed = LiveFeed(live.analyzer, _Counting())  # type: ignore[arg-type]
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, *, wrap: Sequence[str] = (),
-                  label: str | None = None) -> LiveSource:
+    def from_options(cls, options: LiveOptions, *, wrap: Sequence[str] = (),
+                     label: str | None = None) -> LiveSource:
         """From ``dicomsniff live`` options; ``wrap`` runs the capture helper through a
         command such as ``ip netns exec NS`` (tests)."""
-        from ..cli import limits_from, rules_from
-        from ..live_cmd import LiveRun
+        from ..live.run import LiveRun
         from .feed import _analyzer
 
-        analyzer = _analyzer(args.port, limits=limits_from(args), rules=rules_from(args),
+        analyzer = _analyzer(options.port, limits=options.limits, rules=options.rules,
                              keep=False)
-        return cls(LiveRun(args, analyzer=analyzer, quiet=True, wrap=wrap), label)
+        return cls(LiveRun(options, analyzer=analyzer, quiet=True, wrap=wrap), label)
 
     # -- the feed thread ----------------------------------------------------------------------
     def run(self, collector: Collector) -> None:

@@ -12,16 +12,19 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ..cli import (
-    _port,
-    _positive_int,
+from .args import (
+    EXIT_DAMAGED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
     add_limit_options,
+    add_port_option,
     add_rule_options,
+    fail,
     limits_from,
+    positive_int,
     rules_from,
 )
 
-EXIT_OK, EXIT_UNUSABLE, EXIT_DAMAGED, EXIT_INTERRUPTED = 0, 2, 3, 130
 FORMATS = ("plantuml", "mermaid", "svg")
 EXTENSIONS = {".svg": "svg", ".puml": "plantuml", ".plantuml": "plantuml", ".pu": "plantuml",
               ".uml": "plantuml", ".mmd": "mermaid", ".mermaid": "mermaid"}
@@ -51,7 +54,7 @@ output that cannot be written; 3 capture damaged part-way (what came before is d
 
 
 def _command(text: str) -> str:
-    from .selection import COMMANDS
+    from ..export.selection import COMMANDS
 
     name = text.strip().upper()
     if name not in COMMANDS:
@@ -60,9 +63,8 @@ def _command(text: str) -> str:
     return name
 
 
-def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | None = None
-               ) -> None:
-    """Register ``diagram`` (the CLI calls this for every module in COMMAND_MODULES)."""
+def add_parser(subparsers: Any) -> None:
+    """Register ``diagram``."""
     p = subparsers.add_parser(
         "diagram", help="draw a UML sequence diagram (SVG, PlantUML, Mermaid)",
         description="Draw a UML sequence diagram of the DICOM associations in a capture:\n"
@@ -76,7 +78,7 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
     p.add_argument("--format", choices=FORMATS,
                    help="output format (default: from the extension of -o)")
     sel = p.add_argument_group("selection (default: the whole capture)")
-    sel.add_argument("--association", type=_positive_int, action="append", default=[],
+    sel.add_argument("--association", type=positive_int, action="append", default=[],
                      metavar="ID", help="only association ID, as numbered by 'dicomsniff "
                                         "analyze' (repeatable: any of them)")
     sel.add_argument("--ae", action="append", default=[], metavar="TITLE",
@@ -97,19 +99,12 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
                       help="draw every exchange (default: runs of 3 or more collapse)")
     look.add_argument("--timing", action="store_true",
                       help="show the time of each message and the latency of responses")
-    look.add_argument("--max-messages", type=_positive_int, default=300, metavar="N",
+    look.add_argument("--max-messages", type=positive_int, default=300, metavar="N",
                       help="cut the diagram off after N messages, with a note (default 300)")
-    p.add_argument("--port", type=_port, action="append", default=[], metavar="PORT",
-                   help="treat TCP PORT as DICOM even where the bytes don't prove it "
-                        "(repeatable)")
+    add_port_option(p)
     p.set_defaults(handler=run)
     add_limit_options(p)
     add_rule_options(p)
-
-
-def _fail(message: str, code: int = EXIT_UNUSABLE) -> int:
-    sys.stderr.write(f"dicomsniff: {message}\n")
-    return code
 
 
 def output_format(fmt: str | None, path: str | None) -> str:
@@ -138,7 +133,7 @@ def _writable(path: str) -> str | None:
 
 
 def _renderer(fmt: str) -> Callable[[Any], str]:
-    from . import mermaid, plantuml, svg
+    from ..export import mermaid, plantuml, svg
 
     return {"plantuml": plantuml.render, "mermaid": mermaid.render, "svg": svg.render}[fmt]
 
@@ -146,18 +141,18 @@ def _renderer(fmt: str) -> Callable[[Any], str]:
 def run(args: argparse.Namespace) -> int:
     """The ``diagram`` handler: analyse, select, build, render, write."""
     from ..analysis.run import analyze_source
+    from ..export.selection import SelectionError, select
+    from ..export.sequence import Options, build
+    from ..export.wirelog import RecordingAnalyzer
     from ..sources.capture import CaptureError
-    from .selection import SelectionError, select
-    from .sequence import Options, build
-    from .wirelog import RecordingAnalyzer
 
     try:
         fmt = output_format(args.format, args.output)
     except ValueError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     to_file = args.output is not None and args.output != "-"
     if to_file and (why := _writable(args.output)):
-        return _fail(why)
+        return fail(why)
     # PDUs are kept for the associations asked for only; --command may add related ones.
     only = args.association if args.association and not args.command else None
     analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only,
@@ -167,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         damaged = analyze_source(source, analyzer).reader_error
     except CaptureError as exc:
-        return _fail(str(exc))
+        return fail(str(exc))
     except KeyboardInterrupt:
         interrupted = True
         analyzer.finish()
@@ -175,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         sel = select(analyzer.associations, ids=args.association, aes=args.ae,
                      between=args.between, commands=args.command)
     except SelectionError as exc:
-        return _fail(f"{args.capture}: {exc}")
+        return fail(f"{args.capture}: {exc}")
     name = "standard input" if args.capture == "-" else os.path.basename(args.capture)
     capture_findings = [f for f in analyzer.findings if f.association is None]
     diagram = build(sel.associations, log=analyzer.log, selection=sel,
@@ -191,14 +186,14 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             sys.stdout.flush()
     except OSError as exc:
-        return _fail(f"cannot write {args.output or 'standard output'}: "
+        return fail(f"cannot write {args.output or 'standard output'}: "
                      f"{exc.strerror or exc}")
     if diagram.cut:
-        _fail(f"diagram cut off after {args.max_messages} messages ({diagram.cut} more); "
+        fail(f"diagram cut off after {args.max_messages} messages ({diagram.cut} more); "
               "narrow the selection or raise --max-messages", EXIT_OK)
     if interrupted:
-        return _fail("interrupted; the diagram covers what was read", EXIT_INTERRUPTED)
+        return fail("interrupted; the diagram covers what was read", EXIT_INTERRUPTED)
     if damaged:
-        return _fail(f"{args.capture}: capture damaged: {damaged} (the diagram covers what "
+        return fail(f"{args.capture}: capture damaged: {damaged} (the diagram covers what "
                      "came before)", EXIT_DAMAGED)
     return EXIT_OK

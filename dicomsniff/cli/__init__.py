@@ -1,0 +1,114 @@
+"""Command line: ``dicomsniff analyze CAPTURE`` and friends.
+
+One module per subcommand in this package, each with ``add_parser(subparsers)`` (adds its
+parser and sets ``handler``, a callable taking the parsed args and returning the exit code,
+with ``set_defaults``); :data:`COMMANDS` lists them, in the order ``--help`` shows them. To add
+a subcommand: write ``dicomsniff/cli/NAME.py`` and add ``"NAME"`` to :data:`COMMANDS` (an
+underscore in the module name is a dash in the command). Shared options, converters, exit
+codes and the progress bar are in :mod:`dicomsniff.cli.args`. Keep the modules' top-level
+imports light: all of them load each time ``dicomsniff`` starts.
+
+A subcommand whose module cannot be imported (a missing optional dependency, a broken
+install) is still listed; running it prints why in one line and exits 2.
+
+Exit codes (documented in README.md and --help):
+  0  analysed (whatever was found, unless --fail-on says otherwise)
+  1  findings at or above the --fail-on severity
+  2  the file cannot be analysed at all (missing, unreadable, not a capture) or bad usage
+  3  the capture is damaged part-way (truncated, corrupt block): everything before the damage
+     was analysed and reported
+ 130 interrupted (Ctrl-C); what was read so far is reported
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Any
+
+from .args import EXIT_OK, EXIT_UNUSABLE, Parser
+
+# The subcommands: module names in this package, in --help order.
+COMMANDS: tuple[str, ...] = (
+    "analyze",
+    "diagram",
+    "live",
+    "export_objects",
+    "show",
+    "tui",
+)
+
+
+def _unavailable(subparsers: Any, name: str, exc: BaseException) -> None:
+    """A subcommand whose module failed to import: listed, and running it says why."""
+    command = name.replace("_", "-")
+    why = f"{type(exc).__name__}: {exc}"
+    p = subparsers.add_parser(command, help=f"(unavailable: {why})", add_help=False,
+                              description=f"unavailable: {why}")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def handler(_args: argparse.Namespace) -> int:
+        sys.stderr.write(f"dicomsniff: the '{command}' command cannot run here: {why}\n")
+        return EXIT_UNUSABLE
+
+    p.set_defaults(handler=handler)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="dicomsniff",
+               description="Passive DICOM network protocol analyzer: who associated with "
+                           "whom, what was negotiated, every DIMSE request and response, "
+                           "and what broke the rules.",
+               formatter_class=argparse.RawDescriptionHelpFormatter,
+               epilog="Run 'dicomsniff COMMAND --help' for a command's options and examples.")
+    from .. import __version__
+
+    p.add_argument("--version", action="version", version=f"dicomsniff {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"{__name__}.{name}")
+        except Exception as exc:  # noqa: BLE001 - any failure: say so when it is asked for
+            _unavailable(sub, name, exc)
+            continue
+        mod.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_UNUSABLE
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_UNUSABLE
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        # Output piped into `head` and closed: not an error worth a traceback.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return EXIT_OK
+
+
+def entry() -> None:
+    """Console entry point: a closed pipe (``| head``) ends the program quietly, status 0."""
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        code = EXIT_OK
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,159 @@
+"""``dicomsniff analyze CAPTURE``: the DICOM story of a capture file, as a report or JSON Lines.
+
+Only argparse is imported at start-up; the analysis loads when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .args import (
+    EXIT_DAMAGED,
+    EXIT_FINDINGS,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNUSABLE,
+    Progress,
+    add_limit_options,
+    add_port_option,
+    add_rule_options,
+    limits_from,
+    open_output,
+    quiet_broken_pipe,
+    rules_from,
+)
+
+EPILOG = """\
+examples:
+  dicomsniff analyze night.pcapng
+      every association, its negotiation and DIMSE transactions, findings, and the
+      service response time table
+  dicomsniff analyze night.pcapng --findings-only
+      just what went wrong, worst first
+  dicomsniff analyze capture.pcap --port 4100 --port 4101
+      also treat these ports as DICOM (DICOM is detected on any port by its first bytes)
+  dicomsniff analyze night.pcapng --json > night.jsonl
+      JSON Lines for scripts: association, transaction, finding and summary records
+  dicomsniff analyze night.pcapng --fail-on error
+      exit status 1 when any error finding exists (for CI pipelines)
+
+exit status: 0 analysed; 1 findings at --fail-on level; 2 file unusable or bad usage;
+3 capture damaged part-way (what came before was analysed); 130 interrupted.
+"""
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``analyze``."""
+    a = subparsers.add_parser(
+        "analyze", help="analyse a pcap/pcapng capture file",
+        description="Read a pcap or pcapng capture and tell its DICOM story: associations, "
+                    "negotiation, DIMSE transactions with their statuses and timing, "
+                    "findings, and a response time summary.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard input)")
+    a.add_argument("--json", action="store_true",
+                   help="write JSON Lines (one record per line) instead of the report")
+    add_port_option(a)
+    a.add_argument("--findings-only", action="store_true",
+                   help="print only the findings (worst first)")
+    a.add_argument("--fail-on", choices=("error", "warning", "info"), default=None,
+                   help="exit with status 1 if a finding of this severity or worse exists")
+    a.add_argument("--all-contexts", action="store_true",
+                   help="list every presentation context (default: those used or rejected)")
+    a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    a.add_argument("-o", "--output", metavar="FILE",
+                   help="write the report or JSON Lines to FILE instead of standard output")
+    add_limit_options(a)
+    add_rule_options(a)
+    a.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``analyze`` handler."""
+    from ..analysis.engine import Analyzer
+    from ..analysis.run import analyze_source
+    from ..analysis.summary import Summary
+    from ..sources.capture import CaptureError
+
+    analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=not args.json,
+                        rules=rules_from(args))
+    summary = Summary()
+    analyzer.on_association.append(summary.add)
+    out = open_output(args.output)
+    writer = None
+    if args.json:
+        from ..report.jsonl import JsonLinesWriter
+
+        writer = JsonLinesWriter(out, findings_only=args.findings_only)
+        analyzer.on_association.append(writer.association)
+        analyzer.on_finding.append(writer.finding)
+
+    source = sys.stdin.buffer if args.capture == "-" else args.capture
+    bar = Progress(args.capture, args.no_progress, "reading")
+    interrupted = False
+    try:
+        result = analyze_source(source, analyzer, bar.callback)
+    except CaptureError as exc:
+        bar.stop()
+        sys.stderr.write(f"dicomsniff: {exc}\n")
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        interrupted = True
+        analyzer.finish()
+        result = None
+    finally:
+        bar.stop()
+
+    stats = analyzer.stats
+    rows = summary.table()
+    if writer is not None:
+        writer.summary({"frames": stats.frames, "bytes": stats.bytes,
+                        "associations": summary.associations, "outcomes": summary.outcomes,
+                        "findings": stats.findings, "by_severity": stats.by_severity,
+                        "findings_dropped": stats.findings_dropped,
+                        "ignored_connections": stats.ignored_connections,
+                        "evicted_connections": stats.evicted,
+                        "capture_error": result.reader_error if result else None,
+                        "interrupted": interrupted,
+                        "services": rows})
+    else:
+        from rich.console import Console
+
+        from ..report.text import print_report
+
+        console = Console(file=out, highlight=False, soft_wrap=False,
+                          width=None if out.isatty() else _file_width())
+        console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]
+        capture_findings = [f for f in analyzer.findings if f.association is None]
+        print_report(console, analyzer.associations, capture_findings, rows, stats,
+                     summary.outcomes, findings_only=args.findings_only,
+                     all_contexts=args.all_contexts)
+    if out is not sys.stdout:
+        out.close()
+    else:
+        out.flush()
+    if interrupted:
+        sys.stderr.write("dicomsniff: interrupted; the report covers what was read\n")
+        return EXIT_INTERRUPTED
+    if result is not None and result.reader_error:
+        sys.stderr.write(f"dicomsniff: {args.capture}: capture damaged: {result.reader_error}"
+                         f" (the {result.packets} frames before it were analysed)\n")
+        return EXIT_DAMAGED
+    if args.fail_on:
+        order = ("error", "warning", "info")
+        worst = order[: order.index(args.fail_on) + 1]
+        if any(stats.by_severity.get(s, 0) for s in worst):
+            return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def _file_width() -> int:
+    """Width of the report written to a file or pipe: $COLUMNS when set (as a terminal's
+    would be), else 160. Nothing is cut at any width; this only decides where lines wrap."""
+    try:
+        return max(40, int(os.environ.get("COLUMNS", "")))
+    except ValueError:
+        return 160

@@ -1,0 +1,247 @@
+"""What every subcommand shares: the parser class, argument converters, the limit and rule
+options, exit codes, one-line errors, the output file and the progress bar.
+
+Only argparse, os and sys are imported here: every subcommand module imports this at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..analysis.engine import Limits
+    from ..analysis.rules import RuleConfig
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_UNUSABLE = 2
+EXIT_DAMAGED = 3
+EXIT_INTERRUPTED = 130
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors are one line on stderr and exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_UNUSABLE)
+
+
+def fail(message: str, code: int = EXIT_UNUSABLE, prog: str = "dicomsniff") -> int:
+    """Say ``prog: message`` on stderr (one line) and return ``code``."""
+    sys.stderr.write(f"{prog}: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+# -- argument converters (argparse ``type=``) ---------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text}")
+    return v
+
+
+def port(text: str) -> int:
+    v = positive_int(text)
+    if v > 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text}")
+    return v
+
+
+def size(text: str) -> int:
+    """``100MB``, ``1GiB``... in bytes."""
+    from ..sources.live import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def duration(text: str) -> float:
+    """``90s``, ``10m``, ``2h``... in seconds."""
+    from ..sources.live import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+# -- options shared by the commands that build an Analyzer ------------------------------------
+
+
+def add_port_option(parser: Any) -> None:
+    """``--port``, read back as ``args.port`` (a list)."""
+    parser.add_argument("--port", type=port, action="append", default=[], metavar="PORT",
+                        help="treat TCP PORT as DICOM even where the bytes don't prove it "
+                             "(repeatable)")
+
+
+def add_limit_options(parser: argparse.ArgumentParser, title: str = "limits (memory stays "
+                      "bounded whatever the capture holds)") -> None:
+    """``--max-streams``, ``--max-tcp-buffer``, ``--max-findings``, ``--max-associate-pdu``:
+    read back with :func:`limits_from`."""
+    lim = parser.add_argument_group(title)
+    lim.add_argument("--max-streams", type=positive_int, default=10_000, metavar="N",
+                     help="DICOM connections tracked at once; the oldest is evicted beyond "
+                          "(default 10000)")
+    lim.add_argument("--max-tcp-buffer", type=positive_int, default=4 << 20, metavar="BYTES",
+                     help="out-of-order bytes held per TCP direction before a hole is declared "
+                          "a gap (default 4 MiB)")
+    lim.add_argument("--max-findings", type=positive_int, default=100_000, metavar="N",
+                     help="findings kept in memory; more are counted (default 100000)")
+    lim.add_argument("--max-associate-pdu", type=positive_int, default=1 << 20,
+                     metavar="BYTES",
+                     help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
+
+
+def add_rule_options(parser: argparse.ArgumentParser) -> None:
+    """``--slow-factor``, ``--slow-min``, ``--idle-threshold``, ``--disable-rule``: read back
+    with :func:`rules_from`."""
+    rules = parser.add_argument_group("findings rules ('python3 -m dicomsniff.analysis.rules' "
+                                      "lists every finding code)")
+    rules.add_argument("--slow-factor", type=positive_float, default=10.0, metavar="X",
+                       help="a response X times slower than the median of the same command to "
+                            "the same AE is DIMSE-SLOW-RESPONSE (default 10)")
+    rules.add_argument("--slow-min", type=positive_float, default=1.0, metavar="SECONDS",
+                       help="... and only when it took at least this long (default 1)")
+    rules.add_argument("--idle-threshold", type=positive_float, default=30.0,
+                       metavar="SECONDS",
+                       help="an open association with no DIMSE operation for this long is "
+                            "PERF-IDLE (default 30)")
+    rules.add_argument("--disable-rule", action="append", default=[], metavar="CODE",
+                       help="never raise findings with this code (repeatable)")
+
+
+def add_object_options(p: argparse.ArgumentParser) -> None:
+    """The selection and limits of the commands that read data sets (export-objects, show)."""
+    p.add_argument("--association", type=positive_int, action="append", default=[],
+                   metavar="ID", help="only association ID (repeatable)")
+    p.add_argument("--ae", action="append", default=[], metavar="TITLE",
+                   help="only associations where TITLE is the calling or called AE "
+                        "(repeatable; case-insensitive)")
+    p.add_argument("--anonymize", action="store_true",
+                   help="remove patient-identifying attributes (PS3.15 basic profile, "
+                        "dicom-anonymizer); UIDs are replaced consistently within the run")
+    add_port_option(p)
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    add_limit_options(p)
+    from .. import inflate
+
+    inflate.add_option(p)
+
+
+def deidentifier(wanted: bool) -> Any:
+    """``--anonymize``: a Deidentifier, or None (AnonymizeUnavailable if it cannot be)."""
+    if not wanted:
+        return None
+    from ..objects.anonymize import Deidentifier
+
+    return Deidentifier()
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The :class:`~dicomsniff.analysis.engine.Limits` of :func:`add_limit_options`' options."""
+    from ..analysis.engine import Limits
+
+    return Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
+                  max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu)
+
+
+def rules_from(args: argparse.Namespace) -> RuleConfig:
+    """The :class:`~dicomsniff.analysis.rules.RuleConfig` of :func:`add_rule_options`'
+    options."""
+    from ..analysis.rules import RuleConfig
+
+    return RuleConfig(slow_factor=args.slow_factor, slow_min=args.slow_min,
+                      idle_threshold=args.idle_threshold,
+                      disabled=frozenset(c.upper() for c in args.disable_rule))
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+def open_output(path: str | None) -> IO[str]:
+    """Standard output, or ``path`` opened for writing (exit 2 with one line if it cannot)."""
+    if path is None:
+        return sys.stdout
+    try:
+        return open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        sys.stderr.write(f"dicomsniff: cannot write {path}: {exc.strerror}\n")
+        raise SystemExit(EXIT_UNUSABLE) from None
+
+
+def quiet_broken_pipe() -> None:
+    """rich's default exits 1 when the reader goes away; `| head` is not an error."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(EXIT_OK)
+
+
+class Progress:
+    """A rich progress bar on standard error for captures over 4 MiB, on a terminal only.
+
+    ``callback`` is the ``progress(done, total)`` to hand the analysis (None: no bar)."""
+
+    def __init__(self, capture: str, disabled: bool, label: str) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        if disabled or capture == "-" or not sys.stderr.isatty():
+            return
+        try:
+            total = os.path.getsize(capture)
+        except OSError:
+            return
+        if total <= 4 << 20:
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichProgress
+
+        self.bar = RichProgress("[progress.description]{task.description}", BarColumn(),
+                                DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
+                                console=Console(stderr=True), transient=True,
+                                # Lines for stdout go around the bar only when they would
+                                # share its terminal; a redirected stdout must get them itself.
+                                redirect_stdout=sys.stdout.isatty())
+        self.task = self.bar.add_task(label, total=total)
+        self.bar.start()
+
+    def update(self, done: int, _total: int) -> None:
+        self.bar.update(self.task, completed=done)
+
+    @property
+    def callback(self) -> Any:
+        return self.update if self.bar is not None else None
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
