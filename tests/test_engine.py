@@ -249,8 +249,8 @@ def test_on_transaction_fires_once_the_final_response_data_set_is_in():
 
     a = Analyzer()
     seen = []
-    a.on_transaction.append(lambda t: seen.append((t.command, t.status,
-                                                   t.response_dataset_bytes)))
+    a.on_transaction.append(lambda assoc, t: seen.append((t.command, t.status,
+                                                          t.response_dataset_bytes)))
     analyze_source(Path(__file__).parent.parent / "captures" / "nget.pcap", a)
     ok = [s for s in seen if s[1] == 0]
     assert ok and ok[0][0] == "N-GET" and ok[0][2] > 0  # the attributes came with the RSP

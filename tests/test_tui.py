@@ -437,7 +437,7 @@ class SteppedSource:
             self.step.acquire()
             collector.association_started(a)
             for t in a.transactions:
-                collector.transaction(t)
+                collector.transaction(a, t)
         self.step.acquire()
         for a in self.assocs:
             collector.association_ended(a)

@@ -65,14 +65,18 @@ class AssociationTracker:
     __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
-                 "on_association_start", "ul", "pdv_seen", "held_findings",
+                 "started", "announced", "ul", "pdv_seen", "held_findings",
                  "proven", "final_waiting")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
-                 on_transaction: list[Callable[[Transaction], None]] | None = None,
-                 on_association_start: list[Callable[[Association], None]] | None = None,
+                 on_transaction: list[Callable[[Association, Transaction], None]] | None = None,
+                 started: Callable[[Association], None] | None = None,
                  ) -> None:
+        """``on_transaction``: hooks called with (association, transaction) when a request got
+        its final response (data set included) or never will. ``started(association)``: once,
+        when the negotiation is answered (A-ASSOCIATE-AC or -RJ) or, for an association picked
+        up mid-stream, when its first DIMSE command or data set proves it."""
         self.assoc = assoc
         self.asm = (MessageAssembler(), MessageAssembler())
         self.state = "idle"  # idle|requested|established|rejected|releasing|released|aborted
@@ -91,8 +95,8 @@ class AssociationTracker:
         self.proven = False
         self.final_waiting: dict[int, Transaction] = {}  # id(final response) -> transaction
         self.on_transaction = on_transaction if on_transaction is not None else []
-        self.on_association_start = (on_association_start if on_association_start is not None
-                                     else [])
+        self.started = started
+        self.announced = False  # started() was called
         self.midstream_leftovers = 0  # fragments/responses of messages begun before capture
 
     # -- findings -------------------------------------------------------------------------
@@ -137,6 +141,8 @@ class AssociationTracker:
                 asm.on_data(e)
             elif t is ev.DataComplete:
                 self.proven = True
+                if not self.announced and a.midstream:
+                    self._announce()  # picked up mid-stream: the first we know of it
                 asm.on_data_complete(e)
             elif t is ev.PdvBytes:
                 asm.on_bytes(e)
@@ -144,6 +150,8 @@ class AssociationTracker:
                 self.proven = True
                 if not self.pdv_seen[side] or self.state == "releasing":
                     self._first_pdv(side, e.frame)
+                if not self.announced and a.midstream:
+                    self._announce()  # picked up mid-stream: the first we know of it
                 asm.on_command(e)
             elif t is ev.PDataTF:
                 counts["P-DATA-TF"] = counts.get("P-DATA-TF", 0) + 1
@@ -167,6 +175,12 @@ class AssociationTracker:
             self.release_findings()  # a whole PDU or PDV was parsed: this is DICOM
         if a.last_frame is None or (events and events[-1].frame > a.last_frame):
             a.last_frame = events[-1].frame if events else a.last_frame
+
+    def _announce(self) -> None:
+        if not self.announced:
+            self.announced = True
+            if self.started is not None:
+                self.started(self.assoc)
 
     def _first_pdv(self, side: int, frame: int) -> None:
         """State checks on P-DATA, made on its first PDV (and again while releasing)."""
@@ -234,8 +248,7 @@ class AssociationTracker:
             _side_from(e.user, a.acceptor)
             if self.ul is not None and e.user.max_pdu:
                 self.ul[0].pdata_limit = e.user.max_pdu  # what the requestor may send
-            for cb in self.on_association_start:
-                cb(a)
+            self._announce()
         elif t is ev.AssociateRJ:
             self.state = "rejected"
             a.accept_frame = e.frame
@@ -247,8 +260,7 @@ class AssociationTracker:
             self.finding("error", "ASSOC-REJECTED",
                          f"association rejected ({reject_result(e.result)}) by "
                          f"{a.source}: {a.reason}", e.frame, "PS3.8 9.3.4")
-            for cb in self.on_association_start:
-                cb(a)
+            self._announce()
         elif t is ev.ReleaseRQ:
             if self.release_rq[1 - side]:
                 self.finding("info", "UL-RELEASE-COLLISION",
@@ -409,7 +421,7 @@ class AssociationTracker:
             t.response_dataset_bytes += m.dataset_bytes
             if self.final_waiting.pop(id(m), None) is not None:
                 for cb in self.on_transaction:
-                    cb(t)
+                    cb(self.assoc, t)
             return
         t.request_end_time = m.end_ts
         t.dataset_bytes = m.dataset_bytes
@@ -458,10 +470,10 @@ class AssociationTracker:
                              f"{t.command}-RQ (message {mid}) from the {SIDES[s]} got no final "
                              f"response before {ended}", t.request_frame, "PS3.7 9.3")
                 for cb in self.on_transaction:
-                    cb(t)  # unanswered: reported when the association ends
+                    cb(a, t)  # unanswered: reported when the association ends
         for t in self.final_waiting.values():  # final responses whose data set never ended
             for cb in self.on_transaction:
-                cb(t)
+                cb(a, t)
         self.final_waiting.clear()
         self.outstanding.clear()
         self.by_message.clear()

@@ -62,26 +62,16 @@ def locate(source: str, txn_id: int, *, ports: Iterable[int] = (),
     """First pass: the transaction and its association (raises TransactionNotFound)."""
     an = Analyzer(ports=ports, limits=limits, keep=False)
     found: dict[str, object] = {}
-    started: dict[int, Association] = {}
     last = [0]
 
-    def on_start(a: Association) -> None:
-        started[a.id] = a
-
-    def on_txn(t: Transaction) -> None:
+    def on_txn(a: Association, t: Transaction) -> None:
         last[0] = max(last[0], t.id)
         if t.id == txn_id:
             found["t"] = t
-            found["a"] = started.get(t.association)
+            found["a"] = a
             raise _Stop
 
-    def on_end(a: Association) -> None:
-        if found.get("a") is None:
-            started.pop(a.id, None)
-
-    an.on_association_start.append(on_start)
     an.on_transaction.append(on_txn)
-    an.on_association.append(on_end)
     try:
         analyze_source(source, an, progress)
     except _Stop:
@@ -89,9 +79,8 @@ def locate(source: str, txn_id: int, *, ports: Iterable[int] = (),
     t = found.get("t")
     if not isinstance(t, Transaction):
         raise TransactionNotFound(txn_id, last[0])
-    a = found.get("a")
-    if not isinstance(a, Association):  # mid-stream: no negotiation seen
-        a = Association(t.association, "?", "?", midstream=True)
+    a = found["a"]
+    assert isinstance(a, Association)
     return t, a
 
 

@@ -235,7 +235,7 @@ class Exporter:
             self._waiting.pop(key, None)
             self.done(info)
 
-    def on_transaction(self, t: Transaction) -> None:
+    def on_transaction(self, a: Association, t: Transaction) -> None:
         """The C-STORE's response (or the end of its association) completes its report."""
         if t.command != "C-STORE":
             return

@@ -100,7 +100,7 @@ class QueryChecker:
             if len(entry[1]) < MAX_FRAMES:
                 entry[1].append(m.frame)
 
-    def on_transaction(self, t: Transaction) -> None:
+    def on_transaction(self, a: Association, t: Transaction) -> None:
         if t.command != "C-FIND":
             return
         q = self._open.pop((t.association, 0 if t.sent_by == "requestor" else 1,

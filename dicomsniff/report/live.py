@@ -45,7 +45,6 @@ class LiveFeed:
         self.shown: dict[int, Association] = {}  # open associations being shown
         self.hidden: set[int] = set()  # open associations --ae filtered out
         self.waiting: dict[int, list[Finding]] = {}
-        self.orphans: dict[int, list[Transaction]] = {}  # association not reachable yet
         self.summary = Summary()
         self.by_status: dict[str, int] = {}
         self.by_severity = {"error": 0, "warning": 0, "info": 0}
@@ -68,14 +67,6 @@ class LiveFeed:
         if ts is not None and (self.clock is None or ts > self.clock):
             self.clock = ts
 
-    def _lookup(self, assoc_id: int) -> Association | None:
-        """The association of an event that came before its A-ASSOCIATE-AC (mid-stream)."""
-        for conn in self.analyzer.open:
-            t = conn.tracker
-            if t is not None and t.assoc.id == assoc_id:
-                return t.assoc
-        return None
-
     def _show(self, a: Association) -> None:
         """First event of a shown association: announce it and release what waited."""
         self.shown[a.id] = a
@@ -96,19 +87,13 @@ class LiveFeed:
         self.waiting.pop(aid, None)
         self.ignored += 1
 
-    def transaction(self, t: Transaction) -> None:
-        aid = t.association
-        if aid in self.hidden:
+    def transaction(self, a: Association, t: Transaction) -> None:
+        if a.id in self.hidden:
             return
         self._tick(t.response_time or t.request_time)
-        a = self.shown.get(aid)
-        if a is None:  # mid-stream: no A-ASSOCIATE-AC announced it
-            a = self._lookup(aid)
-            if a is None:  # its connection is closing: reported with the association
-                self.orphans.setdefault(aid, []).append(t)
-                return
+        if a.id not in self.shown:  # not announced (the engine announces before this)
             if not self._matches(a):
-                self._hide(aid)
+                self._hide(a.id)
                 return
             self._show(a)
         self._emit_transaction(t, a)
@@ -142,17 +127,13 @@ class LiveFeed:
         self._tick(a.end)
         if a.id in self.hidden:
             self.hidden.discard(a.id)
-            self.orphans.pop(a.id, None)
             return
         if a.id not in self.shown:
             if not self._matches(a):
                 self.waiting.pop(a.id, None)
-                self.orphans.pop(a.id, None)
                 self.ignored += 1
                 return
             self._show(a)
-        for t in self.orphans.pop(a.id, ()):
-            self._emit_transaction(t, a)
         del self.shown[a.id]
         self.summary.add(a)
         self.out.association_end(a)

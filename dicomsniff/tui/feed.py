@@ -72,7 +72,7 @@ class Collector:
         with self._lock:
             self._batch.ended.append(a)
 
-    def transaction(self, t: Transaction) -> None:
+    def transaction(self, a: Association, t: Transaction) -> None:
         with self._lock:
             self._batch.transactions.append(t)
 

@@ -4,7 +4,7 @@
 thread, where it drives the same pipeline as ``dicomsniff live`` (capture helper, pipe,
 CaptureReader, ``-w`` files, Analyzer: :class:`dicomsniff.live.run.LiveRun`) and hands the
 analyzer's events to the app's Collector. Associations appear as their negotiation is
-answered (or, for one already running when the capture started, with its first transaction)
+answered (or, for one already running when the capture started, with its first DIMSE message)
 and update as transactions complete.
 
 Stopping: quitting the app sets ``collector.cancelled``; a watcher thread then asks the
@@ -68,7 +68,6 @@ class LiveSource:
         self.error: str | None = None
         self._entered = False
         self._lock = threading.Lock()
-        self._announced: set[int] = set()
         self._collector: Collector | None = None
         self._feed = LiveFeed(live.analyzer, _Counting())  # type: ignore[arg-type]
 
@@ -92,11 +91,7 @@ class LiveSource:
             self._entered = True
         live = self.live
         self._collector = collector
-        hooks = live.analyzer
-        hooks.on_association_start.append(self._started)
-        hooks.on_transaction.append(self._midstream)
-        collector.attach(hooks)
-        hooks.on_association.append(self._ended)
+        collector.attach(live.analyzer)
         error = None
         try:
             if not live.started:
@@ -140,26 +135,6 @@ class LiveSource:
                         self.stopped_by = QUIT
                     self.live.stop()
                 return
-
-    # -- hooks (feed thread) ------------------------------------------------------------------
-    def _started(self, a: Association) -> None:
-        self._announced.add(a.id)
-
-    def _midstream(self, t: Transaction) -> None:
-        """A transaction of an association no A-ASSOCIATE-AC announced (it was running when
-        the capture started): show the association now, not only when it ends."""
-        aid = t.association
-        if aid in self._announced or self._collector is None:
-            return
-        for conn in self.live.analyzer.open:
-            tr = conn.tracker
-            if tr is not None and tr.assoc.id == aid:
-                self._announced.add(aid)
-                self._collector.association_started(tr.assoc)
-                return
-
-    def _ended(self, a: Association) -> None:
-        self._announced.discard(a.id)
 
     # -- after the app ------------------------------------------------------------------------
     def note_stop(self, reason: str) -> None:

@@ -133,12 +133,16 @@ class MessageAssembler:
     (frame, code, message) for findings.
     """
 
-    __slots__ = ("out", "problems", "_pending", "_current", "max_command_bytes", "want_dataset")
+    __slots__ = ("out", "problems", "_pending", "_current", "max_command_bytes", "want_dataset",
+                 "observe")
 
     def __init__(self, max_command_bytes: int = DEFAULT_MAX_COMMAND_BYTES) -> None:
-        # Set by an export: called with a Message whose command set just completed and which
-        # announced a data set; returns a DatasetSink to receive its bytes, or None.
+        # Set by the owner's data set collection: called with a Message whose command set just
+        # completed and which announced a data set; returns a DatasetSink for its bytes, or None.
         self.want_dataset = None
+        # Set by the same: called with every Message whose command set completed (after
+        # want_dataset), data set or not.
+        self.observe = None
         self.out: list[tuple[str, Message]] = []
         self.problems: list[tuple[int, str, str]] = []
         self._pending: dict[int, _Pending] = {}
@@ -207,7 +211,11 @@ class MessageAssembler:
             self._pending[ctx] = p
             if self.want_dataset is not None:
                 p.sink = self.want_dataset(msg)
+            if self.observe is not None:
+                self.observe(msg)
         else:
+            if self.observe is not None:
+                self.observe(msg)
             msg.complete = True
             msg.end_ts = e.ts
             out.append(("complete", msg))

@@ -141,7 +141,27 @@ class ULStream:
         self.bytes_in = 0
         self.data_bytes = 0  # data set fragment bytes counted
 
+    def collect(self, everything: bool = False, contexts=()) -> None:
+        """Copy data set bytes (as PdvBytes events) from now on: of every presentation context
+        (``everything``) and of ``contexts`` (added to those asked for before, never removed)."""
+        if everything:
+            self.collect_data = True
+        if contexts:
+            self.collect_contexts = frozenset(self.collect_contexts) | frozenset(contexts)
+
     # -- the hot path ---------------------------------------------------------------------
+    def skip(self, n: int) -> bool:
+        """Count the next ``n`` in-order bytes without looking at them, if they are data set
+        bytes nobody collects inside the current PDV (the engine's fast path: no slice, no
+        copy). False, with nothing done, otherwise: then they go to :meth:`feed`."""
+        if self.state == PDV_DATA and n < self._pdv_left and not self.collecting:
+            self._pdv_left -= n
+            self._pdu_left -= n
+            self.data_bytes += n
+            self.bytes_in += n
+            return True
+        return False
+
     def feed(self, data: bytes | memoryview, frame: int, ts: float) -> None:
         """Consume the next in-order bytes of the stream."""
         n = len(data)

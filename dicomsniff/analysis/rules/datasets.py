@@ -4,7 +4,8 @@ Data set bytes are normally counted, never copied (DESIGN.md). Three rules need 
 inside: whether an MPPS was set to COMPLETED or DISCONTINUED, which instances a storage
 commitment report lists as failed, and whether a data set is encoded in the transfer syntax
 its context accepted. MPPS and Storage Commitment data sets are a few hundred bytes, so their
-contexts are collected (``ULStream.collect_contexts``) and decoded with pydicom, imported only
+contexts are collected (:class:`RulesPolicy`, a collection policy the engine is given like any
+other, see :mod:`dicomsniff.analysis.collect`) and decoded with pydicom, imported only
 when such a data set shows up. Query identifiers (C-FIND/C-MOVE/C-GET requests) are collected
 too, but only their first bytes are kept, to check the encoding. Image data sets are never
 collected: the upper-layer parser counts them on the hot path without a look, so their
@@ -13,11 +14,10 @@ encoding is not checked (that would need a first-bytes peek in dissectors/ul/str
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Any
 
 from ...uids import uid_name
+from ..collect import CollectionPolicy
 
 MPPS = "1.2.840.10008.3.1.2.3.3"
 COMMITMENT = "1.2.840.10008.1.20.1"
@@ -91,22 +91,20 @@ class DatasetInfo:
 
 
 class _Sink:
-    """Receives one data set's bytes (a DatasetSink); tees to an export's sink if there is one."""
+    """Receives one data set's bytes (a DatasetSink)."""
 
-    __slots__ = ("buf", "cap", "info", "store", "key", "decode", "other")
+    __slots__ = ("buf", "cap", "info", "store", "key", "decode")
 
     def __init__(self, cap: int, info: DatasetInfo, store: dict, key: tuple[int, int],
-                 decode: bool, other: Any) -> None:
+                 decode: bool) -> None:
         self.buf = bytearray()
         self.cap, self.info, self.store, self.key = cap, info, store, key
-        self.decode, self.other = decode, other
+        self.decode = decode
 
     def write(self, data: bytes) -> None:
         room = self.cap - len(self.buf)
         if room > 0:
             self.buf += data[:room]
-        if self.other is not None:
-            self.other.write(data)
 
     def close(self, partial: bool) -> None:
         info = self.info
@@ -116,31 +114,15 @@ class _Sink:
             enc = info.encoding or expected_encoding(info.transfer_syntax) or (False, True)
             info.fields = decode_fields(bytes(self.buf), enc)
         self.store[self.key] = info
-        if self.other is not None:
-            self.other.close(partial)
 
 
-def _want(store: dict, watched: dict[int, tuple[bool, str | None]],
-          prev: Callable | None, m: Any) -> Any:
-    other = prev(m) if prev is not None else None
-    w = watched.get(m.context_id)
-    if w is None:
-        return other
-    decode, ts = w
-    return _Sink(DECODE_CAP if decode else SNIFF_BYTES, DatasetInfo(m.context_id, ts), store,
-                 (m.frame, m.command_field), decode, other)
-
-
-def watch(conn: Any, store: dict) -> None:
-    """Collect the data sets of ``conn``'s association that the rules read (see module doc).
-
-    Called when the negotiation is answered, before any P-DATA: sets the upper-layer parsers'
-    ``collect_contexts`` and wraps the message assemblers' ``want_dataset``, keeping whatever
-    an export installed.
-    """
-    a = conn.tracker.assoc
-    watched: tuple[dict[int, tuple[bool, str | None]], dict[int, tuple[bool, str | None]]] = (
-        {}, {})
+def watched(a: Any, side: int) -> dict[int, tuple[bool, str | None]]:
+    """The contexts of ``a`` whose data sets ``side`` sends that the rules read: context id ->
+    (decode it, its transfer syntax). Nothing before the negotiation is answered, nor on a
+    rejected association."""
+    if a.accept_frame is None or a.outcome == "rejected":
+        return {}
+    out: dict[int, tuple[bool, str | None]] = {}
     for c in a.contexts.values():
         if not c.accepted:
             continue
@@ -148,16 +130,43 @@ def watch(conn: Any, store: dict) -> None:
         if w is None:
             continue
         decode, both = w
-        watched[0][c.id] = (decode, c.transfer_syntax)
-        if both:
-            watched[1][c.id] = (decode, c.transfer_syntax)
-    for side in (0, 1):
-        if not watched[side]:
-            continue
-        ul = conn.ul[side]
-        ul.collect_contexts = frozenset(ul.collect_contexts) | watched[side].keys()
-        asm = conn.tracker.asm[side]
-        asm.want_dataset = functools.partial(_want, store, watched[side], asm.want_dataset)
+        if side == 0 or both:
+            out[c.id] = (decode, c.transfer_syntax)
+    return out
+
+
+class RulesPolicy(CollectionPolicy):
+    """The data sets the rules read (see the module doc), kept per association in ``store``
+    (association id -> {(frame, command field): DatasetInfo})."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        # (association id, side) -> watched(), as of the last contexts() call (the negotiation)
+        self._watched: dict[tuple[int, int], dict] = {}
+
+    def contexts(self, association: Any, side: int) -> set[int]:
+        w = watched(association, side)
+        if w:
+            self._watched[(association.id, side)] = w
+        return set(w)
+
+    def forget(self, association_id: int) -> None:
+        """The association ended (or was dropped): what it collected is the caller's now."""
+        self._watched.pop((association_id, 0), None)
+        self._watched.pop((association_id, 1), None)
+
+    def dataset(self, association: Any, side: int, message: Any) -> _Sink | None:
+        w = self._watched.get((association.id, side), {}).get(message.context_id)
+        if w is None:
+            return None
+        decode, ts = w
+        store = self.store.get(association.id)
+        if store is None:
+            store = {}
+            self.store.put(association.id, store)
+        return _Sink(DECODE_CAP if decode else SNIFF_BYTES,
+                     DatasetInfo(message.context_id, ts), store,
+                     (message.frame, message.command_field), decode)
 
 
 def decode_fields(data: bytes, enc: Encoding) -> dict[str, Any]:

@@ -1,11 +1,15 @@
 """Runs the registered checks: the one object the analysis engine talks to.
 
-The engine calls :meth:`RuleSet.association_closed` when an association ends, right before
-handing it to the ``on_association`` hooks (so rule findings are in the association when the
-report or the JSON writer sees it), and :meth:`RuleSet.finish` once at the end of the capture
-for the capture-wide checks. A few transport facts that only the engine sees (resets, FINs,
-zero windows, refused connection attempts) come in through small methods called from its slow
-path, never from the per-packet fast path.
+The engine builds it with what it needs injected (``emit`` for findings, the DICOM ports), and
+subscribes it like any other: :meth:`RuleSet.association_started` and
+:meth:`RuleSet.transaction` are hooks, :attr:`RuleSet.datasets` a data set collection policy
+(the few data sets the rules read, :mod:`.datasets`). The engine calls
+:meth:`RuleSet.association_closed` when an association ends, right before handing it to the
+``on_association`` hooks (so rule findings are in the association when the report or the JSON
+writer sees it), and :meth:`RuleSet.finish` once at the end of the capture for the
+capture-wide checks. A few transport facts that only the engine sees (resets, FINs, zero
+windows, refused connection attempts) come in through small methods called from its slow path
+and, for zero windows, its fast path.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 from dissectors.net import format_endpoint
 
-from ...model import Association, Finding
+from ...model import Association, Finding, Transaction
 from ..tracker import PER_CODE_CAP
 from . import datasets
 from .base import CHECKS, CODES, AssocView, Hit, RuleConfig, code
@@ -33,42 +37,37 @@ class RuleSet:
     """The checks of :mod:`dicomsniff.analysis.rules` wired to one Analyzer (or to ``emit``)."""
 
     def __init__(self, config: RuleConfig | None = None,
-                 emit: Callable[[Finding], None] | None = None) -> None:
+                 emit: Callable[[Finding], None] | None = None,
+                 dicom_ports: Iterable[int] = ()) -> None:
         self.config = config or RuleConfig()
         self.state = CaptureState(self.config.max_tracked)
+        self.state.dicom_ports = frozenset(dicom_ports)
         self.emit = emit or (lambda f: None)
-        # association id -> Connection while open (bounded: a candidate that proves not to be
+        # association id -> collected data sets (bounded: a candidate that proves not to be
         # DICOM is dropped by the engine without an association_closed call)
-        self._conns: Bounded[int, Any] = Bounded(max(1024, self.config.max_tracked))
-        self._datasets: dict[int, dict] = {}  # association id -> collected data sets
+        self._datasets: Bounded[int, dict] = Bounded(max(1024, self.config.max_tracked))
+        self.datasets = datasets.RulesPolicy(self._datasets)
         self._facts: Bounded[int, ConnFacts] = Bounded(max(1024, self.config.max_tracked))
         self._finished = False
 
-    def attach(self, analyzer: Any) -> RuleSet:
-        """Follow ``analyzer``: its hooks feed the capture-wide memory; findings go to _emit."""
-        from ..engine import WELL_KNOWN_PORTS
+    # -- hooks ------------------------------------------------------------------------------
+    def association_started(self, a: Association) -> None:
+        """``on_association_start``: the negotiation was answered (an association picked up
+        mid-stream, whose negotiation nobody saw, is left out of the capture-wide memory)."""
+        if a.accept_frame is None:
+            return
+        self.state.on_start(a)
 
-        self.emit = analyzer._emit
-        self.state.dicom_ports = frozenset(WELL_KNOWN_PORTS) | frozenset(analyzer.ports)
-        analyzer.on_association_start.append(self._negotiated)
-        analyzer.on_transaction.append(self.state.on_transaction)
-        return self
+    def transaction(self, a: Association, t: Transaction) -> None:
+        """``on_transaction``."""
+        self.state.on_transaction(t)
 
     # -- engine seams -----------------------------------------------------------------------
-    def connection_started(self, conn: Any) -> None:
-        """A connection became DICOM (its tracker exists)."""
-        self._conns.put(conn.tracker.assoc.id, conn)
-
-    def _negotiated(self, a: Association) -> None:
-        self.state.on_start(a)
-        conn = self._conns.get(a.id)
-        if conn is not None and a.outcome != "rejected" and conn.ul is not None:
-            datasets.watch(conn, self._datasets.setdefault(a.id, {}))
-
     def _conn_facts(self, conn: Any) -> ConnFacts | None:
-        if conn.tracker is None:
+        app = conn.app
+        if app is None or app.protocol != "dicom":
             return None
-        aid = conn.tracker.assoc.id
+        aid = app.assoc.id
         f = self._facts.get(aid)
         if f is None:
             f = ConnFacts()
@@ -78,7 +77,7 @@ class RuleSet:
     def tcp_end(self, conn: Any, side: int, flags: int, frame: int, ts: float) -> None:
         """A FIN or RST (engine ``_flags``): who ended the connection, or a refused attempt."""
         if flags & TCP_RST:
-            if (conn.tracker is None and side == 1 and conn.syn_seen and conn.tcp is not None
+            if (conn.app is None and side == 1 and conn.syn_seen and conn.tcp is not None
                     and conn.tcp[1].next_seq is None):
                 # SYN answered by RST, no SYN-ACK: nothing listened on that port.
                 self.state.refused_attempt(format_endpoint(conn.keys[0], 0),
@@ -100,13 +99,14 @@ class RuleSet:
             if facts.zero_window_frames[side] is None:
                 facts.zero_window_frames[side] = frame
 
-    def association_closed(self, conn: Any, how: str) -> None:
-        """Run the association checks on ``conn``'s finished association."""
-        a = conn.tracker.assoc
-        self._conns.pop(a.id, None)
+    def association_closed(self, a: Association, how: str, tcp: Any,
+                           counts: dict[str, int]) -> None:
+        """Run the association checks on a finished association (``tcp``: its two
+        reassemblers, ``counts``: the findings per code it already has)."""
+        self.datasets.forget(a.id)
         view = AssocView(a, self.config, self.state, how, self._facts.pop(a.id, None),
-                         self._datasets.pop(a.id, {}), conn.tcp)
-        self.run_association(view, conn.tracker.code_counts)
+                         self._datasets.pop(a.id, None) or {}, tcp)
+        self.run_association(view, counts)
 
     # -- running checks ---------------------------------------------------------------------
     def run_association(self, view: AssocView, counts: dict[str, int] | None = None) -> None:

@@ -1,0 +1,191 @@
+"""The DICOM upper layer analyzer of one connection: two PS3.8 parsers and one association.
+
+Registered in the dispatch table (:mod:`.dispatch`) as "dicom": a connection whose start was
+captured is DICOM when its first bytes are a well-formed A-ASSOCIATE-RQ (or, reordered, the
+acceptor's A-ASSOCIATE-AC/RJ); one picked up mid-stream is a guess, parsed from the first
+plausible PDU boundary, that becomes a certainty when a whole PDU is parsed and is dropped
+without a trace when none is within ``detect_budget`` bytes. The parsers
+(:class:`~dissectors.ul.stream.ULStream`) are the TCP reassemblers' sinks themselves, so the
+engine's fast path can count data set bytes without a call (see ``ULStream.skippable``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dissectors.net import format_endpoint
+from dissectors.ul.stream import ULStream, plausible_pdu
+
+from ..model import Association
+from .collect import Collection
+from .dispatch import AppProtocol, FlowAnalyzer, register
+from .tracker import AssociationTracker
+
+SIDES = ("requestor", "acceptor")
+WELL_KNOWN_PORTS = frozenset({104, 11112, 4242, 2761, 2762})
+
+
+class DicomAnalyzer(FlowAnalyzer):
+    """One DICOM connection: side 0 is the association requestor, side 1 the acceptor."""
+
+    protocol = "dicom"
+    __slots__ = ("host", "conn", "ul", "tracker", "assoc", "collection", "verdict", "budget",
+                 "sinks")
+
+    def __init__(self, host: Any, conn: Any, *, synced: bool, frame: int, ts: float,
+                 midstream: bool) -> None:
+        lim = host.limits
+        self.host = host
+        self.conn = conn
+        self.ul = (ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu,
+                            pdata_events=host.pdu_events),
+                   ULStream(synced=synced, max_associate_pdu=lim.max_associate_pdu,
+                            pdata_events=host.pdu_events))
+        self.sinks = self.ul
+        a = Association(host.next_association_id(), format_endpoint(conn.keys[0], 0),
+                        format_endpoint(conn.keys[0], 1))
+        a.first_frame = frame
+        a.start = ts
+        a.midstream = midstream
+        self.assoc = a
+        self.tracker = AssociationTracker(a, host.emit, host.next_transaction_id,
+                                          host.on_transaction, self._started)
+        self.tracker.ul = self.ul
+        self.collection: Collection | None = None
+        if host.policies:
+            self.collection = Collection(host.policies, a, self.ul, self.tracker.asm)
+        if midstream and not conn.forced:  # --port: the user says it is DICOM
+            self.tracker.hold_findings()  # until a whole PDU proves it is DICOM
+        # a mid-stream guess is judged by the first PDU boundary within the budget
+        self.verdict: bool | None = True if (conn.forced or not midstream) else None
+        self.budget = lim.detect_budget
+
+    def _started(self, a: Association) -> None:
+        """Negotiation answered (or a mid-stream association proven): collection first, then
+        the host's hooks."""
+        if self.collection is not None:
+            self.collection.refresh()
+        for cb in self.host.on_association_start:
+            cb(a)
+
+    # -- bytes in ---------------------------------------------------------------------------
+    def drain(self, side: int) -> None:
+        """Hand the events ``side``'s parser made to the tracker (and the on_ul_events hooks)."""
+        ul = self.ul[side]
+        evs = ul.events
+        ul.events = []
+        host = self.host
+        host.stats.dicom_frames += 1
+        self.tracker.on_events(side, evs)
+        if host.on_ul_events:
+            for cb in host.on_ul_events:
+                cb(self.assoc, side, evs)
+
+    def pump(self, side: int) -> None:
+        if self.ul[side].events:
+            self.drain(side)
+
+    def feed(self, side: int, data, frame: int, ts: float) -> None:
+        self.ul[side].feed(data, frame, ts)
+        if self.ul[side].events:
+            self.drain(side)
+
+    def gap(self, side: int, missing: int, frame: int, ts: float) -> None:
+        self.ul[side].gap(missing, frame, ts)
+        if self.ul[side].events:
+            self.drain(side)
+
+    def judge(self) -> bool | None:
+        """A mid-stream guess is DICOM once a parser finds a PDU boundary; not DICOM when
+        none is found within the budget."""
+        ul = self.ul
+        if ul[0].synced or ul[1].synced:
+            self.verdict = True  # its findings wait until a whole PDU proves it (tracker)
+        elif ul[0].bytes_in + ul[1].bytes_in > self.budget:
+            self.verdict = False
+        return self.verdict
+
+    # -- the end ----------------------------------------------------------------------------
+    def close(self, how: str, frame: int, ts: float) -> Association | None:
+        """Flush, end the association; returns it, or None when it never proved to be
+        DICOM (then it leaves no trace: no findings, not counted)."""
+        conn = self.conn
+        for side in (0, 1):
+            if conn.tcp is not None:
+                conn.tcp[side].flush(frame, ts)
+            self.ul[side].close(frame, ts)
+            if self.ul[side].events:
+                self.drain(side)
+        self._transport_findings(frame)
+        t = self.tracker
+        t.finish(how, frame, ts)
+        a = self.assoc
+        if self.verdict is None or (a.midstream and not conn.forced and not t.proven):
+            return None
+        t.release_findings()
+        a.bytes = {"requestor": self.ul[0].bytes_in, "acceptor": self.ul[1].bytes_in}
+        if a.last_frame is None or a.last_frame < conn.last_frame:
+            a.last_frame = conn.last_frame
+        return a
+
+    def _transport_findings(self, frame: int) -> None:
+        tcp = self.conn.tcp
+        if tcp is None:
+            return
+        t = self.tracker
+        for side, d in enumerate(tcp):
+            name = SIDES[side]
+            if d.conflicts:
+                t.finding("warning", "TCP-OVERLAP-CONFLICT",
+                          f"{name}: {d.conflicts} retransmitted segment(s) carried different "
+                          "bytes than the first copy (the first copy was used)", frame, None)
+            if d.buffer_overflows:
+                t.finding("warning", "CAP-TCP-BUFFER",
+                          f"{name}: out-of-order data exceeded the {d.max_buffer}"
+                          "-byte reassembly buffer; the hole was declared a gap "
+                          "(raise --max-tcp-buffer)", frame, None)
+
+
+# -- detection ------------------------------------------------------------------------------
+
+
+def detect(head: bytes, side: int) -> bool | None:
+    """The first bytes of a connection whose start was captured: an A-ASSOCIATE-RQ from the
+    client (or, reordered in the capture, the acceptor's A-ASSOCIATE-AC/RJ)?"""
+    if len(head) < 10:
+        return None
+    ok = (head[0] == (1 if side == 0 else 2 if head[0] == 2 else 3)
+          and plausible_pdu(head, 0) is True)
+    if not ok and head[0] in (1, 2) and head[1] == 0 and head[6:8] == b"\x00\x01":
+        # An A-ASSOCIATE with a broken length but the right protocol version: a DICOM peer
+        # gone wrong, which deserves findings, not silence.
+        ok = True
+    return ok
+
+
+def pickup(head: bytes, ports: tuple[int, int], forced_ports: frozenset[int]) -> int | None:
+    """A connection already running: always worth a guess (the parser hunts for a PDU
+    boundary within the budget). Which side is the requestor: the one sending an
+    A-ASSOCIATE-RQ, the other if an A-ASSOCIATE-AC/RJ, else by the well-known and --port
+    ports, else the higher port."""
+    sp, dp = ports
+    if head[0] == 1 and plausible_pdu(head, 0):
+        return 0
+    if head[0] == 2 or head[0] == 3:
+        return 1
+    if (dp in forced_ports or dp in WELL_KNOWN_PORTS) and sp not in WELL_KNOWN_PORTS:
+        return 0
+    if sp in forced_ports or sp in WELL_KNOWN_PORTS:
+        return 1
+    return 0 if dp < sp else 1
+
+
+def create(host: Any, conn: Any, side: int, midstream: bool, frame: int,
+           ts: float) -> DicomAnalyzer:
+    return DicomAnalyzer(host, conn, synced=not midstream, frame=frame, ts=ts,
+                         midstream=midstream)
+
+
+DICOM = register(AppProtocol("dicom", detect, create, pickup=pickup, ports=WELL_KNOWN_PORTS,
+                             priority=10, pickup_priority=100, detect_bytes=10))
+
