@@ -264,11 +264,20 @@ class Analyzer:
                 if etype != 0x0800 or vihl != 0x45 or proto != 6:
                     feed_frame(frame, ts, linktype, buf)
                     continue
+                # Eligible: what dissectors.net.tcp_segment reads the same way, a whole,
+                # unfragmented packet of a known flow whose headers fit its IP total length
+                # (tests/test_fast_path.py drives both paths frame for frame); anything else,
+                # TSO's total length 0 and a data offset below 5 included, takes the general
+                # path, which decides.
                 entry = flows_get(key)
-                if (entry is None or entry is ignored or frag & 0x3FFF
-                        or flags & 0x07 or total + 14 > len(buf)):
+                if (entry is None or entry is ignored or frag & 0x3FFF or flags & 0x07
+                        or total + 14 > len(buf) or doff < 0x50):
                     if entry is not ignored or flags & 0x02:
                         feed_frame(frame, ts, linktype, buf)
+                    continue
+                n = total - 20 - (doff >> 4) * 4
+                if n < 0:
+                    feed_frame(frame, ts, linktype, buf)
                     continue
                 conn, side = entry
                 conn.last_ts = ts
@@ -276,8 +285,7 @@ class Analyzer:
                 tcp = conn.tcp
                 if tcp is None:
                     continue
-                n = total - 20 - (doff >> 4) * 4
-                if n > 0:
+                if n:
                     d = tcp[side]
                     ul = d.sink
                     if seq == d.next_seq and not d.held and type(ul) is ULStream:
