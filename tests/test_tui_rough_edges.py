@@ -11,9 +11,9 @@ from dicomsniff.tui.rows import ASSOCIATION_COLUMNS, size
 from dicomsniff.tui.screens.findings import FindingsScreen
 from dicomsniff.tui.screens.ladder import LadderScreen
 from dicomsniff.tui.screens.modals import ExportScreen
-from dicomsniff.tui.screenshots import preserve_spaces
 from dicomsniff.tui.store import FAILURE, SUCCESS, WARNING, summarize
 from tests.test_tui import SIZE, app_for, loaded, pilot_test, screen_text, wait_for
+from tools.tui_screenshots import preserve_spaces
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 

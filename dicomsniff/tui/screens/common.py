@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from rich.text import Text
 from textual.widgets import Input
 
+from ..filter import Filter
 from ..rows import date, size
+from ..store import Store
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
 
-if TYPE_CHECKING:
-    from ..app import DicomBrowser
+
+class BrowserState(Protocol):
+    """What the screens use of the app (:class:`~dicomsniff.tui.app.DicomBrowser`): its state
+    and the few actions that change screens. The screens depend on this, not on the app
+    module, which imports them."""
+
+    source: Any
+    capture_path: str | None
+    store: Store
+    filter: Filter
+    filter_error: str | None
+    collapse: bool
+
+    def set_filter(self, text: str) -> str | None: ...
+
+    def open_ladder(self, ids: Sequence[int], frame: int | None = None) -> None: ...
+
+    def open_export(self, associations: Sequence[Any]) -> None: ...
+
+    def associations_by_id(self, ids: Sequence[int]) -> list[Any]: ...
 
 
 class FilterSearch:
@@ -74,11 +94,11 @@ def cycle_find(rows: Sequence[Any], cursor: int, backwards: bool,
     return None
 
 
-def app_of(widget: object) -> DicomBrowser:
-    return cast("DicomBrowser", widget.app)  # type: ignore[attr-defined]
+def app_of(widget: object) -> BrowserState:
+    return cast(BrowserState, widget.app)  # type: ignore[attr-defined]
 
 
-def title_text(app: DicomBrowser, what: str) -> Text:
+def title_text(app: BrowserState, what: str) -> Text:
     """'dicomsniff  move.pcap  2026-11-25  150 frames  · what'."""
     t = Text()
     t.append(" dicomsniff ", style="bold reverse")
@@ -93,7 +113,7 @@ def title_text(app: DicomBrowser, what: str) -> Text:
     return t
 
 
-def progress_text(app: DicomBrowser) -> Text:
+def progress_text(app: BrowserState) -> Text:
     store = app.store
     if store.finished:
         if store.error and store.error != "cancelled":

@@ -1,4 +1,5 @@
-"""Make the SVG screenshots of the README: ``python -m dicomsniff.tui.screenshots docs/tui``.
+"""Make the SVG screenshots of the docs: ``python3 -m tools.tui_screenshots docs/tui`` (from the
+repository root; a developer script, not part of the installed package).
 
 The scenes run headless on the sample captures; 'a night at the PACS' is several of them merged
 by time into one capture, so the list shows successes, warnings and failures together.
@@ -13,12 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ..sources.capture import CaptureReader
-from .app import DicomBrowser
-from .feed import FileSource
-from .frames import PcapWriter
+from dicomsniff.sources.capture import CaptureReader
+from dicomsniff.tui.app import DicomBrowser
+from dicomsniff.tui.feed import FileSource
+from dicomsniff.tui.frames import PcapWriter
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 NIGHT = ("echo.pcap", "store-many-associations.pcap", "move.pcap", "associate-reject.pcap",
          "find-pending.pcap", "worklist.pcap", "abort-mid-transfer.pcap", "mpps.pcap",
          "storage-commitment-separate.pcap", "find-cancel.pcap", "abort-by-requestor.pcap")

@@ -1,0 +1,1 @@
+"""Developer scripts (not installed): the import graph, the TUI screenshots."""
