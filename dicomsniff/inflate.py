@@ -18,9 +18,10 @@ import zlib
 from collections.abc import Iterable
 from typing import BinaryIO
 
+from .uids import is_deflated as _is_deflated
+
 DEFAULT_LIMIT = 64 << 20  # inflated bytes per data set: far above any identifier or header
 _STEP = 1 << 16  # compressed bytes handed to zlib at a time
-DEFLATED_SYNTAXES = frozenset({"1.2.840.10008.1.2.1.99"})  # Deflated Explicit VR LE
 
 _limit = DEFAULT_LIMIT
 
@@ -46,9 +47,10 @@ def limit() -> int:
 
 
 def is_deflated(transfer_syntax: str | None) -> bool:
-    """Deflated Explicit VR Little Endian (pydicom's ``UID.is_deflated`` would also say so
-    for the deflated image frame syntax, whose data set itself is not deflated)."""
-    return transfer_syntax in DEFLATED_SYNTAXES
+    """The data set is deflated (:func:`dicomsniff.uids.is_deflated`: Deflated Explicit VR
+    Little Endian and the JPIP Referenced Deflate syntaxes; not Deflated Image Frame
+    Compression, whose frames are deflated, not its data set)."""
+    return _is_deflated(transfer_syntax)
 
 
 def _chunks(source: bytes | bytearray | memoryview | BinaryIO) -> Iterable[bytes]:

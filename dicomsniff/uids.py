@@ -52,11 +52,73 @@ def uid_type(uid: str | None) -> str | None:
     return entry[1] if entry else None
 
 
-# Transfer syntaxes that lose information (PS3.5 section 8 / A.4): the archive gets lossy images.
-LOSSY_TRANSFER_SYNTAXES = frozenset({
-    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
-    "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.100",
-    "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
-    "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.106",
-    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
-})
+# -- well-known UIDs (one place: import them from here) ------------------------------------
+
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+EXPLICIT_VR_BIG_ENDIAN = "1.2.840.10008.1.2.2"
+UNCOMPRESSED = frozenset({IMPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN,
+                          DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, EXPLICIT_VR_BIG_ENDIAN})
+
+MPPS = "1.2.840.10008.3.1.2.3.3"  # Modality Performed Procedure Step SOP Class
+MPPS_RETRIEVE = "1.2.840.10008.3.1.2.3.4"
+STORAGE_COMMITMENT_PUSH = "1.2.840.10008.1.20.1"  # Storage Commitment Push Model SOP Class
+
+
+# -- transfer syntax properties --------------------------------------------------------------
+# pydicom's definitions (pydicom.uid.UID.is_implicit_VR, is_little_endian, is_deflated,
+# is_compressed) applied to pydicom's UID dictionary, without importing pydicom at start-up;
+# tests/test_uids.py checks every transfer syntax of the dictionary against pydicom itself.
+
+
+def is_transfer_syntax(uid: str | None) -> bool:
+    """A registered transfer syntax."""
+    return uid_type(uid) == "Transfer Syntax"
+
+
+def is_implicit_vr(transfer_syntax: str) -> bool:
+    """Implicit VR: Implicit VR Little Endian only (PS3.5 A.1)."""
+    return transfer_syntax == IMPLICIT_VR_LITTLE_ENDIAN
+
+
+def is_little_endian(transfer_syntax: str) -> bool:
+    """Every standard transfer syntax but Explicit VR Big Endian (PS3.5 A.3, retired)."""
+    return transfer_syntax != EXPLICIT_VR_BIG_ENDIAN
+
+
+# The JPIP Referenced Deflate syntaxes encode their data set as Deflated Explicit VR Little
+# Endian (PS3.5 A.7, A.9); pydicom 3.0's is_deflated names only A.5's own UID. Deflated Image
+# Frame Compression (1.2.840.10008.1.2.8.1) deflates frames, not the data set: not here.
+_REFERENCED_DEFLATE = frozenset({"1.2.840.10008.1.2.4.95", "1.2.840.10008.1.2.4.205"})
+
+
+def is_deflated(transfer_syntax: str | None) -> bool:
+    """The data set itself is deflated (PS3.5 A.5): inflate it before reading it."""
+    return (transfer_syntax == DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN
+            or transfer_syntax in _REFERENCED_DEFLATE)
+
+
+def is_compressed(transfer_syntax: str) -> bool:
+    """Pixel data encapsulated (compressed), as pydicom says: all but the four native ones."""
+    return transfer_syntax not in UNCOMPRESSED
+
+
+def encoding(transfer_syntax: str | None) -> tuple[bool, bool] | None:
+    """(explicit VR, little endian) of a data set on this transfer syntax, after inflating a
+    deflated one; None for an unknown or private transfer syntax."""
+    if not transfer_syntax or not is_transfer_syntax(transfer_syntax):
+        return None
+    return (not is_implicit_vr(transfer_syntax), is_little_endian(transfer_syntax))
+
+
+def is_lossy(transfer_syntax: str | None) -> bool:
+    """The transfer syntax may lose information (PS3.5 8.2): JPEG baseline and extended,
+    JPEG-LS near-lossless, JPEG 2000 and HTJ2K unless "Lossless Only", MPEG and HEVC video.
+    Read from the standard's names in pydicom's dictionary: what says Lossless is not lossy."""
+    name = uid_name(transfer_syntax) if is_transfer_syntax(transfer_syntax) else None
+    if name is None:
+        return False
+    if "Lossless" in name and "Near-Lossless" not in name:
+        return False
+    return any(w in name for w in ("JPEG", "MPEG", "HEVC", "Lossy"))

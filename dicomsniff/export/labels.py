@@ -21,11 +21,11 @@ from dissectors.ul.reasons import (
 )
 
 from ..model import Association, Transaction
+from ..uids import STORAGE_COMMITMENT_PUSH as STORAGE_COMMITMENT
 from ..uids import uid_name
 from ..units import duration, size  # noqa: F401 - part of this module's API
 from .wirelog import Pdv
 
-STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
 # Storage Commitment Push Model (PS3.4 J.3): what its N-ACTION and N-EVENT-REPORT types mean.
 _SC_ACTIONS = {1: "request storage commitment"}
 _SC_EVENTS = {1: "all committed", 2: "failures exist"}

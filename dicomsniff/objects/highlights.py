@@ -13,9 +13,9 @@ from typing import Any
 
 from dissectors.dimse.status import failure_reason
 
-MPPS = "1.2.840.10008.3.1.2.3.3"
-MPPS_RETRIEVE = "1.2.840.10008.3.1.2.3.4"
-COMMITMENT = "1.2.840.10008.1.20.1"
+from ..uids import MPPS, MPPS_RETRIEVE
+from ..uids import STORAGE_COMMITMENT_PUSH as COMMITMENT
+
 WORKLIST = "1.2.840.10008.5.1.4.31"
 PRINT_PREFIX = "1.2.840.10008.5.1.1."
 

@@ -10,17 +10,19 @@ from __future__ import annotations
 import struct
 import uuid
 
+from dissectors.dimse.encoding import sniff_encoding
+
 from .. import __version__
+from ..uids import EXPLICIT_VR_BIG_ENDIAN, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 
 # A UID of our own under the UUID-derived root (PS3.5 B.2), fixed so files are reproducible.
 IMPLEMENTATION_CLASS_UID = "2.25." + str(uuid.uuid5(uuid.NAMESPACE_URL,
                                                     "dicomsniff/implementation").int)
 IMPLEMENTATION_VERSION_NAME = ("DICOMSNIFF_" + __version__.replace(".", ""))[:16]
 
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
-DEFLATED_LE = "1.2.840.10008.1.2.1.99"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
+IMPLICIT_LE = IMPLICIT_VR_LITTLE_ENDIAN
+EXPLICIT_LE = EXPLICIT_VR_LITTLE_ENDIAN
+EXPLICIT_BE = EXPLICIT_VR_BIG_ENDIAN
 
 MAX_UID = 1024  # bytes of a UID written to the meta (PS3.5 allows 64; the wire may not care)
 _SHORT = struct.Struct("<HH2sH")  # tag, VR, 16-bit length
@@ -65,17 +67,14 @@ def file_meta(sop_class: str, sop_instance: str, transfer_syntax: str,
 def guess_transfer_syntax(head: bytes) -> str | None:
     """The uncompressed transfer syntax the first data set element implies, or None.
 
-    Only for associations whose negotiation the capture missed: an explicit VR shows as two
-    upper-case letters after the tag, the byte order as the group number's. Deflated and
-    encapsulated syntaxes cannot be told apart this way; the caller says it guessed.
+    Only for associations whose negotiation the capture missed (the one encoding sniffer,
+    :func:`dissectors.dimse.encoding.sniff_encoding`). Deflated and encapsulated syntaxes
+    cannot be told apart this way; the caller says it guessed.
     """
-    if len(head) < 8:
+    enc = sniff_encoding(head)
+    if enc is None:
         return None
-    explicit = head[4:6].isalpha() and head[4:6].isupper()
-    group_le = head[0] | head[1] << 8
-    group_be = head[0] << 8 | head[1]
-    if explicit:
-        if group_be < group_le and group_be in (0x0002, 0x0008):
-            return EXPLICIT_BE
-        return EXPLICIT_LE
-    return IMPLICIT_LE
+    explicit, little = enc
+    if not little:
+        return EXPLICIT_BE
+    return EXPLICIT_LE if explicit else IMPLICIT_LE

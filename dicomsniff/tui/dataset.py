@@ -20,13 +20,13 @@ from dissectors.dimse.assembler import DatasetSink
 
 from .. import inflate
 from ..model import Association, Transaction
+from ..uids import EXPLICIT_VR_BIG_ENDIAN as EXPLICIT_BE
+from ..uids import EXPLICIT_VR_LITTLE_ENDIAN as EXPLICIT_LE
+from ..uids import IMPLICIT_VR_LITTLE_ENDIAN as IMPLICIT_LE
 from .frames import Check, connection_packets
 
 CAP = 4 << 20  # data set bytes kept per message
 MAX_MESSAGES = 200  # pending responses collected for one C-FIND
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-EXPLICIT_LE = "1.2.840.10008.1.2.1"
 BULK_GROUPS = frozenset({0x7FE0})
 BULK_TAGS = frozenset({0x54001010, 0x00420011, 0x56000020, 0x00660023})  # waveform, document...
 

@@ -16,56 +16,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...uids import uid_name
+from dissectors.dimse.encoding import Encoding, encoding_name, sniff_encoding
+
+from ...uids import MPPS, STORAGE_COMMITMENT_PUSH, encoding, is_deflated, uid_name
 from ..collect import CollectionPolicy
 
-MPPS = "1.2.840.10008.3.1.2.3.3"
-COMMITMENT = "1.2.840.10008.1.20.1"
-DECODED = frozenset({MPPS, COMMITMENT})
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-DEFLATED = {"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.1.99.1"}
+__all__ = ["DECODED", "RulesPolicy", "encoding_name", "expected_encoding", "sniff_encoding"]
+
+DECODED = frozenset({MPPS, STORAGE_COMMITMENT_PUSH})
 DECODE_CAP = 256 * 1024  # bytes of an MPPS/commitment data set kept for decoding
 SNIFF_BYTES = 16  # bytes of a query identifier kept to check its encoding
 
-_VRS = frozenset(v.encode() for v in (
-    "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL "
-    "UN UR US UT UV").split())
-
-Encoding = tuple[bool, bool]  # (explicit VR, little endian)
-
 
 def expected_encoding(transfer_syntax: str | None) -> Encoding | None:
-    """What PS3.5 section 10 says a data set on this transfer syntax looks like."""
-    if not transfer_syntax or transfer_syntax in DEFLATED:
-        return None  # unknown, or compressed as a whole: nothing to sniff
-    if transfer_syntax == IMPLICIT_LE:
-        return (False, True)
-    if transfer_syntax == EXPLICIT_BE:
-        return (True, False)
-    return (True, True)  # every other standard transfer syntax is explicit VR little endian
-
-
-def sniff_encoding(head: bytes) -> Encoding | None:
-    """The encoding of a data set from its first element header, or None if unclear.
-
-    Byte order: data set groups are small (0008, 0010, 0040...), so one of the two group bytes
-    is zero. VR: explicit encodings carry two upper-case letters after the tag, where an
-    implicit one has the low bytes of a 32-bit length.
-    """
-    if len(head) < 8:
+    """What PS3.5 section 10 says a data set on this transfer syntax looks like on the wire
+    (None: unknown, or deflated as a whole: nothing to sniff)."""
+    if is_deflated(transfer_syntax):
         return None
-    if head[1] == 0 and head[0] != 0:
-        little = True
-    elif head[0] == 0 and head[1] != 0:
-        little = False
-    else:
-        return None
-    return (bytes(head[4:6]) in _VRS, little)
-
-
-def encoding_name(enc: Encoding) -> str:
-    return f"{'explicit' if enc[0] else 'implicit'} VR {'little' if enc[1] else 'big'} endian"
+    return encoding(transfer_syntax)
 
 
 def wants(abstract_syntax: str | None) -> tuple[bool, bool] | None:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from ...model import Association, Transaction
+from ...uids import MPPS, STORAGE_COMMITMENT_PUSH
 from .base import AssocView, Hit, RuleConfig, check, code, listing, performer, seconds
 from .state import TALLY_INDEX, CaptureState, Reservoir
 
@@ -33,7 +34,7 @@ SUBOPS = code("DIMSE-SUBOPS-MISMATCH", "warning", "PS3.4 C.4.2.3.1 / C.4.3.3.1",
 # Where each service's statuses are defined.
 _STATUS_SECTION = {"C-STORE": "PS3.4 B.2.3", "C-FIND": "PS3.4 C.4.1.1.4",
                    "C-MOVE": "PS3.4 C.4.2.1.5", "C-GET": "PS3.4 C.4.3.1.4"}
-_SOP_SECTION = {"1.2.840.10008.3.1.2.3.3": "PS3.4 F.7.2", "1.2.840.10008.1.20.1": "PS3.4 J.3"}
+_SOP_SECTION = {MPPS: "PS3.4 F.7.2", STORAGE_COMMITMENT_PUSH: "PS3.4 J.3"}
 
 # What an administrator should check, by (command or None, status >> 8 or exact status).
 _HINTS: dict[tuple[str | None, int], str] = {

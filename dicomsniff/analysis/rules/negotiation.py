@@ -15,7 +15,7 @@ from dissectors.dimse.command import service_name
 from dissectors.ul.reasons import context_result, context_result_hint
 
 from ...model import Association, PresentationContext
-from ...uids import LOSSY_TRANSFER_SYNTAXES, uid_name
+from ...uids import MPPS, MPPS_RETRIEVE, is_lossy, uid_name
 from .base import AssocView, Hit, check, code, listing
 from .datasets import encoding_name, expected_encoding
 
@@ -54,7 +54,7 @@ BROAD = 5  # more refused SOP classes than this in one association: one summary 
 _RESULT_CODE = {3: NEG_SOP_CLASS, 4: NEG_TS}
 
 # Requests whose SOP Class legitimately differs from the context's abstract syntax.
-_COMPATIBLE = {("1.2.840.10008.3.1.2.3.4", "1.2.840.10008.3.1.2.3.3")}  # MPPS Retrieve / MPPS
+_COMPATIBLE = {(MPPS_RETRIEVE, MPPS)}
 _UPS_PREFIX = "1.2.840.10008.5.1.4.34.6."
 
 
@@ -215,7 +215,7 @@ def lossy_syntaxes(v: AssocView) -> Iterator[Hit]:
             used[t.context_id] += 1
     parts = []
     for c in a.contexts.values():
-        if c.accepted and c.transfer_syntax in LOSSY_TRANSFER_SYNTAXES:
+        if c.accepted and is_lossy(c.transfer_syntax):
             n = used.get(c.id, 0)
             parts.append(f"context {c.id} {_name(c.abstract_syntax)} with "
                          f"{_name(c.transfer_syntax)} ({n} data set(s) sent in it)")

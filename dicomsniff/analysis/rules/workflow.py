@@ -17,8 +17,9 @@ from typing import Any
 from dissectors.dimse.status import failure_reason
 
 from ...model import Association, Transaction
+from ...uids import MPPS
+from ...uids import STORAGE_COMMITMENT_PUSH as COMMITMENT
 from .base import AssocView, Hit, RuleConfig, check, code, listing
-from .datasets import COMMITMENT, MPPS
 from .state import CaptureState
 
 MPPS_OPEN = code("WORKFLOW-MPPS-NOT-COMPLETED", "warning", "PS3.4 F.7.2",
