@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dissectors.net import format_endpoint
+from dissectors.ul.pdu import ROLES
 from dissectors.ul.stream import ULStream, plausible_pdu
 
 from ..model import Association
@@ -21,7 +22,6 @@ from .collect import Collection
 from .dispatch import AppProtocol, FlowAnalyzer, register
 from .tracker import AssociationTracker
 
-SIDES = ("requestor", "acceptor")
 WELL_KNOWN_PORTS = frozenset({104, 11112, 4242, 2761, 2762})
 
 
@@ -134,7 +134,7 @@ class DicomAnalyzer(FlowAnalyzer):
             return
         t = self.tracker
         for side, d in enumerate(tcp):
-            name = SIDES[side]
+            name = ROLES[side]
             if d.conflicts:
                 t.finding("warning", "TCP-OVERLAP-CONFLICT",
                           f"{name}: {d.conflicts} retransmitted segment(s) carried different "

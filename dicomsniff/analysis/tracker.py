@@ -14,6 +14,7 @@ from dissectors.dimse.command import is_response, service_name
 from dissectors.dimse.status import category as status_category
 from dissectors.dimse.status import meaning as status_meaning
 from dissectors.ul import events as ev
+from dissectors.ul.pdu import PDU_NAMES, ROLES
 from dissectors.ul.reasons import (
     abort_reason,
     abort_source,
@@ -22,11 +23,10 @@ from dissectors.ul.reasons import (
     reject_source,
     user_identity_type,
 )
-from dissectors.ul.stream import PDU_NAMES
 
 from ..model import Association, Finding, PresentationContext, Side, Transaction
 
-SIDES = ("requestor", "acceptor")
+SIDES = ROLES  # side 0 is the association-requestor, side 1 the acceptor (PS3.8 7.1)
 PER_CODE_CAP = 20  # findings of one code kept per association; the rest are counted
 
 # Severity of upper-layer problems by code prefix; everything else malformed is an error.

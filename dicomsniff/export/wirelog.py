@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dissectors.ul import events as ev
+from dissectors.ul import pdu
+from dissectors.ul.pdu import PDU_NAMES
 
 from ..analysis.engine import Analyzer
 
-_CONTROL = {ev.AssociateRQ: "A-ASSOCIATE-RQ", ev.AssociateAC: "A-ASSOCIATE-AC",
-            ev.AssociateRJ: "A-ASSOCIATE-RJ", ev.ReleaseRQ: "A-RELEASE-RQ",
-            ev.ReleaseRP: "A-RELEASE-RP", ev.Abort: "A-ABORT"}
+_CONTROL = {ev.AssociateRQ: PDU_NAMES[pdu.A_ASSOCIATE_RQ],
+            ev.AssociateAC: PDU_NAMES[pdu.A_ASSOCIATE_AC],
+            ev.AssociateRJ: PDU_NAMES[pdu.A_ASSOCIATE_RJ],
+            ev.ReleaseRQ: PDU_NAMES[pdu.A_RELEASE_RQ], ev.ReleaseRP: PDU_NAMES[pdu.A_RELEASE_RP],
+            ev.Abort: PDU_NAMES[pdu.A_ABORT]}
 _FIXED_LENGTH = {"A-ASSOCIATE-RJ": 4, "A-RELEASE-RQ": 4, "A-RELEASE-RP": 4, "A-ABORT": 4}
 
 

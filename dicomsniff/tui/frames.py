@@ -16,7 +16,8 @@ from typing import BinaryIO
 
 from dissectors.net import TCP_ACK, TCP_SYN, l3_offset, reverse_key, tcp_segment
 from dissectors.tcp import TcpDirection
-from dissectors.ul.stream import PDU_NAMES, plausible_pdu
+from dissectors.ul.pdu import PDU_NAMES
+from dissectors.ul.stream import plausible_pdu
 
 from ..model import Association
 from ..sources.capture import CaptureReader

@@ -19,6 +19,27 @@ from .events import (
     RoleSelection,
     UserInfo,
 )
+from .pdu import (
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RQ,
+    ABSTRACT_SYNTAX,
+    APPLICATION_CONTEXT,
+    ASYNCHRONOUS_OPERATIONS_WINDOW,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    MAXIMUM_LENGTH,
+    PDU_NAMES,
+    PRESENTATION_CONTEXT_AC,
+    PRESENTATION_CONTEXT_RQ,
+    SCP_SCU_ROLE_SELECTION,
+    SOP_CLASS_COMMON_EXTENDED_NEGOTIATION,
+    SOP_CLASS_EXTENDED_NEGOTIATION,
+    TRANSFER_SYNTAX,
+    USER_IDENTITY_AC,
+    USER_IDENTITY_RQ,
+    USER_INFORMATION,
+    item_name,
+)
 
 _ITEM = struct.Struct("!BxH")
 _U16 = struct.Struct("!H")
@@ -78,22 +99,22 @@ def _parse_user_info(buf: bytes, a: int, b: int, problems: list[Problem]) -> Use
     ui = UserInfo()
     for t, s, e in _sub_items(buf, a, b, "user information", problems):
         n = e - s
-        if t == 0x51:
+        if t == MAXIMUM_LENGTH:
             if n == 4:
                 ui.max_pdu = _U32.unpack_from(buf, s)[0]
             else:
                 problems.append(("UL-MAXLEN-BAD", f"maximum length sub-item has {n} bytes, not 4"))
-        elif t == 0x52:
+        elif t == IMPLEMENTATION_CLASS_UID:
             ui.implementation_class_uid = _uid(buf, s, e)
-        elif t == 0x55:
+        elif t == IMPLEMENTATION_VERSION_NAME:
             ui.implementation_version_name = wire_str(buf[s:e])
-        elif t == 0x53:
+        elif t == ASYNCHRONOUS_OPERATIONS_WINDOW:
             if n == 4:
                 ui.async_invoked = _U16.unpack_from(buf, s)[0]
                 ui.async_performed = _U16.unpack_from(buf, s + 2)[0]
             else:
                 problems.append(("UL-ASYNC-BAD", f"asynchronous operations window has {n} bytes"))
-        elif t == 0x54:
+        elif t == SCP_SCU_ROLE_SELECTION:
             if n < 2:
                 problems.append(("UL-ROLE-BAD", "role selection sub-item too short"))
                 continue
@@ -103,7 +124,7 @@ def _parse_user_info(buf: bytes, a: int, b: int, problems: list[Problem]) -> Use
                 continue
             ui.roles.append(RoleSelection(_uid(buf, s + 2, s + 2 + ulen),
                                           buf[s + 2 + ulen], buf[s + 3 + ulen]))
-        elif t == 0x56:
+        elif t == SOP_CLASS_EXTENDED_NEGOTIATION:
             if n < 2:
                 problems.append(("UL-EXTNEG-BAD", "extended negotiation sub-item too short"))
                 continue
@@ -113,11 +134,11 @@ def _parse_user_info(buf: bytes, a: int, b: int, problems: list[Problem]) -> Use
                 continue
             ui.extended.append(ExtendedNegotiation(_uid(buf, s + 2, s + 2 + ulen),
                                                    bytes(buf[s + 2 + ulen:e])))
-        elif t == 0x57:
+        elif t == SOP_CLASS_COMMON_EXTENDED_NEGOTIATION:
             ce = _parse_common_extended(buf, s, e, problems)
             if ce is not None:
                 ui.common_extended.append(ce)
-        elif t == 0x58:
+        elif t == USER_IDENTITY_RQ:
             if n < 4:
                 problems.append(("UL-IDENTITY-BAD", "user identity sub-item too short"))
                 continue
@@ -129,7 +150,7 @@ def _parse_user_info(buf: bytes, a: int, b: int, problems: list[Problem]) -> Use
                 continue
             if ui.identity_type in (1, 2):  # user name; never keep the passcode that follows
                 ui.identity_username = wire_str(buf[s + 4:s + 4 + plen])
-        elif t == 0x59:
+        elif t == USER_IDENTITY_AC:
             if n >= 2:
                 ui.identity_server_response_length = _U16.unpack_from(buf, s)[0]
         else:
@@ -173,7 +194,7 @@ def parse_associate(pdu: bytes, frame: int, ts: float,
                     problems: list[Problem]) -> AssociateRQ | AssociateAC | None:
     """Parse a whole A-ASSOCIATE-RQ (type 1) or -AC (type 2) PDU, header included."""
     ptype = pdu[0] if pdu else 0
-    name = "A-ASSOCIATE-RQ" if ptype == 1 else "A-ASSOCIATE-AC" if ptype == 2 else "PDU"
+    name = PDU_NAMES[ptype] if ptype in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC) else "PDU"
     if len(pdu) < _FIXED:
         problems.append(("UL-ASSOC-SHORT",
                          f"{name} is {len(pdu)} bytes, shorter than its 74-byte fixed part"))
@@ -186,9 +207,9 @@ def parse_associate(pdu: bytes, frame: int, ts: float,
     accepted: list[AcceptedContext] = []
     user: UserInfo | None = None
     for t, s, e in _sub_items(pdu, _FIXED, len(pdu), name, problems):
-        if t == 0x10:
+        if t == APPLICATION_CONTEXT:
             app_ctx = _uid(pdu, s, e)
-        elif t == 0x20 and ptype == 1:
+        elif t == PRESENTATION_CONTEXT_RQ and ptype == A_ASSOCIATE_RQ:
             if e - s < 4:
                 problems.append(("UL-CONTEXT-BAD", "presentation context item shorter than 4"))
                 continue
@@ -197,12 +218,12 @@ def parse_associate(pdu: bytes, frame: int, ts: float,
             tss: list[str] = []
             for st, ss, se in _sub_items(pdu, s + 4, e, f"presentation context {ctx_id}",
                                          problems):
-                if st == 0x30:
+                if st == ABSTRACT_SYNTAX:
                     abstract = _uid(pdu, ss, se)
-                elif st == 0x40:
+                elif st == TRANSFER_SYNTAX:
                     tss.append(_uid(pdu, ss, se))
             proposed.append(ProposedContext(ctx_id, abstract, tss))
-        elif t == 0x21 and ptype == 2:
+        elif t == PRESENTATION_CONTEXT_AC and ptype == A_ASSOCIATE_AC:
             if e - s < 4:
                 problems.append(("UL-CONTEXT-BAD", "presentation context item shorter than 4"))
                 continue
@@ -210,18 +231,19 @@ def parse_associate(pdu: bytes, frame: int, ts: float,
             ts_uid = None
             for st, ss, se in _sub_items(pdu, s + 4, e, f"presentation context {ctx_id}",
                                          problems):
-                if st == 0x40:
+                if st == TRANSFER_SYNTAX:
                     ts_uid = _uid(pdu, ss, se)
             accepted.append(AcceptedContext(ctx_id, result, ts_uid))
-        elif t == 0x50:
+        elif t == USER_INFORMATION:
             user = _parse_user_info(pdu, s, e, problems)
         else:
             problems.append(("UL-ITEM-UNEXPECTED",
-                             f"{name}: unexpected item type 0x{t:02X} ({e - s} bytes)"))
+                             f"{name}: unexpected {item_name(t)} (type 0x{t:02X}, "
+                             f"{e - s} bytes)"))
     if user is None:
         problems.append(("UL-NO-USERINFO", f"{name} has no user information item (PS3.8 9.3.2)"))
         user = UserInfo()
-    if ptype == 1:
+    if ptype == A_ASSOCIATE_RQ:
         return AssociateRQ(frame, ts, len(pdu) - 6, version, called, calling, app_ctx, proposed,
                            user)
     return AssociateAC(frame, ts, len(pdu) - 6, version, called, calling, app_ctx, accepted, user)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .pdu import PDU_NAMES
+
 __all__ = [
     "PDU_TYPE_NAMES",
     "abort_hint",
@@ -26,15 +28,7 @@ __all__ = [
     "user_identity_type",
 ]
 
-PDU_TYPE_NAMES: dict[int, str] = {
-    0x01: "A-ASSOCIATE-RQ",
-    0x02: "A-ASSOCIATE-AC",
-    0x03: "A-ASSOCIATE-RJ",
-    0x04: "P-DATA-TF",
-    0x05: "A-RELEASE-RQ",
-    0x06: "A-RELEASE-RP",
-    0x07: "A-ABORT",
-}
+PDU_TYPE_NAMES = PDU_NAMES  # the one table: dissectors/ul/pdu.py
 
 # A-ASSOCIATE-RJ PDU fields, PS3.8 9.3.4 Table 9-21.
 _REJECT_RESULT: dict[int, str] = {

@@ -32,6 +32,7 @@ from .events import (
     StreamGap,
 )
 from .items import parse_associate
+from .pdu import PDU_NAMES
 
 _HDR = struct.Struct("!BxI")
 _U32 = struct.Struct("!I")
@@ -47,8 +48,6 @@ PDV_CMD = 4  # buffering a command fragment
 PDV_DATA = 5  # counting data set fragment bytes
 SKIP_PDU = 6  # skipping the rest of a PDU we gave up on
 
-PDU_NAMES = {1: "A-ASSOCIATE-RQ", 2: "A-ASSOCIATE-AC", 3: "A-ASSOCIATE-RJ", 4: "P-DATA-TF",
-             5: "A-RELEASE-RQ", 6: "A-RELEASE-RP", 7: "A-ABORT"}
 
 DEFAULT_MAX_ASSOCIATE_PDU = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is ~20 KB
 DEFAULT_MAX_COMMAND = 1 << 16  # a command set is a few hundred bytes

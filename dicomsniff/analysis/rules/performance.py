@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+from dissectors.ul.pdu import ROLES
+
 from ...model import Association, Transaction
 from .base import AssocView, Hit, check, code, seconds, size
 from .transport import first_end
@@ -29,7 +31,7 @@ IDLE = code("PERF-IDLE", "info", "PS3.8 9.2",
 
 # Delayed-ACK timers: 40 ms minimum on Linux, 200 ms on Windows (and classic BSD).
 _BANDS = (("40 ms", 0.036, 0.060), ("200 ms", 0.185, 0.240))
-SIDES = ("requestor", "acceptor")
+SIDES = ROLES  # by side (dissectors/ul/pdu.py)
 
 
 def _union(spans: list[tuple[float, float]]) -> float:

@@ -9,6 +9,7 @@ was in flight at that moment (an abort 30 s after an unanswered request is a tim
 
 from __future__ import annotations
 
+from dissectors.ul.pdu import ROLES
 from dissectors.ul.reasons import abort_hint, reject_hint
 
 from ...model import Association, Transaction
@@ -16,7 +17,7 @@ from ..tracker import _UL_SEVERITY
 from .base import AssocView, Hit, check, code, seconds
 from .transport import first_end
 
-SIDES = ("requestor", "acceptor")
+SIDES = ROLES  # by side (dissectors/ul/pdu.py)
 
 # The tracker's own codes (analysis/tracker.py), listed so the catalogue covers every code.
 for _c, _sev, _sec, _title in (

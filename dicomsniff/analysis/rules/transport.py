@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from dissectors.net import ETH_IPV4, ETH_IPV6
+from dissectors.ul.pdu import ROLES
 
 from .base import AssocView, Hit, RuleConfig, check, code
 from .state import CaptureState
 
-SIDES = ("requestor", "acceptor")
+SIDES = ROLES  # by side (dissectors/ul/pdu.py)
 
 TCP_RETRANSMISSION = code(
     "TCP-RETRANSMISSION", "info", "RFC 9293 3.10.7",
