@@ -36,7 +36,7 @@ _U32_HOST_LE = struct.Struct("<I")
 _U32_HOST_BE = struct.Struct(">I")
 _IPV4 = struct.Struct("!BxHHHBB")  # ver/ihl, total length, id, flags/frag, ttl, proto
 _IPV6 = struct.Struct("!4xHBB")  # payload length, next header, hop limit
-_TCP = struct.Struct("!IIBB")  # seq, ack, data offset, flags (after the two ports)
+_TCP = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (after the two ports)
 
 # BSD loopback address families that mean IPv6 on the various BSDs, Darwin and Linux.
 _AF_INET6 = (10, 24, 28, 30)
@@ -115,12 +115,13 @@ def tcp_segment(buf: memoryview | bytes, etype: int, off: int):
     Returns None when the packet is not a usable TCP segment (not TCP, truncated headers,
     an IP fragment), else a tuple::
 
-        (key, seq, ack, flags, payload_start, payload_end, wire_payload_len)
+        (key, seq, ack, flags, payload_start, payload_end, wire_payload_len, window)
 
     ``key`` is ``src addr + dst addr + src port + dst port`` as bytes (12 bytes for IPv4,
     36 for IPv6): the direction's identity. ``payload_end`` is limited to what was captured;
     ``wire_payload_len`` is what the IP header says, so a snaplen cut shows up as missing bytes
-    to the reassembler instead of silently shortening the stream.
+    to the reassembler instead of silently shortening the stream. ``window`` is the TCP
+    receive window field (unscaled): 0 is a receiver asking the sender to stop.
     """
     n = len(buf)
     if etype == ETH_IPV4:
@@ -163,7 +164,7 @@ def tcp_segment(buf: memoryview | bytes, etype: int, off: int):
         ip_end = off + 40 + plen if plen else n  # jumbogram or TSO: use what was captured
     else:
         return None
-    seq, ack, doff, flags = _TCP.unpack_from(buf, t + 4)
+    seq, ack, doff, flags, window = _TCP.unpack_from(buf, t + 4)
     hl = (doff >> 4) * 4
     if hl < 20:
         return None
@@ -173,7 +174,7 @@ def tcp_segment(buf: memoryview | bytes, etype: int, off: int):
     end = ip_end if ip_end <= n else n
     if start > end:
         start = end
-    return key, seq, ack, flags, start, end, ip_end - start
+    return key, seq, ack, flags, start, end, ip_end - start, window
 
 
 def format_endpoint(key: bytes, side: int) -> str:

@@ -46,7 +46,7 @@ from .collect import CollectionPolicy
 from .dicom import WELL_KNOWN_PORTS
 from .flows import IGNORED, Connection, DetectSink, FlowTable
 from .moves import MoveLinker
-from .rules import RuleConfig, RuleSet, tcp_window
+from .rules import RuleConfig, RuleSet
 
 # Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and
 # ports as one 12-byte flow key, TCP seq, ack, data offset, flags, window: one unpack per packet
@@ -341,7 +341,7 @@ class Analyzer:
         seg = tcp_segment(buf, etype, off)
         if seg is None:
             return
-        key, seq, ack, flags, ps, pe, wire_len = seg
+        key, seq, ack, flags, ps, pe, wire_len, window = seg
         entry = self.flows.get(key)
         if entry is IGNORED:
             if flags & TCP_SYN and not flags & TCP_ACK:
@@ -356,8 +356,7 @@ class Analyzer:
         conn, side = entry  # type: ignore[misc]
         conn.last_ts = ts
         conn.last_frame = frame
-        if (conn.app is not None and not flags & (TCP_SYN | TCP_RST)
-                and tcp_window(buf, etype, off) == 0):  # slow path only: rules/transport.py
+        if not window and conn.app is not None and not flags & (TCP_SYN | TCP_RST):
             self.rules.zero_window(conn, side, frame)
         if flags & (TCP_SYN | TCP_FIN | TCP_RST):
             if not self._flags(conn, side, flags, seq, frame, ts, key, buf, ps, pe):

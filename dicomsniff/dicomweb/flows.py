@@ -128,7 +128,7 @@ class HttpFlows:
         seg = tcp_segment(buf, etype, off)
         if seg is None:
             return
-        key, seq, _ack, flags, ps, pe, wire_len = seg
+        key, seq, _ack, flags, ps, pe, wire_len, _window = seg
         entry = self.flows.get(key)
         if entry is _NOT_HTTP:
             if not flags & TCP_SYN:

@@ -103,7 +103,7 @@ def connection_packets(path: str, associations: Iterable[Association], *,
             seg = tcp_segment(buf, etype, off)
             if seg is None or seg[0] not in wins:
                 continue
-            key, seq, _ack, flags, ps, pe, _wl = seg
+            key, seq, _ack, flags, ps, pe, _wl, _win = seg
             for w in wins[key]:
                 pkt = _in_window(w, key, frame, ts, linktype, buf, olen, seq, flags, ps, pe)
                 if pkt is not None:

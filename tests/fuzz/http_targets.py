@@ -55,7 +55,7 @@ def seed_conversations() -> list[tuple[bytes, bytes]]:
                 seg = tcp_segment(buf, ETH_IPV4, 14)
                 if seg is None:
                     continue
-                key, seq, _ack, flags, ps, pe, _w = seg
+                key, seq, _ack, flags, ps, pe, _w, _win = seg
                 d = flows.get(key)
                 if d is None:
                     d = flows[key] = TcpDirection(_Collect())

@@ -11,10 +11,9 @@ from __future__ import annotations
 from . import dimse, negotiation, performance, protocol, retrieve, transport, workflow  # noqa: F401
 from .base import CHECKS, CODES, AssocView, Code, Hit, RuleConfig
 from .ruleset import RuleSet
-from .transport import tcp_window
 
 __all__ = ["CHECKS", "CODES", "AssocView", "Code", "Hit", "RuleConfig", "RuleSet",
-           "catalogue", "tcp_window"]
+           "catalogue"]
 
 
 def catalogue() -> list[Code]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dissectors.net import ETH_IPV4, ETH_IPV6
 from dissectors.ul.pdu import ROLES
 
 from .base import AssocView, Hit, RuleConfig, check, code
@@ -35,7 +34,6 @@ code("TCP-OVERLAP-CONFLICT", "warning", None,
 code("CAP-TCP-BUFFER", "warning", None,
      "out-of-order data beyond --max-tcp-buffer: the hole was declared a gap", "tracker")
 
-_EXT = (0, 43, 60)  # IPv6 extension headers walked to reach TCP (as dissectors.net does)
 
 
 class ConnFacts:
@@ -63,22 +61,6 @@ def first_end(facts: ConnFacts | None) -> tuple[str, int, int, float | None] | N
     ends = [(kind, who[0], who[1], ts) for kind, who, ts in
             (("FIN", facts.fin, facts.fin_ts), ("RST", facts.rst, facts.rst_ts)) if who]
     return min(ends, key=lambda e: e[2]) if ends else None
-
-
-def tcp_window(buf: bytes | memoryview, etype: int, off: int) -> int | None:
-    """The TCP window field of an IPv4/IPv6 packet at ``off`` (headers already validated)."""
-    n = len(buf)
-    if etype == ETH_IPV4:
-        t = off + (buf[off] & 0x0F) * 4
-    elif etype == ETH_IPV6:
-        t, nxt, hops = off + 40, buf[off + 6], 0
-        while nxt in _EXT and hops < 8 and n >= t + 8:
-            nxt, t, hops = buf[t], t + (buf[t + 1] + 1) * 8, hops + 1
-    else:
-        return None
-    if n < t + 16:
-        return None
-    return (buf[t + 14] << 8) | buf[t + 15]
 
 
 @check(TCP_RETRANSMISSION)

@@ -188,12 +188,12 @@ def describe_frame(number: int, ts: float, linktype: int, data: bytes) -> Text:
         return t
     from dissectors.net import format_endpoint
 
-    key, seq, ack, flags, ps, pe, _wl = seg
+    key, seq, ack, flags, ps, pe, _wl, window = seg
     names = [n for bit, n in ((2, "SYN"), (16, "ACK"), (8, "PSH"), (1, "FIN"), (4, "RST"))
              if flags & bit]
     t.append(f"\n{format_endpoint(key, 0)} -> {format_endpoint(key, 1)}  "
              f"[{' '.join(names)}]  seq {seq}  ack {ack}  TCP payload {pe - ps} bytes at "
-             f"offset {ps}")
+             f"offset {ps}  window {window}")
     return t
 
 
