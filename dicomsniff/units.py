@@ -1,6 +1,10 @@
-"""Durations and sizes in words, the same everywhere (report, diagrams, findings, TUI)."""
+"""Times, durations and sizes in words, the same everywhere (report, live lines, diagrams,
+findings, TUI): the one set of formatters. Capture times are shown in UTC (a capture has no
+time zone; the report marks it with Z)."""
 
 from __future__ import annotations
+
+import datetime as _dt
 
 
 def duration(seconds: float | None, *, precise: bool = True, missing: str = "-") -> str:
@@ -19,3 +23,57 @@ def size(n: float, *, precise: bool = True) -> str:
     if n < 10_000_000:
         return f"{n / 1e3:.1f} kB" if precise else f"{n / 1e3:.0f} kB"
     return f"{n / 1e6:.1f} MB"
+
+
+def duration_short(seconds: float | None, *, missing: str = "-") -> str:
+    """For columns and live lines: '43.6 ms', '1.22 s', '12.5 min' (at most 8 characters)."""
+    if seconds is None:
+        return missing
+    if seconds < 1:
+        return f"{seconds * 1000:.1f} ms"
+    if seconds < 600:
+        return f"{seconds:.2f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def size_short(n: int) -> str:
+    """For columns: at most 8 characters ('999.9 kB'), so a Bytes column never cuts the unit."""
+    if n < 10_000:
+        return f"{n} B"
+    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
+        if round(n / scale, 1) < 1000:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n / 1e12:.1f} TB"
+
+
+def _utc(ts: float) -> _dt.datetime | None:
+    try:
+        return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
+    except (ValueError, OverflowError, OSError):  # a capture's clock can say anything
+        return None
+
+
+def timestamp(ts: float | None) -> str:
+    """'2026-11-25 07:50:03.207Z': a capture time in full."""
+    if ts is None:
+        return "-"
+    when = _utc(ts)
+    if when is None:
+        return f"{ts:.3f} s"
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def clock(ts: float | None) -> str:
+    """'07:50:11.866': a capture time of day (UTC; the date is shown elsewhere)."""
+    if ts is None:
+        return "-"
+    when = _utc(ts)
+    return when.strftime("%H:%M:%S.%f")[:-3] if when is not None else f"{ts:.3f} s"
+
+
+def date(ts: float | None) -> str:
+    """'2026-11-25' (UTC)."""
+    if ts is None:
+        return "-"
+    when = _utc(ts)
+    return when.strftime("%Y-%m-%d") if when is not None else "-"

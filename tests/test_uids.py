@@ -88,3 +88,17 @@ def test_one_encoding_sniffer(head: bytes, want) -> None:
     assert (ts is None) == (want is None)
     if want is not None:
         assert uids.encoding(ts) == want
+
+
+def test_one_set_of_formatters_in_utc():
+    """Live lines, the report and the TUI show a capture time the same way: UTC."""
+    from dicomsniff import units
+    from dicomsniff.report import live, text
+    from dicomsniff.tui import rows
+
+    ts = 1795593003.207  # 2026-11-25 07:50:03.207 UTC
+    assert units.clock(ts) == "07:50:03.207" == rows.clock(ts) == live._clock(ts)
+    assert text._time(ts) == "2026-11-25 07:50:03.207Z" and units.date(ts) == "2026-11-25"
+    assert units.clock(1e20) == "100000000000000000000.000 s"  # a capture's clock can lie
+    assert rows.size(999_949) == "999.9 kB" and rows.size(2_500_000_000) == "2.5 GB"
+    assert live._size(4649) == "4649 B" and live._ms(0.0436) == "43.6 ms"

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import os
 
+from .. import units
 from ..uids import uid_name
 from .dump import safe
 from .export import Exported
 
-
-def size_text(n: int) -> str:
-    if n < 10_000:
-        return f"{n} B"
-    if n < 10_000_000:
-        return f"{n / 1e3:.1f} kB"
-    return f"{n / 1e6:.1f} MB"
+size_text = units.size
 
 
 def object_line(info: Exported, outdir: str) -> str:

@@ -17,6 +17,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
+from .. import units
 from ..analysis.engine import Analyzer
 from ..analysis.summary import Summary
 from ..model import Association, Finding, Transaction
@@ -152,23 +153,11 @@ class LiveFeed:
 
 
 def _clock(ts: float | None) -> str:
-    if ts is None:
-        ts = _dt.datetime.now().timestamp()
-    return _dt.datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3]
+    return units.clock(ts if ts is not None else _dt.datetime.now().timestamp())
 
 
-def _ms(s: float | None) -> str:
-    if s is None:
-        return "-"
-    return f"{s * 1000:.1f} ms" if s < 1 else f"{s:.2f} s"
-
-
-def _size(n: int) -> str:
-    if n < 10_000:
-        return f"{n} B"
-    if n < 10_000_000:
-        return f"{n / 1e3:.1f} kB"
-    return f"{n / 1e6:.1f} MB"
+_ms = units.duration_short
+_size = units.size
 
 
 def _ae(value: str | None) -> str:

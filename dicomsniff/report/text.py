@@ -7,7 +7,6 @@ escape sequence prints as the characters it is.
 
 from __future__ import annotations
 
-import datetime as _dt
 from typing import Any
 
 from rich import box
@@ -19,6 +18,7 @@ from rich.text import Text
 
 from dissectors.ul.reasons import context_result
 
+from .. import units
 from ..model import Association, Finding, Side, Transaction
 from ..uids import uid_name
 from ..units import duration, size
@@ -35,14 +35,7 @@ def T(value: Any, style: str = "") -> Text:
     return Text("-" if value is None else str(value), style=style)
 
 
-def _time(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    try:
-        when = _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
-    except (ValueError, OverflowError, OSError):  # a capture's clock can say anything
-        return f"{ts:.3f} s"
-    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+_time = units.timestamp
 
 
 def _uid(uid: str | None) -> Text:

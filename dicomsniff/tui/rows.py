@@ -5,13 +5,13 @@ Wire strings (AE titles, addresses) go into ``Text`` as plain characters: never 
 
 from __future__ import annotations
 
-import datetime as _dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
 
+from .. import units
 from ..model import Association, Finding
 from .store import FAILURE, OPEN, SUCCESS, WARNING, Store
 
@@ -29,37 +29,11 @@ class Column:
     flex: bool = False
 
 
-def clock(ts: float | None) -> str:
-    """'07:50:11.866' (UTC): capture time of day; the date is in the header."""
-    if ts is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%H:%M:%S.%f")[:-3]
+# The column formatters, from the one set (dicomsniff/units.py).
+clock, date = units.clock, units.date
+duration = units.duration_short
+size = units.size_short
 
-
-def date(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d")
-
-
-def duration(s: float | None) -> str:
-    if s is None:
-        return "-"
-    if s < 1:
-        return f"{s * 1000:.1f} ms"
-    if s < 600:
-        return f"{s:.2f} s"
-    return f"{s / 60:.1f} min"
-
-
-def size(n: int) -> str:
-    """At most 8 characters ('999.9 kB'), so the Bytes column never cuts the unit."""
-    if n < 10_000:
-        return f"{n} B"
-    for unit, scale in (("kB", 1e3), ("MB", 1e6), ("GB", 1e9)):
-        if round(n / scale, 1) < 1000:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1e12:.1f} TB"
 
 
 # The addresses come last: on a narrow terminal they scroll off, what went wrong does not.
