@@ -1,8 +1,10 @@
 """From upper-layer events and DIMSE messages to one Association with its transactions.
 
 One tracker per TCP connection carrying DICOM. Side 0 is the association requestor (the
-client), side 1 the acceptor. The tracker follows the PS3.8 state machine closely enough to
-say what happened and what was out of place; it never raises on odd input.
+client), side 1 the acceptor (``dissectors.ul.pdu.REQUESTOR``, ``ACCEPTOR``). Each PDU drives
+the PS3.8 state machine of both AEs (``dissectors.ul.states``, the standard's table); what the
+table has no transition for is a finding naming the state and the event. It never raises on
+odd input.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dissectors.dimse.command import is_response, service_name
 from dissectors.dimse.status import category as status_category
 from dissectors.dimse.status import meaning as status_meaning
 from dissectors.ul import events as ev
+from dissectors.ul import pdu
 from dissectors.ul.pdu import PDU_NAMES, ROLES
 from dissectors.ul.reasons import (
     abort_reason,
@@ -23,6 +26,7 @@ from dissectors.ul.reasons import (
     reject_source,
     user_identity_type,
 )
+from dissectors.ul.states import AssociationStates, Step
 
 from ..model import Association, Finding, PresentationContext, Side, Transaction
 
@@ -59,10 +63,16 @@ def _side_from(user: ev.UserInfo, side: Side) -> None:
                               "length": user.identity_server_response_length}
 
 
+def _where(step: Step) -> str:
+    """'requestor in Sta6 (Association established ...): Evt3 (A-ASSOCIATE-AC PDU received)
+    has no transition in PS3.8 Table 9-10'."""
+    return f"{step.describe()} has no transition in PS3.8 Table 9-10"
+
+
 class AssociationTracker:
     """Builds one :class:`Association` from both directions' events."""
 
-    __slots__ = ("assoc", "asm", "state", "release_rq", "outstanding", "by_message",
+    __slots__ = ("assoc", "asm", "states", "seen_pdu", "outstanding", "by_message",
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
                  "started", "announced", "ul", "pdv_seen", "held_findings",
@@ -79,8 +89,9 @@ class AssociationTracker:
         up mid-stream, when its first DIMSE command or data set proves it."""
         self.assoc = assoc
         self.asm = (MessageAssembler(), MessageAssembler())
-        self.state = "idle"  # idle|requested|established|rejected|releasing|released|aborted
-        self.release_rq = [False, False]
+        # PS3.8 9.2: both AEs' states, and the Maximum Length each announced
+        self.states = AssociationStates(midstream=assoc.midstream)
+        self.seen_pdu = False  # an A-ASSOCIATE, A-RELEASE or A-ABORT PDU was seen
         self.outstanding: dict[tuple[int, int], Transaction] = {}
         self.by_message: dict[int, Transaction] = {}  # id(Message) -> transaction
         self.emit_finding = emit_finding
@@ -148,7 +159,7 @@ class AssociationTracker:
                 asm.on_bytes(e)
             elif t is ev.PdvCommand:
                 self.proven = True
-                if not self.pdv_seen[side] or self.state == "releasing":
+                if not self.pdv_seen[side] or self.states.states[side] != "Sta6":
                     self._first_pdv(side, e.frame)
                 if not self.announced and a.midstream:
                     self._announce()  # picked up mid-stream: the first we know of it
@@ -183,32 +194,38 @@ class AssociationTracker:
                 self.started(self.assoc)
 
     def _first_pdv(self, side: int, frame: int) -> None:
-        """State checks on P-DATA, made on its first PDV (and again while releasing)."""
+        """State checks on P-DATA (Evt9), made on its first PDV and whenever the sender is
+        not in Sta6: P-DATA never changes a valid state, so the others need no look."""
         self.pdv_seen[side] = True
-        if self.state in ("idle", "requested", "rejected") and not self.assoc.midstream:
+        a = self.assoc
+        sent = self.states.pdu(side, pdu.P_DATA_TF)[0]
+        if sent.valid:
+            return
+        if (a.accept_frame is None or a.outcome == "rejected") and not a.midstream:
             self.finding("error", "UL-STATE-PDATA",
                          f"{SIDES[side]} sent P-DATA-TF before the association was accepted "
-                         "(PS3.8 9.2 state machine: P-DATA is only valid in Sta6)", frame,
-                         "PS3.8 9.2")
-        if self.state == "releasing" and self.release_rq[side] and not self.release_rq[1 - side]:
+                         f"({_where(sent)}; P-DATA is only valid in Sta6)", frame, "PS3.8 9.2")
+        elif sent.before == "Sta7":
             self.finding("warning", "UL-STATE-DATA-AFTER-RELEASE",
-                         f"{SIDES[side]} sent P-DATA-TF after its own A-RELEASE-RQ",
-                         frame, "PS3.8 9.2")
+                         f"{SIDES[side]} sent P-DATA-TF after its own A-RELEASE-RQ "
+                         f"({_where(sent)})", frame, "PS3.8 9.2")
 
     def _on_pdu(self, side: int, e) -> None:
         a = self.assoc
         t = type(e)
+        ptype = _TYPE_OF.get(t)
+        steps = self.states.pdu(side, ptype) if ptype is not None else []
+        seen_before, self.seen_pdu = self.seen_pdu, self.seen_pdu or ptype is not None
         if t is ev.AssociateRQ:
             if side != 0:
                 self.finding("warning", "UL-RQ-FROM-ACCEPTOR",
                              "A-ASSOCIATE-RQ sent by the side that accepted the TCP connection",
                              e.frame, "PS3.8 9.2")
-            if self.state != "idle":
+            if seen_before:
                 self.finding("error", "UL-STATE-SECOND-RQ",
-                             "a second A-ASSOCIATE-RQ on an association that already had one",
-                             e.frame, "PS3.8 9.2")
+                             "a second A-ASSOCIATE-RQ on an association that already had one "
+                             f"({_where(steps[0])})", e.frame, "PS3.8 9.2")
                 return
-            self.state = "requested"
             a.calling_ae, a.called_ae = e.calling_ae, e.called_ae
             a.protocol_version = e.protocol_version
             a.application_context = e.application_context
@@ -219,14 +236,13 @@ class AssociationTracker:
                 a.contexts[c.id] = PresentationContext(c.id, c.abstract_syntax,
                                                        list(c.transfer_syntaxes))
             _side_from(e.user, a.requestor)
-            if self.ul is not None and e.user.max_pdu:
-                self.ul[1].pdata_limit = e.user.max_pdu  # what the acceptor may send
+            self._max_pdu(pdu.REQUESTOR, e.user.max_pdu)
         elif t is ev.AssociateAC:
-            if self.state != "requested":
+            received = steps[-1]
+            if not received.valid:
                 self.finding("error", "UL-STATE-AC",
-                             f"A-ASSOCIATE-AC received in state '{self.state}'", e.frame,
+                             f"A-ASSOCIATE-AC received by the {_where(received)}", e.frame,
                              "PS3.8 9.2")
-            self.state = "established"
             a.accept_frame = e.frame
             if a.calling_ae is None:
                 a.calling_ae, a.called_ae = e.calling_ae, e.called_ae
@@ -246,11 +262,9 @@ class AssociationTracker:
                                  f"{c.transfer_syntax}, which was not proposed", e.frame,
                                  "PS3.8 9.3.3.2")
             _side_from(e.user, a.acceptor)
-            if self.ul is not None and e.user.max_pdu:
-                self.ul[0].pdata_limit = e.user.max_pdu  # what the requestor may send
+            self._max_pdu(pdu.ACCEPTOR, e.user.max_pdu)
             self._announce()
         elif t is ev.AssociateRJ:
-            self.state = "rejected"
             a.accept_frame = e.frame
             a.outcome = "rejected"
             a.reject = {"result": e.result, "source": e.source, "reason": e.reason}
@@ -262,24 +276,22 @@ class AssociationTracker:
                          f"{a.source}: {a.reason}", e.frame, "PS3.8 9.3.4")
             self._announce()
         elif t is ev.ReleaseRQ:
-            if self.release_rq[1 - side]:
+            if any(s.action == "AR-8" for s in steps):
                 self.finding("info", "UL-RELEASE-COLLISION",
-                             "both sides sent A-RELEASE-RQ (release collision)", e.frame,
+                             "both sides sent A-RELEASE-RQ (release collision: AR-8, the "
+                             "requestor goes to Sta9, the acceptor to Sta10)", e.frame,
                              "PS3.8 7.2.2")
-            self.release_rq[side] = True
-            self.state = "releasing"
             a.release_frames.append(e.frame)
         elif t is ev.ReleaseRP:
             a.release_frames.append(e.frame)
-            if not any(self.release_rq):
+            if steps and steps[0].before == "Sta6" and steps[-1].before == "Sta6":
                 self.finding("error", "UL-STATE-RP",
-                             "A-RELEASE-RP without an A-RELEASE-RQ", e.frame, "PS3.8 9.2")
+                             "A-RELEASE-RP without an A-RELEASE-RQ (the "
+                             f"{_where(steps[-1])})", e.frame, "PS3.8 9.2")
             if a.outcome not in ("aborted", "rejected"):
                 a.outcome = "released"
-                self.state = "released"
             a.end = e.ts
         elif t is ev.Abort:
-            self.state = "aborted"
             a.outcome = "aborted"
             a.abort = {"source": e.source, "reason": e.reason, "by": SIDES[side],
                        "frame": e.frame}
@@ -301,6 +313,14 @@ class AssociationTracker:
             self.finding("warning", "TCP-GAP",
                          f"{SIDES[side]}: {e.missing} bytes missing from the capture ({what})",
                          e.frame, None)
+
+    def _max_pdu(self, side: int, max_pdu: int) -> None:
+        """``side`` announced its Maximum Length (PS3.8 D.1): the most its peer may send it."""
+        if not max_pdu:
+            return
+        self.states.max_pdu[side] = max_pdu
+        if self.ul is not None:
+            self.ul[1 - side].set_max_pdu(max_pdu)
 
     # -- DIMSE ----------------------------------------------------------------------------
     def _on_messages(self, side: int, asm: MessageAssembler) -> None:
@@ -450,7 +470,7 @@ class AssociationTracker:
         if a.outcome == "incomplete":
             if how == "eof":
                 a.outcome = "incomplete"
-                if self.state not in ("idle",):
+                if self.seen_pdu:
                     self.finding("info", "ASSOC-OPEN-AT-END",
                                  "the capture ended while the association was still open",
                                  frame, None)
@@ -479,6 +499,7 @@ class AssociationTracker:
         self.by_message.clear()
 
 
-_PDU_OF = {ev.AssociateRQ: PDU_NAMES[1], ev.AssociateAC: PDU_NAMES[2],
-           ev.AssociateRJ: PDU_NAMES[3], ev.ReleaseRQ: PDU_NAMES[5], ev.ReleaseRP: PDU_NAMES[6],
-           ev.Abort: PDU_NAMES[7]}
+_TYPE_OF = {ev.AssociateRQ: pdu.A_ASSOCIATE_RQ, ev.AssociateAC: pdu.A_ASSOCIATE_AC,
+            ev.AssociateRJ: pdu.A_ASSOCIATE_RJ, ev.ReleaseRQ: pdu.A_RELEASE_RQ,
+            ev.ReleaseRP: pdu.A_RELEASE_RP, ev.Abort: pdu.A_ABORT}
+_PDU_OF = {t: PDU_NAMES[n] for t, n in _TYPE_OF.items()}

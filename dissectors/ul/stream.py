@@ -140,6 +140,11 @@ class ULStream:
         self.bytes_in = 0
         self.data_bytes = 0  # data set fragment bytes counted
 
+    def set_max_pdu(self, max_pdu: int) -> None:
+        """The receiver's Maximum Length (PS3.8 D.1; 0: unlimited): a longer P-DATA-TF is
+        reported (UL-PDU-TOO-LONG), once."""
+        self.pdata_limit = max_pdu
+
     def collect(self, everything: bool = False, contexts=()) -> None:
         """Copy data set bytes (as PdvBytes events) from now on: of every presentation context
         (``everything``) and of ``contexts`` (added to those asked for before, never removed)."""
