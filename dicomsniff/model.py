@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dissectors._plain import Record
+from dissectors._plain import Factory, Record
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -26,33 +26,13 @@ def context_result_text(result: int | None) -> str:
 class Finding(Record):
     """Something that went wrong or deserves attention, pointing at packets and the standard."""
 
-    _fields = ("severity", "code", "message", "frame", "association", "section", "frames")
-    __slots__ = _fields
     severity: str
     code: str
     message: str
-    frame: int | None
-    association: int | None
-    section: str | None
-    frames: list[int]
-
-    def __init__(
-        self,
-        severity: str,
-        code: str,
-        message: str,
-        frame: int | None = None,
-        association: int | None = None,
-        section: str | None = None,
-        frames: list[int] | None = None,
-    ) -> None:
-        self.severity = severity
-        self.code = code
-        self.message = message
-        self.frame = frame
-        self.association = association
-        self.section = section
-        self.frames = [] if frames is None else frames
+    frame: int | None = None
+    association: int | None = None
+    section: str | None = None
+    frames: list[int] = Factory(list)
 
 
     def to_record(self) -> dict[str, Any]:
@@ -62,27 +42,11 @@ class Finding(Record):
 
 
 class PresentationContext(Record):
-    _fields = ("id", "abstract_syntax", "transfer_syntaxes", "result", "transfer_syntax")
-    __slots__ = _fields
     id: int
-    abstract_syntax: str | None
-    transfer_syntaxes: list[str]
-    result: int | None
-    transfer_syntax: str | None
-
-    def __init__(
-        self,
-        id: int,
-        abstract_syntax: str | None = None,
-        transfer_syntaxes: list[str] | None = None,
-        result: int | None = None,
-        transfer_syntax: str | None = None,
-    ) -> None:
-        self.id = id
-        self.abstract_syntax = abstract_syntax
-        self.transfer_syntaxes = [] if transfer_syntaxes is None else transfer_syntaxes
-        self.result = result
-        self.transfer_syntax = transfer_syntax
+    abstract_syntax: str | None = None
+    transfer_syntaxes: list[str] = Factory(list)
+    result: int | None = None
+    transfer_syntax: str | None = None
 
 
     @property
@@ -93,49 +57,15 @@ class PresentationContext(Record):
 class Side(Record):
     """What one side of an association announced about itself (user information)."""
 
-    _fields = (
-        "max_pdu",
-        "implementation_class_uid",
-        "implementation_version_name",
-        "async_invoked",
-        "async_performed",
-        "roles",
-        "extended",
-        "common_extended",
-        "user_identity",
-    )
-    __slots__ = _fields
-    max_pdu: int | None
-    implementation_class_uid: str | None
-    implementation_version_name: str | None
-    async_invoked: int | None
-    async_performed: int | None
-    roles: list[dict[str, Any]]
-    extended: list[dict[str, Any]]
-    common_extended: list[dict[str, Any]]
-    user_identity: dict[str, Any] | None
-
-    def __init__(
-        self,
-        max_pdu: int | None = None,
-        implementation_class_uid: str | None = None,
-        implementation_version_name: str | None = None,
-        async_invoked: int | None = None,
-        async_performed: int | None = None,
-        roles: list[dict[str, Any]] | None = None,
-        extended: list[dict[str, Any]] | None = None,
-        common_extended: list[dict[str, Any]] | None = None,
-        user_identity: dict[str, Any] | None = None,
-    ) -> None:
-        self.max_pdu = max_pdu
-        self.implementation_class_uid = implementation_class_uid
-        self.implementation_version_name = implementation_version_name
-        self.async_invoked = async_invoked
-        self.async_performed = async_performed
-        self.roles = [] if roles is None else roles
-        self.extended = [] if extended is None else extended
-        self.common_extended = [] if common_extended is None else common_extended
-        self.user_identity = user_identity
+    max_pdu: int | None = None
+    implementation_class_uid: str | None = None
+    implementation_version_name: str | None = None
+    async_invoked: int | None = None
+    async_performed: int | None = None
+    roles: list[dict[str, Any]] = Factory(list)
+    extended: list[dict[str, Any]] = Factory(list)
+    common_extended: list[dict[str, Any]] = Factory(list)
+    user_identity: dict[str, Any] | None = None
 
 
     def to_record(self) -> dict[str, Any]:
@@ -152,43 +82,6 @@ class Side(Record):
 class Transaction(Record):
     """One DIMSE request with its responses (pending and final)."""
 
-    _fields = (
-        "id",
-        "association",
-        "command",
-        "command_field",
-        "message_id",
-        "context_id",
-        "sent_by",
-        "sop_class",
-        "sop_instance",
-        "priority",
-        "move_destination",
-        "request_frame",
-        "request_time",
-        "request_end_time",
-        "dataset_bytes",
-        "dataset_frames",
-        "dataset_partial",
-        "transfer_syntax",
-        "status",
-        "status_category",
-        "status_meaning",
-        "pending",
-        "response_frames",
-        "response_time",
-        "response_dataset_bytes",
-        "suboperations",
-        "error_comment",
-        "cancel_frame",
-        "event_type",
-        "action_type",
-        "request_command",
-        "response_command",
-        "sub_associations",
-        "dataset_missing",
-    )
-    __slots__ = _fields
     id: int
     association: int
     command: str
@@ -196,105 +89,33 @@ class Transaction(Record):
     message_id: int | None
     context_id: int
     sent_by: str
-    sop_class: str | None
-    sop_instance: str | None
-    priority: int | None
-    move_destination: str | None
-    request_frame: int | None
-    request_time: float | None
-    request_end_time: float | None
-    dataset_bytes: int
-    dataset_frames: tuple[int, int] | None
-    dataset_partial: bool
-    transfer_syntax: str | None
-    status: int | None
-    status_category: str | None
-    status_meaning: str | None
-    pending: int
-    response_frames: list[int]
-    response_time: float | None
-    response_dataset_bytes: int
-    suboperations: dict[str, int] | None
-    error_comment: str | None
-    cancel_frame: int | None
-    event_type: int | None
-    action_type: int | None
-    request_command: dict[str, Any] | None
-    response_command: dict[str, Any] | None
-    sub_associations: list[int]  # C-MOVE: the associations its SCP opened for its C-STOREs
-    dataset_missing: int  # bytes of the request's data set lost to gaps in the capture
-
-    def __init__(
-        self,
-        id: int,
-        association: int,
-        command: str,
-        command_field: int,
-        message_id: int | None,
-        context_id: int,
-        sent_by: str,
-        sop_class: str | None = None,
-        sop_instance: str | None = None,
-        priority: int | None = None,
-        move_destination: str | None = None,
-        request_frame: int | None = None,
-        request_time: float | None = None,
-        request_end_time: float | None = None,
-        dataset_bytes: int = 0,
-        dataset_frames: tuple[int, int] | None = None,
-        dataset_partial: bool = False,
-        transfer_syntax: str | None = None,
-        status: int | None = None,
-        status_category: str | None = None,
-        status_meaning: str | None = None,
-        pending: int = 0,
-        response_frames: list[int] | None = None,
-        response_time: float | None = None,
-        response_dataset_bytes: int = 0,
-        suboperations: dict[str, int] | None = None,
-        error_comment: str | None = None,
-        cancel_frame: int | None = None,
-        event_type: int | None = None,
-        action_type: int | None = None,
-        request_command: dict[str, Any] | None = None,
-        response_command: dict[str, Any] | None = None,
-        sub_associations: list[int] | None = None,
-        dataset_missing: int = 0,
-    ) -> None:
-        self.id = id
-        self.association = association
-        self.command = command
-        self.command_field = command_field
-        self.message_id = message_id
-        self.context_id = context_id
-        self.sent_by = sent_by
-        self.sop_class = sop_class
-        self.sop_instance = sop_instance
-        self.priority = priority
-        self.move_destination = move_destination
-        self.request_frame = request_frame
-        self.request_time = request_time
-        self.request_end_time = request_end_time
-        self.dataset_bytes = dataset_bytes
-        self.dataset_frames = dataset_frames
-        self.dataset_partial = dataset_partial
-        self.transfer_syntax = transfer_syntax
-        self.status = status
-        self.status_category = status_category
-        self.status_meaning = status_meaning
-        self.pending = pending
-        self.response_frames = [] if response_frames is None else response_frames
-        self.response_time = response_time
-        self.response_dataset_bytes = response_dataset_bytes
-        self.suboperations = suboperations
-        self.error_comment = error_comment
-        self.cancel_frame = cancel_frame
-        self.event_type = event_type
-        self.action_type = action_type
-        self.request_command = request_command
-        self.response_command = response_command
-        self.sub_associations = [] if sub_associations is None else sub_associations
-        self.dataset_missing = dataset_missing
+    sop_class: str | None = None
+    sop_instance: str | None = None
+    priority: int | None = None
+    move_destination: str | None = None
+    request_frame: int | None = None
+    request_time: float | None = None
+    request_end_time: float | None = None
+    dataset_bytes: int = 0
+    dataset_frames: tuple[int, int] | None = None
+    dataset_partial: bool = False
+    transfer_syntax: str | None = None
+    status: int | None = None
+    status_category: str | None = None
+    status_meaning: str | None = None
+    pending: int = 0
+    response_frames: list[int] = Factory(list)
+    response_time: float | None = None
+    response_dataset_bytes: int = 0
+    suboperations: dict[str, int] | None = None
+    error_comment: str | None = None
+    cancel_frame: int | None = None
+    event_type: int | None = None
+    action_type: int | None = None
+    request_command: dict[str, Any] | None = None
+    response_command: dict[str, Any] | None = None
+    sub_associations: list[int] = Factory(list)
+    dataset_missing: int = 0
 
 
     @property
@@ -345,125 +166,34 @@ class Transaction(Record):
 class Association(Record):
     """One TCP connection carrying a DICOM association, from A-ASSOCIATE-RQ to its end."""
 
-    _fields = (
-        "id",
-        "client",
-        "server",
-        "calling_ae",
-        "called_ae",
-        "start",
-        "end",
-        "first_frame",
-        "last_frame",
-        "outcome",
-        "source",
-        "reason",
-        "reject",
-        "abort",
-        "protocol_version",
-        "application_context",
-        "requestor",
-        "acceptor",
-        "contexts",
-        "pdus",
-        "bytes",
-        "midstream",
-        "request_frame",
-        "accept_frame",
-        "release_frames",
-        "transactions",
-        "findings",
-        "move_transaction",
-    )
-    __slots__ = _fields
     id: int
     client: str
     server: str
-    calling_ae: str | None
-    called_ae: str | None
-    start: float | None
-    end: float | None
-    first_frame: int | None
-    last_frame: int | None
-    outcome: str
-    source: str | None
-    reason: str | None
-    reject: dict[str, int] | None
-    abort: dict[str, Any] | None
-    protocol_version: int | None
-    application_context: str | None
-    requestor: Side
-    acceptor: Side
-    contexts: dict[int, PresentationContext]
-    pdus: dict[str, dict[str, int]]
-    bytes: dict[str, int]
-    midstream: bool
-    request_frame: int | None
-    accept_frame: int | None
-    release_frames: list[int]
-    transactions: list[Transaction]
-    findings: list[Finding]
-    move_transaction: int | None  # the C-MOVE this sub-association carries the C-STOREs of
-
-    def __init__(
-        self,
-        id: int,
-        client: str,
-        server: str,
-        calling_ae: str | None = None,
-        called_ae: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        first_frame: int | None = None,
-        last_frame: int | None = None,
-        outcome: str = "incomplete",
-        source: str | None = None,
-        reason: str | None = None,
-        reject: dict[str, int] | None = None,
-        abort: dict[str, Any] | None = None,
-        protocol_version: int | None = None,
-        application_context: str | None = None,
-        requestor: Side | None = None,
-        acceptor: Side | None = None,
-        contexts: dict[int, PresentationContext] | None = None,
-        pdus: dict[str, dict[str, int]] | None = None,
-        bytes: dict[str, int] | None = None,
-        midstream: bool = False,
-        request_frame: int | None = None,
-        accept_frame: int | None = None,
-        release_frames: list[int] | None = None,
-        transactions: list[Transaction] | None = None,
-        findings: list[Finding] | None = None,
-        move_transaction: int | None = None,
-    ) -> None:
-        self.id = id
-        self.client = client
-        self.server = server
-        self.calling_ae = calling_ae
-        self.called_ae = called_ae
-        self.start = start
-        self.end = end
-        self.first_frame = first_frame
-        self.last_frame = last_frame
-        self.outcome = outcome
-        self.source = source
-        self.reason = reason
-        self.reject = reject
-        self.abort = abort
-        self.protocol_version = protocol_version
-        self.application_context = application_context
-        self.requestor = Side() if requestor is None else requestor
-        self.acceptor = Side() if acceptor is None else acceptor
-        self.contexts = {} if contexts is None else contexts
-        self.pdus = {"requestor": {}, "acceptor": {}} if pdus is None else pdus
-        self.bytes = {"requestor": 0, "acceptor": 0} if bytes is None else bytes
-        self.midstream = midstream
-        self.request_frame = request_frame
-        self.accept_frame = accept_frame
-        self.release_frames = [] if release_frames is None else release_frames
-        self.transactions = [] if transactions is None else transactions
-        self.findings = [] if findings is None else findings
-        self.move_transaction = move_transaction
+    calling_ae: str | None = None
+    called_ae: str | None = None
+    start: float | None = None
+    end: float | None = None
+    first_frame: int | None = None
+    last_frame: int | None = None
+    outcome: str = 'incomplete'
+    source: str | None = None
+    reason: str | None = None
+    reject: dict[str, int] | None = None
+    abort: dict[str, Any] | None = None
+    protocol_version: int | None = None
+    application_context: str | None = None
+    requestor: Side = Factory(Side)
+    acceptor: Side = Factory(Side)
+    contexts: dict[int, PresentationContext] = Factory(dict)
+    pdus: dict[str, dict[str, int]] = Factory(lambda: {"requestor": {}, "acceptor": {}})
+    bytes: dict[str, int] = Factory(lambda: {"requestor": 0, "acceptor": 0})
+    midstream: bool = False
+    request_frame: int | None = None
+    accept_frame: int | None = None
+    release_frames: list[int] = Factory(list)
+    transactions: list[Transaction] = Factory(list)
+    findings: list[Finding] = Factory(list)
+    move_transaction: int | None = None
 
 
     @property

@@ -1,9 +1,19 @@
-"""A base for plain slotted record classes: ``__repr__`` and ``__eq__`` as a dataclass has.
+"""A base for plain slotted record classes: ``__init__``, ``__repr__`` and ``__eq__`` as a
+dataclass has, each field written once.
 
-The event and model classes are written out by hand instead of with ``@dataclass``: creating
-some 35 dataclasses (and importing ``dataclasses``, which imports ``inspect``) cost about 20 ms
-of every start, a tenth of the time dicomsniff needs for a small capture. A subclass names its
-fields in ``_fields`` (and usually ``__slots__ = _fields``) and writes its ``__init__``.
+The event and model classes are not ``@dataclass``: creating some 35 dataclasses (and
+importing ``dataclasses``, which imports ``inspect``) cost about 20 ms of every start, a tenth
+of the time dicomsniff needs for a small capture. A :class:`Record` subclass declares its
+fields as annotations, with defaults where it wants them::
+
+    class RoleSelection(Record):
+        sop_class: str
+        scu_role: int = 0
+        roles: list[str] = Factory(list)  # a fresh list per instance
+
+and gets ``__slots__``, ``_fields`` and an ``__init__`` taking the fields in that order (a
+default of ``Factory(f)`` makes the parameter default None and calls ``f()`` for it). A class
+that writes its own ``__init__`` keeps it; one that sets ``_fields`` itself is left alone.
 """
 
 from __future__ import annotations
@@ -11,11 +21,70 @@ from __future__ import annotations
 from typing import Any
 
 
-class Record:
+class Factory:
+    """A field default made fresh for each instance (``Factory(list)``, ``Factory(dict)``)."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+
+def _make_init(cls_name: str, fields: tuple[str, ...], defaults: dict[str, Any]) -> Any:
+    params, body, env = [], [], {}
+    for name in fields:
+        if name in defaults:
+            d = defaults[name]
+            if isinstance(d, Factory):
+                env[f"_make_{name}"] = d.make
+                params.append(f"{name}=None")
+                body.append(f"    self.{name} = _make_{name}() if {name} is None else {name}")
+                continue
+            env[f"_default_{name}"] = d
+            params.append(f"{name}=_default_{name}")
+        elif params and "=" in params[-1]:
+            raise TypeError(f"{cls_name}: field {name} without a default follows one with")
+        else:
+            params.append(name)
+        body.append(f"    self.{name} = {name}")
+    src = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "    pass")
+    exec(src, env)  # noqa: S102 - our own field names, checked to be identifiers
+    init = env["__init__"]
+    init.__qualname__ = f"{cls_name}.__init__"
+    return init
+
+
+class _RecordMeta(type):
+    def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, Any], **kw: Any):
+        if "_fields" in ns or not bases:  # the base, or a class that lists its fields itself
+            return super().__new__(mcs, name, bases, ns, **kw)
+        inherited: tuple[str, ...] = ()
+        defaults: dict[str, Any] = {}
+        for b in reversed(bases):
+            inherited += tuple(f for f in getattr(b, "_fields", ()) if f not in inherited)
+            defaults.update(getattr(b, "_defaults", {}))
+        own = tuple(n for n in ns.get("__annotations__", {})
+                    if not n.startswith("_") and n not in inherited)
+        for n in own:
+            if not n.isidentifier():
+                raise TypeError(f"{name}: bad field name {n!r}")
+            if n in ns:
+                defaults[n] = ns.pop(n)
+        ns["__slots__"] = own
+        ns["_fields"] = inherited + own
+        ns["_defaults"] = defaults
+        cls = super().__new__(mcs, name, bases, ns, **kw)
+        if "__init__" not in ns:
+            cls.__init__ = _make_init(name, cls._fields, defaults)  # type: ignore[misc]
+        return cls
+
+
+class Record(metaclass=_RecordMeta):
     """Field-wise repr and equality over ``_fields``; unhashable, like a mutable dataclass."""
 
     __slots__ = ()
     _fields: tuple[str, ...] = ()
+    _defaults: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)

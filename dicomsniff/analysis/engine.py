@@ -25,7 +25,7 @@ import struct
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dissectors._plain import Record
+from dissectors._plain import Factory, Record
 from dissectors.net import (
     ETH_IPV4,
     TCP_ACK,
@@ -59,94 +59,27 @@ __all__ = ["WELL_KNOWN_PORTS", "Analyzer", "Connection", "Limits", "Stats"]
 class Limits(Record):
     """Caps that keep memory bounded whatever the capture holds (documented in docs/limits.md)."""
 
-    _fields = (
-        "max_streams",
-        "max_ignored",
-        "max_findings",
-        "max_tcp_buffer",
-        "max_associate_pdu",
-        "detect_budget",
-    )
-    max_streams: int
-    max_ignored: int
-    max_findings: int
-    max_tcp_buffer: int
-    max_associate_pdu: int
-    detect_budget: int
-
-    def __init__(
-        self,
-        max_streams: int = 10_000,
-        max_ignored: int = 200_000,
-        max_findings: int = 100_000,
-        max_tcp_buffer: int = DEFAULT_MAX_BUFFER,
-        max_associate_pdu: int = 1 << 20,
-        detect_budget: int = 256 * 1024,
-    ) -> None:
-        self.max_streams = max_streams
-        self.max_ignored = max_ignored
-        self.max_findings = max_findings
-        self.max_tcp_buffer = max_tcp_buffer
-        self.max_associate_pdu = max_associate_pdu
-        self.detect_budget = detect_budget
+    max_streams: int = 10000
+    max_ignored: int = 200000
+    max_findings: int = 100000
+    max_tcp_buffer: int = DEFAULT_MAX_BUFFER
+    max_associate_pdu: int = 1 << 20
+    detect_budget: int = 256 * 1024
 
 
 class Stats(Record):
-    _fields = (
-        "frames",
-        "tcp_segments",
-        "dicom_frames",
-        "connections",
-        "ignored_connections",
-        "evicted",
-        "findings",
-        "findings_dropped",
-        "bytes",
-        "first_ts",
-        "last_ts",
-        "by_severity",
-    )
-    frames: int
-    tcp_segments: int
-    dicom_frames: int
-    connections: int
-    ignored_connections: int
-    evicted: int
-    findings: int
-    findings_dropped: int
-    bytes: int
-    first_ts: float | None
-    last_ts: float | None
-    by_severity: dict[str, int]
-
-    def __init__(
-        self,
-        frames: int = 0,
-        tcp_segments: int = 0,
-        dicom_frames: int = 0,
-        connections: int = 0,
-        ignored_connections: int = 0,
-        evicted: int = 0,
-        findings: int = 0,
-        findings_dropped: int = 0,
-        bytes: int = 0,
-        first_ts: float | None = None,
-        last_ts: float | None = None,
-        by_severity: dict[str, int] | None = None,
-    ) -> None:
-        self.frames = frames
-        self.tcp_segments = tcp_segments
-        self.dicom_frames = dicom_frames
-        self.connections = connections
-        self.ignored_connections = ignored_connections
-        self.evicted = evicted
-        self.findings = findings
-        self.findings_dropped = findings_dropped
-        self.bytes = bytes
-        self.first_ts = first_ts
-        self.last_ts = last_ts
-        self.by_severity = (lambda: {
-        "error": 0, "warning": 0, "info": 0})() if by_severity is None else by_severity
+    frames: int = 0
+    tcp_segments: int = 0
+    dicom_frames: int = 0
+    connections: int = 0
+    ignored_connections: int = 0
+    evicted: int = 0
+    findings: int = 0
+    findings_dropped: int = 0
+    bytes: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    by_severity: dict[str, int] = Factory(lambda: {"error": 0, "warning": 0, "info": 0})
 
 
 class _WantDataset(CollectionPolicy):

@@ -15,29 +15,12 @@ PROGRESS_EVERY = 1 << 14  # frames between progress callbacks
 
 
 class RunResult(Record):
-    _fields = ("analyzer", "reader_error", "packets", "bytes_read", "format", "capture")
     analyzer: Analyzer
     reader_error: str | None
     packets: int
     bytes_read: int
     format: str
-    capture: CaptureSet | None
-
-    def __init__(
-        self,
-        analyzer: Analyzer,
-        reader_error: str | None,
-        packets: int,
-        bytes_read: int,
-        format: str,
-        capture: CaptureSet | None = None,
-    ) -> None:
-        self.analyzer = analyzer
-        self.reader_error = reader_error
-        self.packets = packets
-        self.bytes_read = bytes_read
-        self.format = format
-        self.capture = capture
+    capture: CaptureSet | None = None
 
 
 def analyze_source(source, analyzer: Analyzer,

@@ -10,35 +10,18 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
-from dissectors._plain import Record
+from dissectors._plain import Factory, Record
 
 from ..model import Association
 
 
 class _Row(Record):
-    _fields = ("count", "failures", "warnings", "unanswered", "bytes", "latencies")
-    count: int
-    failures: int
-    warnings: int
-    unanswered: int
-    bytes: int
-    latencies: array
-
-    def __init__(
-        self,
-        count: int = 0,
-        failures: int = 0,
-        warnings: int = 0,
-        unanswered: int = 0,
-        bytes: int = 0,
-        latencies: array | None = None,
-    ) -> None:
-        self.count = count
-        self.failures = failures
-        self.warnings = warnings
-        self.unanswered = unanswered
-        self.bytes = bytes
-        self.latencies = (lambda: array("d"))() if latencies is None else latencies
+    count: int = 0
+    failures: int = 0
+    warnings: int = 0
+    unanswered: int = 0
+    bytes: int = 0
+    latencies: array = Factory(lambda: array("d"))
 
 
 def _percentile(sorted_vals: list[float], p: float) -> float:

@@ -10,7 +10,7 @@ does it anyway is still decoded (state is kept per presentation context) and rep
 
 from __future__ import annotations
 
-from dissectors._plain import Record
+from dissectors._plain import Factory, Record
 
 from ..ul.events import DataComplete, PdvBytes, PdvCommand, PdvData, StreamGap
 from .command import NO_DATASET, decode_command
@@ -21,25 +21,6 @@ DEFAULT_MAX_COMMAND_BYTES = 1 << 16
 class Message(Record):
     """A DIMSE message: decoded command set plus a reference to its data set."""
 
-    _fields = (
-        "context_id",
-        "command",
-        "command_field",
-        "frame",
-        "ts",
-        "first_frame",
-        "expects_dataset",
-        "dataset_bytes",
-        "dataset_fragments",
-        "dataset_first_frame",
-        "dataset_last_frame",
-        "end_ts",
-        "complete",
-        "partial",
-        "problems",
-        "dataset_missing",
-    )
-    __slots__ = _fields
     context_id: int
     command: dict[str, object]
     command_field: int
@@ -47,72 +28,22 @@ class Message(Record):
     ts: float
     first_frame: int
     expects_dataset: bool
-    dataset_bytes: int
-    dataset_fragments: int
-    dataset_first_frame: int | None
-    dataset_last_frame: int | None
-    end_ts: float | None
-    complete: bool
-    partial: bool
-    problems: list[tuple[str, str]]
-    dataset_missing: int  # data set bytes lost to capture gaps while it was in progress
-
-    def __init__(
-        self,
-        context_id: int,
-        command: dict[str, object],
-        command_field: int,
-        frame: int,
-        ts: float,
-        first_frame: int,
-        expects_dataset: bool,
-        dataset_bytes: int = 0,
-        dataset_fragments: int = 0,
-        dataset_first_frame: int | None = None,
-        dataset_last_frame: int | None = None,
-        end_ts: float | None = None,
-        complete: bool = False,
-        partial: bool = False,
-        problems: list[tuple[str, str]] | None = None,
-        dataset_missing: int = 0,
-    ) -> None:
-        self.context_id = context_id
-        self.command = command
-        self.command_field = command_field
-        self.frame = frame
-        self.ts = ts
-        self.first_frame = first_frame
-        self.expects_dataset = expects_dataset
-        self.dataset_bytes = dataset_bytes
-        self.dataset_fragments = dataset_fragments
-        self.dataset_first_frame = dataset_first_frame
-        self.dataset_last_frame = dataset_last_frame
-        self.end_ts = end_ts
-        self.complete = complete
-        self.partial = partial
-        self.problems = [] if problems is None else problems
-        self.dataset_missing = dataset_missing
+    dataset_bytes: int = 0
+    dataset_fragments: int = 0
+    dataset_first_frame: int | None = None
+    dataset_last_frame: int | None = None
+    end_ts: float | None = None
+    complete: bool = False
+    partial: bool = False
+    problems: list[tuple[str, str]] = Factory(list)
+    dataset_missing: int = 0
 
 
 class _Pending(Record):
-    _fields = ("cmd", "first_frame", "message", "sink")
-    __slots__ = _fields
     cmd: bytearray
     first_frame: int
-    message: Message | None
-    sink: object | None
-
-    def __init__(
-        self,
-        cmd: bytearray,
-        first_frame: int,
-        message: Message | None = None,
-        sink: object | None = None,
-    ) -> None:
-        self.cmd = cmd
-        self.first_frame = first_frame
-        self.message = message
-        self.sink = sink
+    message: Message | None = None
+    sink: object | None = None
 
 
 class DatasetSink:
