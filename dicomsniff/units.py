@@ -53,13 +53,17 @@ def _utc(ts: float) -> _dt.datetime | None:
         return None
 
 
-def timestamp(ts: float | None) -> str:
-    """'2026-11-25 07:50:03.207Z': a capture time in full."""
+def timestamp(ts: float | None, local: bool = False) -> str:
+    """'2026-11-25 07:50:03.207Z': a capture time in full; with ``local`` this machine's
+    local time and its offset, '2026-11-25 13:20:03.207+0530' (``--localtime``)."""
     if ts is None:
         return "-"
     when = _utc(ts)
     if when is None:
         return f"{ts:.3f} s"
+    if local:
+        here = when.astimezone()
+        return here.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + here.strftime("%z")
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 

@@ -189,9 +189,12 @@ class Stacked:
         yield grid
 
 
-def association_block(a: Association, *, verbose: bool = False) -> Group:
+def association_block(a: Association, *, verbose: bool = False, local: bool = False,
+                      transactions: list[Transaction] | None = None) -> Group:
+    """``transactions``: the ones to list (a selection), default all."""
+    txns = a.transactions if transactions is None else transactions
     parts: list[Any] = []
-    info = Text(f"start {_time(a.start)}  duration {duration(a.duration)}  frames "
+    info = Text(f"start {_time(a.start, local)}  duration {duration(a.duration)}  frames "
                 f"{a.first_frame}-{a.last_frame}  bytes {size(a.bytes['requestor'])} / "
                 f"{size(a.bytes['acceptor'])}", style="dim")
     if a.midstream:
@@ -201,8 +204,11 @@ def association_block(a: Association, *, verbose: bool = False) -> Group:
     if a.outcome != "rejected" or a.acceptor.max_pdu is not None:
         parts.append(_side_text("Acceptor", a.acceptor, verbose))
     parts.extend(_contexts(a, verbose))
-    if a.transactions:
-        parts.append(transactions_table(a.transactions))
+    if txns:
+        parts.append(transactions_table(txns))
+    if len(txns) < len(a.transactions):
+        parts.append(Text(f"{len(a.transactions) - len(txns)} more transaction(s) not "
+                          "selected", style="dim"))
     if a.findings:
         parts.append(findings_list(a.findings))
     body = Padding(Group(*parts), (0, 0, 0, 2), expand=False)
@@ -368,8 +374,20 @@ def headline(stats: Any, n_assoc: int, outcomes: dict[str, int]) -> Text:
 def print_report(console: Console, associations: list[Association],
                  capture_findings: list[Finding], summary_rows: list[dict[str, Any]],
                  stats: Any, outcomes: dict[str, int], *, findings_only: bool = False,
-                 all_contexts: bool = False) -> None:
+                 all_contexts: bool = False, local: bool = False,
+                 selection: Any = None) -> None:
+    """``selection`` (report/selection.py): the associations and transactions to show."""
+    chosen = ""
+    if selection is not None and not selection.empty:
+        total = len(associations)
+        associations = [a for a in associations if selection.association(a)]
+        outcomes = {}
+        for a in associations:
+            outcomes[a.outcome] = outcomes.get(a.outcome, 0) + 1
+        chosen = f"selected {len(associations)} of {total}: {selection.describe()}"
     console.print(headline(stats, len(associations), outcomes))
+    if chosen:
+        console.print(Text(chosen, style="dim"))
     from .digest import digest_table  # one line per finding code, worst first
 
     digest = digest_table([*capture_findings, *(f for a in associations for f in a.findings)])
@@ -385,6 +403,8 @@ def print_report(console: Console, associations: list[Association],
             console.print(findings_list(worst, association=True))
         return
     for a in associations:
-        console.print(association_block(a, verbose=all_contexts))
+        txns = selection.transactions(a) if selection is not None else None
+        console.print(association_block(a, verbose=all_contexts, local=local,
+                                        transactions=txns))
     if summary_rows:
         console.print(summary_table(summary_rows))

@@ -1,0 +1,93 @@
+"""CSV of the transactions, findings or associations, for spreadsheets.
+
+One table per run (``analyze --csv transactions``), one row per record, the columns named as
+in the ``--json`` records (docs/json.md) where they exist; nested values are spread over
+columns (``sub_completed``...) or joined with spaces (frame lists). Times are ISO 8601 (UTC,
+or local time with ``--localtime``), so a spreadsheet sorts them; durations in seconds.
+Wire strings are written as they are: the csv module quotes them, and a leading ``=``, ``+``,
+``-`` or ``@`` gets a ``'`` so a spreadsheet does not run it as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+from typing import IO, Any
+
+from ..model import Association, Finding, Transaction
+from ..uids import uid_name
+
+TABLES = ("transactions", "findings", "associations")
+
+TRANSACTION_COLUMNS = (
+    "id", "association", "calling_ae", "called_ae", "command", "message_id", "sent_by",
+    "sop_class", "sop_class_name", "sop_instance", "priority", "move_destination", "status",
+    "status_category", "status_meaning", "pending", "request_frame", "request_time",
+    "response_time", "latency", "dataset_bytes", "dataset_missing", "sub_completed",
+    "sub_failed", "sub_warning", "sub_remaining", "sub_associations", "error_comment")
+FINDING_COLUMNS = ("association", "severity", "code", "frame", "section", "message")
+ASSOCIATION_COLUMNS = (
+    "id", "client", "server", "calling_ae", "called_ae", "start", "end", "duration",
+    "outcome", "source", "reason", "first_frame", "last_frame", "transactions", "findings",
+    "bytes_requestor", "bytes_acceptor", "move_transaction")
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@"):
+        return "'" + v
+    return v
+
+
+class CsvWriter:
+    """Rows of one table, written as associations end."""
+
+    def __init__(self, out: IO[str], table: str, *, local: bool = False) -> None:
+        self.table = table
+        self.local = local
+        self.w = csv.writer(out, lineterminator="\n")
+        cols = {"transactions": TRANSACTION_COLUMNS, "findings": FINDING_COLUMNS,
+                "associations": ASSOCIATION_COLUMNS}[table]
+        self.w.writerow(cols)
+
+    def _time(self, ts: float | None) -> str:
+        if ts is None:
+            return ""
+        try:
+            when = _dt.datetime.fromtimestamp(ts, None if self.local else _dt.timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return f"{ts:.6f}"
+        return when.isoformat(timespec="milliseconds")
+
+    def association(self, a: Association, txns: list[Transaction]) -> None:
+        if self.table == "transactions":
+            for t in txns:
+                self._transaction(a, t)
+        elif self.table == "findings":
+            for f in a.findings:
+                self.finding(f)
+        else:
+            self.w.writerow([_cell(x) for x in (
+                a.id, a.client, a.server, a.calling_ae, a.called_ae, self._time(a.start),
+                self._time(a.end), None if a.duration is None else round(a.duration, 6),
+                a.outcome, a.source, a.reason, a.first_frame, a.last_frame,
+                len(a.transactions), len(a.findings), a.bytes.get("requestor"),
+                a.bytes.get("acceptor"), a.move_transaction)])
+
+    def _transaction(self, a: Association, t: Transaction) -> None:
+        so = t.suboperations or {}
+        self.w.writerow([_cell(x) for x in (
+            t.id, t.association, a.calling_ae, a.called_ae, t.command, t.message_id,
+            t.sent_by, t.sop_class, uid_name(t.sop_class), t.sop_instance, t.priority,
+            t.move_destination, None if t.status is None else f"0x{t.status:04X}",
+            t.status_category, t.status_meaning, t.pending, t.request_frame,
+            self._time(t.request_time), self._time(t.response_time),
+            None if t.latency is None else round(t.latency, 6), t.dataset_bytes,
+            t.dataset_missing, so.get("completed"), so.get("failed"), so.get("warning"),
+            so.get("remaining"), " ".join(map(str, t.sub_associations)), t.error_comment)])
+
+    def finding(self, f: Finding) -> None:
+        if self.table == "findings":
+            self.w.writerow([_cell(x) for x in (f.association, f.severity, f.code, f.frame,
+                                                f.section, f.message)])
