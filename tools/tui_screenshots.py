@@ -105,6 +105,10 @@ async def _dataset(pilot) -> None:
     seq = next((n for n in first.children if "Sequence" in str(n.label)), None)
     if seq is not None:
         seq.expand()
+    uid = next((n for n in first.children if "Study Instance UID" in str(n.label)), None)
+    if uid is not None:  # the value line under the tree shows it whole
+        tree.focus()
+        tree.move_cursor(uid)
 
 
 async def _bytes(pilot) -> None:
