@@ -19,9 +19,13 @@ def _dump(rec: dict[str, Any]) -> str:
 
 
 class JsonLinesWriter:
-    def __init__(self, out: IO[str], findings_only: bool = False) -> None:
+    def __init__(self, out: IO[str], findings_only: bool = False,
+                 selection: Any = None) -> None:
+        """``selection`` (report/selection.py): only the associations and transactions it
+        keeps are written."""
         self.out = out
         self.findings_only = findings_only
+        self.selection = selection if selection is not None and not selection.empty else None
         self.records = 0
 
     def _write(self, rec: dict[str, Any]) -> None:
@@ -30,9 +34,12 @@ class JsonLinesWriter:
         self.records += 1
 
     def association(self, a: Association) -> None:
+        sel = self.selection
+        if sel is not None and not sel.association(a):
+            return
         if not self.findings_only:
             self._write(a.to_record())
-            for t in a.transactions:
+            for t in (a.transactions if sel is None else sel.transactions(a)):
                 self._write(t.to_record())
         for f in a.findings:
             self._write(f.to_record())
