@@ -305,7 +305,7 @@ def test_cli_formats_and_help(tmp_path, capsys):
     (["{echo}", "--association", "7"], "no association #7"),
     (["{echo}", "--ae", "NOBODY"], "AE titles seen: ECHOSCU, STORESCP"),
     (["{echo}", "--command", "C-MOVE"], "commands seen: C-ECHO"),
-    (["{echo}", "-o", "{tmp}/out.png"], "cannot tell the diagram format"),
+    (["{echo}", "-o", "{tmp}/out.gif"], "cannot tell the diagram format"),
     (["{echo}", "-o", "{tmp}/nodir/out.svg"], "no such directory"),
     (["{echo}", "-o", "/dev/full", "--format", "svg"], "cannot write /dev/full"),
 ])
@@ -493,3 +493,10 @@ def test_png_is_written_whole_even_when_taller_than_plantuml_allows():
     svg_height = int(re.search(r'height="(\d+)"', svg.render(d)).group(1))
     assert height == svg_height and height > 4096
     assert plantuml.LIMIT_NOTE in plantuml.render(d)
+
+
+def test_diagram_cli_writes_png(tmp_path):
+    out = tmp_path / "move.png"
+    assert main(["diagram", str(CAPTURES / "move.pcap"), "-o", str(out)]) == 0
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", data[16:24])[1] > 1000

@@ -38,6 +38,7 @@ COMMANDS: tuple[str, ...] = (
     "export_objects",
     "show",
     "tui",
+    "rules",
 )
 
 

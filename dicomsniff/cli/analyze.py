@@ -10,6 +10,7 @@ import os
 import sys
 from typing import Any
 
+from ..report.options import add_format_options, add_selection_options, selection_from
 from .args import (
     EXIT_DAMAGED,
     EXIT_FINDINGS,
@@ -20,6 +21,7 @@ from .args import (
     add_limit_options,
     add_port_option,
     add_rule_options,
+    fail,
     limits_from,
     open_output,
     quiet_broken_pipe,
@@ -39,6 +41,10 @@ examples:
       JSON Lines for scripts: association, transaction, finding and summary records
   dicomsniff analyze night.pcapng --fail-on error
       exit status 1 when any error finding exists (for CI pipelines)
+  dicomsniff analyze night.pcapng --ae CT01 --status failure --since 02:00 --until 03:00
+      only CT01's failed operations between 2 and 3 o'clock (UTC; --localtime for local)
+  dicomsniff analyze night.pcapng --csv transactions > night.csv
+      one table for a spreadsheet (or findings, associations)
 
 exit status: 0 analysed; 1 findings at --fail-on level; 2 file unusable or bad usage;
 3 capture damaged part-way (what came before was analysed); 130 interrupted.
@@ -66,6 +72,8 @@ def add_parser(subparsers: Any) -> None:
     a.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     a.add_argument("-o", "--output", metavar="FILE",
                    help="write the report or JSON Lines to FILE instead of standard output")
+    add_format_options(a)
+    add_selection_options(a)
     add_limit_options(a)
     add_rule_options(a)
     a.set_defaults(handler=run)
@@ -78,7 +86,11 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.summary import Summary
     from ..sources.capture import CaptureError
 
-    analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=not args.json,
+    if args.json and args.csv:
+        return fail("--json and --csv: choose one")
+    sel = selection_from(args)
+    streamed = args.json or args.csv is not None
+    analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=not streamed,
                         rules=rules_from(args))
     summary = Summary()
     analyzer.on_association.append(summary.add)
@@ -87,9 +99,27 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ..report.jsonl import JsonLinesWriter
 
-        writer = JsonLinesWriter(out, findings_only=args.findings_only)
-        analyzer.on_association.append(writer.association)
+        writer = JsonLinesWriter(out, findings_only=args.findings_only, selection=sel)
+
+        def json_association(a: Any) -> None:
+            sel.first_time(analyzer.stats.first_ts)  # for relative and time-of-day bounds
+            writer.association(a)
+
+        analyzer.on_association.append(json_association)
         analyzer.on_finding.append(writer.finding)
+    elif args.csv:
+        from ..report.csvout import CsvWriter
+
+        table = CsvWriter(out, args.csv, local=args.localtime)
+
+        def csv_association(a: Any) -> None:
+            sel.first_time(analyzer.stats.first_ts)
+            if sel.association(a):
+                table.association(a, sel.transactions(a))
+
+        analyzer.on_association.append(csv_association)
+        analyzer.on_finding.append(lambda f: table.finding(f) if f.association is None
+                                   else None)
 
     source = sys.stdin.buffer if args.capture == "-" else args.capture
     bar = Progress(args.capture, args.no_progress, "reading")
@@ -119,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
                         "capture_error": result.reader_error if result else None,
                         "interrupted": interrupted,
                         "services": rows})
+    elif args.csv:
+        pass  # the rows went out as each association ended
     else:
         from rich.console import Console
 
@@ -128,9 +160,10 @@ def run(args: argparse.Namespace) -> int:
                           width=None if out.isatty() else _file_width())
         console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]
         capture_findings = [f for f in analyzer.findings if f.association is None]
+        sel.first_time(stats.first_ts)
         print_report(console, analyzer.associations, capture_findings, rows, stats,
                      summary.outcomes, findings_only=args.findings_only,
-                     all_contexts=args.all_contexts)
+                     all_contexts=args.all_contexts, local=args.localtime, selection=sel)
     if out is not sys.stdout:
         out.close()
     else:

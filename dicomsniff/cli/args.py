@@ -119,13 +119,16 @@ def add_limit_options(parser: argparse.ArgumentParser, title: str = "limits (mem
 def add_rule_options(parser: argparse.ArgumentParser) -> None:
     """``--slow-factor``, ``--slow-min``, ``--idle-threshold``, ``--disable-rule``: read back
     with :func:`rules_from`."""
-    rules = parser.add_argument_group("findings rules ('python3 -m dicomsniff.analysis.rules' "
-                                      "lists every finding code)")
+    rules = parser.add_argument_group("findings rules ('dicomsniff rules' lists every finding "
+                                      "code)")
     rules.add_argument("--slow-factor", type=positive_float, default=10.0, metavar="X",
                        help="a response X times slower than the median of the same command to "
                             "the same AE is DIMSE-SLOW-RESPONSE (default 10)")
     rules.add_argument("--slow-min", type=positive_float, default=1.0, metavar="SECONDS",
                        help="... and only when it took at least this long (default 1)")
+    rules.add_argument("--slow-over", type=positive_float, default=None, metavar="SECONDS",
+                       help="any response that took SECONDS or longer is DIMSE-SLOW-RESPONSE, "
+                            "whatever the median (for an SCP that is always slow)")
     rules.add_argument("--idle-threshold", type=positive_float, default=30.0,
                        metavar="SECONDS",
                        help="an open association with no DIMSE operation for this long is "
@@ -175,6 +178,7 @@ def rules_from(args: argparse.Namespace) -> RuleConfig:
     from ..analysis.rules import RuleConfig
 
     return RuleConfig(slow_factor=args.slow_factor, slow_min=args.slow_min,
+                      slow_over=getattr(args, "slow_over", None),
                       idle_threshold=args.idle_threshold,
                       disabled=frozenset(c.upper() for c in args.disable_rule))
 

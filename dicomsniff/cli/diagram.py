@@ -25,9 +25,9 @@ from .args import (
     rules_from,
 )
 
-FORMATS = ("plantuml", "mermaid", "svg")
-EXTENSIONS = {".svg": "svg", ".puml": "plantuml", ".plantuml": "plantuml", ".pu": "plantuml",
-              ".uml": "plantuml", ".mmd": "mermaid", ".mermaid": "mermaid"}
+FORMATS = ("plantuml", "mermaid", "svg", "png")
+EXTENSIONS = {".svg": "svg", ".png": "png", ".puml": "plantuml", ".plantuml": "plantuml",
+              ".pu": "plantuml", ".uml": "plantuml", ".mmd": "mermaid", ".mermaid": "mermaid"}
 
 EPILOG = """\
 examples:
@@ -177,13 +177,24 @@ def run(args: argparse.Namespace) -> int:
                     options=Options(level=args.level, collapse=not args.no_collapse,
                                     timing=args.timing, max_messages=args.max_messages),
                     capture_findings=capture_findings, title=f"dicomsniff: {name}")
-    text = _renderer(fmt)(diagram)
+    if fmt == "png":  # dicomsniff's SVG rasterised whole (PlantUML's PNGs stop at 4096 px)
+        from ..export import png
+
+        if not to_file and sys.stdout.isatty():
+            return fail("a PNG is not for a terminal: give -o FILE.png (or redirect)")
+        data: str | bytes = png.render(diagram)
+    else:
+        data = _renderer(fmt)(diagram)
     try:
         if to_file:
-            with open(args.output, "w", encoding="utf-8") as out:
-                out.write(text)
+            with open(args.output, "wb" if isinstance(data, bytes) else "w",
+                      **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as out:
+                out.write(data)
+        elif isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
         else:
-            sys.stdout.write(text)
+            sys.stdout.write(data)
             sys.stdout.flush()
     except OSError as exc:
         return fail(f"cannot write {args.output or 'standard output'}: "

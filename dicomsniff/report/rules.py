@@ -13,10 +13,12 @@ from ..analysis.rules import catalogue
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
 
-def print_markdown(out: IO[str]) -> None:
+def print_markdown(out: IO[str], only: str | None = None) -> None:
     out.write("| code | severity | standard | what it means | raised by |\n")
     out.write("|---|---|---|---|---|\n")
     for c in catalogue():
+        if only and only.casefold() not in c.code.casefold():
+            continue
         out.write(f"| `{c.code}` | {c.severity} | {c.section or '-'} | {c.title} | "
                   f"{c.origin} |\n")
 
