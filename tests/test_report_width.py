@@ -135,3 +135,17 @@ def test_suboperations_without_remaining_print_no_none() -> None:
                                "remaining": None}) == "sub-ops: 20 ok, 0 failed, 0 warn"
     assert suboperations_text({"completed": 1, "failed": 0, "warning": 0,
                                "remaining": 3}).endswith("3 left")
+
+
+@pytest.mark.parametrize("name", ["findings/negotiation.pcap", "findings/killed-scu.pcap",
+                                  "associate-reject.pcap"])
+def test_report_in_a_file_keeps_codes_whole(name: str, tmp_path) -> None:
+    """Written to a file (no terminal, no $COLUMNS): codes stay pasteable into
+    --disable-rule."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    out = tmp_path / "report.txt"
+    subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", str(CAPTURES / name),
+                    "-o", str(out)], check=True, env=env, cwd=ROOT)
+    words = set(re.findall(r"[\w.\-]+", out.read_text()))
+    codes = {r["code"] for r in json_records(name) if r["type"] == "finding"}
+    assert codes and codes <= words, codes - words
