@@ -795,4 +795,4 @@ def copy_peer_logs(s: Session, dest: Path) -> None:
 
 
 # The findings captures (captures/findings/, not in --all) register from their own module.
-from . import findings_scenarios  # noqa: E402,F401
+from . import findings_scenarios, journey_scenarios  # noqa: E402,F401
