@@ -444,19 +444,25 @@ def ups_scp(args: argparse.Namespace) -> None:
     subscribers: list[Any] = []
     queue: list[Any] = []
 
+    lock = threading.Lock()
+    ids = [0]
+
     def notify(uid: str, event_type: int, state: str) -> None:
         ds = Dataset()
         ds.ProcedureStepState = state
         ds.InputReadinessState = "READY"
-        for a in list(subscribers):
-            if a.is_established:
-                a.send_n_event_report(ds, event_type, UnifiedProcedureStepPush, uid)
+        with lock:  # one report at a time, each with its own Message ID (PS3.7 9.1.1)
+            for a in list(subscribers):
+                if a.is_established:
+                    ids[0] += 1
+                    a.send_n_event_report(ds, event_type, UnifiedProcedureStepPush, uid,
+                                          msg_id=ids[0])
 
     def on_create(event: evt.Event) -> tuple[int, Dataset | None]:
         uid = event.request.AffectedSOPInstanceUID
         ds = event.attribute_list
         if ds.get("ProcedureStepState") != "SCHEDULED":
-            return 0xA700 if False else 0xC309, None  # not SCHEDULED: refused
+            return 0xC309, None  # not SCHEDULED: refused
         items[uid] = {"state": "SCHEDULED", "tuid": None}
         queue.append(lambda: notify(uid, 1, "SCHEDULED"))
         return 0x0000, None
@@ -480,7 +486,7 @@ def ups_scp(args: argparse.Namespace) -> None:
                 it["state"] = "CANCELED"
                 queue.append(lambda: notify(uid, 1, "CANCELED"))
                 return 0x0000, None
-            return 0xC311, None  # already in progress: cancel refused
+            return 0xC312, None  # IN PROGRESS: the performer chooses not to cancel
         it = items.get(uid)
         if it is None:
             return 0xC307, None  # Specified SOP Instance UID does not exist

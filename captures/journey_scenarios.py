@@ -254,15 +254,18 @@ def journey(s: Session, p: dict[str, Any]) -> Truth:
                       "rp": ds.RequestedProcedureID,
                       "sps": ds.ScheduledProcedureStepSequence[0].ScheduledProcedureStepID}
         # 2. MPPS IN PROGRESS
+        study = str(synth.uid("journey", key, "unscheduled-study"))
+        over = dict(p["mpps_overrides"])
+        if chosen is None:  # unscheduled: the modality's own Study Instance UID (F.7.2.1)
+            over.setdefault("StudyInstanceUID", study)
         create = _write_json(s.work / "create.json",
-                             _mpps_create(chosen, patient, pps_id, p["mpps_overrides"]))
+                             _mpps_create(chosen, patient, pps_id, over))
         res = pnd_json(s.client("mpps-create", peer(
             "mpps", "--host", s.scp_ip, "--port", RIS_PORT, "--aet", "CTSCANNER", "--called",
             "RIS", "--op", "create", "--instance", mpps_uid, "--dataset", create)))
         assocs.append(association(s, "CTSCANNER", "RIS", RIS_PORT, operations=[
             op("N-CREATE", res["create"], sop_class=MPPS, sop_instance=mpps_uid)]))
         # 3. the images
-        study = str(synth.uid("journey", key, "unscheduled-study"))
         images = _images(s.work, key, chosen, patient, mpps_uid, pps_id, p["series"],
                          p["per_series"], p["image_overrides"], study)
         log = s.client("storescu", [BIN / "storescu", "-v", "-R", "-aet", "CTSCANNER",
@@ -452,6 +455,6 @@ scenario("ups-clean", "ups-clean.pcap",
 scenario("ups-illegal", "ups-illegal.pcap",
          "UPS with illegal requests: COMPLETED while SCHEDULED (0xC310), claimed, claimed again "
          "(0xC302), COMPLETED with a wrong Transaction UID (0xC301), cancel while IN PROGRESS "
-         "(0xC311), then COMPLETED properly", sample=False, seed="illegal",
+         "(0xC312), then COMPLETED properly", sample=False, seed="illegal",
          script=["complete-early", "claim", "claim-again", "wrong-tuid", "cancel-late",
                  "complete"])(ups)

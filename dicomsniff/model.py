@@ -33,12 +33,15 @@ class Finding(Record):
     association: int | None = None
     section: str | None = None
     frames: list[int] = Factory(list)
+    # What the finding is about, by UID (the study journey's): {"study_instance_uid": ...}
+    uids: dict[str, Any] | None = None
 
 
     def to_record(self) -> dict[str, Any]:
         return {"type": "finding", "association": self.association, "severity": self.severity,
                 "code": self.code, "message": self.message, "frame": self.frame,
-                "section": self.section, "frames": self.frames}
+                "section": self.section, "frames": self.frames,
+                **({"uids": self.uids} if self.uids else {})}
 
 
 class PresentationContext(Record):

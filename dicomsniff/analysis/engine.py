@@ -137,6 +137,10 @@ class Analyzer:
         if want_dataset is not None:
             self.collect(_WantDataset(want_dataset))
         MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
+        # The study journey across associations (dicomsniff/journey, docs/studies.md).
+        from ..journey import Journey
+
+        self.journey = Journey(max_tracked=self.rules.config.max_tracked).attach(self)
 
     # -- seams ----------------------------------------------------------------------------
     def collect(self, policy: CollectionPolicy) -> None:
@@ -469,4 +473,5 @@ class Analyzer:
         for conn in list(self.open):
             self._close(conn, "eof", conn.last_frame, conn.last_ts)
         self.associations.sort(key=lambda a: (a.first_frame or 0))
+        self.journey.finish()
         self.rules.finish()  # capture-wide rules (MPPS, commitment, refused connections)

@@ -1,0 +1,132 @@
+"""Small data sets of the journey, kept whole (bounded) and decoded with pydicom when complete.
+
+Worklist identifiers and items, MPPS N-CREATE/N-SET, Storage Commitment N-ACTION and
+N-EVENT-REPORT, IAN N-CREATE, UPS and Print data sets are a few hundred bytes to a few KB; a
+:class:`SmallSink` keeps at most ``MAX_SMALL`` bytes of one (a larger one is counted and
+reported undecodable, never kept), and :func:`decode` inflates a deflated one through a bounded
+inflater (never more than ``MAX_INFLATED`` bytes out) before pydicom reads it. pydicom is
+imported here only, the first time such a data set completes.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from io import BytesIO
+from typing import Any
+
+MAX_SMALL = 256 * 1024  # bytes of one small data set kept for decoding
+MAX_INFLATED = 1 << 20  # bytes a deflated small data set may inflate to
+
+DEFLATED = frozenset({"1.2.840.10008.1.2.1.99"})
+IMPLICIT_LE = "1.2.840.10008.1.2"
+EXPLICIT_BE = "1.2.840.10008.1.2.2"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def esc(value: object) -> str:
+    """A wire value safe for a terminal, a file or a diagram: control characters as \\xNN."""
+    if value is None:
+        return "?"
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
+    """Raw deflate (PS3.5 A.5) inflated to at most ``cap`` bytes; ValueError beyond it."""
+    d = zlib.decompressobj(-15)
+    try:
+        out = d.decompress(data, cap)
+    except zlib.error as exc:
+        raise ValueError(f"does not inflate: {exc}") from None
+    if d.unconsumed_tail:
+        raise ValueError(f"inflates to more than {cap} bytes (decompression cap)")
+    return out
+
+
+def encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
+    """(implicit VR, little endian, deflated) of a transfer syntax (PS3.5 section 10)."""
+    if transfer_syntax == IMPLICIT_LE:
+        return True, True, False
+    if transfer_syntax == EXPLICIT_BE:
+        return False, False, False
+    return False, True, transfer_syntax in DEFLATED
+
+
+class SmallSink:
+    """A DatasetSink keeping one small data set whole, up to ``MAX_SMALL`` bytes."""
+
+    __slots__ = ("buf", "size", "partial", "closed", "on_close")
+
+    def __init__(self, on_close=None) -> None:
+        self.buf: bytearray | None = bytearray()
+        self.size = 0
+        self.partial = False
+        self.closed = False
+        self.on_close = on_close
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.buf is not None:
+            if len(self.buf) + len(data) > MAX_SMALL:
+                self.buf = None  # too large to be what we decode: counted, not kept
+            else:
+                self.buf += data
+
+    def close(self, partial: bool) -> None:
+        self.partial = partial
+        self.closed = True
+        if self.on_close is not None:
+            self.on_close(self)
+
+
+def decode(data: bytes, transfer_syntax: str | None) -> tuple[Any, str | None]:
+    """(pydicom Dataset, None) or (None, why it could not be decoded)."""
+    implicit, little, deflated = encoding(transfer_syntax)
+    try:
+        if deflated:
+            data = inflate_bounded(data)
+        from pydicom.filereader import read_dataset
+
+        ds = read_dataset(BytesIO(data), is_implicit_VR=implicit, is_little_endian=little)
+        for elem in ds.iterall():  # force every value now, inside the try
+            _ = elem.value
+        return ds, None
+    except Exception as exc:  # a broken data set is a fact about the wire, not a crash
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def text(ds: Any, keyword: str) -> str | None:
+    """A string attribute, stripped, or None when absent or empty."""
+    if ds is None:
+        return None
+    try:
+        v = ds.get(keyword)
+    except Exception:
+        return None
+    if v is None or v == "":
+        return None
+    if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+        v = "\\".join(str(x) for x in v)
+    s = esc(str(v).strip())
+    return s or None
+
+
+def items(ds: Any, keyword: str) -> list[Any]:
+    """The items of a sequence attribute (empty when absent)."""
+    if ds is None:
+        return []
+    try:
+        v = ds.get(keyword)
+    except Exception:
+        return []
+    return list(v) if v else []
+
+
+def integer(ds: Any, keyword: str) -> int | None:
+    try:
+        v = ds.get(keyword) if ds is not None else None
+        return int(v) if v is not None and v != "" else None
+    except (TypeError, ValueError):
+        return None
