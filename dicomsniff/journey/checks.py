@@ -149,8 +149,8 @@ def _attributes(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
             yield Hit(ACCESSION,
                       f"{who}: {len(missing)} image(s) stored by {esc(s.sender)} to "
                       f"{esc(s.receiver)} (first at frame {s.frame}) carry no Accession Number "
-                      f"(0008,0050), while {_listing(values)} had "
-                      f"{esc(sorted(distinct)[0])}: the archive cannot tie these images to "
+                      f"(0008,0050), while the others carry it ({_listing(values)}): the "
+                      "archive cannot tie these images to "
                       "the order (reports and billing go astray); the modality must copy it "
                       "from the worklist item",
                       s.frame, [i.stored.frame for i in missing], uids={
@@ -172,7 +172,7 @@ def _listing(values: list[tuple[str, str, Any]]) -> str:
         hop = ""
         if seen is not None:
             hop = f" ({esc(seen.sender)} -> {esc(seen.receiver)}, frame {seen.frame})"
-        parts.append(f"{where} has {esc(v)!r}{hop}")
+        parts.append(f"{where}: {esc(v)!r}{hop}")
     return listing(parts, 5)
 
 

@@ -69,23 +69,27 @@ class _Tee:
 
 
 class _Headers:
-    """Per stream: switch header collection off for the rest of a message once it is read."""
+    """Per stream: switch collection off for the rest of a C-STORE once its header is read
+    (when nobody else wants that message's bytes), and back on for the next message."""
 
-    __slots__ = ("ul", "ours")
+    __slots__ = ("ul", "removed")
 
-    def __init__(self, ul: Any, ours: frozenset[int]) -> None:
-        self.ul, self.ours = ul, ours  # contexts the journey added (nobody else collects)
+    def __init__(self, ul: Any) -> None:
+        self.ul = ul
+        self.removed: set[int] = set()
 
     def enough(self, ctx: int) -> None:
         ul = self.ul
-        if ctx not in self.ours or ul.collect_data:
+        if ul.collect_data or ctx not in ul.collect_contexts:
             return
         ul.collect_contexts = frozenset(ul.collect_contexts) - {ctx}
+        self.removed.add(ctx)
         if getattr(ul, "_pdv_ctx", ctx) == ctx:  # the fragment being read is this message's
             ul.collecting = False
 
     def again(self, ctx: int) -> None:
-        if ctx in self.ours and ctx not in self.ul.collect_contexts:
+        if ctx in self.removed:
+            self.removed.discard(ctx)
             self.ul.collect_contexts = frozenset(self.ul.collect_contexts) | {ctx}
 
 
@@ -100,16 +104,12 @@ def _want(assoc: Any, side: int, table: dict[int, tuple[str, str | None]],
             if m.command_field == C_STORE_RQ:
                 headers.again(m.context_id)
                 implicit, little, deflated = encoding(ts)
-                ctx = m.context_id
-
-                def done(reader: HeaderReader) -> None:
-                    headers.enough(ctx)
-
-                def closed(reader: HeaderReader, _close=None) -> None:
-                    pass
-
+                # Stop copying after the header only if no export wants this message's bytes.
+                done = (functools.partial(_enough, headers, m.context_id) if other is None
+                        else None)
                 mine = _StoreSink(HeaderReader(not implicit, little, deflated, done),
-                                  functools.partial(on_data, assoc, side, m), headers, ctx)
+                                  functools.partial(on_data, assoc, side, m), headers,
+                                  m.context_id)
         else:
             cls = m.command.get("AffectedSOPClassUID") or m.command.get("RequestedSOPClassUID")
             if cls not in IMAGE_BOXES:
@@ -117,6 +117,10 @@ def _want(assoc: Any, side: int, table: dict[int, tuple[str, str | None]],
     if mine is None:
         return other
     return mine if other is None else _Tee(other, mine)
+
+
+def _enough(headers: _Headers, ctx: int, reader: HeaderReader) -> None:
+    headers.enough(ctx)
 
 
 def _small_closed(on_data: OnData, assoc: Any, side: int, m: Any, ts: str | None,
@@ -157,9 +161,7 @@ def watch(conn: Any, on_data: OnData) -> None:
         return
     for side in (0, 1):
         ul = conn.ul[side]
-        before = frozenset(ul.collect_contexts)
-        ul.collect_contexts = before | table.keys()
-        ours = frozenset(k for k, (what, _) in table.items() if what == "store") - before
+        ul.collect_contexts = frozenset(ul.collect_contexts) | table.keys()
         asm = conn.tracker.asm[side]
-        asm.want_dataset = functools.partial(_want, a, side, table, _Headers(ul, ours), on_data,
+        asm.want_dataset = functools.partial(_want, a, side, table, _Headers(ul), on_data,
                                              asm.want_dataset)

@@ -11,6 +11,7 @@ imported here only, the first time such a data set completes.
 from __future__ import annotations
 
 import re
+import warnings
 import zlib
 from io import BytesIO
 from typing import Any
@@ -23,14 +24,20 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
 def esc(value: object) -> str:
-    """A wire value safe for a terminal, a file or a diagram: control characters as \\xNN."""
+    """A wire value safe for a terminal, a file or a diagram: anything but printable ASCII as
+    \\xNN or \\uNNNN (as ``dissectors.ul.items.wire_str`` does for AE titles), so no value
+    can move a cursor, restyle a terminal or reorder text (bidi controls)."""
     if value is None:
         return "?"
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    s = str(value)
+    if s.isascii() and s.isprintable():
+        return s
+    return _UNSAFE.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
+                                  else f"\\u{ord(m.group()):04x}"), s)
 
 
 def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
@@ -89,9 +96,11 @@ def decode(data: bytes, transfer_syntax: str | None) -> tuple[Any, str | None]:
             data = inflate_bounded(data)
         from pydicom.filereader import read_dataset
 
-        ds = read_dataset(BytesIO(data), is_implicit_VR=implicit, is_little_endian=little)
-        for elem in ds.iterall():  # force every value now, inside the try
-            _ = elem.value
+        with warnings.catch_warnings():  # a malformed value is the wire's business, not stderr's
+            warnings.simplefilter("ignore")
+            ds = read_dataset(BytesIO(data), is_implicit_VR=implicit, is_little_endian=little)
+            for elem in ds.iterall():  # force every value now, inside the try
+                _ = elem.value
         return ds, None
     except Exception as exc:  # a broken data set is a fact about the wire, not a crash
         return None, f"{type(exc).__name__}: {exc}"

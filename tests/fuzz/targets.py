@@ -974,3 +974,8 @@ TARGETS.update({t.name: t for t in (
            _http.MultipartCase, _http.multipart_strategy, _http.check_multipart,
            _http.multipart_from_bytes, 400),
 )})
+
+# The study journey's decoders (dicomsniff/journey), in a module of their own.
+from .journey_targets import targets as _journey_targets  # noqa: E402
+
+TARGETS.update(_journey_targets(Target))  # type: ignore[arg-type]
