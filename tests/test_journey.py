@@ -270,13 +270,10 @@ def test_study_cap_raises_a_finding_and_judges_the_oldest() -> None:
     an.journey.on_study.append(released.append)
     # Two studies; the first never settles (an instance never committed), so with a cap of 1
     # it is judged when the second begins (the captures were recorded in this order).
-    from dicomsniff.journey.cli import _merged
-    from dicomsniff.sources.capture import CaptureReader
+    from dicomsniff.sources.merge import open_capture
 
-    readers = [CaptureReader(str(JOURNEY / "journey-commit-gaps.pcap")),
-               CaptureReader(str(JOURNEY / "journey-unscheduled.pcap"))]
-    an.consume(_merged(readers))
-    an.finish()
+    analyze_source(open_capture([str(JOURNEY / "journey-commit-gaps.pcap"),
+                                 str(JOURNEY / "journey-unscheduled.pcap")]), an)
     assert [f.code for f in an.findings if f.code == "STUDY-CAP"] == ["STUDY-CAP"]
     assert len(released) == 2 and an.journey.evicted >= 1
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import heapq
 import json
 import sys
 from typing import Any
@@ -27,6 +26,7 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
                ) -> None:
     """Register ``studies`` (the CLI calls this for every module in COMMAND_MODULES)."""
     from ..cli import _port, add_limit_options, add_rule_options
+    from ..inflate import add_option as add_inflate_option
 
     p = subparsers.add_parser(
         "studies", help="follow each study across worklist, MPPS, storage, commitment, IAN",
@@ -48,33 +48,51 @@ def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | No
     p.add_argument("--max-studies", type=int, default=10_000, metavar="N",
                    help="studies followed at once (default 10000); beyond, the oldest is "
                         "judged early (STUDY-CAP)")
+    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     add_limit_options(p)
     add_rule_options(p)
+    add_inflate_option(p)
     p.set_defaults(handler=cmd_studies)
 
 
-def _merged(readers: list[Any]) -> Any:
-    """Packets of several captures in timestamp order (each reader is already in order)."""
-    if len(readers) == 1:
-        return iter(readers[0])
-    return heapq.merge(*readers, key=lambda p: p[0])
+def _progress(args: argparse.Namespace) -> Any:
+    """A progress line on stderr for long work (a terminal, more than 4 MiB of input)."""
+    if args.no_progress or not sys.stderr.isatty():
+        return None
+    import os
+
+    total = 0
+    for c in args.captures:
+        try:
+            total += os.path.getsize(c)
+        except OSError:
+            pass
+    if total <= 4 << 20:
+        return None
+
+    def show(done: int, size: int) -> None:
+        pct = 100 * done // size if size else 0
+        sys.stderr.write(f"\rreading {pct:3d}%" + ("\n" if done >= size else ""))
+        sys.stderr.flush()
+
+    return show
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
     from ..analysis.engine import Analyzer
+    from ..analysis.run import analyze_source
     from ..cli import EXIT_DAMAGED, EXIT_OK, EXIT_UNUSABLE, _open_output, limits_from, rules_from
-    from ..sources.capture import CaptureError, CaptureReader
+    from ..inflate import apply_option
+    from ..sources.capture import CaptureError
+    from ..sources.merge import open_capture
     from .report import film_lines, is_journey_code, study_lines, workitem_lines
 
-    readers = []
-    for path in args.captures:
-        try:
-            readers.append(CaptureReader(path))
-        except CaptureError as exc:
-            for r in readers:
-                r.close()
-            sys.stderr.write(f"dicomsniff: {exc}\n")
-            return EXIT_UNUSABLE
+    apply_option(args)
+    try:
+        capset = open_capture(args.captures)
+    except CaptureError as exc:
+        sys.stderr.write(f"dicomsniff: {exc}\n")
+        return EXIT_UNUSABLE
     an = Analyzer(ports=args.port, limits=limits_from(args), keep=False, rules=rules_from(args))
     an.journey.max_studies = max(1, args.max_studies)
     out = _open_output(args.output)
@@ -124,14 +142,10 @@ def cmd_studies(args: argparse.Namespace) -> int:
     an.journey.on_study.append(on_study)
     damaged = None
     try:
-        try:
-            an.consume(_merged(readers))
-        finally:
-            for r in readers:
-                r.close()
-        damaged = next((f"{p}: {r.error}" for p, r in zip(args.captures, readers, strict=True)
-                        if r.error), None)
-        an.finish()
+        damaged = analyze_source(capset, an, _progress(args)).reader_error
+    except CaptureError as exc:
+        sys.stderr.write(f"dicomsniff: {exc}\n")
+        return EXIT_UNUSABLE
     except KeyboardInterrupt:
         an.finish()
     films = an.journey.printing.sessions

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import warnings
-import zlib
 from io import BytesIO
 from typing import Any
 
@@ -41,15 +40,14 @@ def esc(value: object) -> str:
 
 
 def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
-    """Raw deflate (PS3.5 A.5) inflated to at most ``cap`` bytes; ValueError beyond it."""
-    d = zlib.decompressobj(-15)
+    """Raw deflate (PS3.5 A.5) inflated through the shared bounded inflater, to at most the
+    smaller of ``cap`` and the run's ``--max-inflate``; ValueError beyond it."""
+    from ..inflate import InflateError, inflate, limit
+
     try:
-        out = d.decompress(data, cap)
-    except zlib.error as exc:
-        raise ValueError(f"does not inflate: {exc}") from None
-    if d.unconsumed_tail:
-        raise ValueError(f"inflates to more than {cap} bytes (decompression cap)")
-    return out
+        return bytes(inflate(data, min(cap, limit())))
+    except InflateError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
