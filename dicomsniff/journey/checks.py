@@ -178,10 +178,12 @@ def _listing(values: list[tuple[str, str, Any]]) -> str:
 
 def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
     insts = list(st.instances.values())
+    # "Never stored" needs the storage path in the capture: at least one C-STORE of the study.
+    saw_stores = any(i.stored is not None for i in insts)
     final = [m for m in st.mpps.values() if m.final]
     if final:
         listed = [i for i in insts if i.in_mpps]
-        never = [i for i in listed if i.stored is None]
+        never = [i for i in listed if i.stored is None] if saw_stores else []
         if never:
             m = st.mpps[never[0].in_mpps]  # type: ignore[index]
             last = m.transitions[-1][1] if m.transitions else m.created
@@ -222,7 +224,7 @@ def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
                       uids={**uids, "sop_instances": [i.uid for i in skipped][:20]})
     if st.ians:
         in_ian = [i for i in insts if i.in_ian]
-        ghost = [i for i in in_ian if i.stored is None]
+        ghost = [i for i in in_ian if i.stored is None] if saw_stores else []
         ian = st.ians[-1].seen
         if ghost:
             yield Hit(IAN_NOT_STORED,
