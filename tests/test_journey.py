@@ -331,3 +331,39 @@ def test_analyze_json_carries_the_journey_findings_with_their_uids() -> None:
     fs = [f for f in fs if f["type"] == "finding" and f["code"].startswith("STUDY-")]
     assert {f["code"] for f in fs} == {"STUDY-IAN-NOT-STORED", "STUDY-IAN-MISSING"}
     assert all(f["uids"]["study_instance_uid"] and f["frames"] for f in fs)
+
+
+# -- the TUI and the diagrams show the journey's findings ----------------------------------------
+
+
+def test_tui_findings_panel_lists_the_journey_findings() -> None:
+    import asyncio
+
+    from dicomsniff.tui.app import DicomBrowser
+    from dicomsniff.tui.feed import FileSource
+    from dicomsniff.tui.screens.findings import FindingsScreen
+
+    async def go() -> list[str]:
+        app = DicomBrowser(FileSource(str(JOURNEY / "journey-mismatch.pcap")))
+        async with app.run_test(size=(150, 40)) as pilot:
+            for _ in range(500):
+                if app.loaded:
+                    break
+                await pilot.pause(0.02)
+            await pilot.pause()
+            await pilot.press("f")
+            assert isinstance(app.screen, FindingsScreen)
+            return [f.code for f in app.screen.table.rows]
+
+    codes = asyncio.run(go())
+    assert {"STUDY-ATTR-MISMATCH", "STUDY-ACCESSION-MISSING"} <= set(codes)
+
+
+def test_diagram_notes_the_journey_findings(tmp_path: Path) -> None:
+    out = tmp_path / "j.puml"
+    p = subprocess.run([sys.executable, "-m", "dicomsniff", "diagram",
+                        str(JOURNEY / "journey-ian-gaps.pcap"), "-o", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == 0, p.stderr
+    text = out.read_text()
+    assert "STUDY-IAN-NOT-STORED" in text and "STUDY-IAN-MISSING" in text
