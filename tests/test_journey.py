@@ -100,7 +100,7 @@ def test_a_complete_study_is_released_when_its_last_association_ends() -> None:
     assert r.released_before_end == [MANIFEST["journey-clean.pcap"]["journey"][
         "study_instance_uid"]]
     j = r.an.journey
-    assert not j.studies and not j.pending and not j.touched and not j.assocs
+    assert not j.studies and not j.pending and not j.touched and not j.pending_count
 
 
 @pytest.mark.parametrize("name", ["journey-clean.pcap", "print-clean.pcap", "ups-clean.pcap"])
@@ -244,18 +244,18 @@ def test_header_reading_stops_at_the_header() -> None:
     from dicomsniff.journey import collect
 
     copied = [0]
-    orig = collect._StoreSink.write
+    orig = collect.StoreSink.write
 
     def counting(self, data: bytes) -> None:
         copied[0] += len(data)
         orig(self, data)
 
-    collect._StoreSink.write = counting  # type: ignore[method-assign]
+    collect.StoreSink.write = counting  # type: ignore[method-assign]
     try:
         an = Analyzer()
         analyze_source(str(ROOT / "captures" / "store-large-pdu.pcap"), an)
     finally:
-        collect._StoreSink.write = orig  # type: ignore[method-assign]
+        collect.StoreSink.write = orig  # type: ignore[method-assign]
     assert an.journey.headers_read == 1
     assert 0 < copied[0] < 70_000  # at most one large PDU's worth, of a 524 KB data set
 
@@ -367,3 +367,51 @@ def test_diagram_notes_the_journey_findings(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     text = out.read_text()
     assert "STUDY-IAN-NOT-STORED" in text and "STUDY-IAN-MISSING" in text
+
+
+# -- ULStream.pause: the rest of one data set is counted, the next one copied again -------------
+
+
+def _copied(ul, data: bytes, chunk: int, pause_after: int | None) -> list[bytes]:
+    """Feed ``data`` in chunks, collecting context 3; pause it once ``pause_after`` bytes of
+    data set 1 were copied (as the engine does: between chunks, after draining)."""
+    from dissectors.ul.events import DataComplete, PdvBytes
+
+    got: list[bytearray] = [bytearray()]
+    paused = False
+    for i in range(0, len(data), chunk):
+        ul.feed(data[i:i + chunk], 1, 0.0)
+        for e in ul.events:
+            if isinstance(e, PdvBytes):
+                got[-1] += e.data
+            elif isinstance(e, DataComplete):
+                got.append(bytearray())
+                if paused:
+                    ul.resume(3)
+                    paused = False
+        ul.events = []
+        if (pause_after is not None and len(got) == 1 and len(got[0]) >= pause_after
+                and not paused):
+            ul.pause(3)
+            paused = True
+    return [bytes(g) for g in got[:-1]]
+
+
+@pytest.mark.parametrize("chunk", [7, 1448, 20000, 1 << 20])
+def test_pause_stops_copying_one_data_set_only(chunk: int) -> None:
+    from dissectors.ul.stream import ULStream
+    from tests import builders as b
+
+    one, two = bytes(range(256)) * 200, bytes(reversed(range(256))) * 200
+    data = (b.store_request(1, one, max_fragment=4096) + b.store_response(1)
+            + b.store_request(2, two, max_fragment=4096))
+    ul = ULStream()
+    ul.collect(contexts={3})
+    first, second = _copied(ul, data, chunk, pause_after=100)
+    assert one.startswith(first)
+    if chunk < len(one) // 2:  # cut after the header's worth (a chunk holding it all: no cut)
+        assert len(first) < len(one) and len(first) <= 100 + chunk + 4096
+    assert second == two  # the next data set on the context is copied whole
+    ul2 = ULStream()
+    ul2.collect(contexts={3})
+    assert _copied(ul2, data, chunk, pause_after=None) == [one, two]

@@ -9,7 +9,9 @@ addresses are known) and again when the negotiation is answered (AE titles and c
 before any P-DATA); the upper-layer parsers copy the union. For each message with a data set it
 asks every policy for a :class:`~dissectors.dimse.assembler.DatasetSink` and tees the bytes to
 all that gave one. What one policy asks never depends on another's, nor on the order they were
-given in.
+given in. A sink with an ``enough`` attribute may end the copying of the rest of its data set
+once it has what it needs, if every sink of that data set agrees (:class:`_Enough`: the study
+journey reads the attributes before Pixel Data this way, never the image).
 """
 
 from __future__ import annotations
@@ -40,6 +42,33 @@ class CollectionPolicy:
 
     def command(self, association: Association, side: int, message: Message) -> None:
         """Every command set of the association once decoded (after ``dataset``)."""
+
+
+class _Enough:
+    """Sinks of one data set that may each say ``enough`` (a true attribute: they need no more
+    of its bytes, e.g. a reader of the attributes before Pixel Data). Once every sink has, the
+    parser stops copying the rest of that data set (``ULStream.pause``); it copies the next one
+    again. Sinks without the attribute always want everything."""
+
+    __slots__ = ("sinks", "stream", "ctx", "paused")
+
+    def __init__(self, sinks: list[DatasetSink], stream: Any, ctx: int) -> None:
+        self.sinks, self.stream, self.ctx, self.paused = sinks, stream, ctx, False
+
+    def write(self, data: bytes) -> None:
+        done = True
+        for s in self.sinks:
+            s.write(data)
+            done = done and getattr(s, "enough", False)
+        if done and not self.paused:
+            self.paused = True
+            self.stream.pause(self.ctx)
+
+    def close(self, partial: bool) -> None:
+        if self.paused:
+            self.stream.resume(self.ctx)  # the next data set on this context is copied again
+        for s in self.sinks:
+            s.close(partial)
 
 
 class _Tee:
@@ -118,6 +147,8 @@ class Collection:
                      if (s := p.dataset(a, side, message)) is not None]
             if not sinks:
                 return None
+            if all(hasattr(s, "enough") for s in sinks):
+                return _Enough(sinks, self.streams[side], message.context_id)
             return sinks[0] if len(sinks) == 1 else _Tee(sinks)
 
         return want

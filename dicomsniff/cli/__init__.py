@@ -37,6 +37,7 @@ COMMANDS: tuple[str, ...] = (
     "live",
     "export_objects",
     "show",
+    "studies",
     "tui",
     "rules",
 )

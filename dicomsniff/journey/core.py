@@ -63,7 +63,6 @@ class Journey:
         self.worklist_modalities: set[str] = set()
         self.worklist_seen = False
         self.ian_seen = False
-        self.assocs: dict[int, Association] = {}  # open associations
         self.touched: dict[int, set[str]] = {}  # open association -> studies it carried
         self.pending: dict[tuple[int, int, int], list[Any]] = {}
         self.pending_count: dict[int, int] = {}
@@ -83,25 +82,13 @@ class Journey:
 
     # -- wiring -------------------------------------------------------------------------------
     def attach(self, analyzer: Any) -> Journey:
-        """Follow ``analyzer``; findings go where its other findings go."""
-        self.emit = analyzer._emit  # the engine's finding sink (public emit: seams issue 13)
+        """Follow ``analyzer``: its hooks, a collection policy; findings go to its ``emit``."""
+        self.emit = analyzer.emit
         self.disabled = analyzer.rules.config.disabled
-        analyzer.on_association_start.append(self.on_association_start)
         analyzer.on_transaction.append(self.on_transaction)
         analyzer.on_association.append(self.on_association)
-        self._analyzer = analyzer
+        analyzer.collect(collect.JourneyPolicy(self.on_data))
         return self
-
-    def on_association_start(self, a: Association) -> None:
-        self.assocs[a.id] = a
-        if a.outcome == "rejected":
-            return
-        # The connection behind the association, as the rules keep it: the one private look
-        # left here, until the engine's public collection seam lands (docs/architecture.md).
-        rules = getattr(getattr(self, "_analyzer", None), "rules", None)
-        conn = rules._conns.get(a.id) if rules is not None else None
-        if conn is not None and conn.ul is not None:
-            collect.watch(conn, self.on_data)
 
     # -- data sets ----------------------------------------------------------------------------
     def on_data(self, a: Association, side: int, m: Any, got: Any) -> None:
@@ -143,13 +130,10 @@ class Journey:
         return lst or []
 
     # -- transactions -------------------------------------------------------------------------
-    def on_transaction(self, t: Transaction) -> None:
-        a = self.assocs.get(t.association)
+    def on_transaction(self, a: Association, t: Transaction) -> None:
         req_side = 0 if t.sent_by == "requestor" else 1
         req = self._take(t.association, req_side, t.message_id)
         rsp = self._take(t.association, 1 - req_side, t.message_id)
-        if a is None:
-            return
         cls = t.sop_class or ""
         try:
             if t.command == "C-STORE":
@@ -447,7 +431,6 @@ class Journey:
     # -- association end, release ------------------------------------------------------------
     def on_association(self, a: Association) -> None:
         self.printing.association_ended(a)
-        self.assocs.pop(a.id, None)
         if self.pending_count.pop(a.id, 0):
             for key in [k for k in self.pending if k[0] == a.id]:
                 del self.pending[key]

@@ -101,7 +101,7 @@ class ULStream:
                  "_body", "_pdv_left", "_pdv_ctx", "_pdv_last", "_cmd", "_hunt", "_skipped",
                  "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
                  "pdus", "bytes_in", "data_bytes", "pdata_events", "pdata_count", "pdata_limit",
-                 "pdata_over", "collect_data", "collect_contexts", "collecting")
+                 "pdata_over", "collect_data", "collect_contexts", "collecting", "_paused")
 
     def __init__(self, *, synced: bool = True,
                  max_associate_pdu: int = DEFAULT_MAX_ASSOCIATE_PDU,
@@ -119,6 +119,7 @@ class ULStream:
         self.collect_data = False
         self.collect_contexts: frozenset[int] | set[int] = frozenset()
         self.collecting = False  # the current data fragment's bytes are being collected
+        self._paused: frozenset[int] = frozenset()  # contexts whose current data set is done
         self.state = HEADER if synced else HUNT
         self._part = bytearray()  # partial PDU or PDV header
         self._ptype = 0
@@ -152,6 +153,22 @@ class ULStream:
             self.collect_data = True
         if contexts:
             self.collect_contexts = frozenset(self.collect_contexts) | frozenset(contexts)
+
+    def pause(self, ctx: int) -> None:
+        """Copy no more of the data set now arriving on presentation context ``ctx``: its
+        remaining fragments are counted like uncollected ones, up to its last fragment; the next
+        data set on ``ctx`` is collected again (a reader that has what it needs, such as the
+        attributes before Pixel Data, says so through :mod:`dicomsniff.analysis.collect`)."""
+        self._paused = self._paused | {ctx}
+        if self.state == PDV_DATA and self._pdv_ctx == ctx:
+            self.collecting = False
+
+    def resume(self, ctx: int) -> None:
+        """Undo :meth:`pause` (the data set it was meant for has ended)."""
+        if ctx in self._paused:
+            self._paused = self._paused - {ctx}
+            if self.state == PDV_DATA and self._pdv_ctx == ctx:
+                self.collecting = self.collect_data or ctx in self.collect_contexts
 
     # -- the hot path ---------------------------------------------------------------------
     def skip(self, n: int) -> bool:
@@ -193,7 +210,8 @@ class ULStream:
                 vlen = ilen - 2
                 if (2 < ilen and ilen + 4 <= plen and mch <= 3 and not vlen & 1
                         and (vlen <= self.max_command if mch & 1 else not (
-                            self.collect_data or ctx in self.collect_contexts))
+                            (self.collect_data or ctx in self.collect_contexts)
+                            and ctx not in self._paused))
                         and not (self.pdata_limit and plen > self.pdata_limit)):
                     self.pdus += 1
                     self.pdata_count += 1
@@ -216,6 +234,8 @@ class ULStream:
                             if last:
                                 ev.append(DataComplete(frame, ts, ctx, self._partial))
                                 self._partial = False
+                                if self._paused:
+                                    self._paused = self._paused - {ctx}
                         pos = end
                         left -= vlen
                         self._pdu_left = left
@@ -243,6 +263,8 @@ class ULStream:
                     if self._pdv_last:
                         ev.append(DataComplete(frame, ts, self._pdv_ctx, self._partial))
                         self._partial = False
+                        if self._paused:
+                            self._paused = self._paused - {self._pdv_ctx}
                     self._after_pdv()
             elif st == HEADER or st == PDV_HEADER:
                 part = self._part
@@ -427,13 +449,15 @@ class ULStream:
         else:
             self.events.append(PdvData(frame, ts, ctx, self._pdv_last, vlen))
             self.state = PDV_DATA
-            self.collecting = self.collect_data or ctx in self.collect_contexts
+            self.collecting = ((self.collect_data or ctx in self.collect_contexts)
+                               and ctx not in self._paused)
         if vlen == 0:
             if self.state == PDV_CMD:
                 self.events.append(PdvCommand(frame, ts, ctx, self._pdv_last, b""))
             elif self._pdv_last:
                 self.events.append(DataComplete(frame, ts, ctx, self._partial))
                 self._partial = False
+                self._paused = self._paused - {ctx}
             self._after_pdv()
         return ""
 
@@ -446,6 +470,7 @@ class ULStream:
     # -- resynchronisation ----------------------------------------------------------------
     def _start_hunt(self, reason: str) -> None:
         self.state = HUNT
+        self._paused = frozenset()  # the data sets in flight end here (partial)
         self._hunt = bytearray()
         self._body = bytearray()
         self._cmd = bytearray()

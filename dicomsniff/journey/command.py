@@ -1,4 +1,6 @@
-"""``dicomsniff studies``: one timeline per study, across associations and captures."""
+"""What ``dicomsniff studies`` does (its parser is dicomsniff/cli/studies.py): analyse the
+captures as one, print (or write as JSON Lines) each study as it is released, then print
+sessions, workitems and the findings that belong to no study."""
 
 from __future__ import annotations
 
@@ -7,81 +9,19 @@ import json
 import sys
 from typing import Any
 
-EPILOG = """\
-examples:
-  dicomsniff studies night.pcapng                    one timeline per study
-  dicomsniff studies modality.pcap archive.pcap      several captures, merged by time
-  dicomsniff studies night.pcapng --study JACC0001   one study (UID, accession or patient)
-  dicomsniff studies night.pcapng --json > s.jsonl   {"type": "study"} records (docs/studies.md)
 
-Per study: scheduled (the worklist item and which AE fetched it), performed (MPPS status
-transitions), stored (instances per series, to which AE, with their statuses), committed
-(requested, succeeded, failed with the reason), available (IAN), and what does not add up
-(findings STUDY-*; PRINT-* and UPS-* for print sessions and workitems, listed after).
-Frame numbers count across the merged captures, in time order.
-"""
-
-
-def add_parser(subparsers: Any, parser_class: type[argparse.ArgumentParser] | None = None
-               ) -> None:
-    """Register ``studies`` (the CLI calls this for every module in COMMAND_MODULES)."""
-    from ..cli import _port, add_limit_options, add_rule_options
-    from ..inflate import add_option as add_inflate_option
-
-    p = subparsers.add_parser(
-        "studies", help="follow each study across worklist, MPPS, storage, commitment, IAN",
-        description="Follow each study across associations, AEs and services: the worklist "
-                    "item, the MPPS, the C-STOREs, storage commitment and Instance "
-                    "Availability Notification, and what does not add up.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("captures", nargs="+", metavar="CAPTURE",
-                   help="pcap or pcapng files (several are merged by time)")
-    p.add_argument("--json", action="store_true",
-                   help="write JSON Lines: one study record per study, then print sessions, "
-                        "workitems, the journey's findings and a summary")
-    p.add_argument("--study", metavar="KEY", action="append", default=[],
-                   help="only studies whose Study Instance UID, Accession Number or Patient ID "
-                        "is KEY (repeatable)")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
-    p.add_argument("--port", type=_port, action="append", default=[], metavar="PORT",
-                   help="treat TCP PORT as DICOM even where the bytes don't prove it")
-    p.add_argument("--max-studies", type=int, default=10_000, metavar="N",
-                   help="studies followed at once (default 10000); beyond, the oldest is "
-                        "judged early (STUDY-CAP)")
-    p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
-    add_limit_options(p)
-    add_rule_options(p)
-    add_inflate_option(p)
-    p.set_defaults(handler=cmd_studies)
-
-
-def _progress(args: argparse.Namespace) -> Any:
-    """A progress line on stderr for long work (a terminal, more than 4 MiB of input)."""
-    if args.no_progress or not sys.stderr.isatty():
-        return None
-    import os
-
-    total = 0
-    for c in args.captures:
-        try:
-            total += os.path.getsize(c)
-        except OSError:
-            pass
-    if total <= 4 << 20:
-        return None
-
-    def show(done: int, size: int) -> None:
-        pct = 100 * done // size if size else 0
-        sys.stderr.write(f"\rreading {pct:3d}%" + ("\n" if done >= size else ""))
-        sys.stderr.flush()
-
-    return show
-
-
-def cmd_studies(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..analysis.engine import Analyzer
     from ..analysis.run import analyze_source
-    from ..cli import EXIT_DAMAGED, EXIT_OK, EXIT_UNUSABLE, _open_output, limits_from, rules_from
+    from ..cli.args import (
+        EXIT_DAMAGED,
+        EXIT_OK,
+        EXIT_UNUSABLE,
+        Progress,
+        limits_from,
+        open_output,
+        rules_from,
+    )
     from ..inflate import apply_option
     from ..sources.capture import CaptureError
     from ..sources.merge import open_capture
@@ -95,7 +35,7 @@ def cmd_studies(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     an = Analyzer(ports=args.port, limits=limits_from(args), keep=False, rules=rules_from(args))
     an.journey.max_studies = max(1, args.max_studies)
-    out = _open_output(args.output)
+    out = open_output(args.output)
     keys = set(args.study)
     pending: dict[str, list[Any]] = {}  # study UID -> its findings, until it is released
     other: list[Any] = []
@@ -141,13 +81,17 @@ def cmd_studies(args: argparse.Namespace) -> int:
     an.on_finding.append(on_finding)
     an.journey.on_study.append(on_study)
     damaged = None
+    bar = Progress(args.captures[0] if len(args.captures) == 1 else "-", args.no_progress,
+                   "reading")
     try:
-        damaged = analyze_source(capset, an, _progress(args)).reader_error
+        damaged = analyze_source(capset, an, bar.callback).reader_error
     except CaptureError as exc:
         sys.stderr.write(f"dicomsniff: {exc}\n")
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         an.finish()
+    finally:
+        bar.stop()
     films = an.journey.printing.sessions
     items = an.journey.ups.records()
     # Findings that arrived after their study was released (the rules' capture-end checks).
