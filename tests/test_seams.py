@@ -122,8 +122,10 @@ def test_collection_policies_are_independent_of_each_other_and_of_order():
 
 
 def test_nothing_collected_means_no_bytes_copied():
-    """Without a policy for them (the rules' only read MPPS, commitment and query data sets),
-    the parsers copy no byte of the CT images; with one, they copy them all."""
+    """Without a policy for them (the rules' only read MPPS, commitment and query data sets;
+    the study journey reads each C-STORE's attributes before Pixel Data and then says
+    ``enough``), the parsers copy no more of the CT images than one segment of each; with one,
+    they copy them all."""
     from dissectors.ul.events import PdvBytes
 
     for policy in (None, _Grab("1.2.840.10008.5.1.4.1.1.2")):
@@ -139,7 +141,12 @@ def test_nothing_collected_means_no_bytes_copied():
         analyze_source(CAPTURES / "store-concurrent.pcap", a)
         total = sum(t.dataset_bytes for x in a.associations for t in x.transactions)
         assert total > 0
-        assert copied[0] == (0 if policy is None else total)
+        stores = sum(1 for x in a.associations for t in x.transactions
+                     if t.command == "C-STORE")
+        if policy is None:
+            assert copied[0] <= stores * 1500 < total // 10
+        else:
+            assert copied[0] == total
 
 
 # -- protocol dispatch ------------------------------------------------------------------------
