@@ -188,6 +188,8 @@ def _images(work: Path, key: str, item: dict[str, str] | None, patient: tuple[st
             ds.ReferencedPerformedProcedureStepSequence = [ref]
             ds.PerformedProcedureStepID = pps_id
             for kw, value in overrides.items():
+                if value == "NEW":  # the modality's own UID instead of the worklist's
+                    value = str(synth.uid("journey", key, "modality", kw))
                 if value is None:
                     if kw in ds:
                         delattr(ds, kw)
@@ -356,6 +358,11 @@ _journey_scenario("journey-mismatch", "journey-mismatch.pcap",
                   image_overrides={"PatientID": "DSJ-0001", "AccessionNumber": None},
                   mpps_overrides={"PatientName": "SYNTHETIC^IVAN^J",
                                   "RequestedProcedureID": "JRP0009"})
+_journey_scenario("journey-new-study-uid", "journey-new-study-uid.pcap",
+                  "the modality puts a Study Instance UID of its own in the images instead of "
+                  "the worklist item's, and its MPPS another Scheduled Procedure Step ID",
+                  image_overrides={"StudyInstanceUID": "NEW"},
+                  mpps_overrides={"ScheduledProcedureStepID": "JSPS0009"})
 _journey_scenario("journey-ian-gaps", "journey-ian-gaps.pcap",
                   "the archive's IAN leaves out one stored instance and lists one it never "
                   "received", ian_drop=1, ian_extra=1)

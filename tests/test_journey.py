@@ -128,6 +128,20 @@ def test_attributes_that_changed_along_the_way() -> None:
     assert len(acc.uids["sop_instances"]) == 4
 
 
+def test_a_new_study_instance_uid_and_another_sps_id() -> None:
+    """The images carry the modality's own Study Instance UID: the worklist item is found by
+    Accession Number, and the change is named with both values; the MPPS's other SPS ID too."""
+    truth = MANIFEST["journey-new-study-uid.pcap"]["journey"]
+    r = run("journey-new-study-uid.pcap")
+    assert [st.uid for st in r.studies] == [truth["study_instance_uid"]]
+    assert r.studies[0].record()["scheduled_match"] == "accession_number"
+    by_attr = {f.uids["attribute"]: f for f in r.found("STUDY-ATTR-MISMATCH")}
+    assert set(by_attr) == {"study_instance_uid", "sps_id"}
+    assert truth["scheduled"]["study"] in by_attr["study_instance_uid"].message
+    assert truth["study_instance_uid"] in by_attr["study_instance_uid"].message
+    assert "'JSPS0009'" in by_attr["sps_id"].message
+
+
 def test_mpps_and_stores_that_do_not_agree() -> None:
     truth = MANIFEST["journey-mpps-gaps.pcap"]["journey"]
     r = run("journey-mpps-gaps.pcap")

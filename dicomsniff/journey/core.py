@@ -228,9 +228,13 @@ class Journey:
             if other is None or other == st.uid:
                 return
             ost = self.studies.get(other)
-            m = ost.mpps.get(mpps_uid) if ost is not None else None
+            m = ost.mpps.pop(mpps_uid, None) if ost is not None else None
             if m is None:
                 return
+            if ost is not None and not (ost.instances or ost.mpps or ost.commits or ost.ians):
+                # The MPPS named a Study Instance UID the images do not carry: its study is
+                # the images' (the findings compare the two), and the empty one goes.
+                self._forget(other)
         st.mpps[mpps_uid] = m
         self.mpps_study.put(mpps_uid, st.uid)
         for uid, series in m.instances.items():
@@ -470,6 +474,12 @@ class Journey:
             return False
         stored = [i for i in st.instances.values() if i.stored_ok]
         return bool(stored) and all(i.committed is not None for i in stored)
+
+    def _forget(self, uid: str) -> None:
+        """Drop a study that turned out to be empty, without judging it."""
+        self.studies.pop(uid, None)
+        self.idle_settled.pop(uid, None)
+        self.idle_open.pop(uid, None)
 
     def _release(self, uid: str) -> None:
         self.idle_settled.pop(uid, None)
