@@ -36,7 +36,6 @@ class Finding(Record):
     # What the finding is about, by UID (the study journey's): {"study_instance_uid": ...}
     uids: dict[str, Any] | None = None
 
-
     def to_record(self) -> dict[str, Any]:
         return {"type": "finding", "association": self.association, "severity": self.severity,
                 "code": self.code, "message": self.message, "frame": self.frame,

@@ -15,7 +15,7 @@ import pytest
 
 from dicomsniff.analysis.engine import Analyzer
 from dicomsniff.analysis.run import analyze_source
-from dicomsniff.journey.report import is_journey_code
+from dicomsniff.report.studies import is_journey_code
 
 ROOT = Path(__file__).resolve().parent.parent
 JOURNEY = ROOT / "captures" / "journey"
@@ -255,7 +255,7 @@ def test_every_c_store_header_is_read(entry: dict) -> None:
 def test_header_reading_stops_at_the_header() -> None:
     """A C-STORE's bytes are copied only until its header is read: on the large-PDU capture
     (a 512 KB image) the collection is switched off long before the data set ends."""
-    from dicomsniff.journey import collect
+    from dicomsniff.analysis.journey import collect
 
     copied = [0]
     orig = collect.StoreSink.write

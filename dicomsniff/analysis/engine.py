@@ -137,8 +137,8 @@ class Analyzer:
         if want_dataset is not None:
             self.collect(_WantDataset(want_dataset))
         MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
-        # The study journey across associations (dicomsniff/journey, docs/studies.md).
-        from ..journey import Journey
+        # The study journey across associations (analysis/journey, docs/studies.md).
+        from .journey import Journey
 
         self.journey = Journey(max_tracked=self.rules.config.max_tracked).attach(self)
 

@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 from hypothesis import strategies as st
 
-from dicomsniff.journey import decode as jdecode
-from dicomsniff.journey.headers import MAX_HEADER, MAX_VALUE, HeaderReader
+from dicomsniff.analysis.journey import decode as jdecode
+from dicomsniff.analysis.journey.headers import MAX_HEADER, MAX_VALUE, HeaderReader
 
 from .mutators import ByteReader, chunks, mutated
 

@@ -975,7 +975,7 @@ TARGETS.update({t.name: t for t in (
            _http.multipart_from_bytes, 400),
 )})
 
-# The study journey's decoders (dicomsniff/journey), in a module of their own.
+# The study journey's decoders (dicomsniff/analysis/journey), in a module of their own.
 from .journey_targets import targets as _journey_targets  # noqa: E402
 
 TARGETS.update(_journey_targets(Target))  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .decode import esc
+from ..analysis.journey.decode import esc
 
 WIDTH = 80
 JOURNEY_PREFIXES = ("STUDY-", "PRINT-", "UPS-")

@@ -18,11 +18,6 @@ from typing import Any
 MAX_SMALL = 256 * 1024  # bytes of one small data set kept for decoding
 MAX_INFLATED = 1 << 20  # bytes a deflated small data set may inflate to
 
-DEFLATED = frozenset({"1.2.840.10008.1.2.1.99"})
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
-
-
 _UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
@@ -42,7 +37,7 @@ def esc(value: object) -> str:
 def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
     """Raw deflate (PS3.5 A.5) inflated through the shared bounded inflater, to at most the
     smaller of ``cap`` and the run's ``--max-inflate``; ValueError beyond it."""
-    from ..inflate import InflateError, inflate, limit
+    from ...inflate import InflateError, inflate, limit
 
     try:
         return bytes(inflate(data, min(cap, limit())))
@@ -51,12 +46,14 @@ def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
 
 
 def encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
-    """(implicit VR, little endian, deflated) of a transfer syntax (PS3.5 section 10)."""
-    if transfer_syntax == IMPLICIT_LE:
-        return True, True, False
-    if transfer_syntax == EXPLICIT_BE:
-        return False, False, False
-    return False, True, transfer_syntax in DEFLATED
+    """(implicit VR, little endian, deflated) of a data set on this transfer syntax (PS3.5
+    section 10, from :mod:`dicomsniff.uids`); an unknown one is read as explicit VR little
+    endian, what every standard syntax but two is."""
+    from ...uids import encoding as ts_encoding
+    from ...uids import is_deflated
+
+    enc = ts_encoding(transfer_syntax) or (True, True)
+    return not enc[0], enc[1], is_deflated(transfer_syntax)
 
 
 class SmallSink:

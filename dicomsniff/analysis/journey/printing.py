@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..analysis.rules.base import code, listing
-from ..model import Association, Transaction
+from ...model import Association, Transaction
+from ..rules.base import code, listing
 from .checks import Hit
 from .decode import esc, items, text
 
@@ -212,7 +212,7 @@ class PrintTracker:
 
 
 def _name(uid: str | None) -> str:
-    from ..uids import uid_name
+    from ...uids import uid_name
 
     return uid_name(uid) or (uid or "?")
 

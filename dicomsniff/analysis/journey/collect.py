@@ -17,9 +17,9 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ..analysis.collect import CollectionPolicy
-from ..analysis.rules.datasets import COMMITMENT, MPPS
-from ..uids import uid_name
+from ...uids import MPPS, uid_name
+from ...uids import STORAGE_COMMITMENT_PUSH as COMMITMENT
+from ..collect import CollectionPolicy
 from .decode import SmallSink, encoding
 from .headers import HeaderReader
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..analysis.rules.base import code
-from ..analysis.rules.state import Bounded
-from ..model import Association, Transaction
+from ...model import Association, Transaction
+from ..rules.base import code
+from ..rules.state import Bounded
 from .checks import Hit
 from .decode import esc, text
 

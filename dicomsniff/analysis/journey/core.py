@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..analysis.rules.state import Bounded
-from ..model import Association, Finding, Transaction
+from ...model import Association, Finding, Transaction
+from ..rules.state import Bounded
 from . import checks, collect, printing, ups
 from .decode import decode, integer, items, text
 from .study import MAX_EVENTS, MAX_TRANSITIONS, Commit, Ian, Instance, Mpps, Scheduled, Seen, Study
