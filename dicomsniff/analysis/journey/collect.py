@@ -24,7 +24,6 @@ from .decode import SmallSink, encoding
 from .headers import HeaderReader
 
 C_STORE_RQ = 0x0001
-C_FIND_RQ, C_FIND_RSP = 0x0020, 0x8020
 # Image boxes carry pixels (N-SET of Basic Grayscale/Color Image Box): the journey only needs
 # to know that they were set, which the command says.
 IMAGE_BOXES = frozenset({"1.2.840.10008.5.1.1.4", "1.2.840.10008.5.1.1.4.1"})
@@ -37,10 +36,24 @@ PRINT_PREFIX = "1.2.840.10008.5.1.1."
 OnData = Callable[[Any, int, Any, Any], None]  # (association, side, message, sink)
 
 
+_KINDS: dict[str, str | None] = {}  # abstract syntax -> kind (a few dozen entries at most)
+
+
 def kind(abstract_syntax: str | None) -> str | None:
     """What the journey reads on a context: 'store', 'small' or None."""
     if not abstract_syntax:
         return None
+    try:
+        return _KINDS[abstract_syntax]
+    except KeyError:
+        pass
+    k = _kind(abstract_syntax)
+    if len(_KINDS) < 4096:  # wire strings: bounded
+        _KINDS[abstract_syntax] = k
+    return k
+
+
+def _kind(abstract_syntax: str) -> str | None:
     if abstract_syntax in (MPPS, COMMITMENT, IAN, WORKLIST) or abstract_syntax.startswith(
             (UPS_PREFIX, PRINT_PREFIX)):
         return "small"
@@ -54,10 +67,12 @@ class StoreSink:
     """The HeaderReader of one C-STORE, handed over when the message ends; ``enough`` once
     the header is read (the parser may stop copying, see ``analysis.collect``)."""
 
-    __slots__ = ("reader", "deliver")
+    __slots__ = ("reader", "on_data", "association", "side", "message")
 
-    def __init__(self, reader: HeaderReader, deliver: Callable) -> None:
-        self.reader, self.deliver = reader, deliver
+    def __init__(self, reader: HeaderReader, on_data: OnData, association: Any, side: int,
+                 message: Any) -> None:
+        self.reader, self.on_data = reader, on_data
+        self.association, self.side, self.message = association, side, message
 
     @property
     def enough(self) -> bool:
@@ -68,7 +83,7 @@ class StoreSink:
 
     def close(self, partial: bool) -> None:
         self.reader.close(partial)
-        self.deliver(self.reader)
+        self.on_data(self.association, self.side, self.message, self.reader)
 
 
 class JourneyPolicy(CollectionPolicy):
@@ -88,8 +103,8 @@ class JourneyPolicy(CollectionPolicy):
             if message.command_field != C_STORE_RQ:
                 return None
             implicit, little, deflated = encoding(c.transfer_syntax)
-            return StoreSink(HeaderReader(not implicit, little, deflated),
-                             functools.partial(self.on_data, association, side, message))
+            return StoreSink(HeaderReader(not implicit, little, deflated), self.on_data,
+                             association, side, message)
         if what == "small":
             cmd = message.command
             cls = cmd.get("AffectedSOPClassUID") or cmd.get("RequestedSOPClassUID")

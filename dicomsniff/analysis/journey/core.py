@@ -155,7 +155,7 @@ class Journey:
                                       f"transaction {t.id} ({t.command}): "
                                       f"{type(exc).__name__}: {exc}", t.request_frame), None)
 
-    def _seen(self, a: Association, t: Transaction, report: bool = False) -> Seen:
+    def _seen(self, a: Association, t: Transaction) -> Seen:
         s, r = _ends(a, t)
         return Seen(s, r, a.id, t.request_frame, t.request_time)
 

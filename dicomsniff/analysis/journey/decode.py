@@ -45,15 +45,23 @@ def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
         raise ValueError(str(exc)) from None
 
 
+_ENCODINGS: dict[str | None, tuple[bool, bool, bool]] = {}
+
+
 def encoding(transfer_syntax: str | None) -> tuple[bool, bool, bool]:
     """(implicit VR, little endian, deflated) of a data set on this transfer syntax (PS3.5
     section 10, from :mod:`dicomsniff.uids`); an unknown one is read as explicit VR little
     endian, what every standard syntax but two is."""
-    from ...uids import encoding as ts_encoding
-    from ...uids import is_deflated
+    got = _ENCODINGS.get(transfer_syntax)
+    if got is None:
+        from ...uids import encoding as ts_encoding
+        from ...uids import is_deflated
 
-    enc = ts_encoding(transfer_syntax) or (True, True)
-    return not enc[0], enc[1], is_deflated(transfer_syntax)
+        enc = ts_encoding(transfer_syntax) or (True, True)
+        got = (not enc[0], enc[1], is_deflated(transfer_syntax))
+        if len(_ENCODINGS) < 4096:
+            _ENCODINGS[transfer_syntax] = got
+    return got
 
 
 class SmallSink:

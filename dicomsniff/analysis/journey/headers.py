@@ -44,8 +44,19 @@ IN_REQUEST = {0x00401001: "requested_procedure_id", 0x00400009: "sps_id",
 STOP_AFTER = SEQ_REQUEST  # the first top-level tag beyond this ends the walk
 ITEM, ITEM_END, SEQ_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 UNDEFINED = 0xFFFFFFFF
-_LONG_VRS = frozenset((b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR",
-                       b"UT", b"SV", b"UV"))
+# VRs with a 4-byte length in explicit VR (PS3.5 7.1.2), as the two bytes read big endian.
+_LONG_VRS = frozenset(int.from_bytes(v, "big") for v in (
+    b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"))
+_SQ = int.from_bytes(b"SQ", "big")
+_LONG_LE = frozenset(int.from_bytes(v.to_bytes(2, "big"), "little") for v in _LONG_VRS)
+_SQ_LE = int.from_bytes(b"SQ", "little")
+_EXPLICIT_LE = struct.Struct("<HHHH").unpack_from  # group, element, VR, 16-bit length
+_U32_LE = struct.Struct("<I").unpack_from
+_UPPER = tuple(65 <= b <= 90 for b in range(256))
+_LE = (struct.Struct("<H").unpack_from, struct.Struct("<I").unpack_from,
+       struct.Struct("<HH").unpack_from)
+_BE = (struct.Struct(">H").unpack_from, struct.Struct(">I").unpack_from,
+       struct.Struct(">HH").unpack_from)
 
 
 class _Level:
@@ -81,10 +92,7 @@ class HeaderReader:
         self.on_done = on_done  # called once when done becomes True
         self.closed = False
         self.partial = False
-        e = "<" if little else ">"
-        self._u16 = struct.Struct(e + "H").unpack_from
-        self._u32 = struct.Struct(e + "I").unpack_from
-        self._tag = struct.Struct(e + "HH").unpack_from
+        self._u16, self._u32, self._tag = _LE if little else _BE
 
     # -- DatasetSink ------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -150,7 +158,47 @@ class HeaderReader:
         stack = self.stack
         explicit = self.explicit
         u16, u32, tagof = self._u16, self._u32, self._tag
+        fast = explicit and self.little
         while True:
+            if fast and not stack:
+                # The common case, top-level elements in explicit VR little endian, in one
+                # unpack each (tag, VR, short length); sequences and anything unusual go the
+                # general way below.
+                while n - pos >= 8:
+                    group, elem, vr, length = _EXPLICIT_LE(buf, pos)
+                    tag = group << 16 | elem
+                    if group == 0xFFFE or vr == _SQ_LE:
+                        break
+                    if tag > STOP_AFTER:
+                        self._finish()
+                        return
+                    if vr in _LONG_LE:
+                        if n - pos < 12:
+                            break
+                        length = _U32_LE(buf, pos + 8)[0]
+                        if length == UNDEFINED:
+                            break
+                        hdr = 12
+                    elif _UPPER[buf[pos + 4]] and _UPPER[buf[pos + 5]]:
+                        hdr = 8
+                    else:
+                        break  # the general way reports it
+                    key = TOP.get(tag)
+                    if key is None or length > MAX_VALUE:
+                        pos += hdr
+                        left = n - pos
+                        if length > left:
+                            self.skip = length - left
+                            pos = n
+                            break
+                        pos += length
+                        continue
+                    if n - pos < hdr + length:
+                        break
+                    self._keep(key, bytes(buf[pos + hdr:pos + hdr + length]), stack)
+                    pos += hdr + length
+                if self.skip or n - pos < 8:
+                    break
             # Close defined-length levels that end here.
             while stack and stack[-1].end is not None and self.offset + pos >= stack[-1].end:
                 stack.pop()
@@ -184,7 +232,7 @@ class HeaderReader:
                 self._finish()
                 return
             if explicit:
-                vr = bytes(buf[pos + 4:pos + 6])
+                vr = buf[pos + 4] << 8 | buf[pos + 5]
                 if vr in _LONG_VRS:
                     if n - pos < 12:
                         break
@@ -197,10 +245,10 @@ class HeaderReader:
                     length = u16(buf, pos + 6)[0]
                     hdr = 8
             else:
-                vr = b"SQ" if tag in (SEQ_PPS, SEQ_REQUEST) else b""
+                vr = _SQ if tag == SEQ_PPS or tag == SEQ_REQUEST else 0
                 length = u32(buf, pos + 4)[0]
                 hdr = 8
-            if vr == b"SQ" or length == UNDEFINED:
+            if vr == _SQ or length == UNDEFINED:
                 if len(stack) >= MAX_DEPTH:
                     self._finish(f"sequences nested deeper than {MAX_DEPTH}")
                     return
@@ -248,9 +296,14 @@ class HeaderReader:
         del buf[:consumed]
 
     def _keep(self, key: str, raw: bytes, stack: list[_Level]) -> None:
-        charset = self.values.get("charset")
-        enc = "utf-8" if isinstance(charset, str) and "192" in charset else "latin-1"
-        value = esc(raw.decode(enc, "replace").rstrip("\x00 ").strip())
+        if raw.isascii():
+            value = raw.decode("ascii").rstrip("\x00 ").strip()
+            if not value.isprintable():
+                value = esc(value)
+        else:
+            charset = self.values.get("charset")
+            enc = "utf-8" if isinstance(charset, str) and "192" in charset else "latin-1"
+            value = esc(raw.decode(enc, "replace").rstrip("\x00 ").strip())
         if key == "pps_instance":
             refs = self.values.setdefault("pps_instances", [])
             if isinstance(refs, list) and len(refs) < 16:
