@@ -429,3 +429,17 @@ def test_pause_stops_copying_one_data_set_only(chunk: int) -> None:
     ul2 = ULStream()
     ul2.collect(contexts={3})
     assert _copied(ul2, data, chunk, pause_after=None) == [one, two]
+
+
+def test_codes_in_the_catalogue_and_disable_rule() -> None:
+    from dicomsniff.analysis.rules import catalogue
+
+    names = {c.code for c in catalogue()}
+    assert {"STUDY-ATTR-MISMATCH", "STUDY-UNSCHEDULED", "PRINT-REPORT-NO-ROLE",
+            "UPS-TRANSACTION-UID"} <= names
+    p = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", "--json",
+                        "--disable-rule", "STUDY-ATTR-MISMATCH",
+                        str(JOURNEY / "journey-mismatch.pcap")], capture_output=True, text=True,
+                       cwd=ROOT, timeout=120)
+    codes = {json.loads(x).get("code") for x in p.stdout.splitlines()}
+    assert "STUDY-ATTR-MISMATCH" not in codes and "STUDY-ACCESSION-MISSING" in codes

@@ -14,7 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..rules.base import CODES, code, listing
+from ..rules.base import CODES, listing
+from ..rules.journey import (
+    ACCESSION,
+    IAN_MISSING,
+    IAN_NOT_STORED,
+    MISMATCH,
+    MPPS_NOT_STORED,
+    NOT_COMMITTED,
+    STORED_NOT_MPPS,
+    UNSCHEDULED,
+)
 from .decode import esc
 
 if TYPE_CHECKING:
@@ -22,28 +32,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CODES", "Hit", "judge"]
 
-MISMATCH = code("STUDY-ATTR-MISMATCH", "warning", "IHE RAD CDIP 7.3; PS3.4 F.7.2",
-                "an identifying attribute differs between the worklist item, the MPPS and the "
-                "images of one study")
-ACCESSION = code("STUDY-ACCESSION-MISSING", "warning", "IHE RAD CDIP 7.3; PS3.3 C.7.2.1",
-                 "images stored without the Accession Number the worklist or MPPS had")
-MPPS_NOT_STORED = code("STUDY-MPPS-NOT-STORED", "warning", "PS3.3 C.7.3.1; PS3.4 F.7.2",
-                       "instances the MPPS lists as performed were never stored")
-STORED_NOT_MPPS = code("STUDY-STORED-NOT-IN-MPPS", "warning", "PS3.3 C.7.3.1; PS3.4 F.7.2",
-                       "instances stored successfully that no MPPS of the study lists")
-NOT_COMMITTED = code("STUDY-NOT-COMMITTED", "warning", "PS3.4 J.3",
-                     "stored instances never included in a storage commitment request")
-IAN_NOT_STORED = code("STUDY-IAN-NOT-STORED", "warning", "PS3.4 R.2; PS3.3 C.4.23",
-                      "an IAN lists instances that were never stored")
-IAN_MISSING = code("STUDY-IAN-MISSING", "warning", "PS3.4 R.2; PS3.3 C.4.23",
-                   "stored instances missing from every IAN about their study")
-UNSCHEDULED = code("STUDY-UNSCHEDULED", "warning", "PS3.4 F.7.2.1; IHE RAD TF-1 4.4.1",
-                   "images of a study no worklist item scheduled, while worklist traffic for "
-                   "that modality was seen")
-CAP = code("STUDY-CAP", "warning", None,
-           "more studies followed at once than the cap: the oldest are judged early")
-FAILED = code("STUDY-JOURNEY-FAILED", "warning", None,
-              "the study journey could not file a transaction (a dicomsniff bug)")
 
 NAMES = {"patient_id": "Patient ID", "patient_name": "Patient's Name",
          "accession_number": "Accession Number", "study_instance_uid": "Study Instance UID",

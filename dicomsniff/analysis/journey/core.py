@@ -22,6 +22,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model import Association, Finding, Transaction
+from ..rules.base import CODES
+from ..rules.journey import CAP, FAILED
 from ..rules.state import Bounded
 from . import checks, collect, printing, ups
 from .decode import decode, integer, items, text
@@ -151,7 +153,7 @@ class Journey:
             elif cls.startswith(collect.PRINT_PREFIX):
                 self.printing.transaction(a, t, _ds(req), _ds(rsp))
         except Exception as exc:  # a journey bug must not stop the analysis
-            self._emit_hit(checks.Hit(checks.FAILED, f"the study journey could not file "
+            self._emit_hit(checks.Hit(FAILED, f"the study journey could not file "
                                       f"transaction {t.id} ({t.command}): "
                                       f"{type(exc).__name__}: {exc}", t.request_frame), None)
 
@@ -177,7 +179,7 @@ class Journey:
         uid, st = next(iter(self.studies.items()))
         self.evicted += 1
         if self.evicted == 1:
-            self._emit_hit(checks.Hit(checks.CAP, f"more than {self.max_studies} studies "
+            self._emit_hit(checks.Hit(CAP, f"more than {self.max_studies} studies "
                                       "followed at once: the oldest are judged early and "
                                       "released (what comes later about them is not matched)",
                                       st.last_frame), None)
@@ -523,7 +525,7 @@ class Journey:
     def _emit_hit(self, hit: checks.Hit, st: Study | None) -> None:
         if hit.code in self.disabled:
             return
-        c = checks.CODES[hit.code]
+        c = CODES[hit.code]
         f = Finding(hit.severity or c.severity, hit.code, hit.message, hit.frame,
                     hit.association, hit.section or c.section, hit.frames)
         if hit.uids:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model import Association, Transaction
-from ..rules.base import code, listing
+from ..rules.base import listing
+from ..rules.journey import EMPTY_BOX, JOB_FAILED, NO_ROLE, NOT_PRINTED, PRINTER_STATUS
 from .checks import Hit
 from .decode import esc, items, text
 
@@ -24,17 +25,6 @@ PRINT_JOB = "1.2.840.10008.5.1.1.14"
 PRINTER = "1.2.840.10008.5.1.1.16"
 PRINT_META = frozenset({"1.2.840.10008.5.1.1.9", "1.2.840.10008.5.1.1.18"})
 
-NOT_PRINTED = code("PRINT-FILM-NOT-PRINTED", "warning", "PS3.4 H.4.2.2.4",
-                   "a film box created and never printed (no N-ACTION on it or its session)")
-EMPTY_BOX = code("PRINT-IMAGE-BOX-EMPTY", "warning", "PS3.4 H.4.3.1.2",
-                 "a film box printed with image boxes that were never given an image (N-SET)")
-PRINTER_STATUS = code("PRINT-PRINTER-STATUS", "warning", "PS3.4 H.4.11; PS3.3 C.13.9.1",
-                      "the printer reported WARNING or FAILURE (N-EVENT-REPORT or N-GET)")
-JOB_FAILED = code("PRINT-JOB-FAILED", "error", "PS3.4 H.4.10; PS3.3 C.13.8.1",
-                  "a print job reported FAILURE")
-NO_ROLE = code("PRINT-REPORT-NO-ROLE", "warning", "PS3.7 D.3.3.4; PS3.4 H.4.11.1",
-               "a print N-EVENT-REPORT sent by the association requestor without the SCP role "
-               "negotiated for that SOP class")
 
 # PS3.3 C.13.9.1 Printer Status Info defined terms (a selection, in words).
 STATUS_INFO = {

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model import Association, Transaction
-from ..rules.base import code
+from ..rules.journey import ILLEGAL, TUID
 from ..rules.state import Bounded
 from .checks import Hit
 from .decode import esc, text
@@ -30,11 +30,6 @@ ACTIONS = {1: "Change UPS State", 2: "Request UPS Cancel", 3: "Subscribe to Rece
 EVENTS = {1: "UPS State Report", 2: "UPS Cancel Requested", 3: "UPS Progress Report",
           4: "SCP Status Change", 5: "UPS Assigned"}
 
-ILLEGAL = code("UPS-ILLEGAL-TRANSITION", "warning", "PS3.4 CC.1.1 (Table CC.1.1-2)",
-               "a workitem state change the UPS state machine does not allow was requested")
-TUID = code("UPS-TRANSACTION-UID", "warning", "PS3.4 CC.1.1; CC.2.1.3",
-            "an N-SET or final state change of an IN PROGRESS workitem without the Transaction "
-            "UID that claimed it")
 MAX_HISTORY = 32
 
 

@@ -8,7 +8,16 @@ dicomsniff.analysis.rules`` prints the catalogue of every code.
 
 from __future__ import annotations
 
-from . import dimse, negotiation, performance, protocol, retrieve, transport, workflow  # noqa: F401
+from . import (  # noqa: F401
+    dimse,
+    journey,
+    negotiation,
+    performance,
+    protocol,
+    retrieve,
+    transport,
+    workflow,
+)
 from .base import CHECKS, CODES, AssocView, Code, Hit, RuleConfig
 from .ruleset import RuleSet
 
