@@ -43,6 +43,7 @@ from pynetdicom.sop_class import (
     InstanceAvailabilityNotification,
     Printer,
     PrinterInstance,
+    PrintJob,
     StorageCommitmentPushModel,
     UnifiedProcedureStepEvent,
     UnifiedProcedureStepPull,
@@ -330,13 +331,24 @@ def print_scp(args: argparse.Namespace) -> None:
             assoc.send_n_event_report(ds, event_type, Printer, PrinterInstance,
                                       meta_uid=BasicGrayscalePrintManagementMeta)
 
+    def job_report(assoc: Any, job: str) -> None:
+        ds = Dataset()
+        ds.ExecutionStatus = "FAILURE"
+        ds.ExecutionStatusInfo = args.job_failure
+        ds.PrintPriority = "MED"
+        assoc.send_n_event_report(ds, 4, PrintJob, job,
+                                  meta_uid=BasicGrayscalePrintManagementMeta)
+
     def on_action(event: evt.Event) -> tuple[int, Dataset | None]:
+        job = uid()
         if args.status:
             queue.append(lambda a=event.assoc: report(a))
+        elif args.job_failure:
+            queue.append(lambda a=event.assoc, j=job: job_report(a, j))
         out = Dataset()
         ref = Dataset()
-        ref.ReferencedSOPClassUID = "1.2.840.10008.5.1.1.14"
-        ref.ReferencedSOPInstanceUID = uid()
+        ref.ReferencedSOPClassUID = PrintJob
+        ref.ReferencedSOPInstanceUID = job
         out.ReferencedPrintJobSequence = [ref]
         return 0x0000, out
 
@@ -667,6 +679,8 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--status", choices=("NORMAL", "WARNING", "FAILURE"))
     sp.add_argument("--status-info", default="NORMAL")
     sp.add_argument("--status-new-association", action="store_true")
+    sp.add_argument("--job-failure", help="report each print job FAILED, with this "
+                                          "Execution Status Info")
     sp.add_argument("--callback-host")
     sp.add_argument("--callback-port", type=int)
     sp.add_argument("--callback-aet", default="PRINTSCU")

@@ -47,6 +47,7 @@ FILM_SESSION = "1.2.840.10008.5.1.1.1"
 FILM_BOX = "1.2.840.10008.5.1.1.2"
 IMAGE_BOX = "1.2.840.10008.5.1.1.4"
 PRINTER = "1.2.840.10008.5.1.1.16"
+PRINT_JOB = "1.2.840.10008.5.1.1.14"
 UPS_PUSH = "1.2.840.10008.5.1.4.34.6.1"
 UPS_WATCH = "1.2.840.10008.5.1.4.34.6.2"
 UPS_PULL = "1.2.840.10008.5.1.4.34.6.3"
@@ -378,6 +379,8 @@ def printing(s: Session, p: dict[str, Any]) -> Truth:
     scp = ["--port", PRINT_PORT, "--aet", "PRINTER"]
     if p["status"]:
         scp += ["--status", p["status"], "--status-info", p["status_info"]]
+    if p.get("job_failure"):
+        scp += ["--job-failure", p["job_failure"]]
     if p["callback"]:
         scp += ["--status-new-association", "--callback-host", s.scu_ip, "--callback-port",
                 PRINT_CALLBACK, "--callback-aet", "CTSCANNER"]
@@ -401,8 +404,9 @@ def printing(s: Session, p: dict[str, Any]) -> Truth:
         ops += [op("N-SET", st, sop_class=IMAGE_BOX) for st in film["boxes"]]
         if "N-ACTION" in film:
             ops.append(op("N-ACTION", film["N-ACTION"], sop_class=FILM_BOX, action_type=1))
-            if p["status"] and not p["callback"]:
-                ops.append(op("N-EVENT-REPORT", "0x0000", invoker="acceptor", sop_class=PRINTER,
+            if (p["status"] or p.get("job_failure")) and not p["callback"]:
+                ops.append(op("N-EVENT-REPORT", "0x0000", invoker="acceptor",
+                              sop_class=PRINT_JOB if p.get("job_failure") else PRINTER,
                               event_type=reports.pop(0)))
             ops.append(op("N-DELETE", film["N-DELETE"], sop_class=FILM_BOX))
     if p["delete_session"]:
@@ -427,6 +431,11 @@ scenario("print-faults", "print-faults.pcap",
          "after each print", sample=False, films=["never-printed", "empty-box"],
          status="FAILURE", status_info="FILM JAM", callback=False, get_printer=False,
          delete_session=False)(printing)
+scenario("print-job-failed", "print-job-failed.pcap",
+         "one film printed; the printer reports the print job FAILURE (SUPPLY EMPTY) by a "
+         "Print Job N-EVENT-REPORT (event type 4) on the print association", sample=False,
+         films=["ok"], status=None, status_info="NORMAL", callback=False, get_printer=False,
+         delete_session=True, job_failure="SUPPLY EMPTY")(printing)
 scenario("print-report-no-role", "print-report-no-role.pcap",
          "the printer sends its WARNING (SUPPLY LOW) N-EVENT-REPORT on a new association it "
          "opens to the SCU, without SCP/SCU role selection", sample=False, films=["ok"],

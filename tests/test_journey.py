@@ -443,3 +443,12 @@ def test_codes_in_the_catalogue_and_disable_rule() -> None:
                        cwd=ROOT, timeout=120)
     codes = {json.loads(x).get("code") for x in p.stdout.splitlines()}
     assert "STUDY-ATTR-MISMATCH" not in codes and "STUDY-ACCESSION-MISSING" in codes
+
+
+def test_print_job_failure() -> None:
+    truth = MANIFEST["print-job-failed.pcap"]["print"]
+    assert truth["reports"] == [4]  # the SCU received a Print Job FAILURE event
+    r = run("print-job-failed.pcap")
+    (f,) = r.found("PRINT-JOB-FAILED")
+    assert f.severity == "error" and "SUPPLY EMPTY (film supply empty)" in f.message
+    assert r.found("PRINT-FILM-NOT-PRINTED") == []
