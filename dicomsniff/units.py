@@ -67,11 +67,14 @@ def timestamp(ts: float | None, local: bool = False) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def clock(ts: float | None) -> str:
-    """'07:50:11.866': a capture time of day (UTC; the date is shown elsewhere)."""
+def clock(ts: float | None, local: bool = False) -> str:
+    """'07:50:11.866': a capture time of day (UTC; the date is shown elsewhere), or this
+    machine's local time of day with ``local`` (``--localtime``)."""
     if ts is None:
         return "-"
     when = _utc(ts)
+    if when is not None and local:
+        when = when.astimezone()
     return when.strftime("%H:%M:%S.%f")[:-3] if when is not None else f"{ts:.3f} s"
 
 

@@ -141,3 +141,11 @@ def test_slow_over_option():
                 if r["type"] == "finding" and r["code"] == "DIMSE-SLOW-RESPONSE"]
     assert [r for r in records(cap, "--slow-over", "1")
             if r["type"] == "finding" and r["code"] == "DIMSE-SLOW-RESPONSE"]
+
+
+def test_live_localtime():
+    cap = str(CAPTURES / "echo.pcap")
+    utc = run("live", "-r", cap, env={"TZ": "Asia/Kolkata"}).stdout.splitlines()[0]
+    local = run("live", "-r", cap, "--localtime", env={"TZ": "Asia/Kolkata"}
+                ).stdout.splitlines()[0]
+    assert utc.startswith("07:50:03.207") and local.startswith("13:20:03.207")

@@ -94,6 +94,8 @@ def add_parser(subparsers: Any) -> None:
                      help="browse it in the interactive view ('dicomsniff tui', fed as packets "
                           "arrive; q stops the capture); with -w FILE the data sets and bytes "
                           "of every message can be shown too")
+    out.add_argument("--localtime", action="store_true",
+                     help="times of day in this machine's time zone instead of UTC")
     out.add_argument("-w", "--write", metavar="FILE",
                      help="also write the packets to FILE (.pcapng for pcapng, else pcap)")
     out.add_argument("--rotate-size", type=size, metavar="SIZE",
@@ -234,7 +236,8 @@ class _LineOutput:
         else:
             self.output = ConsoleOutput(Console(file=sys.stdout, highlight=False,
                                                 soft_wrap=True,
-                                                width=None if sys.stdout.isatty() else 160))
+                                                width=None if sys.stdout.isatty() else 160),
+                                        local=args.localtime)
         self.feed = LiveFeed(run.analyzer, self.output, ae=args.ae)
 
     def run(self) -> int:

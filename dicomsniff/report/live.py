@@ -152,8 +152,8 @@ class LiveFeed:
 # -- the terminal ----------------------------------------------------------------------------
 
 
-def _clock(ts: float | None) -> str:
-    return units.clock(ts if ts is not None else _dt.datetime.now().timestamp())
+def _clock(ts: float | None, local: bool = False) -> str:
+    return units.clock(ts if ts is not None else _dt.datetime.now().timestamp(), local)
 
 
 _ms = units.duration_short
@@ -171,15 +171,17 @@ class ConsoleOutput:
     line each, so ``grep`` works) and flushed at once, also when standard output is a pipe.
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, local: bool = False) -> None:
+        """``local``: times of day in this machine's time zone (``--localtime``)."""
         self.console = console
+        self.local = local
         # findings printed while their association is open, with the message length printed:
         # the findings rules may complete a message when the association ends
         self._printed: dict[int, list[tuple[Finding, int]]] = {}
 
     def _line(self, ts: float | None, assoc: int | None, *parts: tuple[str, str]) -> None:
         t = Text(no_wrap=False)
-        t.append(_clock(ts), style="dim")
+        t.append(_clock(ts, self.local), style="dim")
         t.append("  ")
         t.append(f"#{assoc:<4}" if assoc is not None else "     ", style="bold")
         for text, style in parts:
