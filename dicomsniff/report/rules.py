@@ -8,7 +8,17 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from ..analysis.rules import catalogue
+from ..analysis.rules import catalogue as _registered
+
+
+def catalogue() -> list:
+    """Every code the analysis can raise. Codes register when their module loads, and some
+    analyzers (the study journey) load only when an Analyzer attaches them: one is made (it
+    reads nothing) so that the list is whole."""
+    from ..analysis.engine import Analyzer
+
+    Analyzer()
+    return _registered()
 
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
