@@ -5,6 +5,7 @@ time zone; the report marks it with Z)."""
 from __future__ import annotations
 
 import datetime as _dt
+import re
 
 
 def duration(seconds: float | None, *, precise: bool = True, missing: str = "-") -> str:
@@ -84,3 +85,42 @@ def date(ts: float | None) -> str:
         return "-"
     when = _utc(ts)
     return when.strftime("%Y-%m-%d") if when is not None else "-"
+
+
+# -- words to numbers (command line options) ---------------------------------------------------
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.I)
+
+
+_TIME_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.I)
+
+
+def parse_size(text: str) -> int:
+    """'100MB' -> 100_000_000, '64MiB' -> 67108864, '4096' -> 4096 bytes."""
+    m = _SIZE_RE.match(text)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (examples: 100MB, 512kB, 1GiB)")
+    num, unit, binary = float(m.group(1)), m.group(2).lower(), m.group(3)
+    power = " kmgt".index(unit) if unit else 0
+    value = int(num * ((1024 if binary else 1000) ** power))
+    if value <= 0:
+        raise ValueError(f"size must be positive: {text!r}")
+    return value
+
+
+def parse_duration(text: str) -> float:
+    """'1h' -> 3600, '1h30m' -> 5400, '90' -> 90 seconds."""
+    t = text.strip()
+    pos = 0
+    total = 0.0
+    for m in _TIME_RE.finditer(t):
+        if m.start() != pos or not m.group(0):
+            break
+        total += float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[
+            m.group(2).lower()]
+        pos = m.end()
+    if not t or pos != len(t):
+        raise ValueError(f"not a duration: {text!r} (examples: 30s, 15m, 1h, 1h30m)")
+    if total <= 0:
+        raise ValueError(f"duration must be positive: {text!r}")
+    return total

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from dicomsniff import cli
-from dicomsniff.sources import live
+from dicomsniff.sources import interfaces, live
 from dicomsniff.sources.capture import CaptureReader
 from dicomsniff.sources.live import (
     CaptureStats,
@@ -350,9 +350,9 @@ def fake_helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
                           f"{capture} {drops} {'die' if die else 'run'}\n")
         (tmp_path / "fake.py").write_text(FAKE_TCPDUMP)
         script.chmod(0o755)
-        monkeypatch.setattr(live, "find_helper",
+        monkeypatch.setattr(interfaces, "find_helper",
                             lambda name: str(script) if name == "tcpdump" else None)
-        monkeypatch.setattr(live, "interface_exists", lambda iface: True)
+        monkeypatch.setattr(interfaces, "interface_exists", lambda iface: True)
         monkeypatch.setattr(live.HelperCapture, "grace", property(lambda self: 0.1))
     return make
 

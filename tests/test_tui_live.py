@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from dicomsniff.cli import build_parser
+from dicomsniff.sources import interfaces
 from dicomsniff.sources import live as live_mod
 from dicomsniff.sources.capture import CaptureReader
 from dicomsniff.sources.live import CaptureWriter
@@ -143,9 +144,9 @@ def fake_tcpdump(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         script.write_text(f"#!/bin/sh\nexec {sys.executable} {tmp_path / 'fake.py'} "
                           f"{capture} 0 run\n")
         script.chmod(0o755)
-        monkeypatch.setattr(live_mod, "find_helper",
+        monkeypatch.setattr(interfaces, "find_helper",
                             lambda name: str(script) if name == "tcpdump" else None)
-        monkeypatch.setattr(live_mod, "interface_exists", lambda iface: True)
+        monkeypatch.setattr(interfaces, "interface_exists", lambda iface: True)
         monkeypatch.setattr(live_mod.HelperCapture, "grace", property(lambda self: 0.1))
     return make
 

@@ -70,7 +70,7 @@ def port(text: str) -> int:
 
 def size(text: str) -> int:
     """``100MB``, ``1GiB``... in bytes."""
-    from ..sources.live import parse_size
+    from ..units import parse_size
 
     try:
         return parse_size(text)
@@ -80,7 +80,7 @@ def size(text: str) -> int:
 
 def duration(text: str) -> float:
     """``90s``, ``10m``, ``2h``... in seconds."""
-    from ..sources.live import parse_duration
+    from ..units import parse_duration
 
     try:
         return parse_duration(text)

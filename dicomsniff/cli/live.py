@@ -2,7 +2,7 @@
 
 The capture side is :class:`dicomsniff.live.run.LiveRun`; this module parses the options into
 its :class:`~dicomsniff.live.run.LiveOptions` and shows what it sees (lines, JSON Lines or the
-TUI). The capture helper (tcpdump or dumpcap, see :mod:`dicomsniff.sources.live`) writes pcap to a
+TUI). The capture helper (tcpdump or dumpcap, see :mod:`dicomsniff.sources.helper`) writes pcap to a
 pipe; the same reader, reassembler and analyzer as ``analyze`` consume it; each association,
 transaction and finding is printed (or written as JSON Lines) the moment it is known. Stopping
 (Ctrl-C, SIGTERM, ``--duration``, ``--count``) always goes the same way: the helper is asked to
@@ -207,7 +207,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     if args.tui:
         return _cmd_tui(args)
     from ..live.run import LiveRun
-    from ..sources.live import LiveError
+    from ..sources.interfaces import LiveError
 
     run = LiveRun(options(args))
     lines = _LineOutput(run, args)
@@ -278,7 +278,7 @@ def _cmd_tui(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..report.live import ConsoleOutput
-    from ..sources.live import LiveError
+    from ..sources.interfaces import LiveError
     from ..tui.browse import browse
     from ..tui.filter import FilterError, parse
     from ..tui.live import LiveSource

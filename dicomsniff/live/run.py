@@ -67,13 +67,10 @@ class LiveRun:
     def __init__(self, options: LiveOptions, *, analyzer: Any = None, quiet: bool = False,
                  wrap: Sequence[str] = ()) -> None:
         from ..analysis.engine import Analyzer
-        from ..sources.live import (
-            CaptureWriter,
-            HelperCapture,
-            ReplayCapture,
-            build_filter,
-            is_ethernet,
-        )
+        from ..sources.capwriter import CaptureWriter
+        from ..sources.helper import HelperCapture
+        from ..sources.interfaces import build_filter, is_ethernet
+        from ..sources.replay import ReplayCapture
 
         self.options = opts = options
         self.quiet = quiet
@@ -185,7 +182,7 @@ class LiveRun:
 
     def _idle(self) -> None:
         """No packet waiting: hand the file its packets; tell the TUI the frame count."""
-        from ..sources.live import LiveError
+        from ..sources.interfaces import LiveError
 
         if self.writer is not None and self.write_error is None:
             try:
@@ -205,7 +202,9 @@ class LiveRun:
         elapsed; never raises LiveError (a failing file is ``write_error``)."""
         from ..analysis.run import SUPPORTED_LINKTYPES
         from ..sources.capture import linktype_name
-        from ..sources.live import HelperCapture, LiveError, Ticker, tee
+        from ..sources.capwriter import tee
+        from ..sources.helper import HelperCapture, Ticker
+        from ..sources.interfaces import LiveError
 
         capture, analyzer, writer = self.capture, self.analyzer, self.writer
         self.on_frames = on_frames

@@ -95,7 +95,7 @@ class LiveSource:
         error = None
         try:
             if not live.started:
-                from ..sources.live import LiveError
+                from ..sources.interfaces import LiveError
 
                 try:
                     live.start()
