@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from dicomsniff.sources.capture import CaptureReader
+from dicomsniff.sources.capwriter import PcapWriter
 from dicomsniff.tui.app import DicomBrowser
 from dicomsniff.tui.feed import FileSource
-from dicomsniff.tui.frames import PcapWriter
 
 CAPTURES = Path(__file__).resolve().parents[1] / "captures"
 NIGHT = ("echo.pcap", "store-many-associations.pcap", "move.pcap", "associate-reject.pcap",

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .capture import Packet
 from .helper import SNAPLEN, CaptureStats
@@ -32,6 +33,33 @@ _U32 = struct.Struct("<I")
 
 
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
+
+
+def pcap_header(linktype: int, snaplen: int = SNAPLEN) -> bytes:
+    """The classic pcap file header (microseconds, little endian)."""
+    return _PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype)
+
+
+def pcap_record(ts: float, data: bytes, orig_len: int) -> bytes:
+    """One classic pcap record, header and bytes."""
+    us = round(ts * 1_000_000)
+    n = len(data)
+    return _PCAP_RECORD.pack(us // 1_000_000, us % 1_000_000, n, max(orig_len, n)) + data
+
+
+class PcapWriter:
+    """A plain pcap file: one link type, no rotation, written as called (the TUI's export,
+    developer scripts). The live ``-w`` files are :class:`CaptureWriter`'s, in the same format."""
+
+    def __init__(self, out: BinaryIO, linktype: int, snaplen: int = SNAPLEN) -> None:
+        self.out = out
+        self.linktype = linktype
+        out.write(pcap_header(linktype, snaplen))
+        self.count = 0
+
+    def write(self, ts: float, data: bytes, orig_len: int) -> None:
+        self.out.write(pcap_record(ts, data, orig_len))
+        self.count += 1
 
 
 def _pcapng_option(code: int, value: bytes) -> bytes:
@@ -196,7 +224,7 @@ class CaptureWriter:
                                 + _pcapng_option(0, b""))
             data = shb + self._idb(linktype)
         else:
-            data = _PCAP_HEADER.pack(0xA1B2C3D4, 2, 4, 0, 0, self.snaplen, linktype)
+            data = pcap_header(linktype, self.snaplen)
         self._buf += data
         self._cur.bytes += len(data)
 

@@ -12,7 +12,6 @@ import ipaddress
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from dissectors.net import TCP_ACK, TCP_SYN, l3_offset, reverse_key, tcp_segment
 from dissectors.tcp import TcpDirection
@@ -21,6 +20,7 @@ from dissectors.ul.stream import plausible_pdu
 
 from ..model import Association
 from ..sources.capture import CaptureReader
+from ..sources.capwriter import PcapWriter
 
 LOOKBEHIND = 256  # frames before an association's first data frame searched for its SYN
 LOOKAHEAD = 64  # frames after its last one searched for the closing ACKs
@@ -266,25 +266,6 @@ def hexdump(data: bytes, start: int = 0, limit: int = 1 << 16, per_line: int = 1
     if len(data) > limit:
         out.append(f"... {len(data) - limit} more bytes")
     return out
-
-
-class PcapWriter:
-    """A tiny pcap (microsecond) writer: one link type per file."""
-
-    def __init__(self, out: BinaryIO, linktype: int, snaplen: int = 262144) -> None:
-        self.out = out
-        self.linktype = linktype
-        out.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
-        self.count = 0
-
-    def write(self, ts: float, data: bytes, orig_len: int) -> None:
-        sec = int(ts)
-        usec = int(round((ts - sec) * 1e6))
-        if usec >= 1_000_000:
-            sec, usec = sec + 1, usec - 1_000_000
-        self.out.write(struct.pack("<IIII", sec, usec, len(data), max(orig_len, len(data))))
-        self.out.write(data)
-        self.count += 1
 
 
 def export_pcap(path: str, associations: Iterable[Association], out_path: str,
