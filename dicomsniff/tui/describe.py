@@ -12,6 +12,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from dissectors.ul import pdu
+from dissectors.ul.pdu import PDU_NAMES
+
 from ..model import Association, Side, Transaction
 from ..report.text import findings_list, transactions_table
 from ..uids import uid_name
@@ -21,10 +24,11 @@ from .rows import clock, date, duration, size
 CATEGORY_STYLE = {"Success": "green", "Warning": "yellow", "Failure": "bold red",
                   "Pending": "blue", "Cancel": "magenta"}
 RUN_ROWS = 200
-_TITLES = {"associate-rq": "A-ASSOCIATE-RQ", "associate-ac": "A-ASSOCIATE-AC",
-           "associate-rj": "A-ASSOCIATE-RJ", "release-rq": "A-RELEASE-RQ",
-           "release-rp": "A-RELEASE-RP", "abort": "A-ABORT", "negotiation": "Negotiation",
-           "finding": "Finding", "note": "Note"}
+_TITLES = {
+    "associate-rq": PDU_NAMES[pdu.A_ASSOCIATE_RQ], "associate-ac": PDU_NAMES[pdu.A_ASSOCIATE_AC],
+    "associate-rj": PDU_NAMES[pdu.A_ASSOCIATE_RJ], "release-rq": PDU_NAMES[pdu.A_RELEASE_RQ],
+    "release-rp": PDU_NAMES[pdu.A_RELEASE_RP], "abort": PDU_NAMES[pdu.A_ABORT],
+    "negotiation": "Negotiation", "finding": "Finding", "note": "Note"}
 
 
 def _kv(rows: list[tuple[str, Any]]) -> Table:
