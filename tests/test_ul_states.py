@@ -135,3 +135,28 @@ def test_release_collision_is_reported_once():
              (1, b.release_rq()), (0, b.release_rp()), (1, b.release_rp()))
     _one(a, "UL-RELEASE-COLLISION")
     assert a.associations[0].outcome == "released"
+
+
+def test_any_pdu_sequence_is_total_and_named():
+    """Hostile order: whatever PDUs come in whatever order, the machine never raises, every
+    step names a standard state and event, and a refused event leaves the state as it was."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    types = [pdu.A_ASSOCIATE_RQ, pdu.A_ASSOCIATE_AC, pdu.A_ASSOCIATE_RJ, pdu.P_DATA_TF,
+             pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP, pdu.A_ABORT]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.booleans(), st.lists(st.tuples(st.integers(0, 1), st.sampled_from(types)),
+                                   max_size=30))
+    def run(midstream: bool, seq: list[tuple[int, int]]) -> None:
+        m = AssociationStates(midstream=midstream)
+        for sender, t in seq:
+            for s in m.pdu(sender, t):
+                assert s.before in STATES and s.event in EVENTS and s.after in STATES
+                assert s.valid or s.after == s.before
+                assert s.describe()
+        for s in m.transport_closed():
+            assert s.event == "Evt17"
+
+    run()

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 
 from dissectors.net import TCP_ACK, TCP_SYN, l3_offset, reverse_key, tcp_segment
 from dissectors.tcp import TcpDirection
+from dissectors.ul import events as ev
+from dissectors.ul import pdu
 from dissectors.ul.pdu import PDU_NAMES
-from dissectors.ul.stream import plausible_pdu
+from dissectors.ul.stream import ULStream
 
 from ..model import Association
 from ..sources.capture import CaptureReader
@@ -150,48 +152,95 @@ class RawPdu:
         return PDU_NAMES.get(self.type, f"PDU type {self.type}")
 
 
+# PDU events of the parser and the size of their PDU on the wire (header included). Fixed-size
+# PDUs whose length field says otherwise come with a Malformed event: the walker stops there.
+_SIZED = {ev.PDataTF: None, ev.AssociateRQ: None, ev.AssociateAC: None, ev.AssociateRJ: 10,
+          ev.ReleaseRQ: 10, ev.ReleaseRP: 10, ev.Abort: 10}
+_TYPE = {ev.PDataTF: pdu.P_DATA_TF, ev.AssociateRQ: pdu.A_ASSOCIATE_RQ,
+         ev.AssociateAC: pdu.A_ASSOCIATE_AC, ev.AssociateRJ: pdu.A_ASSOCIATE_RJ,
+         ev.ReleaseRQ: pdu.A_RELEASE_RQ, ev.ReleaseRP: pdu.A_RELEASE_RP, ev.Abort: pdu.A_ABORT}
+
+
 class _PduWalker:
-    """TCP sink that splits one direction into PDUs and keeps those touching ``target``."""
+    """TCP sink that splits one direction into PDUs with the analysis' own parser (a
+    :class:`~dissectors.ul.stream.ULStream` that reports every P-DATA-TF header), and keeps the
+    bytes (up to ``MAX_PDU_BYTES`` each) of the PDUs touching frame ``target``.
+
+    PDUs follow each other on the stream, so each one's offset is the sum of the sizes before
+    it; the parser's events give type and size in stream order. Anything unusual (a malformed
+    PDU, a resynchronisation, a gap) stops the walk: the bytes are then shown as captured."""
 
     def __init__(self, side: int, target: int) -> None:
         self.side = side
         self.target = target
-        self.head = bytearray()
-        self.cur: RawPdu | None = None
-        self.left = 0
+        self.ul = ULStream(pdata_events=True)
+        self.offset = 0  # stream bytes fed
+        self.next_pdu = 0  # offset of the next PDU's header
+        self.segments: list[tuple[int, int]] = []  # (offset, frame) of the bytes kept
+        self.buf = bytearray()  # stream bytes from buf_at on
+        self.buf_at = 0
+        self.open: list[tuple[RawPdu, int]] = []  # PDUs not yet whole: (pdu, its offset)
         self.found: list[RawPdu] = []
         self.lost = False
+        self.past = False  # a PDU wholly after the target was seen
 
     def feed(self, data, frame: int, ts: float) -> None:
-        mv = memoryview(data)
-        while len(mv) and not self.lost:
-            if self.cur is None:
-                need = 6 - len(self.head)
-                self.head += mv[:need]
-                mv = mv[need:]
-                if len(self.head) < 6:
-                    return
-                ok = plausible_pdu(bytes(self.head) + bytes(mv[:6]), 0)
-                if ok is False:
+        if self.lost:
+            return
+        self.segments.append((self.offset, frame))
+        self.buf += data
+        self.offset += len(data)
+        ul = self.ul
+        ul.feed(data, frame, ts)
+        for e in ul.events:
+            t = type(e)
+            if t not in _SIZED:
+                if t is ev.Malformed or t is ev.Resync or t is ev.StreamGap:
                     self.lost = True
-                    return
-                length = struct.unpack_from("!I", self.head, 2)[0]
-                self.cur = RawPdu(self.side, self.head[0], length, [frame], bytes(self.head))
-                self.head = bytearray()
-                self.left = length
-            cur = self.cur
-            if cur.frames[-1] != frame:
-                cur.frames.append(frame)
-            take = min(self.left, len(mv))
-            room = MAX_PDU_BYTES - len(cur.data)
-            if room > 0:
-                cur.data += bytes(mv[:min(take, room)])
-            mv = mv[take:]
-            self.left -= take
-            if self.left == 0:
-                if self.target in cur.frames:
-                    self.found.append(cur)
-                self.cur = None
+                continue
+            size = _SIZED[t] or 6 + e.length
+            raw = RawPdu(self.side, _TYPE[t], size - 6, [], b"")
+            self.open.append((raw, self.next_pdu))
+            self.next_pdu += size
+        ul.events = []
+        self._settle()
+
+    def _frames(self, start: int, end: int) -> list[int]:
+        """Frames whose bytes fall in [start, end) of the stream."""
+        out: list[int] = []
+        segs = self.segments
+        for k, (off, frame) in enumerate(segs):
+            nxt = segs[k + 1][0] if k + 1 < len(segs) else self.offset
+            if off < end and nxt > start and frame not in out:
+                out.append(frame)
+        return out
+
+    def _settle(self, final: bool = False) -> None:
+        """Hand out the PDUs now whole (or all, at the end); forget bytes no PDU needs."""
+        still = []
+        for raw, start in self.open:
+            end = start + raw.length + 6
+            if end > self.offset and not final:
+                still.append((raw, start))
+                continue
+            raw.frames = self._frames(start, end)
+            raw.complete = end <= self.offset
+            if self.target in raw.frames:
+                lo = start - self.buf_at
+                raw.data = bytes(self.buf[lo:lo + min(raw.length + 6, MAX_PDU_BYTES)])
+                self.found.append(raw)
+            elif raw.frames and raw.frames[0] > self.target:
+                self.past = True
+        self.open = still
+        keep = self.open[0][1] if self.open else self.next_pdu
+        if keep > self.buf_at:  # bytes before the oldest open PDU are no longer needed
+            del self.buf[:keep - self.buf_at]
+            self.buf_at = keep
+            segs = self.segments
+            first = 0
+            while first + 1 < len(segs) and segs[first + 1][0] <= keep:
+                first += 1
+            del segs[:first]
 
     def gap(self, missing: int, frame: int, ts: float) -> None:
         self.lost = True
@@ -199,13 +248,12 @@ class _PduWalker:
     @property
     def done(self) -> bool:
         """Past the target: nothing later can touch it."""
-        return self.lost or (self.cur is None and not self.head and bool(self.found))
+        return self.lost or (self.past and not self.open) or (
+            bool(self.found) and not self.open)
 
     def partial(self) -> list[RawPdu]:
-        cur = self.cur
-        if cur is not None and self.target in cur.frames:
-            cur.complete = False
-            return [*self.found, cur]
+        """The PDUs touching the target; one the capture cut short is marked incomplete."""
+        self._settle(final=True)
         return self.found
 
 
