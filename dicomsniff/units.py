@@ -4,8 +4,11 @@ time zone; the report marks it with Z)."""
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import datetime as _dt
 
 
 def duration(seconds: float | None, *, precise: bool = True, missing: str = "-") -> str:
@@ -48,6 +51,8 @@ def size_short(n: int) -> str:
 
 
 def _utc(ts: float) -> _dt.datetime | None:
+    import datetime as _dt  # only when a time is shown: --json never needs it
+
     try:
         return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc)
     except (ValueError, OverflowError, OSError):  # a capture's clock can say anything
@@ -89,15 +94,15 @@ def date(ts: float | None) -> str:
 
 # -- words to numbers (command line options) ---------------------------------------------------
 
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$", re.I)
+_SIZE_RE = r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?)(b?)\s*$"  # compiled when used (start-up)
 
 
-_TIME_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)", re.I)
+_TIME_RE = r"(\d+(?:\.\d+)?)\s*([smhd]?)"
 
 
 def parse_size(text: str) -> int:
     """'100MB' -> 100_000_000, '64MiB' -> 67108864, '4096' -> 4096 bytes."""
-    m = _SIZE_RE.match(text)
+    m = re.match(_SIZE_RE, text, re.I)
     if not m:
         raise ValueError(f"not a size: {text!r} (examples: 100MB, 512kB, 1GiB)")
     num, unit, binary = float(m.group(1)), m.group(2).lower(), m.group(3)
@@ -113,7 +118,7 @@ def parse_duration(text: str) -> float:
     t = text.strip()
     pos = 0
     total = 0.0
-    for m in _TIME_RE.finditer(t):
+    for m in re.finditer(_TIME_RE, t, re.I):
         if m.start() != pos or not m.group(0):
             break
         total += float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[

@@ -36,9 +36,11 @@ def _make_init(cls_name: str, fields: tuple[str, ...], defaults: dict[str, Any])
         if name in defaults:
             d = defaults[name]
             if isinstance(d, Factory):
+                # list and dict as literals: a call per instance costs more (events, messages)
+                make = {list: "[]", dict: "{}"}.get(d.make) or f"_make_{name}()"
                 env[f"_make_{name}"] = d.make
                 params.append(f"{name}=None")
-                body.append(f"    self.{name} = _make_{name}() if {name} is None else {name}")
+                body.append(f"    self.{name} = {make} if {name} is None else {name}")
                 continue
             env[f"_default_{name}"] = d
             params.append(f"{name}=_default_{name}")
@@ -75,8 +77,17 @@ class _RecordMeta(type):
         ns["_defaults"] = defaults
         cls = super().__new__(mcs, name, bases, ns, **kw)
         if "__init__" not in ns:
-            cls.__init__ = _make_init(name, cls._fields, defaults)  # type: ignore[misc]
+            cls.__init__ = _first_init  # type: ignore[misc]
         return cls
+
+
+def _first_init(self: Any, *args: Any, **kw: Any) -> None:
+    """Compile the class's ``__init__`` when it is first used (start-up pays only for the
+    classes a run makes), then become it."""
+    cls = type(self)
+    owner = next(c for c in cls.__mro__ if c.__dict__.get("__init__") is _first_init)
+    owner.__init__ = _make_init(owner.__name__, owner._fields, owner._defaults)
+    owner.__init__(self, *args, **kw)
 
 
 class Record(metaclass=_RecordMeta):

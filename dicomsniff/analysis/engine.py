@@ -181,7 +181,7 @@ class Analyzer:
         """Feed ``(ts, linktype, data, orig_len)`` tuples; returns the last frame number.
 
         The common case, an in-order IPv4 TCP segment on Ethernet carrying data set bytes that
-        the parser only counts, is handled inline here: no call but ``ULStream.skip``, no copy.
+        the parser only counts, is handled inline here: no call, no copy (``ULStream.countable``).
         Everything else goes through :meth:`feed_frame`.
         """
         flows_get = self.flows.get
@@ -229,9 +229,12 @@ class Analyzer:
                         # In order, nothing held: deliver straight to the DICOM parser.
                         d.next_seq = (seq + n) & 0xFFFFFFFF
                         d.delivered += n
-                        if not ul.skip(n):  # data set bytes: counted, not touched
+                        c = ul.countable
+                        if n < c:  # data set bytes nobody collects: counted, not touched
+                            ul.countable = c - n
+                        else:
                             start = 34 + (doff >> 4) * 4
-                            ul.feed(buf[start:start + n], frame, ts)
+                            ul.take(buf, start, start + n, frame, ts)
                             if ul.events:
                                 conn.app.drain(side)
                             if conn.verdict is None:

@@ -72,7 +72,7 @@ def _where(step: Step) -> str:
 class AssociationTracker:
     """Builds one :class:`Association` from both directions' events."""
 
-    __slots__ = ("assoc", "asm", "states", "seen_pdu", "outstanding", "by_message",
+    __slots__ = ("assoc", "asm", "states", "seen_pdu", "data_ok", "outstanding", "by_message",
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
                  "started", "announced", "ul", "pdv_seen", "held_findings",
@@ -92,6 +92,8 @@ class AssociationTracker:
         # PS3.8 9.2: both AEs' states, and the Maximum Length each announced
         self.states = AssociationStates(midstream=assoc.midstream)
         self.seen_pdu = False  # an A-ASSOCIATE, A-RELEASE or A-ABORT PDU was seen
+        # per side: P-DATA seen and the sender in Sta6, where P-DATA needs no state check
+        self.data_ok = [False, False]
         self.outstanding: dict[tuple[int, int], Transaction] = {}
         self.by_message: dict[int, Transaction] = {}  # id(Message) -> transaction
         self.emit_finding = emit_finding
@@ -159,7 +161,7 @@ class AssociationTracker:
                 asm.on_bytes(e)
             elif t is ev.PdvCommand:
                 self.proven = True
-                if not self.pdv_seen[side] or self.states.states[side] != "Sta6":
+                if not self.data_ok[side]:
                     self._first_pdv(side, e.frame)
                 if not self.announced and a.midstream:
                     self._announce()  # picked up mid-stream: the first we know of it
@@ -193,12 +195,17 @@ class AssociationTracker:
             if self.started is not None:
                 self.started(self.assoc)
 
+    def _data_ok(self) -> None:
+        st = self.states.states
+        self.data_ok = [self.pdv_seen[0] and st[0] == "Sta6", self.pdv_seen[1] and st[1] == "Sta6"]
+
     def _first_pdv(self, side: int, frame: int) -> None:
         """State checks on P-DATA (Evt9), made on its first PDV and whenever the sender is
         not in Sta6: P-DATA never changes a valid state, so the others need no look."""
         self.pdv_seen[side] = True
         a = self.assoc
         sent = self.states.pdu(side, pdu.P_DATA_TF)[0]
+        self._data_ok()
         if sent.valid:
             return
         if (a.accept_frame is None or a.outcome == "rejected") and not a.midstream:
@@ -215,6 +222,8 @@ class AssociationTracker:
         t = type(e)
         ptype = _TYPE_OF.get(t)
         steps = self.states.pdu(side, ptype) if ptype is not None else []
+        if steps:
+            self._data_ok()
         seen_before, self.seen_pdu = self.seen_pdu, self.seen_pdu or ptype is not None
         if t is ev.AssociateRQ:
             if side != 0:

@@ -101,7 +101,8 @@ class ULStream:
                  "_body", "_pdv_left", "_pdv_ctx", "_pdv_last", "_cmd", "_hunt", "_skipped",
                  "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
                  "pdus", "bytes_in", "data_bytes", "pdata_events", "pdata_count", "pdata_limit",
-                 "pdata_over", "collect_data", "collect_contexts", "collecting", "_paused")
+                 "pdata_over", "collect_data", "collect_contexts", "collecting", "_paused",
+                 "countable", "_granted")
 
     def __init__(self, *, synced: bool = True,
                  max_associate_pdu: int = DEFAULT_MAX_ASSOCIATE_PDU,
@@ -120,6 +121,11 @@ class ULStream:
         self.collect_contexts: frozenset[int] | set[int] = frozenset()
         self.collecting = False  # the current data fragment's bytes are being collected
         self._paused: frozenset[int] = frozenset()  # contexts whose current data set is done
+        # Data set bytes of the current PDV that the caller may count instead of delivering
+        # (the engine's fast path: ``if n < ul.countable: ul.countable -= n``); the parser
+        # settles what was counted (lengths, byte counts) at its next call.
+        self.countable = 0
+        self._granted = 0
         self.state = HEADER if synced else HUNT
         self._part = bytearray()  # partial PDU or PDV header
         self._ptype = 0
@@ -149,56 +155,78 @@ class ULStream:
     def collect(self, everything: bool = False, contexts=()) -> None:
         """Copy data set bytes (as PdvBytes events) from now on: of every presentation context
         (``everything``) and of ``contexts`` (added to those asked for before, never removed)."""
+        if self._granted:
+            self._settle()
         if everything:
             self.collect_data = True
         if contexts:
             self.collect_contexts = frozenset(self.collect_contexts) | frozenset(contexts)
+        self._grant()
 
     def pause(self, ctx: int) -> None:
         """Copy no more of the data set now arriving on presentation context ``ctx``: its
         remaining fragments are counted like uncollected ones, up to its last fragment; the next
         data set on ``ctx`` is collected again (a reader that has what it needs, such as the
         attributes before Pixel Data, says so through :mod:`dicomsniff.analysis.collect`)."""
+        if self._granted:
+            self._settle()
         self._paused = self._paused | {ctx}
         if self.state == PDV_DATA and self._pdv_ctx == ctx:
             self.collecting = False
+        self._grant()
 
     def resume(self, ctx: int) -> None:
         """Undo :meth:`pause` (the data set it was meant for has ended)."""
+        if self._granted:
+            self._settle()
         if ctx in self._paused:
             self._paused = self._paused - {ctx}
             if self.state == PDV_DATA and self._pdv_ctx == ctx:
                 self.collecting = self.collect_data or ctx in self.collect_contexts
+        self._grant()
 
     # -- the hot path ---------------------------------------------------------------------
-    def skip(self, n: int) -> bool:
-        """Count the next ``n`` in-order bytes without looking at them, if they are data set
-        bytes nobody collects inside the current PDV (the engine's fast path: no slice, no
-        copy). False, with nothing done, otherwise: then they go to :meth:`feed`."""
-        if self.state == PDV_DATA and n < self._pdv_left and not self.collecting:
-            self._pdv_left -= n
-            self._pdu_left -= n
-            self.data_bytes += n
-            self.bytes_in += n
-            return True
-        return False
+
+    def _settle(self) -> None:
+        """Account for the bytes the caller counted out of ``countable``."""
+        used = self._granted - self.countable
+        if used:
+            self._pdv_left -= used
+            self._pdu_left -= used
+            self.data_bytes += used
+            self.bytes_in += used
+        self._granted = self.countable = 0
+
+    def _grant(self) -> None:
+        """After parsing: inside a data PDV nobody collects, the rest of it is countable."""
+        if self.state == PDV_DATA and not self.collecting:
+            self._granted = self.countable = self._pdv_left
+        else:
+            self._granted = self.countable = 0
 
     def feed(self, data: bytes | memoryview, frame: int, ts: float) -> None:
         """Consume the next in-order bytes of the stream."""
+        if self._granted:
+            self._settle()
         n = len(data)
-        self.bytes_in += n
         if self.state == PDV_DATA and not self.collecting:
             left = self._pdv_left
             if n < left:  # the PDV (and so its PDU) goes on past this chunk
                 self._pdv_left = left - n
                 self._pdu_left -= n
                 self.data_bytes += n
+                self.bytes_in += n
+                self._grant()
                 return
-        self._feed(memoryview(data), frame, ts)
+        self.take(memoryview(data), 0, n, frame, ts)
 
-    def _feed(self, mv: memoryview, frame: int, ts: float) -> None:
-        pos = 0
-        n = len(mv)
+    def take(self, mv: bytes | memoryview, pos: int, n: int, frame: int, ts: float) -> None:
+        """Parse ``mv[pos:n]``, the next in-order bytes, without slicing it: the engine's fast
+        path hands a captured frame and its TCP payload's bounds, for bytes it could not count
+        out of ``countable`` (look at ``events`` after)."""
+        if self._granted:
+            self._settle()
+        self.bytes_in += n - pos
         ev = self.events
         while pos < n:
             st = self.state
@@ -330,7 +358,9 @@ class ULStream:
                 if self._pdu_left == 0:
                     self.state = HEADER
             else:  # HUNT
-                pos = self._hunt_in(mv, pos, frame, ts)
+                pos = self._hunt_in(mv, pos, n, frame, ts)
+        if self.state == PDV_DATA and not self.collecting:  # _grant(), inlined
+            self._granted = self.countable = self._pdv_left
 
     # -- PDU framing ----------------------------------------------------------------------
     def _on_pdu_header(self, hdr, off: int, frame: int, ts: float) -> str:
@@ -477,14 +507,14 @@ class ULStream:
         self._part = bytearray()
         self._hunt_reason = reason
 
-    def _hunt_in(self, mv: memoryview, pos: int, frame: int, ts: float) -> int:
-        """Scan for a plausible PDU header; returns the new position in mv."""
+    def _hunt_in(self, mv: memoryview, pos: int, end: int, frame: int, ts: float) -> int:
+        """Scan mv[pos:end] for a plausible PDU header; returns the new position in mv."""
         if not self._hunt:
             self._frame0 = frame
         buf = self._hunt
         base = len(buf)
-        buf += mv[pos:]
-        consumed_to = len(mv)
+        buf += mv[pos:end]
+        consumed_to = end
         for m in _CANDIDATE.finditer(buf):
             i = m.start()
             ok = plausible_pdu(buf, i)
@@ -504,7 +534,9 @@ class ULStream:
                 if i >= base:
                     return pos + (i - base)
                 # The header began in earlier bytes: replay them, then continue in mv.
-                self._feed(memoryview(bytes(buf[i:base])), frame, ts)
+                replay = memoryview(bytes(buf[i:base]))
+                self.bytes_in -= len(replay)  # counted when they first came
+                self.take(replay, 0, len(replay), frame, ts)
                 return pos
         keep = min(len(buf), 11)
         self._skipped += len(buf) - keep
@@ -514,6 +546,12 @@ class ULStream:
     # -- capture events -------------------------------------------------------------------
     def gap(self, missing: int, frame: int, ts: float) -> None:
         """``missing`` bytes of this direction never reached the capture."""
+        if self._granted:
+            self._settle()
+        self._gap(missing, frame, ts)
+        self._grant()
+
+    def _gap(self, missing: int, frame: int, ts: float) -> None:
         if missing <= 0:
             return
         if self.state == PDV_DATA and missing < self._pdv_left:
@@ -532,6 +570,8 @@ class ULStream:
 
     def close(self, frame: int, ts: float) -> None:
         """The stream ended (FIN, RST or end of capture)."""
+        if self._granted:
+            self._settle()
         st = self.state
         if st == HUNT:
             skipped = self._skipped + len(self._hunt)
