@@ -14,7 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from dissectors.net import format_endpoint
-from dissectors.ul.pdu import ROLES
+from dissectors.ul.pdu import (
+    A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ,
+    A_ASSOCIATE_RQ,
+    ACCEPTOR,
+    REQUESTOR,
+    ROLES,
+)
 from dissectors.ul.stream import ULStream, plausible_pdu
 
 from ..model import Association
@@ -99,9 +106,9 @@ class DicomAnalyzer(FlowAnalyzer):
         """A mid-stream guess is DICOM once a parser finds a PDU boundary; not DICOM when
         none is found within the budget."""
         ul = self.ul
-        if ul[0].synced or ul[1].synced:
+        if ul[REQUESTOR].synced or ul[ACCEPTOR].synced:
             self.verdict = True  # its findings wait until a whole PDU proves it (tracker)
-        elif ul[0].bytes_in + ul[1].bytes_in > self.budget:
+        elif ul[REQUESTOR].bytes_in + ul[ACCEPTOR].bytes_in > self.budget:
             self.verdict = False
         return self.verdict
 
@@ -110,7 +117,7 @@ class DicomAnalyzer(FlowAnalyzer):
         """Flush, end the association; returns it, or None when it never proved to be
         DICOM (then it leaves no trace: no findings, not counted)."""
         conn = self.conn
-        for side in (0, 1):
+        for side in (REQUESTOR, ACCEPTOR):
             if conn.tcp is not None:
                 conn.tcp[side].flush(frame, ts)
             self.ul[side].close(frame, ts)
@@ -123,7 +130,7 @@ class DicomAnalyzer(FlowAnalyzer):
         if self.verdict is None or (a.midstream and not conn.forced and not t.proven):
             return None
         t.release_findings()
-        a.bytes = {"requestor": self.ul[0].bytes_in, "acceptor": self.ul[1].bytes_in}
+        a.bytes = {ROLES[s]: self.ul[s].bytes_in for s in (REQUESTOR, ACCEPTOR)}
         if a.last_frame is None or a.last_frame < conn.last_frame:
             a.last_frame = conn.last_frame
         return a
@@ -152,15 +159,17 @@ class DicomAnalyzer(FlowAnalyzer):
 def detect(head: bytes, side: int) -> bool | None:
     """The first bytes of a connection whose start was captured: an A-ASSOCIATE-RQ from the
     client (or, reordered in the capture, the acceptor's A-ASSOCIATE-AC/RJ)?"""
-    if len(head) < 10:
-        return None
-    ok = (head[0] == (1 if side == 0 else 2 if head[0] == 2 else 3)
-          and plausible_pdu(head, 0) is True)
-    if not ok and head[0] in (1, 2) and head[1] == 0 and head[6:8] == b"\x00\x01":
+    if len(head) >= 10 and head[0] == (
+            A_ASSOCIATE_RQ if side == REQUESTOR
+            else A_ASSOCIATE_AC if head[0] == A_ASSOCIATE_AC else A_ASSOCIATE_RJ
+    ) and plausible_pdu(head, 0) is True:
+        return True
+    if (len(head) >= 8 and head[0] in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC) and head[1] == 0
+            and head[6:8] == b"\x00\x01"):
         # An A-ASSOCIATE with a broken length but the right protocol version: a DICOM peer
         # gone wrong, which deserves findings, not silence.
-        ok = True
-    return ok
+        return True
+    return None if len(head) < 10 else False
 
 
 def pickup(head: bytes, ports: tuple[int, int], forced_ports: frozenset[int]) -> int | None:

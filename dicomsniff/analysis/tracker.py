@@ -17,7 +17,7 @@ from dissectors.dimse.status import category as status_category
 from dissectors.dimse.status import meaning as status_meaning
 from dissectors.ul import events as ev
 from dissectors.ul import pdu
-from dissectors.ul.pdu import PDU_NAMES, ROLES
+from dissectors.ul.pdu import ACCEPTOR, PDU_NAMES, REQUESTOR, ROLES
 from dissectors.ul.reasons import (
     abort_reason,
     abort_source,
@@ -226,7 +226,7 @@ class AssociationTracker:
             self._data_ok()
         seen_before, self.seen_pdu = self.seen_pdu, self.seen_pdu or ptype is not None
         if t is ev.AssociateRQ:
-            if side != 0:
+            if side != REQUESTOR:
                 self.finding("warning", "UL-RQ-FROM-ACCEPTOR",
                              "A-ASSOCIATE-RQ sent by the side that accepted the TCP connection",
                              e.frame, "PS3.8 9.2")
@@ -463,7 +463,7 @@ class AssociationTracker:
     def finish(self, how: str, frame: int | None, ts: float | None) -> None:
         """The connection is over: ``how`` is "fin", "rst" or "eof" (capture ended)."""
         a = self.assoc
-        for s in (0, 1):
+        for s in (REQUESTOR, ACCEPTOR):
             self.asm[s].close(frame or 0, ts or 0.0)
             if self.asm[s].out or self.asm[s].problems:
                 self._on_messages(s, self.asm[s])
