@@ -794,5 +794,6 @@ def copy_peer_logs(s: Session, dest: Path) -> None:
         shutil.copy2(f, dest / f.name)
 
 
-# The findings captures (captures/findings/, not in --all) register from their own module.
-from . import findings_scenarios, journey_scenarios  # noqa: E402,F401
+# The findings, journey and conformance captures (captures/findings/, captures/journey/,
+# captures/conformance/; not in --all) register from their own modules.
+from . import conformance_scenarios, findings_scenarios, journey_scenarios  # noqa: E402,F401

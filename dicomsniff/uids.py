@@ -122,3 +122,42 @@ def is_lossy(transfer_syntax: str | None) -> bool:
     if "Lossless" in name and "Near-Lossless" not in name:
         return False
     return any(w in name for w in ("JPEG", "MPEG", "HEVC", "Lossy"))
+
+
+# Transfer syntaxes that lose information (PS3.5 section 8 / A.4): the archive gets lossy images.
+LOSSY_TRANSFER_SYNTAXES = frozenset({
+    "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.81",
+    "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.93", "1.2.840.10008.1.2.4.100",
+    "1.2.840.10008.1.2.4.101", "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103",
+    "1.2.840.10008.1.2.4.104", "1.2.840.10008.1.2.4.105", "1.2.840.10008.1.2.4.106",
+    "1.2.840.10008.1.2.4.201", "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203",
+})
+
+
+def uid_keyword(uid: str | None) -> str | None:
+    """pydicom's keyword for a registered UID ('CTImageStorage'), or None."""
+    entry = _load().get(uid or "")
+    return (entry[4] or None) if entry and len(entry) > 4 else None
+
+
+_BY_TEXT: dict[str, str] | None = None
+_UID_CHARS = frozenset("0123456789.")
+
+
+def uid_from_text(text: str) -> str | None:
+    """The UID that ``text`` names: a UID itself, a pydicom keyword ('CTImageStorage') or the
+    standard's name ('CT Image Storage'), case-insensitive; None when it names nothing."""
+    global _BY_TEXT
+    t = text.strip()
+    if not t:
+        return None
+    if set(t) <= _UID_CHARS:
+        return t if len(t) <= 64 and not t.startswith(".") and ".." not in t else None
+    if _BY_TEXT is None:
+        _BY_TEXT = {}
+        for uid, entry in _load().items():
+            _BY_TEXT.setdefault(entry[0].lower(), uid)
+            if len(entry) > 4 and entry[4]:
+                _BY_TEXT.setdefault(entry[4].lower(), uid)
+    return _BY_TEXT.get(t.lower())
+

@@ -40,6 +40,8 @@ COMMANDS: tuple[str, ...] = (
     "studies",
     "tui",
     "rules",
+    "conformance",
+    "diff",
 )
 
 
