@@ -482,3 +482,21 @@ def test_diff_every_format(tmp_path: Path) -> None:
 
     rows = CalamineWorkbook.from_path(str(x)).get_sheet_by_name("Changes").to_python()
     assert rows[0] == ["AE", "peer", "what", "SOP class", "before", "after"] and len(rows) > 5
+
+
+def test_docs_name_every_json_field() -> None:
+    """docs/conformance.md is the contract: it names every field the records carry."""
+    doc = (ROOT / "docs" / "conformance.md").read_text()
+    keys: set[str] = set()
+    out = cli("conformance", *ALL, "--require", str(REQS / "storage.csv"), "--json")
+    for rec in map(json.loads, out.stdout.splitlines()):
+        keys.update(rec)
+        for s in rec.get("services", []):
+            keys.update(s)
+        if rec.get("evidence"):
+            keys.update(rec["evidence"])
+    _, changes = _diff(str(CONF / "conf-before.pcap"), str(CONF / "conf-after.pcap"))
+    for c in changes:
+        keys.update(c)
+    missing = sorted(k for k in keys if k != "type" and f"`{k}`" not in doc)
+    assert not missing, f"docs/conformance.md does not name: {missing}"
