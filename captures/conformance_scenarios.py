@@ -325,3 +325,82 @@ def conf_before(s: Session, p: dict[str, Any]) -> Truth:
           "chosen, MR refused; 0.12 s per C-STORE, every third 0xA700)", sample=False)
 def conf_after(s: Session, p: dict[str, Any]) -> Truth:
     return _before_after(s, after=True)
+
+
+ORTHANC = "/usr/sbin/Orthanc"
+ORTHANC_PORT = 4242
+ORTHANC_ACCEPTS = [IMPLICIT, EXPLICIT]  # its AcceptedTransferSyntaxes: no compression at all
+
+
+@scenario("conf-orthanc", "conf-orthanc.pcap",
+          "Orthanc 1.10 restricted to Implicit and Explicit VR LE (AcceptedTransferSyntaxes): "
+          "storescu -xs +C -R (JPEG Lossless first, combined) gets an uncompressed syntax; "
+          "storescu -xs -R (JPEG Lossless in a context of its own) has that context refused "
+          "(Orthanc answers 'abstract syntax not supported', result 3, though CT is accepted in "
+          "the other context)",
+          sample=False)
+def conf_orthanc(s: Session, p: dict[str, Any]) -> Truth:
+    import json
+
+    files = image_files(s, "conf-orthanc", 1, EXPLICIT)[:1]
+    cfg = {"Name": "DICOMSNIFF-CONF", "StorageDirectory": str(s.work / "db"),
+           "IndexDirectory": str(s.work / "db"), "HttpServerEnabled": False,
+           "DicomServerEnabled": True, "DicomAet": "ORTHANC", "DicomPort": ORTHANC_PORT,
+           "DicomCheckCalledAet": False, "AcceptedTransferSyntaxes": ORTHANC_ACCEPTS,
+           "UnknownSopClassAccepted": False, "Plugins": []}
+    path = s.work / "orthanc.json"
+    path.write_text(json.dumps(cfg, indent=1))
+    s.server("orthanc", [ORTHANC, path], ORTHANC_PORT)
+    with s.capture():
+        combined = _storescu(s, "storescu-combined", "MODALITY", "ORTHANC", ORTHANC_PORT, files,
+                             "-xs", "+C", "-R")
+        separate = _storescu(s, "storescu-separate", "MODALITY", "ORTHANC", ORTHANC_PORT, files,
+                             "-xs", "-R")
+    assocs = []
+    for log, contexts_of in ((combined, "combined"), (separate, "separate")):
+        expect_count(log, STORE_OK, 1, f"storescu ({contexts_of})")
+        got = negotiated(log)
+        chosen = got.get(CT, "").removeprefix("accepted ")
+        if chosen not in ORTHANC_ACCEPTS:
+            raise PeerError(f"Orthanc chose {got} ({contexts_of}), configured {ORTHANC_ACCEPTS}")
+        rq = _contexts_of(log)
+        contexts = []
+        for cid, proposed, answer in rq:
+            ok = answer.startswith("accepted ")
+            ts = answer.removeprefix("accepted ") if ok else None
+            if ok and ts not in ORTHANC_ACCEPTS:
+                raise PeerError(f"Orthanc accepted {ts}, configured {ORTHANC_ACCEPTS}")
+            if not ok and any(t in ORTHANC_ACCEPTS for t in proposed):
+                raise PeerError(f"Orthanc refused {proposed} though it accepts some of them")
+            contexts.append(ctx(cid, CT, proposed, 0 if ok else DCMTK_RESULTS[answer], ts))
+        if contexts_of == "separate" and all(c["result"] == 0 for c in contexts):
+            raise PeerError("the JPEG Lossless context was not refused")
+        assocs.append(association(s, "MODALITY", "ORTHANC", ORTHANC_PORT,
+                                  operations=store_ops(files, chosen),
+                                  presentation_contexts=contexts))
+    return {"server_ports": [ORTHANC_PORT], "associations": assocs}
+
+
+# dcmtk's words for a presentation context result (PS3.8 Table 9-18).
+DCMTK_RESULTS = {"User Rejection": 1, "Provider Rejection": 2,
+                 "Abstract Syntax Not Supported": 3, "Transfer Syntaxes Not Supported": 4}
+
+
+def _contexts_of(log: str) -> list[tuple[int, list[str], str]]:
+    """(context id, proposed transfer syntaxes, answer) of every context in storescu -d's
+    dumps, for logs where one SOP class has several contexts."""
+    rq = log.split("BEGIN A-ASSOCIATE-RQ", 1)[1].split("END A-ASSOCIATE-RQ", 1)[0]
+    ac = log.split("BEGIN A-ASSOCIATE-AC", 1)[1].split("END A-ASSOCIATE-AC", 1)[0]
+    answers = {}
+    for block in re.split(r"Context ID:\s+", ac)[1:]:
+        m = re.match(r"(\d+) \((.+?)\)", block)
+        ts = re.search(r"Accepted Transfer Syntax:\s+=?(\S+)", block)
+        if m:
+            answers[int(m.group(1))] = (f"accepted {DCMTK_NAMES.get(ts.group(1), ts.group(1))}"
+                                        if m.group(2) == "Accepted" and ts else m.group(2))
+    out = []
+    for block in re.split(r"Context ID:\s+", rq)[1:]:
+        cid = int(re.match(r"(\d+)", block).group(1))  # type: ignore[union-attr]
+        names = re.findall(r"^D:\s+=(\S+)$", block.split("Transfer Syntax(es):", 1)[-1], re.M)
+        out.append((cid, [DCMTK_NAMES.get(n, n) for n in names], answers.get(cid, "?")))
+    return out

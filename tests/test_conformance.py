@@ -143,6 +143,18 @@ def test_storage_scps_chose_as_configured() -> None:
     assert aes["ARCHIVE_UNC"].as_acceptor == 2
 
 
+def test_orthanc_restricted_to_uncompressed() -> None:
+    """Orthanc with AcceptedTransferSyntaxes = Implicit, Explicit VR LE: never compression.
+    Its answer to a JPEG-only CT context is result 3 (abstract syntax not supported), although
+    it accepts CT in the other context: PS3.8 Table 9-18 has 4 for that; we report its words."""
+    orthanc = facts_of("conf-orthanc.pcap").aes["ORTHANC"]
+    ct = orthanc.services[CT]
+    assert set(ct.ts_accepted) <= {IMPLICIT, EXPLICIT} and ct.accepted == 2
+    assert dict(ct.refusals) == {context_result_text(3): 1}
+    notes = choice_notes(ct)
+    assert notes and all("compression never negotiated" in n for n in notes)
+
+
 def test_roles_and_negotiation_items_as_configured() -> None:
     """conf-roles: role selection, extended negotiation, user identity, async window, PDU."""
     entry = ENTRIES["conf-roles.pcap"]["associations"][0]
@@ -216,7 +228,8 @@ def _expected(path: Path, capture: str) -> list[str]:
 
 @pytest.mark.parametrize(("reqfile", "capture"), [
     ("storage.csv", "conf-storage.pcap"), ("roles.csv", "conf-roles.pcap"),
-    ("upgrade.csv", "conf-before.pcap"), ("upgrade.csv", "conf-after.pcap")])
+    ("upgrade.csv", "conf-before.pcap"), ("upgrade.csv", "conf-after.pcap"),
+    ("orthanc.csv", "conf-orthanc.pcap")])
 def test_gap_statuses_match_the_peers_configuration(reqfile: str, capture: str) -> None:
     reqs = evaluate(read_requirements(str(REQS / reqfile)), facts_of(capture))
     assert [r.status for r in reqs] == _expected(REQS / reqfile, capture)
