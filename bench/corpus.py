@@ -37,6 +37,7 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
     "bulk": ("bulk", {}),
     "chatty": ("bench-chatty", {"associations": 200}),
     "big": ("big", {}),
+    "dicomweb": ("bench-dicomweb", {}),
 }
 #: tiny mode: bench name -> committed sample file standing in for it
 TINY = {"bulk": "store-many-associations.pcap", "chatty": "find-pending.pcap"}
@@ -53,6 +54,7 @@ class Capture:
     ports: tuple[int, ...]
     truth: dict[str, Any]  # the manifest entry's "totals" (associations, operations...)
     recorded: bool  # recorded by this run (not taken from the cache)
+    dissector: str = "dicom"  # what tshark is told the server ports carry
 
     @property
     def mb(self) -> float:
@@ -61,7 +63,8 @@ class Capture:
 
 def _capture(name: str, path: Path, entry: dict[str, Any], recorded: bool) -> Capture:
     return Capture(name, path, path.stat().st_size, int(entry["frames"]),
-                   tuple(entry["server_ports"]), entry.get("totals", {}), recorded)
+                   tuple(entry["server_ports"]), entry.get("totals", {}), recorded,
+                   entry.get("dissector", "dicom"))
 
 
 def _cached(path: Path, meta: Path, params: dict[str, Any],
@@ -169,6 +172,7 @@ def record(scenario: str, path: Path, params: dict[str, Any], *, attempts: int =
         "offloads": offloads, "tcp_nodelay": nodelay, **truth,
     }
     entry["totals"] = totals(entry["associations"])
+    entry["totals"]["operations"].update(entry.get("web_operations", {}))  # DICOMweb loads
     # Per-association ground truth of hundreds of identical associations is not worth keeping.
     entry["associations"] = entry["associations"][:3]
     path.with_suffix(".json").write_text(json.dumps(entry, indent=1) + "\n")

@@ -119,8 +119,8 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
     argvs = {
         "dicomsniff": [*args.dicomsniff, "analyze", "--json", path],
         "tshark": ([tshark, "-r", path,
-                    *[a for p in cap.ports for a in ("-d", f"tcp.port=={p},dicom")],
-                    "-Y", "dicom"] if tshark else None),
+                    *[a for p in cap.ports for a in ("-d", f"tcp.port=={p},{cap.dissector}")],
+                    "-Y", cap.dissector] if tshark else None),
         "floor": [sys.executable, str(FLOOR_PY), path],
     }
     with tempfile.TemporaryDirectory(prefix="dsbench-") as tmp:
@@ -376,7 +376,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ap.error("--pairs must be at least 1")
     if args.tshark_timeout is None:
         args.tshark_timeout = 60.0 if args.tiny else 120.0
-    default = "bulk,chatty" if args.tiny else "bulk,chatty,big"
+    default = "bulk,chatty" if args.tiny else "bulk,chatty,big,dicomweb"
     args.names = [n.strip() for n in (args.only or default).split(",") if n.strip()]
     known = corpus.TINY if args.tiny else corpus.FULL
     bad = [n for n in args.names if n not in known]

@@ -70,3 +70,37 @@ if "bench-chatty" not in SCENARIOS:
     scenario("bench-chatty", "chatty.pcap", base.description + " (benchmark: pending "
              "responses counted on the wire)", sample=False, nodelay=base.nodelay,
              **base.defaults)(_chatty)
+
+
+def _dicomweb(s: Session, p: dict[str, Any]) -> dict[str, Any]:
+    """Orthanc's DICOMweb plugin and dicomweb-client (captures/dicomweb_record.py's peers):
+    STOW-RS of the images 4 per request, QIDO-RS searches, WADO-RS study retrievals, metadata
+    and frames. The ground truth is the user agent's own log of its requests."""
+    import json
+    import sys
+    from collections import Counter
+
+    from captures import synth
+    from captures.dicomweb_record import CLIENT, HTTP_PORT, ORTHANC, orthanc_config
+    from dicomsniff.dicomweb.services import classify
+
+    files = s.work / "dicomweb-files"
+    synth.ct_series(files, key="bench-dicomweb", count=p["images"], rows=p["rows"],
+                    cols=p["rows"])
+    s.server("orthanc", [ORTHANC, orthanc_config(s.work)], [HTTP_PORT])
+    truth = s.work / "dicomweb-truth.json"
+    with s.capture():
+        s.client("dicomweb-bench", [sys.executable, CLIENT, "bench",
+                                    f"http://{s.scp_ip}:{HTTP_PORT}", files, truth])
+    log = json.loads(truth.read_text())
+    if any(e["status"] != 200 for e in log):
+        raise PeerError(f"dicomweb load: unexpected statuses {Counter(e['status'] for e in log)}")
+    ops = Counter(classify(e["method"], e["path"]).service or "HTTP" for e in log)
+    return {"server_ports": [HTTP_PORT], "associations": [], "web_operations": dict(ops),
+            "dissector": "http"}
+
+
+if "bench-dicomweb" not in SCENARIOS:
+    scenario("bench-dicomweb", "dicomweb.pcap", "dicomweb-client -> Orthanc DICOMweb: STOW-RS, "
+             "QIDO-RS, WADO-RS study/metadata/frames (benchmark load)", sample=False,
+             images=48, rows=512)(_dicomweb)

@@ -116,7 +116,36 @@ def plan_wado(c: DICOMwebClient, s: requests.Session, base: str, files: list[Pat
     s.get(f"{base}/wado?requestType=WADO&studyUID=1.2.3&seriesUID=1.2.3.4&objectUID=1.2.3.4.5")
 
 
-PLANS = {"stow": plan_stow, "qido": plan_qido, "wado": plan_wado}
+def plan_https(c: DICOMwebClient, s: requests.Session, base: str, files: list[Path]) -> None:
+    """The same services through stunnel (TLS): a search, a retrieval, a store."""
+    ds = [pydicom.dcmread(f) for f in files]
+    c.search_for_studies(search_filters={"PatientID": "DSN0001"})
+    c.retrieve_instance_metadata(ds[0].StudyInstanceUID, ds[0].SeriesInstanceUID,
+                                 ds[0].SOPInstanceUID)
+    c.retrieve_instance(ds[0].StudyInstanceUID, ds[0].SeriesInstanceUID, ds[0].SOPInstanceUID)
+    c.store_instances([ds[1]])
+
+
+def plan_bench(c: DICOMwebClient, s: requests.Session, base: str, files: list[Path]) -> None:
+    """The benchmark's load (bench/scenarios.py): stores, searches, retrievals."""
+    ds = [pydicom.dcmread(f) for f in files]
+    st, se = ds[0].StudyInstanceUID, ds[0].SeriesInstanceUID
+    for i in range(0, len(ds), 4):
+        c.store_instances(ds[i:i + 4])
+    for _ in range(20):
+        c.search_for_studies(search_filters={"PatientID": "DSN0001"})
+    for _ in range(10):
+        c.search_for_instances(study_instance_uid=st, series_instance_uid=se)
+    for _ in range(3):
+        c.retrieve_study(st)
+    for d in ds[:12]:
+        c.retrieve_instance_metadata(st, se, d.SOPInstanceUID)
+        c.retrieve_instance_frames(st, se, d.SOPInstanceUID, frame_numbers=[1],
+                                   media_types=(("application/octet-stream", "*"),))
+
+
+PLANS = {"bench": plan_bench, "stow": plan_stow, "qido": plan_qido, "wado": plan_wado,
+         "https": plan_https}
 
 
 def main(argv: list[str]) -> int:

@@ -24,8 +24,10 @@ from .record import describe_pcap
 from .session import Session
 
 OUT = Path(__file__).with_name("dicomweb")
+ENTRIES_EXTRA: dict[str, dict[str, Any]] = {}
 CLIENT = Path(__file__).with_name("dicomweb_agent.py")
 HTTP_PORT = 8042
+HTTPS_PORT = 8443  # stunnel in front of Orthanc (Orthanc 1.10's own TLS fails with OpenSSL 3)
 DICOM_PORT = 4242
 ORTHANC = "/usr/sbin/Orthanc"
 PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -52,8 +54,26 @@ def orthanc_config(work: Path) -> Path:
     return path
 
 
-def _client(s: Session, plan: str, files: Path, truth: Path) -> list[dict[str, Any]]:
-    base = f"http://{s.scp_ip}:{HTTP_PORT}"
+def stunnel_config(work: Path, ip: str) -> Path:
+    """TLS termination in front of Orthanc, with a self-signed certificate made here (for the
+    SCP's address, so that the user agent verifies it against that one certificate)."""
+    import subprocess
+
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=dicomsniff-pacs", "-addext", f"subjectAltName=IP:{ip}",
+                    "-keyout", str(work / "key.pem"),
+                    "-out", str(work / "cert.pem")], check=True, capture_output=True)
+    cfg = work / "stunnel.conf"
+    cfg.write_text(f"foreground = yes\npid =\n[https]\naccept = {HTTPS_PORT}\n"
+                   f"connect = 127.0.0.1:{HTTP_PORT}\ncert = {work / 'cert.pem'}\n"
+                   f"key = {work / 'key.pem'}\n")
+    return cfg
+
+
+def _client(s: Session, plan: str, files: Path, truth: Path,
+            scheme: str = "http") -> list[dict[str, Any]]:
+    base = (f"https://{s.scp_ip}:{HTTPS_PORT}" if scheme == "https"
+            else f"http://{s.scp_ip}:{HTTP_PORT}")
     s.client(f"dicomweb-{plan}", [sys.executable, CLIENT, plan, base, files, truth])
     return json.loads(truth.read_text())
 
@@ -141,10 +161,24 @@ def record(out: Path, prefix: str) -> list[dict[str, Any]]:
                 take("mixed-dimse-dicomweb.pcap", "storescu C-STOREs two instances to Orthanc "
                      "(DIMSE, port 4242), then curl finds and retrieves one of them over "
                      "DICOMweb (port 8042): one story, two protocols", mixed_run)
+
+                s.server("stunnel", ["/usr/bin/stunnel4", stunnel_config(work, s.scp_ip)],
+                         HTTPS_PORT)
+                s.env["REQUESTS_CA_BUNDLE"] = str(work / "cert.pem")
+                keys = out / "https.keys"
+                keys.unlink(missing_ok=True)
+                s.env["SSLKEYLOGFILE"] = str(keys)
+                take("https.pcap", "dicomweb-client -> stunnel -> Orthanc over TLS (key log in "
+                     "https.keys): QIDO-RS, WADO-RS metadata and instance, STOW-RS",
+                     lambda: _client(s, "https", files, work / "https.json", "https"))
+                ENTRIES_EXTRA["https.pcap"] = {"server_ports": [HTTPS_PORT],
+                                               "keylog": "https.keys"}
             finally:
                 s.stop_servers()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    for e in entries:
+        e.update(ENTRIES_EXTRA.get(e["file"], {}))
     return entries
 
 

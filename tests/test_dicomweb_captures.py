@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dicomsniff.dicomweb.flows import analyze_file
+from tests.dicomweb_files import analyze_file
 
 DIR = Path(__file__).resolve().parent.parent / "captures" / "dicomweb"
 MANIFEST = json.loads((DIR / "manifest.json").read_text())
@@ -24,9 +24,20 @@ ENTRIES = {e["file"]: e for e in MANIFEST["captures"]}
 _CACHE: dict[str, object] = {}
 
 
+def keylog(name: str):
+    """The key log recorded with a capture (SSLKEYLOGFILE of the user agent), if any."""
+    from dissectors.tls.keylog import KeyLog
+
+    if "keylog" not in ENTRIES[name]:
+        return None
+    k = KeyLog()
+    k.add_lines((DIR / ENTRIES[name]["keylog"]).read_bytes().splitlines())
+    return k
+
+
 def web(name: str):
     if name not in _CACHE:
-        _CACHE[name] = analyze_file(DIR / name)
+        _CACHE[name] = analyze_file(DIR / name, keylog=keylog(name))
     return _CACHE[name]
 
 
@@ -64,7 +75,11 @@ def test_every_exchange_the_user_agent_logged(name: str) -> None:
 def test_http_framing_agrees_with_tshark(name: str) -> None:
     if shutil.which("tshark") is None:
         pytest.fail("tshark is needed (installed by .ci/run)")
-    out = subprocess.run(["tshark", "-r", str(DIR / name), "-Y", "http", "-T", "fields",
+    tls = []
+    if "keylog" in ENTRIES[name]:
+        tls = ["-o", f"tls.keylog_file:{DIR / ENTRIES[name]['keylog']}",
+               "-d", f"tcp.port=={ENTRIES[name]['server_ports'][0]},tls"]
+    out = subprocess.run(["tshark", "-r", str(DIR / name), *tls, "-Y", "http", "-T", "fields",
                           "-e", "frame.number", "-e", "http.request.method", "-e",
                           "http.request.uri", "-e", "http.response.code"],
                          capture_output=True, text=True, check=True).stdout
@@ -167,3 +182,14 @@ def test_keep_alive_connection_with_head() -> None:
     head = txns("curl-keepalive.pcap")[1]
     assert head.method == "HEAD" and head.response_bytes == 0 and head.response_complete
     assert txns("curl-keepalive.pcap")[3].command == "HTTP"  # not a PS3.18 resource
+
+
+def test_https_with_key_log() -> None:
+    """stunnel in front of Orthanc; the user agent's SSLKEYLOGFILE decrypts (dissectors/tls)."""
+    t = txns("https.pcap")
+    assert [x.command for x in t] == ["QIDO-RS", "WADO-RS", "WADO-RS", "STOW-RS"]
+    assert [i["outcome"] for i in t[3].instances] == ["stored"]
+    assert t[2].instances[0]["sop_instance"] == t[2].instance
+    assert web("https.pcap").connections[0].server.endswith(":8443")
+    # Without the key log nothing is read: the connection is not taken for HTTP.
+    assert analyze_file(DIR / "https.pcap").transactions == []

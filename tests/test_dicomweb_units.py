@@ -14,8 +14,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from dicomsniff.dicomweb.analyzer import DicomwebAnalyzer
 from dicomsniff.dicomweb.services import classify
+from dicomsniff.dicomweb.session import DicomwebAnalyzer
 from dicomsniff.dicomweb.status import category, failure_reason, meaning
 
 
@@ -237,3 +237,28 @@ def test_hostile_strings_are_escaped_in_records() -> None:
     assert t.study == "\\x1b[31m" and t.user_agent == "evil\\x7f"
     assert "\\x1b[2Jgone \\xc3\\xa9" == t.error_text
     assert t.query == ["PatientName=\\x07\\xef\\xbf\\xbd"]  # %e9 alone: U+FFFD
+
+
+def test_gzip_content_encoding_is_read_and_a_bomb_is_stopped() -> None:
+    """RFC 9110 8.4: dicomweb-client asks for gzip; Orthanc's default config compresses."""
+    import gzip
+    import zlib
+
+    doc = json.dumps([{"0020000D": {"vr": "UI", "Value": [f"1.2.{i}"]}} for i in range(40)])
+    web = exchange(http("GET /rs/studies HTTP/1.1", {"Host": "p"}),
+                   http("HTTP/1.1 200 OK", {"Content-Type": "application/dicom+json",
+                                            "Content-Encoding": "gzip"},
+                        gzip.compress(doc.encode())))
+    assert web.transactions[0].results == 40 and not web.findings
+    # 200 MiB of blanks in ~200 kB, compressed piece by piece: never 200 MiB in this process
+    # (other tests read the peak RSS of children forked from it).
+    z = zlib.compressobj(9, zlib.DEFLATED, 31)
+    blanks = b" " * (1 << 20)
+    bomb = b"".join([z.compress(b"["), *(z.compress(blanks) for _ in range(200)),
+                     z.compress(b"]"), z.flush()])
+    web = exchange(http("GET /rs/studies HTTP/1.1", {"Host": "p"}),
+                   http("HTTP/1.1 200 OK", {"Content-Type": "application/dicom+json",
+                                            "Content-Encoding": "gzip"}, bomb))
+    msgs = [f.message for f in web.findings if f.code == "DICOMWEB-CONTENT-ENCODING"]
+    assert msgs and "inflates more than 64 times" in msgs[0]
+    assert web.transactions[0].results is None

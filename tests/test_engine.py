@@ -50,7 +50,8 @@ def test_echo_on_any_port_is_detected_and_released():
 
 def test_non_dicom_connection_is_dropped_after_one_look():
     c = b.TcpConversation(server=("192.0.2.2", 104)).handshake()
-    c.send(0, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").send(1, b"HTTP/1.1 200 OK\r\n\r\n" * 50)
+    # (HTTP is analysed since DICOMweb: tests/test_dicomweb_*; an SSH banner is neither)
+    c.send(0, b"SSH-2.0-OpenSSH_9.2\r\n" + bytes(300)).send(1, b"SSH-2.0-OpenSSH_9.2\r\n" * 50)
     a = run(c.close().frames)
     assert a.associations == [] and a.stats.ignored_connections == 1
     assert not a.open

@@ -45,6 +45,7 @@ from . import dispatch
 from .collect import CollectionPolicy
 from .dicom import WELL_KNOWN_PORTS
 from .flows import IGNORED, Connection, DetectSink, FlowTable
+from .http import HTTP as _HTTP  # noqa: F401  registers "http" in the dispatch table
 from .moves import MoveLinker
 from .rules import RuleConfig, RuleSet
 
@@ -393,6 +394,8 @@ class Analyzer:
         if conn.verdict is not None:
             return
         proto = dispatch.choose(head, side, final=bool(gap))
+        if proto and conn.forced and proto.name == "http":
+            proto = False  # --port says DICOM: a request line there is DICOM gone wrong
         if proto is None:
             if not conn.forced:
                 return  # a protocol wants more bytes
@@ -445,8 +448,8 @@ class Analyzer:
             conn.fin[side] = True
             if conn.tcp is not None and pe > ps:
                 conn.tcp[side].segment(seq, buf[ps:pe], frame, ts)
-                if conn.app is not None:
-                    conn.app.pump(side)
+            if conn.app is not None:  # with or without bytes: the analyzer sees the FIN
+                conn.app.pump(side)
             if conn.fin[0] and conn.fin[1]:
                 self._close(conn, "fin", frame, ts)
             return False

@@ -39,6 +39,7 @@ class Summary:
         self.rows: dict[tuple[str, str], _Row] = {}
         self.associations = 0
         self.outcomes: dict[str, int] = {}
+        self.http_connections = 0
 
     def add(self, a: Association) -> None:
         self.associations += 1
@@ -67,6 +68,28 @@ class Summary:
             lat = t.latency
             if lat is not None and t.done:
                 row.latencies.append(lat)
+
+    def add_web(self, connection: Any, t: Any) -> None:
+        """A DICOMweb transaction (dicomsniff/dicomweb): a row per origin server and service,
+        labelled like an AE's ("HTTP (address:port)"), so both protocols share the table."""
+        label = f"HTTP ({connection.server})"
+        row = self.rows.get((label, t.command))
+        if row is None:
+            row = self.rows[(label, t.command)] = _Row()
+        row.count += 1
+        row.bytes += t.request_bytes + t.response_bytes
+        cat = t.status_category
+        if cat == "Failure":
+            row.failures += 1
+        elif cat == "Warning":
+            row.warnings += 1
+        elif cat is None:
+            row.unanswered += 1
+        if t.latency is not None:
+            row.latencies.append(t.latency)
+
+    def add_http_connection(self, connection: Any, transactions: Any, findings: Any) -> None:
+        self.http_connections += 1
 
     def table(self) -> list[dict[str, Any]]:
         out = []

@@ -92,8 +92,13 @@ def run(args: argparse.Namespace) -> int:
     streamed = args.json or args.csv is not None
     analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=not streamed,
                         rules=rules_from(args))
+    from ..analysis.http import session
+
     summary = Summary()
     analyzer.on_association.append(summary.add)
+    web = session(analyzer)  # DICOMweb: HTTP connections told in the same story
+    web.on_transaction.append(summary.add_web)
+    web.on_connection.append(summary.add_http_connection)
     out = open_output(args.output)
     writer = None
     if args.json:
@@ -107,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
         analyzer.on_association.append(json_association)
         analyzer.on_finding.append(writer.finding)
+        web.on_connection.append(writer.http_connection)
     elif args.csv:
         from ..report.csvout import CsvWriter
 
@@ -142,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
     if writer is not None:
         writer.summary({"frames": stats.frames, "bytes": stats.bytes,
                         "associations": summary.associations, "outcomes": summary.outcomes,
+                        "http_connections": summary.http_connections,
                         "findings": stats.findings, "by_severity": stats.by_severity,
                         "findings_dropped": stats.findings_dropped,
                         "ignored_connections": stats.ignored_connections,
@@ -154,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from rich.console import Console
 
+        from ..report.dicomweb import WebPart
         from ..report.text import print_report
 
         console = Console(file=out, highlight=False, soft_wrap=False,
@@ -163,7 +171,8 @@ def run(args: argparse.Namespace) -> int:
         sel.first_time(stats.first_ts)
         print_report(console, analyzer.associations, capture_findings, rows, stats,
                      summary.outcomes, findings_only=args.findings_only,
-                     all_contexts=args.all_contexts, local=args.localtime, selection=sel)
+                     all_contexts=args.all_contexts, local=args.localtime, selection=sel,
+                     others=WebPart(web) if sel.empty else None)
     if out is not sys.stdout:
         out.close()
     else:

@@ -157,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
     only = args.association if args.association and not args.command else None
     analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only,
                                  limits=limits_from(args), rules=rules_from(args))
+    from ..analysis.http import session
+
+    web = session(analyzer)  # DICOMweb requests are arrows too
     source = sys.stdin.buffer if args.capture == "-" else args.capture
     interrupted, damaged = False, None
     try:
@@ -166,9 +169,15 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         analyzer.finish()
+    filters = bool(args.association or args.ae or args.between or args.command)
     try:
-        sel = select(analyzer.associations, ids=args.association, aes=args.ae,
-                     between=args.between, commands=args.command)
+        if not analyzer.associations and web.closed and not filters:
+            from ..export.selection import Selection
+
+            sel = Selection([])  # DICOMweb only: its connections are the diagram
+        else:
+            sel = select(analyzer.associations, ids=args.association, aes=args.ae,
+                         between=args.between, commands=args.command)
     except SelectionError as exc:
         return fail(f"{args.capture}: {exc}")
     name = "standard input" if args.capture == "-" else os.path.basename(args.capture)
@@ -176,7 +185,8 @@ def run(args: argparse.Namespace) -> int:
     diagram = build(sel.associations, log=analyzer.log, selection=sel,
                     options=Options(level=args.level, collapse=not args.no_collapse,
                                     timing=args.timing, max_messages=args.max_messages),
-                    capture_findings=capture_findings, title=f"dicomsniff: {name}")
+                    capture_findings=capture_findings, title=f"dicomsniff: {name}",
+                    web=[] if filters else web.closed)
     if fmt == "png":  # dicomsniff's SVG rasterised whole (PlantUML's PNGs stop at 4096 px)
         from ..export import png
 

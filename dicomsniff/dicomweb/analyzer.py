@@ -11,7 +11,7 @@ a connection with :meth:`DicomwebAnalyzer.open_connection` and feeds its two TCP
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 from dissectors.http.mediatype import parse_accept
 from dissectors.http.message import HttpMessage
@@ -25,6 +25,8 @@ from .services import QIDO, STOW, UPS, WADO_RS, WADO_URI, WebRequest, classify
 from .status import category, meaning
 
 MAX_QUERY_WORDS = 64
+MAX_FINDINGS_PER_CONNECTION = 1000  # listed with the connection; all go to the host
+_WADO_URI_UIDS = ("requesttype", "studyuid", "seriesuid", "objectuid")
 
 
 class _Exchange:
@@ -47,11 +49,14 @@ class _Exchange:
 class DicomwebConnection(HttpHandler):
     """HTTP events of one connection in, transactions and findings out."""
 
-    def __init__(self, owner: DicomwebAnalyzer, info: HttpConnectionInfo) -> None:
+    def __init__(self, owner: Any, info: HttpConnectionInfo,
+                 midstream: bool = False) -> None:
         self.owner = owner
         self.info = info
         self.close_frame: int | None = None  # a message said Connection: close
-        self.http = HttpConnection(self)
+        self.txns: list[WebTransaction] = []  # handed out with the connection at its end
+        self.found: list[Finding] = []
+        self.http = HttpConnection(self, midstream=midstream)
 
     # -- requests -----------------------------------------------------------------------------
     def request(self, msg: HttpMessage) -> None:
@@ -75,15 +80,17 @@ class DicomwebConnection(HttpHandler):
         txn.frames, txn.workitem = web.frames[:64], web.workitem
         if web.service == QIDO:
             txn.query = query.describe(web.params)
-        elif web.service is not None:
-            txn.query = [f"{k}={v}"[:200] for k, v in web.params[:MAX_QUERY_WORDS]]
+        elif web.service is not None:  # WADO-URI's UIDs are shown as UIDs, not parameters
+            txn.query = [f"{k}={v}"[:200] for k, v in web.params[:MAX_QUERY_WORDS]
+                         if web.service != WADO_URI or k.lower() not in _WADO_URI_UIDS]
         txn.accept = [v[:300] for v in msg.header_all("accept")[:8]]
         txn.request_content_type = msg.header("content-type")
         txn.user_agent = msg.header("user-agent")
         ex = _Exchange(txn, msg, web)
         if msg.chunked or msg.content_length:
             cap = payload.JSON_CAP if web.service in (UPS, STOW) else 0
-            ex.req_body = BodyReader(txn.request_content_type, copy_cap=cap)
+            ex.req_body = BodyReader(txn.request_content_type, copy_cap=cap,
+                                     content_encoding=msg.header("content-encoding"))
         msg.tag = ex
 
     # -- responses ----------------------------------------------------------------------------
@@ -109,15 +116,18 @@ class DicomwebConnection(HttpHandler):
         txn.response_frames.append(msg.head_frame)
         status = msg.status or 0
         service = ex.web.service
+        ctype, coding = txn.response_content_type, msg.header("content-encoding")
         if status >= 400:
-            ex.resp_body = BodyReader(txn.response_content_type, copy_cap=payload.TEXT_CAP * 4)
+            ex.resp_body = BodyReader(ctype, copy_cap=payload.TEXT_CAP * 4,
+                                      content_encoding=coding)
         elif service in (QIDO, STOW, UPS) or (service == WADO_RS
                                               and txn.action.endswith("Metadata")):
-            ex.resp_body = BodyReader(txn.response_content_type, copy_cap=payload.JSON_CAP)
+            ex.resp_body = BodyReader(ctype, copy_cap=payload.JSON_CAP, content_encoding=coding)
         elif service in (WADO_RS, WADO_URI):
-            ex.resp_body = BodyReader(txn.response_content_type, head_cap=payload.HEAD_BYTES)
+            ex.resp_body = BodyReader(ctype, head_cap=payload.HEAD_BYTES,
+                                      content_encoding=coding)
         else:
-            ex.resp_body = BodyReader(txn.response_content_type)
+            ex.resp_body = BodyReader(ctype, content_encoding=coding)
 
     def informational(self, request: HttpMessage, status: int, frame: int, ts: float) -> None:
         ex = request.tag
@@ -203,8 +213,11 @@ class DicomwebConnection(HttpHandler):
     def finding(self, frame: int | None, severity: str, code: str, message: str,
                 section: str | None) -> None:
         self.info.findings += 1
-        self.owner.emit_finding(Finding(severity, code, message, frame, self.info.id, section,
-                                        [frame] if frame else []))
+        f = Finding(severity, code, message, frame, self.info.id, section,
+                    [frame] if frame else [])
+        if len(self.found) < MAX_FINDINGS_PER_CONNECTION:
+            self.found.append(f)
+        self.owner.emit_finding(f)
 
     def _emit(self, ex: _Exchange) -> None:
         ex.request.tag = None
@@ -212,7 +225,8 @@ class DicomwebConnection(HttpHandler):
             ex.response.tag = None
         ex.req_body = ex.resp_body = None
         self.info.transactions += 1
-        self.owner.emit_transaction(ex.txn)
+        self.txns.append(ex.txn)
+        self.owner.emit_transaction(self.info, ex.txn)
 
     def close(self, how: str, frame: int, ts: float) -> None:
         self.http.close(frame, ts)
@@ -249,64 +263,3 @@ def accept_words(values: list[str]) -> list[str]:
     return out
 
 
-class DicomwebAnalyzer:
-    """Every HTTP connection of a capture: ids, hooks, what is kept."""
-
-    def __init__(self, *, keep: bool = True, max_findings: int = 100_000,
-                 next_id: Callable[[], int] | None = None) -> None:
-        self.keep = keep
-        self.max_findings = max_findings
-        self.connections: list[HttpConnectionInfo] = []
-        self.transactions: list[WebTransaction] = []
-        self.findings: list[Finding] = []
-        self.findings_dropped = 0
-        self.on_transaction: list[Callable[[WebTransaction], None]] = []
-        self.on_finding: list[Callable[[Finding], None]] = []
-        self.on_connection: list[Callable[[HttpConnectionInfo], None]] = []
-        self._ids = 0
-        self._conn_ids = 0
-        self._next_id = next_id
-
-    def next_id(self) -> int:
-        if self._next_id is not None:
-            return self._next_id()
-        self._ids += 1
-        return self._ids
-
-    def open_connection(self, client: str, server: str, frame: int, ts: float,
-                        conn_id: int | None = None) -> DicomwebConnection:
-        """A new HTTP connection; feed ``result.http.directions[0/1]`` with client/server
-        bytes (they are TCP sinks: ``feed``, ``gap``) and call ``close_connection`` at its
-        end."""
-        if conn_id is None:
-            self._conn_ids += 1
-            conn_id = self._conn_ids
-        info = HttpConnectionInfo(conn_id, client, server)
-        info.first_frame, info.start = frame, ts
-        return DicomwebConnection(self, info)
-
-    def close_connection(self, conn: DicomwebConnection, how: str, frame: int,
-                         ts: float) -> None:
-        conn.close(how, frame, ts)
-        info = conn.info
-        info.last_frame, info.end = frame, ts
-        info.bytes = {"client": conn.http.requests.bytes_in,
-                      "server": conn.http.responses.bytes_in}
-        if self.keep:
-            self.connections.append(info)
-        for cb in self.on_connection:
-            cb(info)
-
-    def emit_transaction(self, txn: WebTransaction) -> None:
-        if self.keep:
-            self.transactions.append(txn)
-        for cb in self.on_transaction:
-            cb(txn)
-
-    def emit_finding(self, f: Finding) -> None:
-        if len(self.findings) < self.max_findings:
-            self.findings.append(f)
-        else:
-            self.findings_dropped += 1
-        for cb in self.on_finding:
-            cb(f)

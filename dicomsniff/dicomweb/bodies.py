@@ -9,6 +9,7 @@ body keeps its first bytes (to tell what it is) and, when asked, a copy up to a 
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from dissectors.http.mediatype import parse_media_type
@@ -18,16 +19,61 @@ from . import payload
 
 MAX_PARTS_LISTED = 1000  # part summaries kept per message; the rest are counted
 SNIFF_BYTES = 64
+MAX_RATIO = 64  # decoded bytes per Content-Encoded byte (plus 1 MiB) before decoding stops
+_STEP = 1 << 16
+
+
+class ContentDecoder:
+    """Content-Encoding gzip / deflate (RFC 9110 8.4.1) undone as the body streams, bounded.
+
+    zlib's ``max_length`` hands out at most 64 KiB at a time whatever the stream holds, and
+    decoding stops (``exceeded``) once the output passes ``MAX_RATIO`` times the input plus
+    1 MiB: a bomb costs a bounded amount of CPU and no memory.
+    """
+
+    __slots__ = ("z", "seen", "made", "exceeded", "error")
+
+    def __init__(self, coding: str) -> None:
+        # wbits 47: gzip or zlib header, told apart by zlib itself; raw deflate is a 'deflate'
+        # that some servers send without the zlib wrapper.
+        self.z = zlib.decompressobj(47 if coding in ("gzip", "x-gzip") else 15 + 32)
+        self.seen = 0
+        self.made = 0
+        self.exceeded = False
+        self.error: str | None = None
+
+    def decode(self, data: bytes) -> list[bytes]:
+        if self.exceeded or self.error:
+            return []
+        self.seen += len(data)
+        out: list[bytes] = []
+        buf = data
+        try:
+            while buf or self.z.unconsumed_tail:
+                piece = self.z.decompress(buf or self.z.unconsumed_tail, _STEP)
+                buf = b""
+                if piece:
+                    self.made += len(piece)
+                    out.append(piece)
+                if self.made > MAX_RATIO * self.seen + (1 << 20):
+                    self.exceeded = True
+                    break
+                if not piece and not self.z.unconsumed_tail:
+                    break
+        except zlib.error as e:
+            self.error = str(e)
+        return out
 
 
 class BodyReader(MultipartHandler):
     """Feed the decoded body; read ``parts``, ``head``, ``copy`` and ``problems`` at the end."""
 
     __slots__ = ("media_type", "params", "reader", "head", "head_cap", "copy", "copy_cap",
-                 "overflow", "parts", "part_count", "problems", "_buf", "_buf_cap", "lost")
+                 "overflow", "parts", "part_count", "problems", "_buf", "_buf_cap", "lost",
+                 "decoder", "coding")
 
     def __init__(self, content_type: str | None, *, copy_cap: int = 0,
-                 head_cap: int = SNIFF_BYTES) -> None:
+                 head_cap: int = SNIFF_BYTES, content_encoding: str | None = None) -> None:
         self.media_type, self.params = parse_media_type(content_type)
         self.head = bytearray()
         self.head_cap = head_cap
@@ -40,6 +86,14 @@ class BodyReader(MultipartHandler):
         self._buf = bytearray()
         self._buf_cap = 0
         self.lost = False
+        self.coding = (content_encoding or "").strip().lower() or None
+        self.decoder: ContentDecoder | None = None
+        if self.coding in ("gzip", "x-gzip", "deflate"):
+            self.decoder = ContentDecoder(self.coding)
+        elif self.coding not in (None, "identity"):
+            self.problems.append(("CONTENT-ENCODING", f"Content-Encoding {self.coding} is not "
+                                  "decoded: the body is counted, not read"))
+            self.lost = True
         self.reader: MultipartReader | None = None
         if self.media_type.startswith("multipart/"):
             boundary = self.params.get("boundary")
@@ -54,6 +108,23 @@ class BodyReader(MultipartHandler):
     def feed(self, data: bytes) -> None:
         if self.lost:
             return
+        if self.decoder is not None:
+            for piece in self.decoder.decode(data):
+                self._feed(piece)
+            if self.decoder.exceeded:
+                self.problems.append(("CONTENT-ENCODING", f"the {self.coding} body inflates "
+                                      f"more than {MAX_RATIO} times: not decoded further"))
+                self.lost = True
+                self.copy = None
+            elif self.decoder.error:
+                self.problems.append(("CONTENT-ENCODING", f"the {self.coding} body is not "
+                                      f"valid: {self.decoder.error}"))
+                self.lost = True
+                self.copy = None
+            return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         if self.reader is not None:
             self.reader.feed(data)
             return

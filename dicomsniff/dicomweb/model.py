@@ -181,6 +181,17 @@ class WebTransaction(Record):
         return self.response_time - self.request_time
 
     @property
+    def short_target(self) -> str:
+        """The target with its UIDs as {study}, {series}, {sop}, {workitem} and, when the
+        query is told in words, without its query string: a path of three UIDs fits no line."""
+        path = self.target.split("?", 1)[0] if self.query else self.target
+        for uid, what in ((self.study, "study"), (self.series, "series"),
+                          (self.instance, "sop"), (self.workitem, "workitem")):
+            if uid:
+                path = path.replace(uid, "{" + what + "}")
+        return path
+
+    @property
     def sop_instance(self) -> str | None:
         return self.instance or (self.instances[0]["sop_instance"] if len(self.instances) == 1
                                  else None)

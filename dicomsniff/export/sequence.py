@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import Association, Finding, Transaction
 from . import labels as L
@@ -165,6 +166,36 @@ class _Builder:
                      a.last_frame)
         self.slow = set()
         self.findings(a.findings, sides, p, a.last_frame)
+
+    # -- one DICOMweb (HTTP) connection --------------------------------------------------------
+    def web_connection(self, web: Any) -> None:
+        """A DICOMweb connection (dicomsniff/dicomweb): each request an arrow from the user
+        agent to the origin server, its response a dashed arrow back, like a DIMSE exchange."""
+        info, txns = web.info, web.txns
+        agent = (info.user_agent or "HTTP client").split(" ")[0][:24]
+        sides = (self.actor(agent, info.client, False),
+                 self.actor("DICOMweb", info.server, True))
+        p = f"#{info.id} " if self.multi else ""
+        for t in txns:
+            self.add(Message(sides[0], sides[1], [f"{p}{t.command} {t.action}",
+                                                  *L.wrap(f"{t.method} {t.short_target}")[:2]],
+                             time=t.request_time), t.request_frame)
+            if t.status is None:
+                self.add(Note(*sides, [f"{p}{t.command}: no response"], "warning"), None,
+                         t.request_frame)
+                continue
+            style = {"Failure": "failure", "Warning": "warning"}.get(t.status_category or "",
+                                                                     "normal")
+            lines = [f"{p}{t.status} {t.reason_phrase or ''}".rstrip()
+                     + self.latency(t.request_time, t.response_time)]
+            if t.results is not None:
+                lines.append(L.plural(t.results, "result"))
+            elif t.instances:
+                lines.append(L.plural(len(t.instances), "instance"))
+            self.add(Message(sides[1], sides[0], lines, reply=True, style=style,
+                             time=t.response_time),
+                     t.response_frames[-1] if t.response_frames else None, t.request_frame)
+        self.findings(web.found, sides, p, info.last_frame)
 
     def control(self, a: Association, sides: tuple[int, int], p: str, pdu: Pdu) -> None:
         """A-ASSOCIATE, A-RELEASE, A-ABORT: the association's own messages."""
@@ -423,16 +454,22 @@ def _data_only(pdu: Pdu) -> bool:
 
 def build(associations: Sequence[Association], *, log: WireLog | None = None,
           selection: Selection | None = None, options: Options | None = None,
-          capture_findings: Sequence[Finding] = (), title: str = "DICOM sequence") -> Diagram:
-    """The diagram of ``associations`` (already selected), interleaved by frame."""
+          capture_findings: Sequence[Finding] = (), title: str = "DICOM sequence",
+          web: Sequence[Any] = ()) -> Diagram:
+    """The diagram of ``associations`` (already selected), interleaved by frame; ``web``:
+    DICOMweb connections (dicomsniff/dicomweb/session.py's ``closed``) drawn among them."""
     opts = options or Options()
-    b = _Builder(log, opts, multi=len(associations) > 1)
+    b = _Builder(log, opts, multi=len(associations) + len(web) > 1)
     for a in associations:
         b.association(a, selection)
+    for w in web:
+        b.web_connection(w)
     last = max((a.last_frame or 0 for a in associations), default=None)
     b.findings(capture_findings, (ALL, ALL), "capture: ", last)
     parts = [selection.description] if selection is not None and selection.description else []
     parts.append(L.plural(len(associations), "association"))
+    if web:
+        parts.append(L.plural(len(web), "DICOMweb connection"))
     if opts.level == "pdu":
         parts.append("every PDU")
     legend = [L.association_line(a) for a in associations[:LEGEND_MAX]]

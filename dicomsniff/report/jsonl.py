@@ -44,6 +44,17 @@ class JsonLinesWriter:
         for f in a.findings:
             self._write(f.to_record())
 
+    def http_connection(self, connection: Any, transactions: list[Any],
+                        findings: list[Finding]) -> None:
+        """A DICOMweb HTTP connection as it ends: its record, transactions, findings
+        (docs/dicomweb.md)."""
+        if not self.findings_only:
+            self._write(connection.to_record())
+            for t in transactions:
+                self._write(t.to_record())
+        for f in findings:
+            self._write(f.to_record())
+
     def finding(self, f: Finding) -> None:
         """Capture-level findings (association findings come with their association)."""
         if f.association is None:

@@ -375,8 +375,10 @@ def print_report(console: Console, associations: list[Association],
                  capture_findings: list[Finding], summary_rows: list[dict[str, Any]],
                  stats: Any, outcomes: dict[str, int], *, findings_only: bool = False,
                  all_contexts: bool = False, local: bool = False,
-                 selection: Any = None) -> None:
-    """``selection`` (report/selection.py): the associations and transactions to show."""
+                 selection: Any = None, others: Any = None) -> None:
+    """``selection`` (report/selection.py): the associations and transactions to show.
+    ``others``: another protocol's part of the story (report/dicomweb.py's ``WebPart``): its
+    headline, its findings and its blocks, told in time order with the associations."""
     chosen = ""
     if selection is not None and not selection.empty:
         total = len(associations)
@@ -390,10 +392,14 @@ def print_report(console: Console, associations: list[Association],
         console.print(Text(chosen, style="dim"))
     from .digest import digest_table  # one line per finding code, worst first
 
-    digest = digest_table([*capture_findings, *(f for a in associations for f in a.findings)])
+    if others is not None and others.headline:
+        console.print(others.headline)
+    web_findings = list(others.findings) if others is not None else []
+    digest = digest_table([*capture_findings, *(f for a in associations for f in a.findings),
+                           *web_findings])
     if digest is not None:
         console.print(digest)
-    worst = sorted((f for a in associations for f in a.findings),
+    worst = sorted([*(f for a in associations for f in a.findings), *web_findings],
                    key=lambda f: ("error", "warning", "info").index(f.severity))
     if capture_findings:
         console.print(Text("Capture", style="bold"))
@@ -402,9 +408,14 @@ def print_report(console: Console, associations: list[Association],
         if worst:
             console.print(findings_list(worst, association=True))
         return
-    for a in associations:
-        txns = selection.transactions(a) if selection is not None else None
-        console.print(association_block(a, verbose=all_contexts, local=local,
-                                        transactions=txns))
+    blocks: list[tuple[float, int, Any]] = [
+        (a.start or 0.0, a.id, lambda a=a: association_block(
+            a, verbose=all_contexts, local=local,
+            transactions=selection.transactions(a) if selection is not None else None))
+        for a in associations]
+    if others is not None:
+        blocks += others.blocks
+    for _start, _id, block in sorted(blocks, key=lambda b: (b[0], b[1])):
+        console.print(block())
     if summary_rows:
         console.print(summary_table(summary_rows))

@@ -22,11 +22,11 @@ direction hunts for the next request line or status line and carries on from the
 
 from __future__ import annotations
 
-import re
 from collections import deque
 
 import h11
 
+from .detect import METHODS, REQUEST_LINE, STATUS_LINE, looks_like_request  # noqa: F401
 from .message import CLIENT, SERVER, HttpMessage, wire_text
 
 DEFAULT_MAX_HEAD = 64 * 1024  # a request or response head (start line + header fields)
@@ -34,35 +34,6 @@ DEFAULT_MAX_PENDING = 1024  # pipelined requests still waiting for their respons
 DEFAULT_MAX_HELD = 256 * 1024  # bytes held while the parser must wait for the other side
 _ZEROS = bytes(1 << 16)
 _HUNT_CARRY = 8 * 1024
-
-# A start line at the beginning of a line: where a lost direction picks up again.
-REQUEST_LINE = re.compile(
-    rb"(?:^|(?<=\n))(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) "
-    rb"[\x21-\x7e]{1,8192} HTTP/1\.[01]\r?\n")
-STATUS_LINE = re.compile(rb"(?:^|(?<=\n))HTTP/1\.[01] [1-5][0-9][0-9][ \r\n]")
-METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT",
-           b"TRACE")
-
-
-def looks_like_request(head: bytes) -> bool | None:
-    """Is this the start of an HTTP/1.x request? None: too few bytes to tell.
-
-    The detection a dispatcher uses: a request line, whatever the port (not a port number).
-    """
-    if not head:
-        return None
-    sp = head.find(b" ", 0, 8)
-    if sp < 0:
-        if len(head) >= 8 or not any(m.startswith(head) for m in METHODS):
-            return False
-        return None
-    if head[:sp] not in METHODS:
-        return False
-    eol = head.find(b"\n")
-    if eol < 0:
-        return None if len(head) < 8200 else False
-    return REQUEST_LINE.match(head, 0, eol + 1) is not None
-
 
 class HttpHandler:
     """What the connection tells its user; every method may be overridden (all no-ops here).
@@ -372,7 +343,11 @@ class ResponseDirection(_Direction):
     def _arm(self) -> bool:
         """Tell a fresh h11 CLIENT which request it 'sent'; False when none is known yet."""
         if not self.pending:
-            return False
+            if not (self.conn.midstream and self.conn.requests.index == 0):
+                return False
+            # Picked up mid-stream: answers to requests before the capture started.
+            self.pending.append(HttpMessage(CLIENT, -1, "1.1", [], self.frame, self.ts,
+                                            method="GET", target=""))
         req = self.pending.popleft()
         self.answering = req
         p = h11.Connection(h11.CLIENT, max_incomplete_event_size=self.conn.max_head)
@@ -503,12 +478,15 @@ class HttpConnection:
     """Both directions of one HTTP/1.x connection; ``directions`` are the TCP sinks."""
 
     __slots__ = ("handler", "requests", "responses", "directions", "tunnelled", "max_head",
-                 "max_pending", "max_held")
+                 "max_pending", "max_held", "midstream")
 
     def __init__(self, handler: HttpHandler | None = None, *, max_head: int = DEFAULT_MAX_HEAD,
-                 max_pending: int = DEFAULT_MAX_PENDING,
-                 max_held: int = DEFAULT_MAX_HELD) -> None:
+                 max_pending: int = DEFAULT_MAX_PENDING, max_held: int = DEFAULT_MAX_HELD,
+                 midstream: bool = False) -> None:
+        """``midstream``: the capture started inside the connection, so responses may come
+        whose requests were never captured (read as answers to an unseen GET)."""
         self.handler = handler if handler is not None else HttpHandler()
+        self.midstream = midstream
         self.max_head = max_head
         self.max_pending = max_pending
         self.max_held = max_held

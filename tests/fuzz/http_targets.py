@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from hypothesis import strategies as st
 
-from dicomsniff.dicomweb.analyzer import DicomwebAnalyzer
+from dicomsniff.dicomweb.session import DicomwebAnalyzer
 from dissectors.http.multipart import MultipartHandler, MultipartReader
 from dissectors.http.stream import DEFAULT_MAX_HEAD, DEFAULT_MAX_HELD
 

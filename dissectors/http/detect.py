@@ -1,0 +1,39 @@
+"""Is it HTTP? A request line at the start of a connection (the dispatch table's test).
+
+Kept apart from the parser so that registering HTTP in the dispatch table costs a regular
+expression, not h11's import, for a capture that holds no HTTP at all.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A start line at the beginning of a line: where a lost direction picks up again.
+REQUEST_LINE = re.compile(
+    rb"(?:^|(?<=\n))(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) "
+    rb"[\x21-\x7e]{1,8192} HTTP/1\.[01]\r?\n")
+STATUS_LINE = re.compile(rb"(?:^|(?<=\n))HTTP/1\.[01] [1-5][0-9][0-9][ \r\n]")
+METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT",
+           b"TRACE")
+
+
+def looks_like_request(head: bytes) -> bool | None:
+    """Is this the start of an HTTP/1.x request? None: too few bytes to tell.
+
+    The detection a dispatcher uses: a request line, whatever the port (not a port number).
+    """
+    if not head:
+        return None
+    sp = head.find(b" ", 0, 8)
+    if sp < 0:
+        if len(head) >= 8 or not any(m.startswith(head) for m in METHODS):
+            return False
+        return None
+    if head[:sp] not in METHODS:
+        return False
+    eol = head.find(b"\n")
+    if eol < 0:
+        return None if len(head) < 8200 else False
+    return REQUEST_LINE.match(head, 0, eol + 1) is not None
+
+
