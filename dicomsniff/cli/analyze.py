@@ -112,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
         analyzer.on_association.append(json_association)
         analyzer.on_finding.append(writer.finding)
-        web.on_connection.append(writer.http_connection)
+        if sel.empty:  # the selection options select associations
+            web.on_connection.append(writer.http_connection)
     elif args.csv:
         from ..report.csvout import CsvWriter
 
