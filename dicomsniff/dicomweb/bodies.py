@@ -42,11 +42,12 @@ class ContentDecoder:
         self.exceeded = False
         self.error: str | None = None
 
-    def decode(self, data: bytes) -> list[bytes]:
+    def decode(self, data: bytes):
+        """The decoded pieces of ``data``, each at most 64 KiB, yielded as made (never a list:
+        a bomb's output is consumed and dropped piece by piece)."""
         if self.exceeded or self.error:
-            return []
+            return
         self.seen += len(data)
-        out: list[bytes] = []
         buf = data
         try:
             while buf or self.z.unconsumed_tail:
@@ -54,15 +55,14 @@ class ContentDecoder:
                 buf = b""
                 if piece:
                     self.made += len(piece)
-                    out.append(piece)
+                    yield piece
                 if self.made > MAX_RATIO * self.seen + (1 << 20):
                     self.exceeded = True
-                    break
+                    return
                 if not piece and not self.z.unconsumed_tail:
-                    break
+                    return
         except zlib.error as e:
             self.error = str(e)
-        return out
 
 
 class BodyReader(MultipartHandler):
@@ -111,6 +111,8 @@ class BodyReader(MultipartHandler):
         if self.decoder is not None:
             for piece in self.decoder.decode(data):
                 self._feed(piece)
+                if self.lost:
+                    break
             if self.decoder.exceeded:
                 self.problems.append(("CONTENT-ENCODING", f"the {self.coding} body inflates "
                                       f"more than {MAX_RATIO} times: not decoded further"))
