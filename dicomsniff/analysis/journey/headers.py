@@ -52,7 +52,9 @@ _LONG_LE = frozenset(int.from_bytes(v.to_bytes(2, "big"), "little") for v in _LO
 _SQ_LE = int.from_bytes(b"SQ", "little")
 _EXPLICIT_LE = struct.Struct("<HHHH").unpack_from  # group, element, VR, 16-bit length
 _U32_LE = struct.Struct("<I").unpack_from
-_UPPER = tuple(65 <= b <= 90 for b in range(256))
+# Every other VR of PS3.5 Table 6.2-1 (2-byte length in explicit VR), as little-endian ints.
+_SHORT_LE = frozenset(int.from_bytes(v.encode(), "little") for v in (
+    "AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US").split())
 _LE = (struct.Struct("<H").unpack_from, struct.Struct("<I").unpack_from,
        struct.Struct("<HH").unpack_from)
 _BE = (struct.Struct(">H").unpack_from, struct.Struct(">I").unpack_from,
@@ -167,22 +169,22 @@ class HeaderReader:
                 while n - pos >= 8:
                     group, elem, vr, length = _EXPLICIT_LE(buf, pos)
                     tag = group << 16 | elem
-                    if group == 0xFFFE or vr == _SQ_LE:
-                        break
                     if tag > STOP_AFTER:
+                        if group == 0xFFFE:
+                            break  # an item at the top level: the general way reports it
                         self._finish()
                         return
-                    if vr in _LONG_LE:
+                    if vr in _SHORT_LE:
+                        hdr = 8
+                    elif vr in _LONG_LE and vr != _SQ_LE:
                         if n - pos < 12:
                             break
                         length = _U32_LE(buf, pos + 8)[0]
                         if length == UNDEFINED:
                             break
                         hdr = 12
-                    elif _UPPER[buf[pos + 4]] and _UPPER[buf[pos + 5]]:
-                        hdr = 8
                     else:
-                        break  # the general way reports it
+                        break  # a sequence, or no VR where one belongs: the general way
                     key = TOP.get(tag)
                     if key is None or length > MAX_VALUE:
                         pos += hdr
