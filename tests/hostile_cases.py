@@ -124,3 +124,36 @@ def mpps_association(dataset: bytes, ts: str = EXPLICIT, port: int = 50002) -> l
                                                         0x1000: inst.encode()})))),
           (0, b.release_rq()), (1, b.release_rp())]
     return conversation(ex, port)
+
+
+# -- wire strings that try to drive the terminal ------------------------------------------------
+
+#: ESC/CSI, OSC title change with BEL, right-to-left override, CR+LF faking a line, the Unicode
+#: line separator, a literal backslash-x sequence that would read as an escaped ESC, C1 CSI.
+EVIL_TEXT = ("\\x1bLIT\x1b[31mRED\x1b]0;pwned\x07\u202eTXT\r\nFAKE 0 findings"
+             "\u2028S\u2029P\u2066I\u009b2J")
+EVIL_MARKS = ("\x1b", "\x07", "\u202e", "\r", "\n", "\u2028", "\u2029", "\u2066", "\u009b")
+
+
+def evil_identifier(text: str = EVIL_TEXT) -> bytes:
+    """A C-FIND identifier in UTF-8 (ISO_IR 192) whose Patient Comments (LT: backslash is
+    a character there, not a separator) and Patient's Name carry ``text``."""
+    return (explicit(0x0008, 0x0005, "CS", b"ISO_IR 192")
+            + explicit(0x0008, 0x0052, "CS", b"PATIENT")
+            + explicit(0x0010, 0x0010, "PN", text.replace("\\", "/").encode())
+            + explicit(0x0010, 0x4000, "LT", text.encode()))
+
+
+def evil_find() -> list[bytes]:
+    """A C-FIND whose query and response carry :data:`EVIL_TEXT` (and do not match)."""
+    return find_association(evil_identifier(), [evil_identifier(EVIL_TEXT[::-1])])
+
+
+def long_strings_association(n: int = 2000) -> list[bytes]:
+    """An association whose implementation version name is ``n`` characters (PS3.7 D.3.3.2
+    allows 16) and whose implementation class UID is 500 (64 allowed)."""
+    rq_assoc = b.associate_rq(calling="LONG", user=b.user_info(version="V" * n,
+                                                               impl_uid="1.2." + "3" * 500))
+    rq, ac = b.echo_exchange()
+    return conversation([(0, rq_assoc), (1, b.associate_ac(calling="LONG")),
+                         (0, rq[len(b.associate_rq()):]), (1, ac[len(b.associate_ac()):])])

@@ -189,3 +189,90 @@ def test_multi_valued_keys_are_not_compared_pairwise(tmp_path: Path, hit: bool) 
     assert bool(mism) != hit, mism
     if mism:
         assert "(200000 values)" in mism[0]["message"] and len(mism[0]["message"]) < 2000
+
+
+# -- one escaping for every output path (dissectors/wiretext.py) ------------------------------
+
+def _no_marks(text: str, where: str) -> None:
+    for m in h.EVIL_MARKS:
+        if m in ("\r", "\n"):
+            continue  # the output's own line ends: checked per line below
+        assert m not in text, f"{where}: {m!r} reached the output"
+    assert "FAKE 0 findings" not in [ln.strip() for ln in text.splitlines()], (
+        f"{where}: a wire CR+LF made a line of its own")
+
+
+@pytest.fixture(scope="module")
+def evil(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pcap(tmp_path_factory.mktemp("evil") / "evil-find.pcap", h.evil_find())
+
+
+def test_check_queries_text_escapes_wire_values(evil: Path) -> None:
+    r = run_cli("show", str(evil), "--check-queries")
+    _ok(r, "check-queries")
+    _no_marks(r.stdout, "show --check-queries")
+
+
+def test_check_queries_json_escapes_wire_values(evil: Path) -> None:
+    r = run_cli("show", str(evil), "--check-queries", "--json")
+    _ok(r, "check-queries --json")
+    msgs = [f["message"] for f in _findings(r)]
+    assert msgs
+    for m in msgs:
+        _no_marks(m, "check-queries JSON message")
+        assert "\r" not in m and "\n" not in m
+    lt = next(m for m in msgs if "PatientComments" in m)
+    assert "\\x5cx1bLIT\\x1b[31mRED" in lt and "\\u202e" in lt and "\\x0d\\x0a" in lt
+
+
+def test_show_tree_escapes_wire_values(evil: Path) -> None:
+    r = run_cli("show", str(evil), "--transaction", "1")
+    _ok(r, "show")
+    _no_marks(r.stdout, "show")
+    assert "\\u202e" in r.stdout and "\\u2028" in r.stdout and "\\x5c" in r.stdout
+
+
+def test_tui_dataset_tree_escapes_wire_values() -> None:
+    from dicomsniff.tui.dataset import Collected, decode
+
+    c = Collected(0, 1, {}, bytearray(h.evil_identifier()))
+    c.total = len(c.data)
+    text = "\n".join(e.label.plain for e in decode(c, h.EXPLICIT))
+    _no_marks(text, "TUI data set")
+    # pydicom decodes a UTF-8 value holding ESC as ISO 2022, falling back to Latin-1: the
+    # override then shows as its three octets, still escaped where they are controls
+    assert "\\x5cx1bLIT\\x1b[31mRED" in text and "\\x0d\\x0a" in text
+
+
+def test_escape_covers_every_invisible_class() -> None:
+    from dissectors.wiretext import escape, from_bytes
+
+    assert escape("A\u202eB") == "A\\u202eB"
+    assert escape("a\\b") == "a\\x5cb" and from_bytes(b"a\\b") == "a\\x5cb"
+    assert escape("\U000e0001tag") == "\\U000e0001tag"  # a language tag (Cf) is invisible
+    assert escape("山田^太郎") == "山田^太郎"  # printable text of any script is kept
+    assert from_bytes("é".encode()) == "\\xc3\\xa9"
+
+
+@pytest.fixture(scope="module")
+def long_strings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pcap(tmp_path_factory.mktemp("long") / "long.pcap",
+                      h.long_strings_association())
+
+
+def test_long_wire_strings_are_cut_in_text_and_whole_in_json(long_strings: Path,
+                                                              tmp_path: Path) -> None:
+    text = run_cli("analyze", str(long_strings), "--no-progress")
+    _ok(text, "analyze")
+    assert "V" * 65 not in text.stdout and "V...(2000" in text.stdout
+    assert "3" * 65 not in text.stdout
+    js = run_cli("analyze", str(long_strings), "--json", "--no-progress")
+    _ok(js, "analyze --json")
+    assert "V" * 2000 in js.stdout
+    live = run_cli("live", "-r", str(long_strings))
+    _ok(live, "live -r")
+    assert "V" * 65 not in live.stdout
+    svg = tmp_path / "d.svg"
+    d = run_cli("diagram", str(long_strings), "-o", str(svg))
+    _ok(d, "diagram")
+    assert "V" * 65 not in svg.read_text()

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dissectors.wiretext import shorten
+
 from ..model import Association, Finding, Transaction
 from . import labels as L
 from .selection import Selection
@@ -115,7 +117,7 @@ class _Builder:
     # -- helpers ----------------------------------------------------------------------------
     def actor(self, title: str | None, endpoint: str, listening: bool) -> int:
         host, port = _split(endpoint)
-        key = ((title or "?").strip() or "?", host)
+        key = (shorten((title or "?").strip() or "?"), host)
         idx = self.actors.get(key)
         if idx is None:
             idx = self.actors[key] = len(self.actor_list)

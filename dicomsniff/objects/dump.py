@@ -7,7 +7,6 @@ found in plain output too. Pixel data is never decoded: its size is shown instea
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -15,6 +14,7 @@ from rich.text import Text
 
 from dissectors.dimse.command import COMMAND_ELEMENTS, COMMAND_NAMES
 from dissectors.dimse.status import failure_reason, format_status
+from dissectors.wiretext import escape, shorten
 
 from ..uids import uid_name
 
@@ -24,18 +24,18 @@ COLUMN = 52  # where the "# Keyword" comment starts, as dcmdump aligns it
 MAX_VALUE = 96  # characters of a value shown; the rest is cut with "..."
 BULK_TAGS = {0x7FE00010: "pixel data", 0x7FE00008: "float pixel data",
              0x7FE00009: "double float pixel data", 0x54001010: "waveform data"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _PRIORITY = {0: "MEDIUM", 1: "HIGH", 2: "LOW"}
 _BY_KEYWORD = {kw: (elem, vr) for elem, (kw, vr) in COMMAND_ELEMENTS.items()}
 
 
 def safe(text: str) -> str:
-    """Control characters as \\xNN: a value cannot move the cursor or restyle the terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """A decoded wire value as :func:`dissectors.wiretext.escape` shows it: controls, bidi
+    overrides, line separators and the backslash escaped."""
+    return escape(text)
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_VALUE else text[:MAX_VALUE - 3] + "..."
+    return shorten(text, MAX_VALUE)
 
 
 def line(depth: int, tag: str, vr: str, value: str, comment: str, key: bool = False) -> Text:

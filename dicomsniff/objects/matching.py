@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from dissectors.wiretext import shown
+
 SECTION = {"missing": "PS3.4 C.2.2.2.3 / C.4.1.1.3.2", "single": "PS3.4 C.2.2.2.1",
            "uid-list": "PS3.4 C.2.2.2.2", "wildcard": "PS3.4 C.2.2.2.4",
            "range": "PS3.4 C.2.2.2.5", "sequence": "PS3.4 C.2.2.2.6"}
@@ -161,8 +163,9 @@ def _number(text: str) -> object:
 
 
 def _shown(values: list[str], limit: int = 8) -> str:
-    """The asked values for a message: a few, then how many more."""
-    head = "\\".join(values[:limit])
+    """Wire values for a message: each escaped and cut (:mod:`dissectors.wiretext`), a few
+    of them, then how many there were."""
+    head = "\\".join(shown(v) for v in values[:limit])
     return head if len(values) <= limit else f"{head}\\... ({len(values)} values)"
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dissectors.dimse.assembler import Message
+from dissectors.wiretext import shown
 
 from ..model import Association, Finding, Transaction
 from ..uids import uid_name
@@ -76,6 +77,7 @@ class QueryChecker:
         pc = a.contexts.get(m.context_id)
         ds, problem, _ts = decode(spool, pc.transfer_syntax if pc else None)
         spool.discard()
+        problem = shown(problem or "", 300)  # pydicom's words may quote the wire
         if m.command_field == C_FIND_RQ:
             if ds is not None:
                 self._open[(a.id, side, m.command.get("MessageID"))] = _Query(ds, m.frame)

@@ -83,7 +83,7 @@ def message_lines(col: Collected, n: int, shown: Shown, deid: Any = None,
             out.append(Text(" " + safe(s), style="green"))
         out += dataset_lines(ds, keys_for(t.sop_class, uid_name(t.sop_class)))
     if problem:
-        out.append(Text(f" {problem}", style="yellow"))
+        out.append(Text(f" {safe(problem)}", style="yellow"))
     return out
 
 

@@ -17,6 +17,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
+from dissectors.wiretext import shorten
+
 from .. import units
 from ..analysis.engine import Analyzer
 from ..analysis.summary import Summary
@@ -161,7 +163,7 @@ _size = units.size
 
 
 def _ae(value: str | None) -> str:
-    return value.strip() if value else "?"
+    return shorten(value.strip()) if value else "?"
 
 
 class ConsoleOutput:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dissectors.ul.reasons import context_result
+from dissectors.wiretext import shorten
 
 from .. import units
 from ..model import Association, Finding, Side, Transaction
@@ -45,9 +46,9 @@ def _uid(uid: str | None) -> Text:
     t = Text()
     if name:
         t.append(name)
-        t.append(f"\n{uid}", style="dim")
+        t.append(f"\n{shorten(uid)}", style="dim")
     else:
-        t.append(uid)
+        t.append(shorten(uid))
     return t
 
 
@@ -76,16 +77,16 @@ def _side_text(label: str, s: Side, verbose: bool = False) -> Text:
     t.append(f"{label}: ", style="bold")
     t.append(f"max PDU {s.max_pdu if s.max_pdu is not None else '-'}")
     t.append("; implementation ")
-    t.append(s.implementation_class_uid or "-")
+    t.append(shorten(s.implementation_class_uid or "-"))
     if s.implementation_version_name:
-        t.append(f" {s.implementation_version_name}")
+        t.append(f" {shorten(s.implementation_version_name)}")
     if s.async_invoked is not None:
         t.append(f"; async window invoked {s.async_invoked} performed {s.async_performed}")
     if s.roles:
         t.append("; " + _roles_text(s.roles, verbose))
     for x in s.extended:
         name = uid_name(x["sop_class"]) or x["sop_class"]
-        t.append(f"; extended negotiation {name} info={x['info'] or '-'}")
+        t.append(f"; extended negotiation {shorten(name)} info={shorten(x['info'] or '-')}")
     for x in s.common_extended:
         name = uid_name(x["sop_class"]) or x["sop_class"]
         t.append(f"; common extended negotiation {name}")
@@ -94,7 +95,7 @@ def _side_text(label: str, s: Side, verbose: bool = False) -> Text:
         if "type" in ui:
             t.append(f"; user identity {ui['type_text']}")
             if ui.get("username"):
-                t.append(f" user {ui['username']}")
+                t.append(f" user {shorten(ui['username'])}")
             t.append(", positive response requested" if ui.get("response_requested")
                      else ", no response requested")
         else:
@@ -105,10 +106,10 @@ def _side_text(label: str, s: Side, verbose: bool = False) -> Text:
 def association_title(a: Association) -> Text:
     head = Text()
     head.append(f"#{a.id} ", style="bold")
-    head.append(a.calling_ae or "?", style="bold cyan")
+    head.append(shorten(a.calling_ae or "?"), style="bold cyan")
     head.append(f" {a.client}")
     head.append(" -> ")
-    head.append(a.called_ae or "?", style="bold cyan")
+    head.append(shorten(a.called_ae or "?"), style="bold cyan")
     head.append(f" {a.server}  ")
     head.append(a.outcome.upper(), style=OUTCOME_STYLE.get(a.outcome, ""))
     if a.outcome in ("rejected", "aborted"):

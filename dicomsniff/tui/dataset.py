@@ -17,6 +17,7 @@ from typing import Any
 from rich.text import Text
 
 from dissectors.dimse.assembler import DatasetSink
+from dissectors.wiretext import escape, shorten
 
 from .. import inflate
 from ..model import Association, Transaction
@@ -259,8 +260,15 @@ def _value(elem: Any) -> str:
         return f"{len(v)} bytes"
     if v is None or v == "":
         return "(empty)"
-    try:
-        text = elem.repval
-    except Exception:  # noqa: BLE001
-        text = repr(v)
-    return text if len(text) <= 200 else text[:199] + "…"
+    if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+        text = "[" + ", ".join(_one(x) for x in v) + "]"
+    else:
+        text = _one(v)
+    return shorten(text, 200)
+
+
+def _one(v: Any) -> str:
+    """One value as pydicom's ``repval`` shows it (text quoted), escaped as every output is."""
+    if isinstance(v, (int, float)):
+        return str(v)
+    return f"'{escape(str(v))}'"

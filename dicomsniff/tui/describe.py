@@ -14,6 +14,7 @@ from rich.text import Text
 
 from dissectors.ul import pdu
 from dissectors.ul.pdu import PDU_NAMES
+from dissectors.wiretext import shorten
 
 from ..model import Association, Side, Transaction
 from ..report.text import findings_list, transactions_table
@@ -53,9 +54,9 @@ def uid_text(uid: str | None) -> Text:
 def association_line(a: Association) -> Text:
     t = Text()
     t.append(f"#{a.id} ", style="bold")
-    t.append(a.calling_ae or "?", style="bold cyan")
+    t.append(shorten(a.calling_ae or "?"), style="bold cyan")
     t.append(f" {a.client} -> ")
-    t.append(a.called_ae or "?", style="bold cyan")
+    t.append(shorten(a.called_ae or "?"), style="bold cyan")
     t.append(f" {a.server}  ")
     t.append(a.outcome, style="bold")
     if a.source or a.reason:
@@ -194,7 +195,7 @@ def _association_rows(a: Association, kind: str) -> list[tuple[str, Any]]:
 def _side(label: str, s: Side) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [
         (f"{label} max PDU", s.max_pdu),
-        (f"{label} implementation", Text(" ".join(x for x in (
+        (f"{label} implementation", Text(" ".join(shorten(x) for x in (
             s.implementation_class_uid, s.implementation_version_name) if x) or "-")),
     ]
     if s.async_invoked is not None:
@@ -205,12 +206,12 @@ def _side(label: str, s: Side) -> list[tuple[str, Any]]:
                                            f"SCU {r['scu_role']} SCP {r['scp_role']}")))
     for x in s.extended:
         rows.append((f"{label} extended", Text(f"{uid_name(x['sop_class']) or x['sop_class']}"
-                                               f" {x['info']}")))
+                                               f" {shorten(x['info'] or '')}")))
     if s.user_identity:
         ui = s.user_identity
         rows.append((f"{label} user identity", Text(
             str(ui.get("type_text") or "server response")
-            + (f", user {ui['username']}" if ui.get("username") else ""))))
+            + (f", user {shorten(ui['username'])}" if ui.get("username") else ""))))
     return rows
 
 

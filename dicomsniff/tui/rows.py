@@ -11,6 +11,8 @@ from typing import Any
 
 from rich.text import Text
 
+from dissectors.wiretext import shorten
+
 from .. import units
 from ..model import Association, Finding
 from .store import FAILURE, OPEN, SUCCESS, WARNING, Store
@@ -63,8 +65,8 @@ def association_cells(a: Association, store: Store) -> tuple[list[Text], str]:
     cells = [
         Text(str(a.id)),
         Text(clock(a.start)),
-        Text(a.calling_ae or "?", style="bold"),
-        Text(a.called_ae or "?", style="bold"),
+        Text(shorten(a.calling_ae or "?"), style="bold"),
+        Text(shorten(a.called_ae or "?"), style="bold"),
         Text(outcome, style=style),
         Text(s.ops_text or "-"),
         Text(str(s.failures) if s.failures else "", style="bold red"),

@@ -9,33 +9,25 @@ maps each to one character, so nothing is lost or invented), then escaped by ``w
 
 from __future__ import annotations
 
-import re
-
 from dissectors._plain import Record
+from dissectors.wiretext import from_bytes
 
 CLIENT = 0  # the side that sent the first request: its bytes are requests
 SERVER = 1
 
-_UNSAFE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
 
 
 def wire_text(raw: bytes) -> str:
-    """Wire octets as text for people, as ``dissectors.ul.items.wire_str`` does: printable
-    ASCII kept, every other octet (controls, DEL, non-ASCII) and the backslash as ``\\xNN``,
-    so a header cannot move a terminal's cursor or forge a line of a report, and the escaping
-    can be undone."""
-    text = raw.decode("latin-1")
-    if _UNSAFE.search(text) is None:
-        return text
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """Wire octets as text for people: :func:`dissectors.wiretext.from_bytes`, the escaping
+    every output shares (printable ASCII kept, every other octet and the backslash as
+    ``\\xNN``)."""
+    return from_bytes(raw)
 
 
 def safe_text(text: str) -> str:
     """A string decoded from the wire (percent-decoding, JSON, a data set) escaped the same
     way: its UTF-8 octets through :func:`wire_text`."""
-    if _UNSAFE.search(text) is None:
-        return text
-    return wire_text(text.encode("utf-8", "backslashreplace"))
+    return from_bytes(text.encode("utf-8", "backslashreplace"))
 
 
 class HttpMessage(Record):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from ..wiretext import from_bytes
 from .events import (
     AcceptedContext,
     AssociateAC,
@@ -48,8 +49,6 @@ _U32 = struct.Struct("!I")
 # Problem = (code, message); codes are stable identifiers for findings.
 Problem = tuple[str, str]
 
-_SAFE = {c: chr(c) for c in range(0x20, 0x7F) if c != 0x5C}
-
 
 def wire_str(raw: bytes | memoryview, *, strip_nul: bool = True) -> str:
     """Bytes from the wire as a safe, printable string.
@@ -61,14 +60,7 @@ def wire_str(raw: bytes | memoryview, *, strip_nul: bool = True) -> str:
     b = bytes(raw)
     if strip_nul:
         b = b.rstrip(b"\x00")
-    b = b.strip(b" ")
-    try:
-        s = b.decode("ascii")
-        if s.isprintable() and "\\" not in s:
-            return s
-    except UnicodeDecodeError:
-        pass
-    return "".join(_SAFE.get(c) or f"\\x{c:02x}" for c in b)
+    return from_bytes(b.strip(b" "))
 
 
 def _sub_items(buf: bytes, start: int, end: int, where: str, problems: list[Problem]):
