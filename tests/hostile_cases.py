@@ -157,3 +157,26 @@ def long_strings_association(n: int = 2000) -> list[bytes]:
     rq, ac = b.echo_exchange()
     return conversation([(0, rq_assoc), (1, b.associate_ac(calling="LONG")),
                          (0, rq[len(b.associate_rq()):]), (1, ac[len(b.associate_ac()):])])
+
+
+def pcapng_with_clock(frames: list[bytes], tsresol: int = 0, tsoffset: int = 1 << 40,
+                      ticks: int = 0) -> bytes:
+    """A pcapng whose interface options put every time out of range: ``if_tsresol`` (option
+    9; 0 = seconds) and ``if_tsoffset`` (option 14, seconds added to every time)."""
+    def block(btype: int, body: bytes) -> bytes:
+        body += bytes(-len(body) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I",
+                                                                               len(body) + 12)
+
+    def opt(code: int, value: bytes) -> bytes:
+        return struct.pack("<HH", code, len(value)) + value + bytes(-len(value) % 4)
+
+    shb = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = opt(9, bytes([tsresol])) + opt(14, struct.pack("<q", tsoffset)) + opt(0, b"")
+    idb = block(1, struct.pack("<HHI", 1, 0, 0) + opts)
+    out = [shb, idb]
+    for i, f in enumerate(frames):
+        t = ticks + i
+        out.append(block(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(f), len(f))
+                         + f))
+    return b"".join(out)

@@ -276,3 +276,54 @@ def test_long_wire_strings_are_cut_in_text_and_whole_in_json(long_strings: Path,
     d = run_cli("diagram", str(long_strings), "-o", str(svg))
     _ok(d, "diagram")
     assert "V" * 65 not in svg.read_text()
+
+
+# -- time stamps a capture's clock cannot make us crash on ----------------------------------
+
+async def drive_tui(path: Path, *, wait: float = 15.0) -> str:
+    """The TUI on ``path`` as a user would go through it: the list, the ladder of the first
+    association, each message's command set, data set and bytes tab, the findings. Returns
+    what the screen showed last; raises whatever the app raised."""
+    from tests.test_tui import app_for, loaded, screen_text
+
+    app = app_for(path)
+    seen = []
+    async with app.run_test(size=(150, 40)) as pilot:
+        await loaded(pilot)
+        seen.append(screen_text(app))
+        if app.screen.table.rows:
+            await pilot.press("enter")
+            screen = app.screen
+            items = getattr(getattr(screen, "view", None), "ladder", None)
+            for i in range(min(len(items.items) if items else 0, 12)):
+                screen.view.cursor = i
+                for key in ("1", "3", "4"):
+                    await pilot.press(key)
+                    await pilot.pause(0.05)
+                seen.append(screen_text(app))
+            await pilot.press("escape")
+        await pilot.press("f")
+        await pilot.pause(0.1)
+        seen.append(screen_text(app))
+        await pilot.press("q")
+    return "\n".join(seen)
+
+
+@pytest.mark.parametrize("tsresol,tsoffset", [(0, 1 << 40), (0, -(1 << 40)), (0x80, 1 << 62)])
+def test_out_of_range_times_are_shown_not_raised(tmp_path: Path, tsresol: int,
+                                                 tsoffset: int) -> None:
+    """``if_tsresol``/``if_tsoffset`` that put times past year 9999 (or before year 1)."""
+    import asyncio
+
+    from tests.fuzz import seeds
+
+    cap = tmp_path / "clock.pcapng"
+    cap.write_bytes(h.pcapng_with_clock(seeds.conversation("echo"), tsresol, tsoffset))
+    for args in (("analyze", "--no-progress"), ("analyze", "--json", "--no-progress"),
+                 ("live", "-r"), ("live", "--json", "-r"), ("diagram",)):
+        r = run_cli(*args[:-1], args[-1], str(cap)) if args[-1] == "-r" else run_cli(
+            *args, str(cap))
+        _ok(r, " ".join(args))
+        assert "C-ECHO" in r.stdout or "echo" in r.stdout.lower(), (args, r.stdout[:500])
+    text = asyncio.run(drive_tui(cap))
+    assert "MODALITY" in text
