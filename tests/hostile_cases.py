@@ -180,3 +180,22 @@ def pcapng_with_clock(frames: list[bytes], tsresol: int = 0, tsoffset: int = 1 <
         out.append(block(6, struct.pack("<IIIII", 0, t >> 32, t & 0xFFFFFFFF, len(f), len(f))
                          + f))
     return b"".join(out)
+
+
+def same_uid_stores(n: int, instance: str = "1.2.3.4.5.6.7.8.1") -> list[bytes]:
+    """One association of ``n`` C-STOREs that all carry the same SOP Instance UID."""
+    ctx = [(1, b.CT_STORAGE, [b.IMPLICIT_LE])]
+    ds = struct.pack("<HHI", 0x0010, 0x0010, 8) + b"SAME^UID"
+    rq, ac = [], []
+    for i in range(1, n + 1):
+        rq.append(b.p_data(b.pdv(1, 3, b.command_set(
+            0x0001, message_id=i & 0xFFFF, sop_class=b.CT_STORAGE, sop_instance=instance,
+            priority=0, has_dataset=True)), b.pdv(1, 2, ds)))
+        ac.append(b.store_response(i & 0xFFFF, ctx=1, instance=instance))
+    c = b.TcpConversation(client=("192.0.2.1", 50010), server=("192.0.2.2", 104)).handshake()
+    c.send(0, b.associate_rq("STORESCP", "STORESCU", ctx))
+    c.send(1, b.associate_ac("STORESCP", "STORESCU", [(1, 0, b.IMPLICIT_LE)]))
+    for q, a in zip(rq, ac, strict=True):
+        c.send(0, q).send(1, a)
+    c.send(0, b.release_rq()).send(1, b.release_rp())
+    return c.close().frames

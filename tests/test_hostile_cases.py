@@ -327,3 +327,20 @@ def test_out_of_range_times_are_shown_not_raised(tmp_path: Path, tsresol: int,
         assert "C-ECHO" in r.stdout or "echo" in r.stdout.lower(), (args, r.stdout[:500])
     text = asyncio.run(drive_tui(cap))
     assert "MODALITY" in text
+
+
+# -- export naming ------------------------------------------------------------------------------
+
+def test_ten_thousand_objects_with_one_uid_are_all_written(tmp_path: Path) -> None:
+    n = 10_050
+    cap = write_pcap(tmp_path / "same-uid.pcap", h.same_uid_stores(n))
+    out = tmp_path / "out"
+    (out).mkdir()
+    squatter = out / "A0001_STORESCU-to-STORESCP_1.2.3.4.5.6.7.8.1-7.dcm"
+    squatter.write_bytes(b"not ours")  # a file already there is never replaced
+    r = run_cli("export-objects", str(cap), str(out), timeout=120)
+    _ok(r, "export-objects")
+    files = list(out.iterdir())
+    assert len(files) == n + 1, r.stderr[-500:]
+    assert squatter.read_bytes() == b"not ours"
+    assert r.seconds < 60
