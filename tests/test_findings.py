@@ -117,7 +117,7 @@ def test_refused_sop_class_and_transfer_syntaxes() -> None:
     a = analysed("findings/negotiation.pcap")
     sop = one(a, "NEG-SOP-CLASS-REJECTED")
     assert "Secondary Capture Image Storage" in sop.message and sop.severity == "warning"
-    assert "The SCP accepted CT Image Storage" in sop.message  # what it likely supports
+    assert "the SCP accepted CT Image Storage" in sop.message  # what it likely supports
     assert sop.section == "PS3.8 9.3.3.2" and sop.frame == a.associations[0].accept_frame
     ts = found(a, "NEG-TS-REJECTED")
     by_sev = {f.severity: f for f in ts}

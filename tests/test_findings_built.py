@@ -148,7 +148,7 @@ def test_broad_proposal_refusals_are_summarised() -> None:
                                                           for i in range(1, len(sops))])
     f = one(conversation(rq, ac, []).run(), "NEG-SOP-CLASS-REJECTED")
     assert f.severity == "info" and f.message.startswith("7 of the 8 proposed SOP classes")
-    assert "The SCP accepted CT Image Storage" in f.message
+    assert "the SCP accepted CT Image Storage" in f.message
 
 
 # -- DIMSE requests that do not fit their context ---------------------------------------------

@@ -8,6 +8,7 @@ the child, and what it must say.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,167 @@ def test_ten_thousand_objects_with_one_uid_are_all_written(tmp_path: Path) -> No
     assert len(files) == n + 1, r.stderr[-500:]
     assert squatter.read_bytes() == b"not ours"
     assert r.seconds < 60
+
+
+# -- findings that said the wrong thing -------------------------------------------------------
+
+def _analyze(frames: list[bytes]):
+    from dicomsniff.analysis.engine import Analyzer
+
+    an = Analyzer()
+    for i, f in enumerate(frames, 1):
+        an.feed_frame(i, 1000.0 + i * 0.01, 1, f)
+    an.finish()
+    return an
+
+
+def _with(an, code: str) -> list:
+    return [f for f in an.findings if f.code == code]
+
+
+def _store_then(end: bytes | None, side: int = 0, cut: bool = False) -> list[bytes]:
+    """A C-STORE whose data set was sent (whole, or ``cut``) and never answered, then
+    ``end`` (an A-ABORT) or, when None, the connection closes (FIN)."""
+    ctx = [(1, b.CT_STORAGE, [b.IMPLICIT_LE])]
+    ds = struct.pack("<HHI", 0x0010, 0x0010, 8) + b"LOST^IMG"
+    rq = b.store_request(1, ds, ctx=1)
+    if cut:
+        rq = rq[:-4]
+    c = b.TcpConversation(client=("192.0.2.1", 50020), server=("192.0.2.2", 104)).handshake()
+    c.send(0, b.associate_rq("STORESCP", "MODALITY", ctx))
+    c.send(1, b.associate_ac("STORESCP", "MODALITY", [(1, 0, b.IMPLICIT_LE)]))
+    c.send(0, rq)
+    if end is not None:
+        c.send(side, end)
+    return c.close().frames
+
+
+@pytest.mark.parametrize("end,side,cut", [
+    (b.abort(0, 0), 0, False),  # the SCU gave up
+    (b.abort(0, 0), 1, False),  # the SCP aborted instead of answering
+    (b.abort(2, 2), 1, True),  # the provider aborted mid data set
+    (None, 0, False),  # FIN without A-RELEASE
+])
+def test_an_unacknowledged_store_at_the_end_is_an_error(end, side, cut) -> None:
+    an = _analyze(_store_then(end, side, cut))
+    code = "ASSOC-ABORTED" if end is not None else "ASSOC-CLOSED-NO-RELEASE"
+    f = _with(an, code)
+    assert len(f) == 1 and f[0].severity == "error", [(x.code, x.severity) for x in an.findings]
+    assert "1 C-STORE sent without a response: that image was not delivered" in f[0].message
+
+
+def test_an_abort_after_every_store_was_answered_stays_a_warning() -> None:
+    ctx = [(1, b.CT_STORAGE, [b.IMPLICIT_LE])]
+    ds = struct.pack("<HHI", 0x0010, 0x0010, 8) + b"GOOD^IMG"
+    c = b.TcpConversation(client=("192.0.2.1", 50021), server=("192.0.2.2", 104)).handshake()
+    c.send(0, b.associate_rq("STORESCP", "MODALITY", ctx))
+    c.send(1, b.associate_ac("STORESCP", "MODALITY", [(1, 0, b.IMPLICIT_LE)]))
+    c.send(0, b.store_request(1, ds, ctx=1)).send(1, b.store_response(1, ctx=1))
+    c.send(0, b.abort(0, 0))
+    f = _with(_analyze(c.close().frames), "ASSOC-ABORTED")
+    assert len(f) == 1 and f[0].severity == "warning"
+
+
+def test_provider_abort_with_a_reason_does_not_guess_a_timeout() -> None:
+    """A-ABORT from the requestor's provider, source 2 reason 4 (unrecognized-PDU-parameter,
+    PS3.8 Table 9-26): the reason is given, no 'DIMSE timeout' is invented."""
+    frames = _store_then(b.abort(2, 4), side=0)
+    f = _with(_analyze(frames), "ASSOC-ABORTED")[0]
+    assert "timeout" not in f.message.split("What to check")[0], f.message
+    assert "unrecognized" in f.message.lower()
+
+
+@pytest.mark.parametrize("which", ["called", "calling"])
+def test_sixteen_space_ae_title_is_forbidden(which: str) -> None:
+    """PS3.8 9.3.2 (Table 9-11): the value of 16 spaces shall not be used."""
+    kw = {which: " " * 16}
+    rq = b.associate_rq(**kw)
+    rq_echo, ac_echo = b.echo_exchange()
+    frames = conversation_frames(rq, b.associate_ac(**kw), rq_echo[len(b.associate_rq()):],
+                                 ac_echo[len(b.associate_ac()):])
+    an = _analyze(frames)
+    f = _with(an, "UL-AE-BLANK")
+    assert len(f) == 1 and f[0].severity == "error" and which in f[0].message, [
+        (x.code, x.message) for x in an.findings]
+    assert "9.3.2" in f[0].message
+
+
+def conversation_frames(*parts: bytes) -> list[bytes]:
+    c = b.TcpConversation(client=("192.0.2.1", 50030), server=("192.0.2.2", 104)).handshake()
+    for i, p in enumerate(parts):
+        c.send(i % 2, p)
+    return c.close().frames
+
+
+def test_cut_user_information_is_said_to_be_cut() -> None:
+    ac = bytearray(b.associate_ac())
+    # the user information item (0x50) is last: claim 40 more bytes than the PDU holds
+    pos = bytes(ac).rindex(b"\x50\x00")
+    length = int.from_bytes(ac[pos + 2:pos + 4], "big")
+    ac[pos + 2:pos + 4] = (length + 40).to_bytes(2, "big")
+    an = _analyze(conversation_frames(b.associate_rq(), bytes(ac), b.release_rq(),
+                                      b.release_rp()))
+    f = _with(an, "UL-NO-USERINFO")
+    assert len(f) == 1 and "cut short" in f[0].message and "9.3.3.3" in f[0].message, [
+        (x.code, x.message) for x in an.findings]
+    assert "has no user information" not in f[0].message
+    ac2 = b.pdu(2, bytes(b.associate_ac())[6:pos])  # an AC without the item at all
+    an2 = _analyze(conversation_frames(b.associate_rq(), ac2, b.release_rq(), b.release_rp()))
+    f2 = _with(an2, "UL-NO-USERINFO")
+    assert len(f2) == 1 and "has no user information item (PS3.8 9.3.3.3)" in f2[0].message
+
+
+def test_refusal_hint_from_other_associations_says_so() -> None:
+    """The SCP refused Verification here, accepted it on another association."""
+    ok_rq, ok_ac = b.echo_exchange()
+    first = conversation_frames(b.associate_rq(calling="TRUSTED"),
+                                b.associate_ac(calling="TRUSTED"),
+                                ok_rq[len(b.associate_rq()):], ok_ac[len(b.associate_ac()):])
+    ctx = [(1, b.VERIFICATION, [b.IMPLICIT_LE])]
+    c = b.TcpConversation(client=("192.0.2.1", 50031), server=("192.0.2.2", 104)).handshake()
+    c.send(0, b.associate_rq(calling="STRANGER", contexts=ctx))
+    c.send(1, b.associate_ac(calling="STRANGER", results=[(1, 3, b.IMPLICIT_LE)]))
+    c.send(0, b.release_rq()).send(1, b.release_rp())
+    an = _analyze(first + c.close().frames)
+    f = _with(an, "NEG-NO-CONTEXT-ACCEPTED")
+    assert len(f) == 1
+    assert "on other associations" in f[0].message and "The SCP accepted" not in f[0].message
+
+
+def test_a_context_never_proposed_is_not_called_refused_with_placeholders() -> None:
+    rq = b.associate_rq(contexts=[(1, b.VERIFICATION, [b.IMPLICIT_LE])])
+    ac = b.associate_ac(results=[(1, 0, b.IMPLICIT_LE), (3, 3, b.IMPLICIT_LE)])
+    an = _analyze(conversation_frames(rq, ac, b.release_rq(), b.release_rp()))
+    assert _with(an, "UL-AC-UNKNOWN-CONTEXT")
+    for f in an.findings:
+        assert "? was refused" not in f.message and "proposed with )" not in f.message, (
+            f.code, f.message)
+    assert not _with(an, "NEG-SOP-CLASS-REJECTED")
+
+
+def test_status_failure_names_both_aes() -> None:
+    ctx = [(1, b.CT_STORAGE, [b.IMPLICIT_LE])]
+    ds = struct.pack("<HHI", 0x0010, 0x0010, 8) + b"FAIL^IMG"
+    c = b.TcpConversation(client=("192.0.2.1", 50032), server=("192.0.2.2", 104)).handshake()
+    c.send(0, b.associate_rq("ARCHIVE", "CT_SCANNER", ctx))
+    c.send(1, b.associate_ac("ARCHIVE", "CT_SCANNER", [(1, 0, b.IMPLICIT_LE)]))
+    c.send(0, b.store_request(1, ds, ctx=1)).send(1, b.store_response(1, 0xA700, ctx=1))
+    c.send(0, b.release_rq()).send(1, b.release_rp())
+    f = _with(_analyze(c.close().frames), "DIMSE-STATUS-FAILURE")[0]
+    assert "CT_SCANNER" in f.message and "ARCHIVE" in f.message
+
+
+@pytest.mark.parametrize("proposed,good,bad", [
+    (["1.2.840.10008.1.2.2"],  # Explicit VR Big Endian: native, nothing to "enable"
+     "propose Implicit VR Little Endian", "compressed syntax"),
+    (["1.2.840.10008.1.2.4.50"], "enable the compressed syntax", None),
+    ([b.IMPLICIT_LE], "must accept", "compressed syntax"),
+])
+def test_transfer_syntax_advice_fits_what_was_proposed(proposed, good, bad) -> None:
+    rq = b.associate_rq(contexts=[(1, b.CT_STORAGE, proposed)])
+    ac = b.associate_ac(results=[(1, 4, proposed[0])])
+    an = _analyze(conversation_frames(rq, ac, b.release_rq(), b.release_rp()))
+    msgs = " ".join(f.message for f in an.findings if f.code.startswith("NEG-"))
+    assert good in msgs, msgs
+    if bad:
+        assert bad not in msgs, msgs

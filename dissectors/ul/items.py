@@ -194,6 +194,12 @@ def parse_associate(pdu: bytes, frame: int, ts: float,
     version = _U16.unpack_from(pdu, 6)[0]
     called = wire_str(pdu[10:26], strip_nul=False)
     calling = wire_str(pdu[26:42], strip_nul=False)
+    if ptype == 1:  # the AC's copies are "not tested" (PS3.8 9.3.3)
+        for which, raw in (("called", pdu[10:26]), ("calling", pdu[26:42])):
+            if raw == b" " * 16:
+                problems.append(("UL-AE-BLANK", f"{name}: the {which} AE title is 16 spaces "
+                                 "('no Application Name specified'), which PS3.8 9.3.2 "
+                                 "forbids"))
     app_ctx = None
     proposed: list[ProposedContext] = []
     accepted: list[AcceptedContext] = []
@@ -233,7 +239,16 @@ def parse_associate(pdu: bytes, frame: int, ts: float,
                              f"{name}: unexpected {item_name(t)} (type 0x{t:02X}, "
                              f"{e - s} bytes)"))
     if user is None:
-        problems.append(("UL-NO-USERINFO", f"{name} has no user information item (PS3.8 9.3.2)"))
+        section = "PS3.8 9.3.2.3" if ptype == 1 else "PS3.8 9.3.3.3"
+        cut = bool(problems) and problems[-1][0] == "UL-ITEM-OVERRUN" and problems[-1][1] \
+            .startswith(f"{name}: item 0x50 ")
+        if cut:
+            problems.append(("UL-NO-USERINFO", f"{name}: its user information item is cut "
+                             "short, so its maximum length, implementation and other "
+                             f"sub-items are unknown ({section})"))
+        else:
+            problems.append(("UL-NO-USERINFO",
+                             f"{name} has no user information item ({section})"))
         user = UserInfo()
     if ptype == A_ASSOCIATE_RQ:
         return AssociateRQ(frame, ts, len(pdu) - 6, version, called, calling, app_ctx, proposed,

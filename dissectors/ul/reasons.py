@@ -240,11 +240,29 @@ def context_result(result: int) -> str:
     return _lookup(_CONTEXT_RESULT, result)
 
 
-def context_result_hint(result: int) -> str:
-    """What a PACS administrator should check for a rejected presentation context."""
+_IMPLICIT_LE = "1.2.840.10008.1.2"
+_NATIVE = frozenset({_IMPLICIT_LE, "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"})
+
+
+def context_result_hint(result: int, proposed: list[str] | None = None) -> str:
+    """What a PACS administrator should check for a rejected presentation context.
+
+    ``proposed``: the context's proposed transfer syntaxes, which decide the advice for a
+    transfer-syntaxes-not-supported refusal: "enable the compressed syntax" only when a
+    compressed one was proposed; a refused Implicit VR Little Endian is the SCP's fault.
+    """
     hint = _lookup(_CONTEXT_HINT, result)
     if hint.startswith("unknown"):
         return f"Presentation context result {hint} is not defined by PS3.8."
+    if result == 4 and proposed:
+        if _IMPLICIT_LE in proposed:
+            return ("The SCP refused even Implicit VR Little Endian, which every SCP must "
+                    "accept (PS3.5 10.1): the SCP is misconfigured or does not offer this "
+                    "SOP Class at all; check its configuration.")
+        if all(ts in _NATIVE for ts in proposed):
+            return ("None of the proposed transfer syntaxes is acceptable to the SCP: propose "
+                    "Implicit VR Little Endian (1.2.840.10008.1.2), which every SCP must "
+                    "accept.")
     return hint
 
 

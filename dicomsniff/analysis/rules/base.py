@@ -144,6 +144,13 @@ def listing(items: list[str], most: int = 4) -> str:
     return ", ".join(items[:most]) + f" and {len(items) - most} more"
 
 
+def invoker(a: Association, t: Transaction) -> str:
+    """The AE that sent the request ``t`` with its address."""
+    if t.sent_by == "requestor":
+        return f"{a.calling_ae or '?'} ({a.client})"
+    return f"{a.called_ae or '?'} ({a.server})"
+
+
 def performer(a: Association, t: Transaction) -> str:
     """The AE that performs ``t`` (the request went to it) with its address."""
     if t.sent_by == "requestor":

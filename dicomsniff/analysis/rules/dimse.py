@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from ...model import Association, Transaction
 from ...uids import MPPS, STORAGE_COMMITMENT_PUSH
-from .base import AssocView, Hit, RuleConfig, check, code, listing, performer, seconds
+from .base import AssocView, Hit, RuleConfig, check, code, invoker, listing, performer, seconds
 from .state import TALLY_INDEX, CaptureState, Reservoir
 
 STATUS_FAILURE = code("DIMSE-STATUS-FAILURE", "error", "PS3.7 C / PS3.4",
@@ -93,7 +93,8 @@ def statuses(v: AssocView) -> Iterator[Hit]:
         fail = t.status_category == "Failure"
         lookup = command == "N-GET" and status == 0x0112  # a lookup that found nothing
         frames = [x.response_frames[-1] for x in ts if x.response_frames]
-        what = (f"{command} from the {t.sent_by} to {performer(v.assoc, t)} "
+        what = (f"{command} from {invoker(v.assoc, t)}, the {t.sent_by}, to "
+                f"{performer(v.assoc, t)} "
                 f"{'failed' if fail else 'completed with a warning'}")
         count = f" {len(ts)} times" if len(ts) > 1 else ""
         text = f"{what}{count}: status 0x{status:04X} {t.status_meaning}"

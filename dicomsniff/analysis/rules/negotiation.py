@@ -72,16 +72,25 @@ def _ts_list(uids: list[str] | set[str]) -> str:
 
 
 def _supported_here(v: AssocView, a: Association) -> str:
+    """What the SCP accepted, from every association of the capture to that address: said
+    to come from them, since this association may have refused the very same SOP class
+    (an SCP can accept per calling AE)."""
     mem = v.state.servers.get(a.server)
     if mem is None or not mem.abstract_syntaxes:
         return ""
-    return f" The SCP accepted {listing([_name(u) for u in sorted(mem.abstract_syntaxes)])}."
+    here = {c.abstract_syntax for c in a.contexts.values() if c.accepted}
+    where = ("on this and other associations" if here & mem.abstract_syntaxes
+             else "on other associations")
+    return (f" In this capture, {where} to {a.server}, the SCP accepted "
+            f"{listing([_name(u) for u in sorted(mem.abstract_syntaxes)])}.")
 
 
 @check(NEG_SOP_CLASS, NEG_TS, NEG_CONTEXT, NEG_NONE)
 def refused_contexts(v: AssocView) -> Iterator[Hit]:
     a = v.assoc
-    answered = [c for c in a.contexts.values() if c.result is not None]
+    # a context the AC answers but the RQ never proposed is UL-AC-UNKNOWN-CONTEXT's to report
+    answered = [c for c in a.contexts.values() if c.result is not None
+                and (c.abstract_syntax is not None or c.transfer_syntaxes)]
     if not answered or a.outcome == "rejected":
         return
     accepted = [c for c in answered if c.accepted]
@@ -93,7 +102,7 @@ def refused_contexts(v: AssocView) -> Iterator[Hit]:
                   f"({len(answered)}; {', '.join(reasons)}): "
                   f"{listing([_name(c.abstract_syntax) for c in answered])}; nothing can be "
                   f"sent on this association.{_supported_here(v, a)} "
-                  f"{context_result_hint(_res(answered[0]))}",
+                  f"{context_result_hint(_res(answered[0]), answered[0].transfer_syntaxes)}",
                   where, [a.request_frame] if a.request_frame else [])
         return
     by_sop: dict[str | None, list[PresentationContext]] = defaultdict(list)
@@ -133,7 +142,8 @@ def refused_contexts(v: AssocView) -> Iterator[Hit]:
 def _refusal(v: AssocView, a: Association, c: PresentationContext) -> str:
     text = (f"context {c.id}: {_name(c.abstract_syntax)} was refused by {a.called_ae or '?'} "
             f"({context_result(_res(c))}, proposed with "
-            f"{_ts_list(c.transfer_syntaxes)}). {context_result_hint(_res(c))}")
+            f"{_ts_list(c.transfer_syntaxes)}). "
+            f"{context_result_hint(_res(c), c.transfer_syntaxes)}")
     if c.result == 4:
         mem = v.state.servers.get(a.server)
         if mem and mem.transfer_syntaxes:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dissectors.ul.pdu import ROLES
 from dissectors.ul.reasons import abort_hint, reject_hint
 
-from ...model import Association, Transaction
+from ...model import Association, Finding, Transaction
 from ..tracker import _UL_SEVERITY
 from .base import AssocView, Hit, check, code, seconds
 from .transport import first_end
@@ -61,7 +61,8 @@ for _c in ("UL-PDU-TYPE", "UL-PDU-LENGTH", "UL-PDATA-EMPTY", "UL-PDATA-SHORT", "
            "UL-PDV-MCH", "UL-PDV-ODD", "UL-COMMAND-SIZE", "UL-STREAM-TRUNCATED", "UL-ASSOC-PARSE",
            "UL-ASSOC-SHORT", "UL-ITEM-OVERRUN", "UL-ITEM-TRUNCATED", "UL-ITEM-UNEXPECTED",
            "UL-CONTEXT-BAD", "UL-ROLE-BAD", "UL-EXTNEG-BAD", "UL-COMMONEXT-BAD", "UL-ASYNC-BAD",
-           "UL-IDENTITY-BAD", "UL-MAXLEN-BAD", "UL-NO-USERINFO", "DIMSE-INTERLEAVED",
+           "UL-IDENTITY-BAD", "UL-MAXLEN-BAD", "UL-NO-USERINFO", "UL-AE-BLANK",
+           "DIMSE-INTERLEAVED",
            "DIMSE-DATASET-MISSING", "DIMSE-CMD-SIZE", "DIMSE-CMD-NOFIELD", "DIMSE-DATA-ORPHAN",
            "DIMSE-CMD-ORDER", "DIMSE-CMD-GROUP", "DIMSE-CMD-OVERRUN", "DIMSE-CMD-TRUNCATED",
            "DIMSE-CMD-VALUE"):
@@ -92,9 +93,23 @@ def last_activity(a: Association) -> float | None:
     return max(times) if times else None
 
 
+def _lost_stores(f: Finding, a: Association) -> None:
+    """An association that ends while C-STORE data sets wait for their response lost those
+    images: the sender cannot know they were stored (PS3.7 9.3.1.2). That is an error,
+    whatever the abort reason, so ``--fail-on error`` catches lost images."""
+    n = sum(1 for t in outstanding(a) if t.command == "C-STORE")
+    if n:
+        f.severity = "error"
+        f.message += (f"; {n} C-STORE{'s' if n != 1 else ''} sent without a response: "
+                      f"{'those images were' if n != 1 else 'that image was'} not delivered")
+
+
 def _in_flight(a: Association, end: float | None, by: str | None = None,
-               dropped: bool = False) -> str:
-    """What was going on when the ``by`` side ended the association ('' if nothing telling)."""
+               dropped: bool = False, reason_given: bool = False) -> str:
+    """What was going on when the ``by`` side ended the association ('' if nothing telling).
+
+    ``reason_given``: the abort named its reason (an A-ABORT from the service provider,
+    PS3.8 9.3.8): no timeout is guessed then."""
     waiting = outstanding(a)
     if waiting and end is not None:
         t = waiting[0]
@@ -104,7 +119,9 @@ def _in_flight(a: Association, end: float | None, by: str | None = None,
         else:
             waited = max(0.0, end - (t.request_end_time or t.request_time or end))
             what = f"it had waited {seconds(waited)} for the response"
-            if by == t.sent_by and dropped:
+            if reason_given:
+                pass  # the abort's own reason says why (see "What to check")
+            elif by == t.sent_by and dropped:
                 what += f" - the {by} gave up waiting (a timeout) or its process was stopped"
             elif by == t.sent_by:
                 what += (f" - the {by} gave up waiting, usually a response (DIMSE) timeout on "
@@ -145,8 +162,10 @@ def explain_abort(v: AssocView) -> list[Hit]:
     if not a.abort:
         return []
     for f in v.tracker_findings("ASSOC-ABORTED"):
-        f.message += (_in_flight(a, a.end, a.abort["by"]) + ". What to check: "
-                      + abort_hint(a.abort["source"], a.abort["reason"]))
+        f.message += _in_flight(a, a.end, a.abort["by"],
+                                reason_given=a.abort["source"] == 2)
+        _lost_stores(f, a)
+        f.message += ". What to check: " + abort_hint(a.abort["source"], a.abort["reason"])
     return []
 
 
@@ -168,7 +187,9 @@ def explain_close(v: AssocView) -> list[Hit]:
                     later += (f", when the {SIDES[1 - side]} still sent data to the closed "
                               "connection")
             end = ts if ts is not None else end
-        f.message += (_in_flight(a, end, by, dropped=True) + later + ". A peer that drops "
+        f.message += _in_flight(a, end, by, dropped=True) + later
+        _lost_stores(f, a)
+        f.message += (". A peer that drops "
                       "the connection without A-RELEASE crashed, was stopped, or gave up after "
                       "a timeout; the other side cannot know whether the last operation "
                       "succeeded")
