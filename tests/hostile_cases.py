@@ -199,3 +199,19 @@ def same_uid_stores(n: int, instance: str = "1.2.3.4.5.6.7.8.1") -> list[bytes]:
         c.send(0, q).send(1, a)
     c.send(0, b.release_rq()).send(1, b.release_rp())
     return c.close().frames
+
+
+def lying_pdata(capture: bytes, which: float = 0.2, high: int = 0x7F) -> tuple[bytes, int]:
+    """``capture`` with the high byte of one requestor P-DATA-TF length set to ``high``
+    (so it claims ~2 GB), the one ``which`` of the way through; and its frame number."""
+    from tests.mutate_corpus import pcap_records, pdu_starts, tcp_segments
+
+    _, _, recs = pcap_records(capture)
+    segs = list(tcp_segments(capture, recs))
+    server = min(s.dport for s in segs if s.flags & 0x02 and not s.flags & 0x10)
+    pdatas = [(s, off) for s, off, t in pdu_starts(capture, segs)
+              if t == 4 and s.dport == server]
+    seg, off = pdatas[int(len(pdatas) * which)]
+    out = bytearray(capture)
+    out[off + 2] = high
+    return bytes(out), seg.rec.index + 1

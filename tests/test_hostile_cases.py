@@ -509,3 +509,67 @@ def test_transfer_syntax_advice_fits_what_was_proposed(proposed, good, bad) -> N
     assert good in msgs, msgs
     if bad:
         assert bad not in msgs, msgs
+
+
+# -- a lying P-DATA-TF length (PS3.8 9.3.5, D.1) ----------------------------------------------
+
+STORE_240 = Path(__file__).resolve().parent.parent / "captures" / "hostile" / "store-240.pcap"
+
+
+def _stores(r: Run) -> tuple[int, list[str]]:
+    recs = [json.loads(x) for x in r.stdout.splitlines() if x.startswith("{")]
+    kept = sum(1 for x in recs if x.get("type") == "transaction"
+               and x.get("command") == "C-STORE" and x.get("status") == 0)
+    return kept, [x["code"] for x in recs if x.get("type") == "finding"]
+
+
+def test_the_clean_240_image_capture_keeps_every_store() -> None:
+    r = run_cli("analyze", str(STORE_240), "--json", "--no-progress")
+    _ok(r, "clean")
+    kept, codes = _stores(r)
+    assert kept == 240 and not [c for c in codes if c.startswith(("UL-", "DIMSE-"))], codes
+
+
+@pytest.mark.parametrize("which,high", [(0.2, 0x7F), (0.5, 0xFF), (0.9, 0x01)])
+def test_one_lying_pdata_length_costs_nothing(tmp_path: Path, which: float, high: int) -> None:
+    """One byte changed in a real storescu capture: the P-DATA-TF claims up to 4 GB when
+    16 KB was negotiated. The PDV items and the next PDU header say where it really ends."""
+    data, frame = h.lying_pdata(STORE_240.read_bytes(), which, high)
+    cap = tmp_path / "lie.pcap"
+    cap.write_bytes(data)
+    r = run_cli("analyze", str(cap), "--json", "--no-progress")
+    _ok(r, "lying length")
+    kept, codes = _stores(r)
+    assert kept >= 230, (kept, codes)
+    assert codes.count("UL-PDU-LENGTH-LIE") == 1, codes
+    assert "DIMSE-RSP-UNMATCHED" not in codes and "UL-STATE-RP" not in codes, codes
+
+
+def test_a_lying_length_without_a_known_maximum() -> None:
+    """The association's start was not captured: no maximum is known, yet a 2 GB P-DATA-TF
+    whose single PDV is followed by a P-DATA-TF header is cut where its items end."""
+    from dissectors.ul.events import Malformed, PdvCommand
+    from dissectors.ul.stream import ULStream
+
+    cmd = b.command_set(0x0030, message_id=1, sop_class=b.VERIFICATION)
+    one = b.p_data(b.pdv(1, 3, cmd))
+    lie = bytearray(one)
+    lie[2] = 0x7F  # the length field's high byte
+    u = ULStream()
+    u.feed(bytes(lie) + one + one, 1, 0.0)
+    cmds = [e for e in u.events if isinstance(e, PdvCommand)]
+    lies = [e for e in u.events if isinstance(e, Malformed) and e.code == "UL-PDU-LENGTH-LIE"]
+    assert len(cmds) == 3 and len(lies) == 1, u.events
+
+
+def test_a_long_pdu_with_believable_items_is_not_cut() -> None:
+    """Past the maximum but honest: every PDV item fits, so the PDU is read whole."""
+    from dissectors.ul.events import Malformed, PdvData
+    from dissectors.ul.stream import ULStream
+
+    pdu = b.p_data(*[b.pdv(1, 0, bytes(1000)) for _ in range(40)], b.pdv(1, 2, bytes(10)))
+    u = ULStream()
+    u.pdata_limit = 16384
+    u.feed(pdu + b.p_data(b.pdv(1, 2, bytes(10))), 1, 0.0)
+    assert [e.code for e in u.events if isinstance(e, Malformed)] == ["UL-PDU-TOO-LONG"]
+    assert len([e for e in u.events if isinstance(e, PdvData)]) == 42

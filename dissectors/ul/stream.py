@@ -52,6 +52,9 @@ SKIP_PDU = 6  # skipping the rest of a PDU we gave up on
 DEFAULT_MAX_ASSOCIATE_PDU = 1 << 20  # an A-ASSOCIATE-RQ with 128 contexts is ~20 KB
 DEFAULT_MAX_COMMAND = 1 << 16  # a command set is a few hundred bytes
 HUNT_MAX_PDATA = 1 << 28  # a P-DATA-TF length beyond this is not taken as a resync point
+# A P-DATA-TF longer than the receiver's maximum (or, the maximum unknown, than this) is
+# suspect: its PDV items are cross-checked against a PDU header where each item ends.
+SUSPECT_PDATA = 1 << 24
 
 _CANDIDATE = re.compile(rb"[\x01-\x07]\x00", re.DOTALL)
 
@@ -102,7 +105,7 @@ class ULStream:
                  "_hunt_reason", "_partial", "_frame0", "max_associate_pdu", "max_command",
                  "pdus", "bytes_in", "data_bytes", "pdata_events", "pdata_count", "pdata_limit",
                  "pdata_over", "collect_data", "collect_contexts", "collecting", "_paused",
-                 "countable", "_granted")
+                 "countable", "_granted", "_suspect", "length_lies")
 
     def __init__(self, *, synced: bool = True,
                  max_associate_pdu: int = DEFAULT_MAX_ASSOCIATE_PDU,
@@ -144,6 +147,8 @@ class ULStream:
         self.max_associate_pdu = max_associate_pdu
         self.max_command = max_command
         self.pdus = 0  # PDU headers read
+        self._suspect = False  # the current P-DATA-TF's length is past any believable one
+        self.length_lies = 0  # P-DATA-TF lengths found to overstate the PDU
         self.bytes_in = 0
         self.data_bytes = 0  # data set fragment bytes counted
 
@@ -240,10 +245,11 @@ class ULStream:
                         and (vlen <= self.max_command if mch & 1 else not (
                             (self.collect_data or ctx in self.collect_contexts)
                             and ctx not in self._paused))
-                        and not (self.pdata_limit and plen > self.pdata_limit)):
+                        and plen <= (self.pdata_limit or SUSPECT_PDATA)):
                     self.pdus += 1
                     self.pdata_count += 1
                     self._ptype = 4
+                    self._suspect = False
                     self._pdu_len = plen
                     left = plen - 6
                     self._pdv_ctx = ctx
@@ -375,8 +381,10 @@ class ULStream:
         self._ptype = ptype
         self._pdu_len = length
         self._pdu_left = length
+        self._suspect = False
         if ptype == 4:
             self.pdata_count += 1
+            self._suspect = length > (self.pdata_limit or SUSPECT_PDATA)
             if self.pdata_events:
                 self.events.append(PDataTF(frame, ts, length))
             if self.pdata_limit and length > self.pdata_limit:
@@ -447,6 +455,22 @@ class ULStream:
 
     def _on_pdv_header(self, hdr, off: int, frame: int, ts: float) -> str:
         length, ctx, mch = _PDV.unpack_from(hdr, off)
+        if self._suspect and self._pdu_left < self._pdu_len and self._lied(hdr, off, length,
+                                                                            ctx, mch):
+            # The PDU ended where its PDV items say: what follows is the next PDU's header.
+            said, used = self._pdu_len, self._pdu_len - self._pdu_left
+            self.length_lies += 1
+            limit = (f"the receiver's maximum of {self.pdata_limit}" if self.pdata_limit
+                     else f"{SUSPECT_PDATA} bytes")
+            self.events.append(Malformed(
+                frame, ts, "UL-PDU-LENGTH-LIE",
+                f"P-DATA-TF length field says {said} bytes, past {limit}, but its PDV items "
+                f"end after {used} bytes where the next PDU header follows: the length is "
+                "wrong (no receiver could have read it) and framing continues at the PDV "
+                "items (PS3.8 9.3.5, D.1)"))
+            self._suspect = False
+            self.state = HEADER
+            return self._on_pdu_header(hdr, off, frame, ts)
         if length < 2 or length + 4 > self._pdu_left:
             self.events.append(Malformed(frame, ts, "UL-PDV-LENGTH",
                                          f"PDV item length {length} does not fit the "
@@ -490,6 +514,24 @@ class ULStream:
                 self._paused = self._paused - {ctx}
             self._after_pdv()
         return ""
+
+    def _lied(self, hdr, off: int, length: int, ctx: int, mch: int) -> bool:
+        """Does a PDU header, rather than a PDV item header, start at ``hdr[off]``?
+
+        Only asked inside a suspect P-DATA-TF, at a PDV item boundary. A PDV item header
+        whose length overruns the receiver's maximum, whose presentation context ID is even
+        (PS3.8 9.3.2.2: IDs are odd) or whose message control header has reserved bits set
+        is not believable; a PDU header that ``plausible_pdu`` accepts there is.
+        """
+        limit = self.pdata_limit or SUSPECT_PDATA
+        if length + 4 <= limit and ctx & 1 and mch <= 3:
+            return False  # a believable PDV item: keep reading this PDU
+        view = bytes(hdr[off:off + 12]) if isinstance(hdr, memoryview) else bytes(hdr[off:])
+        ok = plausible_pdu(view, 0)
+        if ok is None:  # only the 6-byte header is at hand: judge it alone
+            t, plen = _HDR.unpack_from(view, 0)
+            ok = t == 4 and 6 <= plen <= limit
+        return bool(ok)
 
     def _after_pdv(self) -> None:
         if self._pdu_left > 0:

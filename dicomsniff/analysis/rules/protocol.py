@@ -43,6 +43,9 @@ for _c, _sev, _sec, _title in (
      "a context accepted with a transfer syntax that was not proposed"),
     ("UL-PDU-TOO-LONG", "error", "PS3.8 D.1",
      "a P-DATA-TF longer than the receiver's maximum PDU length"),
+    ("UL-PDU-LENGTH-LIE", "error", "PS3.8 9.3.5 / D.1",
+     "a P-DATA-TF length field past the maximum, contradicted by its PDV items and the next "
+     "PDU header: framing kept at the PDV items"),
     ("UL-RESYNC", "warning", "PS3.8 9.3.1", "bytes skipped to find the next PDU"),
     ("DIMSE-NO-RESPONSE", "warning", "PS3.7 9.3",
      "a request got no final response before the association ended"),
