@@ -11,6 +11,12 @@ we never saw, or the stream ends, the hole is declared a gap and delivery contin
 
 Overlaps: the first copy wins (it is what was already delivered). A held segment retransmitted
 with different bytes is counted as a conflict, because a receiver may have seen either.
+
+RST and SYN are judged as an RFC 5961 receiver judges them (:meth:`TcpDirection.judge_rst`,
+:meth:`TcpDirection.judge_syn`): a RST ends the connection only when its sequence number is
+the one the receiver expects next; one elsewhere in the window gets a challenge ACK and one
+outside it is dropped; a SYN on a synchronised connection gets a challenge ACK. Injected
+segments then cost nothing but a finding.
 """
 
 from __future__ import annotations
@@ -21,6 +27,11 @@ MASK = 0xFFFFFFFF
 HALF = 0x80000000
 DEFAULT_MAX_BUFFER = 4 << 20  # out-of-order bytes held per direction
 SEGMENT_OVERHEAD = 160  # bytes of bookkeeping per held segment, counted against max_buffer
+# The receive window as a passive observer can bound it: the window scale is in the SYN
+# options and the advertised window moves, so the largest window a DICOM receiver offers
+# (a few MB with scaling) is taken. A blind RST lands inside it with probability 1/256.
+RST_WINDOW = 1 << 24
+MAX_IGNORED_FRAMES = 20
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -39,7 +50,8 @@ class TcpDirection:
 
     __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
                  "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
-                 "fin", "delivered", "retransmission_frames")
+                 "fin", "delivered", "retransmission_frames", "ignored_rst", "ignored_syn",
+                 "ignored_frames")
 
     def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sink = sink
@@ -57,10 +69,43 @@ class TcpDirection:
         self.buffer_overflows = 0
         self.fin = False
         self.delivered = 0
+        self.ignored_rst = 0  # RSTs a receiver would not act on (RFC 5961 3.2)
+        self.ignored_syn = 0  # SYNs on a synchronised connection (RFC 5961 4.2)
+        self.ignored_frames: list[int] = []
 
     def syn(self, seq: int) -> None:
         """A SYN fixes the initial sequence number: data starts at seq + 1."""
         self.next_seq = (seq + 1) & MASK
+
+    def judge_rst(self, seq: int, frame: int, fin: bool = False) -> bool:
+        """Would the receiver of this direction reset the connection on a RST at ``seq``?
+
+        RFC 5961 3.2: only when ``seq`` is exactly the next sequence number expected; in
+        the window otherwise, the receiver sends a challenge ACK and goes on; outside it,
+        the RST is dropped. When the capture lost bytes of this direction, the expected
+        number is not known for sure: a RST ahead of it within the window is then believed.
+        ``fin``: this direction sent its FIN, which takes one sequence number.
+        """
+        nxt = self.next_seq
+        if nxt is None:
+            return True  # not synchronised yet (a refused SYN): RFC 793 rules apply
+        d = seq_diff(seq, nxt)
+        if d == 0 or (fin and d == 1) or (
+                0 < d < RST_WINDOW and (self.held or self.missing_bytes)):
+            return True
+        self.ignored_rst += 1
+        self._ignored(frame)
+        return False
+
+    def judge_syn(self, frame: int) -> None:
+        """A SYN on this synchronised direction: a challenge ACK, nothing else (RFC 5961
+        4.2)."""
+        self.ignored_syn += 1
+        self._ignored(frame)
+
+    def _ignored(self, frame: int) -> None:
+        if len(self.ignored_frames) < MAX_IGNORED_FRAMES:
+            self.ignored_frames.append(frame)
 
     def _deliver(self, data, frame: int, ts: float) -> None:
         n = len(data)

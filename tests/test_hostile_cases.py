@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -573,3 +574,55 @@ def test_a_long_pdu_with_believable_items_is_not_cut() -> None:
     u.feed(pdu + b.p_data(b.pdv(1, 2, bytes(10))), 1, 0.0)
     assert [e.code for e in u.events if isinstance(e, Malformed)] == ["UL-PDU-TOO-LONG"]
     assert len([e for e in u.events if isinstance(e, PdvData)]) == 42
+
+
+# -- injected RST and SYN (RFC 5961) ------------------------------------------------------------
+
+def _echo_with(inject: Callable[[b.TcpConversation], None]) -> list[bytes]:
+    """An association of two C-ECHOs; ``inject`` adds frames between them."""
+    rq, ac = b.echo_exchange()
+    ar, aa = b.associate_rq(), b.associate_ac()
+    echo_rq, echo_rsp = rq[len(ar):-10], ac[len(aa):-10]
+    c = b.TcpConversation(client=("192.0.2.1", 50040), server=("192.0.2.2", 104)).handshake()
+    c.send(0, ar).send(1, aa).send(0, echo_rq).send(1, echo_rsp)
+    inject(c)
+    c.send(0, echo_rq.replace(b"\x10\x01\x02\x00\x00\x00\x01\x00",
+                              b"\x10\x01\x02\x00\x00\x00\x02\x00"))
+    c.send(1, echo_rsp.replace(b"\x20\x01\x02\x00\x00\x00\x01\x00",
+                               b"\x20\x01\x02\x00\x00\x00\x02\x00"))
+    c.send(0, b.release_rq()).send(1, b.release_rp())
+    return c.close().frames
+
+
+@pytest.mark.parametrize("side,offset", [(0, 70_000_000), (1, -5000), (0, 1 << 31)])
+def test_out_of_window_rst_is_ignored(side: int, offset: int) -> None:
+    def rst(c: b.TcpConversation) -> None:
+        c.frames.append(c._frame(side, c.RST, seq=(c.seq[side] + offset) & 0xFFFFFFFF))
+
+    an = _analyze(_echo_with(rst))
+    assert len(an.associations) == 1, [a.calling_ae for a in an.associations]
+    a = an.associations[0]
+    assert a.outcome == "released" and len(a.transactions) == 2
+    assert [f.code for f in an.findings if f.code == "TCP-RST-IGNORED"] == ["TCP-RST-IGNORED"]
+    assert not _with(an, "ASSOC-CLOSED-NO-RELEASE")
+
+
+def test_an_exact_rst_still_ends_the_association() -> None:
+    def rst(c: b.TcpConversation) -> None:
+        c.frames.append(c._frame(0, c.RST))
+
+    an = _analyze(_echo_with(rst))
+    assert an.associations[0].outcome == "closed"
+    assert _with(an, "ASSOC-CLOSED-NO-RELEASE") and not _with(an, "TCP-RST-IGNORED")
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_a_syn_mid_association_is_ignored(side: int) -> None:
+    def syn(c: b.TcpConversation) -> None:
+        c.frames.append(c._frame(side, c.SYN, seq=123456))
+
+    an = _analyze(_echo_with(syn))
+    assert len(an.associations) == 1
+    a = an.associations[0]
+    assert a.outcome == "released" and len(a.transactions) == 2 and a.calling_ae == "MODALITY"
+    assert _with(an, "TCP-SYN-IGNORED")

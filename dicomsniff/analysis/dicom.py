@@ -146,6 +146,20 @@ class DicomAnalyzer(FlowAnalyzer):
                 t.finding("warning", "TCP-OVERLAP-CONFLICT",
                           f"{name}: {d.conflicts} retransmitted segment(s) carried different "
                           "bytes than the first copy (the first copy was used)", frame, None)
+            if d.ignored_rst:
+                t.finding("warning", "TCP-RST-IGNORED",
+                          f"{name}: {d.ignored_rst} RST segment(s) with a sequence number other "
+                          "than the one the receiver expected next: a receiver drops them or "
+                          "answers with a challenge ACK (RFC 5961 3.2), so the association went "
+                          "on; injected or stale (frames "
+                          f"{', '.join(map(str, d.ignored_frames[:5]))})",
+                          d.ignored_frames[0], "RFC 5961 3.2")
+            if d.ignored_syn:
+                t.finding("warning", "TCP-SYN-IGNORED",
+                          f"{name}: {d.ignored_syn} SYN segment(s) in the middle of the "
+                          "connection: a receiver answers with a challenge ACK and goes on "
+                          "(RFC 5961 4.2); the association continues", d.ignored_frames[0],
+                          "RFC 5961 4.2")
             if d.buffer_overflows:
                 t.finding("warning", "CAP-TCP-BUFFER",
                           f"{name}: out-of-order data exceeded the {d.max_buffer}"

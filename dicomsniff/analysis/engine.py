@@ -419,6 +419,9 @@ class Analyzer:
     def _flags(self, conn: Connection, side: int, flags: int, seq: int, frame: int,
                ts: float, key: bytes, buf, ps: int, pe: int) -> bool:
         """SYN/FIN/RST bookkeeping. Returns False when the packet should go no further."""
+        if flags & TCP_RST and conn.tcp is not None and not conn.tcp[side].judge_rst(
+                seq, frame, conn.fin[side]):
+            return False  # outside what the receiver expects: dropped (RFC 5961 3.2)
         if flags & (TCP_RST | TCP_FIN):
             self.rules.tcp_end(conn, side, flags, frame, ts)  # who ended it; refused SYNs
         if flags & TCP_RST:
@@ -431,6 +434,12 @@ class Analyzer:
                 return False
             d = conn.tcp[side]
             isn = (seq + 1) & 0xFFFFFFFF
+            if (conn.verdict is not None and d.next_seq is not None and d.next_seq != isn
+                    and not any(conn.fin) and (d.delivered or conn.tcp[1 - side].delivered)):
+                # A SYN inside a synchronised connection that is not closing: a receiver
+                # answers with a challenge ACK and goes on (RFC 5961 4.2).
+                d.judge_syn(frame)
+                return False
             if conn.verdict is not None and d.next_seq is not None and d.next_seq != isn and (
                     d.delivered or conn.fin[side]):
                 # Port reuse: the same four-tuple starts a new connection.

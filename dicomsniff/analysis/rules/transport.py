@@ -31,6 +31,11 @@ code("TCP-GAP", "warning", None,
      origin="tracker")
 code("TCP-OVERLAP-CONFLICT", "warning", None,
      "a retransmitted TCP segment carried different bytes than the first copy", "tracker")
+code("TCP-RST-IGNORED", "warning", "RFC 5961 3.2",
+     "a RST outside what the receiver expected: dropped or challenged, the association went on",
+     "tracker")
+code("TCP-SYN-IGNORED", "warning", "RFC 5961 4.2",
+     "a SYN in the middle of a connection: challenged, the association went on", "tracker")
 code("CAP-TCP-BUFFER", "warning", None,
      "out-of-order data beyond --max-tcp-buffer: the hole was declared a gap", "tracker")
 
