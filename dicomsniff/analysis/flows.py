@@ -14,6 +14,7 @@ say which protocol it speaks (see :mod:`.dispatch`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from dissectors.net import key_ports, reverse_key
@@ -95,7 +96,10 @@ class FlowTable:
 
     def __init__(self, ports: frozenset[int], max_streams: int, max_ignored: int) -> None:
         self.flows: dict[bytes, Any] = {}
-        self.open: dict[Connection, None] = {}  # insertion-ordered: oldest first
+        # Oldest first. An OrderedDict, not a dict: a dict's first key after many deletions
+        # from the front is found by walking the dead slots (O(n) per eviction: 12.9 s
+        # instead of 7.2 s at 100k streams); the OrderedDict's linked list gives it in O(1).
+        self.open: OrderedDict[Connection, None] = OrderedDict()
         self.ports = ports  # --port: connections on these are analysed as DICOM
         self.max_streams = max_streams
         self.max_ignored = max_ignored
