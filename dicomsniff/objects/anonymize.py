@@ -107,15 +107,20 @@ class Deidentifier:
         return ds
 
     @staticmethod
-    def write(ds: Any, fh: BinaryIO) -> None:
-        """Part 10 file in the data set's own transfer syntax (file meta as read, plus ours)."""
+    def encode(ds: Any) -> bytes:
+        """Part 10 file in the data set's own transfer syntax (file meta as read, plus ours);
+        ValueError (from pydicom) when the data set cannot be written."""
         from .part10 import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
         ds.file_meta.ImplementationClassUID = IMPLEMENTATION_CLASS_UID
         ds.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
         buf = io.BytesIO()
         ds.save_as(buf, enforce_file_format=True)
-        fh.write(buf.getvalue())
+        return buf.getvalue()
+
+    @classmethod
+    def write(cls, ds: Any, fh: BinaryIO) -> None:
+        fh.write(cls.encode(ds))
 
 
 def _read(path: str) -> Any:

@@ -10,6 +10,7 @@ C-STOREs of C-MOVE and C-GET sub-operations are C-STOREs like any other: they ar
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,9 +225,16 @@ class Exporter:
         info.sop_instance = str(ds.file_meta.MediaStorageSOPInstanceUID)
         stem = names.object_name(info.association, info.sender, info.receiver,
                                  info.sop_instance)
+        try:
+            data = self.deid.encode(ds)
+        except (ValueError, TypeError, OverflowError, struct.error) as exc:
+            # pydicom refuses what a wire data set can hold (command set elements, values
+            # it cannot encode): not written, rather than written half de-identified
+            info.note = f"cannot be written de-identified ({type(exc).__name__}: {exc})"[:300]
+            return None
         fd, path = self.create(stem, suffix)
         with os.fdopen(fd, "wb") as fh:
-            self.deid.write(ds, fh)
+            fh.write(data)
         return path
 
     # -- statuses ----------------------------------------------------------------------------
