@@ -626,3 +626,49 @@ def test_a_syn_mid_association_is_ignored(side: int) -> None:
     a = an.associations[0]
     assert a.outcome == "released" and len(a.transactions) == 2 and a.calling_ae == "MODALITY"
     assert _with(an, "TCP-SYN-IGNORED")
+
+
+# -- interrupted input: what was read is reported --------------------------------------------
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("json_out", [True, False])
+def test_interrupted_stdin_reports_what_was_read(sig: str, code: int, json_out: bool) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fuzz import seeds
+    from tests.fuzz.pcapwriter import pcap_bytes
+
+    frames = []
+    for i in range(40):  # 40 whole associations, then the pipe stays open
+        frames += seeds.conversation("echo", client=("192.0.2.1", 40000 + i))
+    data = pcap_bytes(frames)
+    args = [sys.executable, "-m", "dicomsniff", "analyze", "-", "--no-progress"]
+    p = subprocess.Popen(args + (["--json"] if json_out else []), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdin is not None
+    p.stdin.write(data)
+    p.stdin.flush()
+    head = b""
+    if json_out:  # association records come as each ends: wait for the 40th
+        assert p.stdout is not None
+        deadline = time.monotonic() + 30
+        while head.count(b'"type":"association"') < 40 and time.monotonic() < deadline:
+            head += p.stdout.readline()
+    else:
+        time.sleep(6.0)  # it has read every frame and waits for more
+    p.send_signal(getattr(signal, sig))
+    out, err = p.communicate(timeout=20)
+    text = (head + out).decode()
+    assert p.returncode == code, (p.returncode, err.decode())
+    assert "Traceback" not in err.decode()
+    assert f"{len(frames)} frames" in err.decode()
+    if json_out:
+        summary = json.loads(text.splitlines()[-1])
+        assert summary["type"] == "summary" and summary["interrupted"]
+        assert summary["frames"] == len(frames) and summary["associations"] == 40
+    else:
+        assert text.startswith(f"40 association(s) (40 released) in {len(frames)} frames"), \
+            text[:200]

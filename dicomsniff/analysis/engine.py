@@ -192,79 +192,81 @@ class Analyzer:
         st = self.stats
         mask = every - 1 if progress is not None else -1  # every: a power of two
         ts = None
-        for ts, linktype, buf, _olen in packets:
-            frame += 1
-            if not frame & mask:
-                progress(frame)  # type: ignore[misc]
-            if linktype == 1 and len(buf) >= 54:
-                (etype, vihl, total, frag, proto, key, seq, ack, doff, flags,
-                 window) = unpack(buf, 0)
-                if etype != 0x0800 or vihl != 0x45 or proto != 6:
-                    feed_frame(frame, ts, linktype, buf)
-                    continue
-                # Eligible: what dissectors.net.tcp_segment reads the same way, a whole,
-                # unfragmented packet of a known flow whose headers fit its IP total length
-                # (tests/test_fast_path.py drives both paths frame for frame); anything else,
-                # TSO's total length 0 and a data offset below 5 included, takes the general
-                # path, which decides.
-                entry = flows_get(key)
-                if (entry is None or entry is ignored or frag & 0x3FFF or flags & 0x07
-                        or total + 14 > len(buf) or doff < 0x50):
-                    if entry is not ignored or flags & 0x02:
+        try:  # an interrupt (Ctrl-C, SIGTERM) still leaves the count of frames read
+            for ts, linktype, buf, _olen in packets:
+                frame += 1
+                if not frame & mask:
+                    progress(frame)  # type: ignore[misc]
+                if linktype == 1 and len(buf) >= 54:
+                    (etype, vihl, total, frag, proto, key, seq, ack, doff, flags,
+                     window) = unpack(buf, 0)
+                    if etype != 0x0800 or vihl != 0x45 or proto != 6:
                         feed_frame(frame, ts, linktype, buf)
-                    continue
-                n = total - 20 - (doff >> 4) * 4
-                if n < 0:
-                    feed_frame(frame, ts, linktype, buf)
-                    continue
-                conn, side = entry
-                conn.last_ts = ts
-                conn.last_frame = frame
-                tcp = conn.tcp
-                if tcp is None:
-                    continue
-                if n:
-                    d = tcp[side]
-                    ul = d.sink
-                    if seq == d.next_seq and not d.held and type(ul) is ULStream:
-                        # In order, nothing held: deliver straight to the DICOM parser.
-                        d.next_seq = (seq + n) & 0xFFFFFFFF
-                        d.delivered += n
-                        c = ul.countable
-                        if n < c:  # data set bytes nobody collects: counted, not touched
-                            ul.countable = c - n
+                        continue
+                    # Eligible: what dissectors.net.tcp_segment reads the same way, a whole,
+                    # unfragmented packet of a known flow whose headers fit its IP total length
+                    # (tests/test_fast_path.py drives both paths frame for frame); anything else,
+                    # TSO's total length 0 and a data offset below 5 included, takes the general
+                    # path, which decides.
+                    entry = flows_get(key)
+                    if (entry is None or entry is ignored or frag & 0x3FFF or flags & 0x07
+                            or total + 14 > len(buf) or doff < 0x50):
+                        if entry is not ignored or flags & 0x02:
+                            feed_frame(frame, ts, linktype, buf)
+                        continue
+                    n = total - 20 - (doff >> 4) * 4
+                    if n < 0:
+                        feed_frame(frame, ts, linktype, buf)
+                        continue
+                    conn, side = entry
+                    conn.last_ts = ts
+                    conn.last_frame = frame
+                    tcp = conn.tcp
+                    if tcp is None:
+                        continue
+                    if n:
+                        d = tcp[side]
+                        ul = d.sink
+                        if seq == d.next_seq and not d.held and type(ul) is ULStream:
+                            # In order, nothing held: deliver straight to the DICOM parser.
+                            d.next_seq = (seq + n) & 0xFFFFFFFF
+                            d.delivered += n
+                            c = ul.countable
+                            if n < c:  # data set bytes nobody collects: counted, not touched
+                                ul.countable = c - n
+                            else:
+                                start = 34 + (doff >> 4) * 4
+                                ul.take(buf, start, start + n, frame, ts)
+                                if ul.events:
+                                    conn.app.drain(side)
+                                if conn.verdict is None:
+                                    self._judge(conn)
+                                    if conn.tcp is None:
+                                        continue
                         else:
                             start = 34 + (doff >> 4) * 4
-                            ul.take(buf, start, start + n, frame, ts)
-                            if ul.events:
-                                conn.app.drain(side)
-                            if conn.verdict is None:
+                            d.segment(seq, buf[start:start + n], frame, ts)
+                            app = conn.app
+                            if app is not None:
+                                app.pump(side)
+                            if conn.verdict is None and conn.app is not None:
                                 self._judge(conn)
                                 if conn.tcp is None:
                                     continue
-                    else:
-                        start = 34 + (doff >> 4) * 4
-                        d.segment(seq, buf[start:start + n], frame, ts)
-                        app = conn.app
-                        if app is not None:
-                            app.pump(side)
-                        if conn.verdict is None and conn.app is not None:
-                            self._judge(conn)
-                            if conn.tcp is None:
-                                continue
-                if not window and conn.app is not None:  # receiver says: stop sending
-                    self.rules.zero_window(conn, side, frame)
-                if flags & 0x10:
-                    o = tcp[1 - side]
-                    if o.held:
-                        o.acked(ack, frame, ts)
-                        if conn.app is not None:
-                            conn.app.pump(1 - side)
-                continue
-            feed_frame(frame, ts, linktype, buf)
-        st.frames = frame
-        if ts is not None:
-            st.last_ts = ts
+                    if not window and conn.app is not None:  # receiver says: stop sending
+                        self.rules.zero_window(conn, side, frame)
+                    if flags & 0x10:
+                        o = tcp[1 - side]
+                        if o.held:
+                            o.acked(ack, frame, ts)
+                            if conn.app is not None:
+                                conn.app.pump(1 - side)
+                    continue
+                feed_frame(frame, ts, linktype, buf)
+        finally:
+            st.frames = frame
+            if ts is not None:
+                st.last_ts = ts
         return frame
 
     def feed_frame(self, frame: int, ts: float, linktype: int, buf) -> None:

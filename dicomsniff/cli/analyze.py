@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Any
 
@@ -130,19 +131,24 @@ def run(args: argparse.Namespace) -> int:
 
     source = sys.stdin.buffer if args.capture == "-" else args.capture
     bar = Progress(args.capture, args.no_progress, "reading")
-    interrupted = False
+    interrupted = 0  # the signal that stopped the reading
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         result = analyze_source(source, analyzer, bar.callback)
     except CaptureError as exc:
         bar.stop()
         sys.stderr.write(f"dicomsniff: {exc}\n")
         return EXIT_UNUSABLE
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through _terminated
+        interrupted = exc.args[0] if exc.args and isinstance(exc.args[0], int) else \
+            signal.SIGINT
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the report of what was read first
         analyzer.finish()
         result = None
     finally:
         bar.stop()
+        if not interrupted:
+            signal.signal(signal.SIGTERM, previous)
 
     stats = analyzer.stats
     rows = summary.table()
@@ -155,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                         "ignored_connections": stats.ignored_connections,
                         "evicted_connections": stats.evicted,
                         "capture_error": result.reader_error if result else None,
-                        "interrupted": interrupted,
+                        "interrupted": bool(interrupted),
                         "services": rows})
     elif args.csv:
         pass  # the rows went out as each association ended
@@ -179,8 +185,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         out.flush()
     if interrupted:
-        sys.stderr.write("dicomsniff: interrupted; the report covers what was read\n")
-        return EXIT_INTERRUPTED
+        name = "SIGTERM" if interrupted == signal.SIGTERM else "interrupted"
+        sys.stderr.write(f"dicomsniff: {name}; the report covers the {stats.frames} frames "
+                         "read\n")
+        return EXIT_INTERRUPTED if interrupted != signal.SIGTERM else 128 + signal.SIGTERM
     if result is not None and result.reader_error:
         sys.stderr.write(f"dicomsniff: {args.capture}: capture damaged: {result.reader_error}"
                          f" (the {result.packets} frames before it were analysed)\n")
@@ -191,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
         if any(stats.by_severity.get(s, 0) for s in worst):
             return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    """SIGTERM (a service manager stopping us, ``timeout``): stop reading as Ctrl-C does, so
+    the report, or the JSON summary record, still covers what was read."""
+    raise KeyboardInterrupt(signum)
 
 
 def _file_width() -> int:
