@@ -215,3 +215,78 @@ def lying_pdata(capture: bytes, which: float = 0.2, high: int = 0x7F) -> tuple[b
     out = bytearray(capture)
     out[off + 2] = high
     return bytes(out), seg.rec.index + 1
+
+
+# -- IP fragments and IPv6 extension headers ----------------------------------------------------
+
+def ipv4_fragments(frame: bytes, pieces: int = 3, overlap_with: bytes | None = None
+                   ) -> list[bytes]:
+    """An Ethernet+IPv4 frame as ``pieces`` fragments (RFC 791 3.2): each a copy of the IP
+    header with its offset and More Fragments flag; payloads 8-byte aligned. With
+    ``overlap_with``, one extra fragment repeats the second one's bytes with other content."""
+    eth, ip, payload = frame[:14], bytearray(frame[14:34]), frame[34:]
+    step = max(8, (-(-len(payload) // pieces) + 7) // 8 * 8)  # ceil, 8-aligned
+    out = []
+    for off in range(0, len(payload), step):
+        chunk = payload[off:off + step]
+        h = bytearray(ip)
+        more = off + step < len(payload)
+        struct.pack_into("!H", h, 2, 20 + len(chunk))
+        struct.pack_into("!H", h, 6, (0x2000 if more else 0) | off // 8)
+        out.append(eth + bytes(h) + chunk)
+    if overlap_with is not None:
+        h = bytearray(ip)
+        chunk = overlap_with[:step]
+        struct.pack_into("!H", h, 2, 20 + len(chunk))
+        struct.pack_into("!H", h, 6, 0x2000 | step // 8)
+        out.insert(2, eth + bytes(h) + chunk)
+    return out
+
+
+def _v6(a: bytes) -> bytes:
+    return bytes.fromhex("20010db8000000000000000000000000")[:12] + a
+
+
+def ipv4_to_ipv6(frame: bytes, ext: list[tuple[int, bytes]] = ()) -> bytes:
+    """The same TCP segment over IPv6, behind the extension headers ``ext``: (type, body);
+    bodies are padded to a multiple of 8 with their 2-byte next header/length prefix."""
+    ip, tcp = frame[14:34], frame[34:]
+    headers = b""
+    types = [t for t, _ in ext] + [6]
+    for (t, body), nxt in zip(ext, types[1:], strict=True):
+        if t == 44:
+            headers += bytes((nxt, 0)) + body[:6].ljust(6, b"\x00")
+            continue
+        body = body.ljust(((len(body) + 2 + 7) // 8) * 8 - 2, b"\x00")
+        headers += bytes((nxt, (len(body) + 2) // 8 - 1)) + body
+    hdr = struct.pack("!IHBB16s16s", 6 << 28, len(headers) + len(tcp), types[0], 64,
+                      _v6(ip[12:16]), _v6(ip[16:20]))
+    return frame[:12] + b"\x86\xdd" + hdr + headers + tcp
+
+
+def ipv6_fragments(frame: bytes, pieces: int = 3, ident: int = 7) -> list[bytes]:
+    """An Ethernet+IPv6 frame (no extension headers) as fragments (RFC 8200 4.5)."""
+    hdr, payload = bytearray(frame[14:54]), frame[54:]
+    nxt = hdr[6]
+    hdr[6] = 44
+    step = max(8, (-(-len(payload) // pieces) + 7) // 8 * 8)  # ceil, 8-aligned
+    out = []
+    for off in range(0, len(payload), step):
+        chunk = payload[off:off + step]
+        more = off + step < len(payload)
+        h = bytearray(hdr)
+        struct.pack_into("!H", h, 4, 8 + len(chunk))
+        frag = struct.pack("!BxHI", nxt, off | (1 if more else 0), ident)
+        out.append(frame[:14] + bytes(h) + frag + chunk)
+    return out
+
+
+def echo_frames() -> tuple[list[bytes], int]:
+    """A C-ECHO association's frames and the index of the A-ASSOCIATE-RQ frame."""
+    rq, ac = b.echo_exchange()
+    c = b.TcpConversation(client=("192.0.2.1", 50050), server=("192.0.2.2", 104)).handshake()
+    n = len(c.frames)
+    c.send(0, b.associate_rq(), mss=9000)
+    c.send(1, b.associate_ac()).send(0, rq[len(b.associate_rq()):])
+    c.send(1, ac[len(b.associate_ac()):])
+    return c.close().frames, n

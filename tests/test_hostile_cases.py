@@ -672,3 +672,74 @@ def test_interrupted_stdin_reports_what_was_read(sig: str, code: int, json_out: 
     else:
         assert text.startswith(f"40 association(s) (40 released) in {len(frames)} frames"), \
             text[:200]
+
+
+# -- IP fragments and IPv6 extension headers (dissectors/net.py) ------------------------------
+
+def _summary(an) -> tuple[int, list[str]]:
+    return len(an.associations), sorted(f.code for f in an.findings)
+
+
+def test_an_associate_rq_in_three_ipv4_fragments_is_reassembled() -> None:
+    frames, i = h.echo_frames()
+    clean = _summary(_analyze(frames))
+    frags = h.ipv4_fragments(frames[i], 3)
+    assert len(frags) == 3
+    got = _summary(_analyze(frames[:i] + frags + frames[i + 1:]))
+    assert got == clean, (got, clean)
+    assert _analyze(frames[:i] + frags[::-1] + frames[i + 1:]).associations[0].calling_ae == \
+        "MODALITY"  # out of order too
+
+
+def test_ipv4_fragments_overlapping_with_other_bytes_are_a_finding() -> None:
+    frames, i = h.echo_frames()
+    frags = h.ipv4_fragments(frames[i], 3, overlap_with=b"X" * 200)
+    an = _analyze(frames[:i] + frags + frames[i + 1:])
+    assert _with(an, "IP-FRAGMENT-CONFLICT")
+    assert an.associations and an.associations[0].calling_ae == "MODALITY"  # first copy kept
+
+
+def test_a_missing_fragment_is_reported_once() -> None:
+    frames, i = h.echo_frames()
+    frags = h.ipv4_fragments(frames[i], 3)
+    an = _analyze(frames[:i] + frags[:1] + frags[2:] + frames[i + 1:])
+    assert len(_with(an, "IP-FRAGMENT-INCOMPLETE")) == 1
+
+
+@pytest.mark.parametrize("ext", [
+    [(60, b"")] * 10,  # ten Destination Options headers
+    [(44, b"\x00\x00\x00\x00\x00\x2a")],  # an atomic fragment header (offset 0, M 0)
+    [(0, b""), (43, b"\x00\x00" + b"\x00" * 4), (60, b"\x01" * 30), (44, bytes(6))],
+])
+def test_ipv6_behind_extension_headers_is_seen(ext) -> None:
+    frames, _ = h.echo_frames()
+    clean = _summary(_analyze(frames))
+    v6 = [h.ipv4_to_ipv6(f, ext) for f in frames]
+    assert _summary(_analyze(v6)) == clean
+
+
+def test_ipv6_fragments_are_reassembled() -> None:
+    frames, i = h.echo_frames()
+    v6 = [h.ipv4_to_ipv6(f) for f in frames]
+    frags = h.ipv6_fragments(v6[i], 3)
+    assert len(frags) == 3
+    assert _summary(_analyze(v6[:i] + frags + v6[i + 1:])) == _summary(_analyze(frames))
+
+
+def test_fragment_memory_is_bounded() -> None:
+    """100,000 first fragments that never complete: held bytes stay under the cap and
+    every datagram given up is counted."""
+    from dissectors.net import ETH_IPV4, Fragments
+
+    frames, i = h.echo_frames()
+    first = bytearray(h.ipv4_fragments(frames[i], 3)[0])
+    fr = Fragments(max_datagrams=1000, max_bytes=1 << 20)
+    peak = 0
+    for n in range(100_000):
+        struct.pack_into("!H", first, 14 + 4, n & 0xFFFF)  # IP identification
+        first[14 + 12] = n >> 16 & 0xFF  # and another source address beyond 65535
+        fr.add(bytes(first), ETH_IPV4, 14, n, float(n) * 0.001)
+        peak = max(peak, fr.held)
+    assert peak <= 1 << 20 and len(fr.pending) <= 1000
+    fr.finish(0)
+    assert fr.expired == 100_000 and fr.held == 0

@@ -32,6 +32,7 @@ from dissectors.net import (
     TCP_FIN,
     TCP_RST,
     TCP_SYN,
+    Fragments,
     key_ports,
     l3_offset,
     reverse_key,
@@ -117,6 +118,7 @@ class Analyzer:
         self.table = FlowTable(self.ports, self.limits.max_streams, self.limits.max_ignored)
         self.flows = self.table.flows  # flow key -> (Connection, side) or IGNORED
         self.open = self.table.open  # open connections, oldest first
+        self.fragments = Fragments()  # IP fragments waiting for the rest of their datagram
         self.associations: list[Association] = []
         self.findings: list[Finding] = []  # capture-level and association findings
         self.stats = Stats()
@@ -283,7 +285,13 @@ class Analyzer:
                 return
         seg = tcp_segment(buf, etype, off)
         if seg is None:
-            return
+            whole = self.fragments.add(buf, etype, off, frame, ts)  # None: not a fragment
+            if whole is None:
+                return
+            buf, off = whole, 0  # the datagram the last fragment completed, read as one
+            seg = tcp_segment(buf, etype, off)
+            if seg is None:
+                return
         key, seq, ack, flags, ps, pe, wire_len, window = seg
         entry = self.flows.get(key)
         if entry is IGNORED:
@@ -485,10 +493,38 @@ class Analyzer:
         for cb in self.on_association:
             cb(a)
 
+    def _fragment_findings(self) -> None:
+        fr = self.fragments
+        fr.finish(self.stats.frames)
+        if fr.conflicts:
+            self.capture_finding(
+                "warning", "IP-FRAGMENT-CONFLICT",
+                f"{fr.conflicts} IP fragment(s) overlapped earlier fragments of the same "
+                "datagram with different bytes (the first copy was kept, as most receivers "
+                f"do); frames {', '.join(map(str, fr.conflict_frames[:5]))}",
+                fr.conflict_frames[0], "RFC 791 3.2 / RFC 8200 4.5")
+        if fr.expired or fr.bad:
+            frames = fr.expired_frames or [None]
+            self.capture_finding(
+                "warning", "IP-FRAGMENT-INCOMPLETE",
+                f"{fr.expired + fr.bad} IP datagram(s) or fragment(s) could not be "
+                f"reassembled (missing fragments, older than {fr.timeout:.0f} s of capture "
+                f"time, past the {fr.max_datagrams}-datagram or {fr.max_bytes >> 20} MiB "
+                "caps, or not placeable); their bytes are missing from the analysis",
+                frames[0], "RFC 791 3.2 / RFC 8200 4.5")
+
+        if fr.undecodable:
+            self.capture_finding(
+                "warning", "CAPTURE-UNDECODED",
+                f"{fr.undecodable} IPv6 packet(s) whose extension header chain could not be "
+                f"walked to a transport header (cut by the capture, or more than "
+                "64 headers): not analysed", None, "RFC 8200 4")
+
     def finish(self) -> None:
         """End of capture: every open connection ends as it is."""
         for conn in list(self.open):
             self._close(conn, "eof", conn.last_frame, conn.last_ts)
+        self._fragment_findings()
         self.associations.sort(key=lambda a: (a.first_frame or 0))
         self.journey.finish()
         self.rules.finish()  # capture-wide rules (MPPS, commitment, refused connections)

@@ -78,6 +78,12 @@ for _c, _sev, _title in (
     ("CAPTURE-DAMAGED", "error", "the capture file is damaged part-way"),
     ("CAPTURE-WARNING", "warning", "the capture reader had a warning"),
     ("CAPTURE-UNREADABLE", "error", "one of several capture files could not be read"),
+    ("IP-FRAGMENT-CONFLICT", "warning",
+     "IP fragments overlapping with different bytes (the first copy kept)"),
+    ("IP-FRAGMENT-INCOMPLETE", "warning",
+     "IP datagrams that could not be reassembled within the caps"),
+    ("CAPTURE-UNDECODED", "warning",
+     "IPv6 packets whose extension header chain could not be walked"),
     ("CAPTURE-SENSOR-COPIES", "info",
      "segments seen by two sensors were analysed once (sources/merge.py)"),
 ):
