@@ -51,7 +51,8 @@ class TcpDirection:
     __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
                  "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
                  "fin", "delivered", "retransmission_frames", "ignored_rst", "ignored_syn",
-                 "ignored_frames")
+                 "ignored_frames", "fast_buf", "fast_seq", "fast_off", "fast_len", "fast_frame",
+                 "conflict_frames")
 
     def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sink = sink
@@ -72,6 +73,15 @@ class TcpDirection:
         self.ignored_rst = 0  # RSTs a receiver would not act on (RFC 5961 3.2)
         self.ignored_syn = 0  # SYNs on a synchronised connection (RFC 5961 4.2)
         self.ignored_frames: list[int] = []
+        # The last segment delivered, to compare a retransmission with: kept by reference
+        # as five plain attributes (no object made per packet), set the same way here and
+        # by the engine's fast path, so both paths judge alike (tests/test_fast_path.py).
+        self.fast_buf = None
+        self.fast_seq = 0
+        self.fast_off = 0
+        self.fast_len = 0
+        self.fast_frame = 0
+        self.conflict_frames: list[tuple[int, int]] = []  # (first copy, other copy)
 
     def syn(self, seq: int) -> None:
         """A SYN fixes the initial sequence number: data starts at seq + 1."""
@@ -109,6 +119,8 @@ class TcpDirection:
 
     def _deliver(self, data, frame: int, ts: float) -> None:
         n = len(data)
+        self.fast_buf, self.fast_seq, self.fast_off = data, self.next_seq, 0
+        self.fast_len, self.fast_frame = n, frame
         self.next_seq = (self.next_seq + n) & MASK  # type: ignore[operator]
         self.next_u += n
         self.delivered += n
@@ -131,6 +143,7 @@ class TcpDirection:
         d = seq_diff(seq, nxt)
         if d < 0:
             self._retransmitted(frame)
+            self._compare_delivered(seq, data, frame)
             if d + n <= 0:
                 return
             # Partial overlap with what was delivered: the first copy wins, keep the new tail.
@@ -147,7 +160,7 @@ class TcpDirection:
             old = prev[0]
             self._retransmitted(frame)
             if bytes(data[:len(old)]) != old[:n]:
-                self.conflicts += 1
+                self._conflict(prev[1], frame)
             if n <= len(old):
                 return
             self.held_bytes -= len(old) + SEGMENT_OVERHEAD
@@ -159,6 +172,23 @@ class TcpDirection:
             self.buffer_overflows += 1
             while self.held and self.held_bytes > self.max_buffer // 2:
                 self.skip_to_held(frame, ts)
+
+    def _compare_delivered(self, seq: int, data, frame: int) -> None:
+        """A copy of bytes already delivered: do they match what was delivered? The first
+        copy is the one kept (it is what the upper layer already read); a difference is a
+        conflict, reported with both frames."""
+        if self.fast_buf is None:
+            return
+        old = self.fast_buf[self.fast_off:self.fast_off + self.fast_len]
+        lo = seq_diff(seq, self.fast_seq)  # where the new copy starts within the old one
+        a, b = max(0, lo), min(len(old), lo + len(data))
+        if a < b and bytes(old[a:b]) != bytes(data[a - lo:b - lo]):
+            self._conflict(self.fast_frame, frame)
+
+    def _conflict(self, first: int, other: int) -> None:
+        self.conflicts += 1
+        if len(self.conflict_frames) < MAX_IGNORED_FRAMES:
+            self.conflict_frames.append((first, other))
 
     def _retransmitted(self, frame: int) -> None:
         self.retransmissions += 1

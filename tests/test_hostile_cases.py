@@ -743,3 +743,29 @@ def test_fragment_memory_is_bounded() -> None:
     assert peak <= 1 << 20 and len(fr.pending) <= 1000
     fr.finish(0)
     assert fr.expired == 100_000 and fr.held == 0
+
+
+# -- overlapping copies that differ ---------------------------------------------------------------
+
+def _retransmitted_rq(other_copy_first: bool) -> list[bytes]:
+    """The A-ASSOCIATE-RQ segment sent again at the same sequence number with another calling
+    AE title: after the original was delivered, or (out of order) while data is held."""
+    frames, i = h.echo_frames()
+    forged = frames[i].replace(b"MODALITY        ", b"ATTACKER        ")
+    assert forged != frames[i]
+    if other_copy_first:  # the next segment arrives first, so the RQ copies are held
+        return frames[:i] + [frames[i + 1], frames[i], forged] + frames[i + 2:]
+    return frames[:i + 1] + [forged] + frames[i + 1:]
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_retransmission_with_other_bytes_is_a_conflict(tmp_path: Path, held: bool) -> None:
+    frames = _retransmitted_rq(held)
+    an = _analyze(frames)
+    f = _with(an, "TCP-OVERLAP-CONFLICT")
+    assert len(f) == 1 and "frame" in f[0].message, [x.code for x in an.findings]
+    assert an.associations[0].calling_ae == "MODALITY"  # the copy a receiver keeps
+    cap = write_pcap(tmp_path / "overlap.pcap", frames)  # and through the fast path
+    r = run_cli("analyze", str(cap), "--json", "--no-progress")
+    _ok(r, "analyze")
+    assert "TCP-OVERLAP-CONFLICT" in _stores(r)[1]

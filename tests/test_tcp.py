@@ -69,7 +69,9 @@ def test_overlapping_segments_first_copy_wins_and_conflict_counted():
     assert bytes(s.data) == b"AAAABBCC"
     d.segment(20, b"XXXX", 3, 0.0)  # held
     d.segment(20, b"YYYY", 4, 0.0)  # conflicting copy of a held segment
-    assert d.conflicts == 1
+    # two conflicts: "BB" over the delivered "AA" (compared with the last delivered segment,
+    # issue 14), and the held copy
+    assert d.conflicts == 2 and d.conflict_frames == [(1, 2), (3, 4)]
     d.segment(9, b"0123456789a", 5, 0.0)
     assert bytes(s.data).endswith(b"0123456789aXXXX")
 

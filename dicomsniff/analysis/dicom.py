@@ -143,9 +143,12 @@ class DicomAnalyzer(FlowAnalyzer):
         for side, d in enumerate(tcp):
             name = ROLES[side]
             if d.conflicts:
+                pairs = "; ".join(f"frame {a} and frame {b}" for a, b in d.conflict_frames[:5])
+                first = d.conflict_frames[0][0] if d.conflict_frames else frame
                 t.finding("warning", "TCP-OVERLAP-CONFLICT",
                           f"{name}: {d.conflicts} retransmitted segment(s) carried different "
-                          "bytes than the first copy (the first copy was used)", frame, None)
+                          f"bytes than the first copy ({pairs}); the first copy was used, as "
+                          "a receiver that already read it does", first, None)
             if d.ignored_rst:
                 t.finding("warning", "TCP-RST-IGNORED",
                           f"{name}: {d.ignored_rst} RST segment(s) with a sequence number other "

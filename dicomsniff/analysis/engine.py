@@ -233,11 +233,14 @@ class Analyzer:
                             # In order, nothing held: deliver straight to the DICOM parser.
                             d.next_seq = (seq + n) & 0xFFFFFFFF
                             d.delivered += n
+                            start = 34 + (doff >> 4) * 4
+                            # kept by reference to judge a retransmission (tcp.py)
+                            d.fast_buf, d.fast_seq, d.fast_off = buf, seq, start
+                            d.fast_len, d.fast_frame = n, frame
                             c = ul.countable
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
                             else:
-                                start = 34 + (doff >> 4) * 4
                                 ul.take(buf, start, start + n, frame, ts)
                                 if ul.events:
                                     conn.app.drain(side)

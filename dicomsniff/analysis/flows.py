@@ -56,6 +56,11 @@ class Connection:
                 new.next_seq, new.next_u = prev.next_seq, prev.next_u
                 new.held, new.heap, new.held_bytes = prev.held, prev.heap, prev.held_bytes
                 prev.held, prev.heap, prev.held_bytes = {}, [], 0
+                # what was delivered, to judge retransmissions of the bytes detection read
+                new.fast_buf, new.fast_seq, new.fast_off = (prev.fast_buf, prev.fast_seq,
+                                                            prev.fast_off)
+                new.fast_len, new.fast_frame = prev.fast_len, prev.fast_frame
+                new.conflicts, new.conflict_frames = prev.conflicts, prev.conflict_frames
 
 
 class DetectSink:
