@@ -8,9 +8,11 @@ record close the stream.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import IO, Any
 
 from ..model import Association, Finding
+from .framerefs import add_frame_refs
 
 
 def _dump(rec: dict[str, Any]) -> str:
@@ -20,15 +22,20 @@ def _dump(rec: dict[str, Any]) -> str:
 
 class JsonLinesWriter:
     def __init__(self, out: IO[str], findings_only: bool = False,
-                 selection: Any = None) -> None:
+                 selection: Any = None,
+                 locate: Callable[[int], tuple[str, int] | None] | None = None) -> None:
         """``selection`` (report/selection.py): only the associations and transactions it
-        keeps are written."""
+        keeps are written. ``locate(frame)``, given when the capture is several files, adds
+        ``file``, ``file_frame`` and ``frame_refs`` to each record (report/framerefs.py)."""
         self.out = out
         self.findings_only = findings_only
         self.selection = selection if selection is not None and not selection.empty else None
+        self.locate = locate
         self.records = 0
 
     def _write(self, rec: dict[str, Any]) -> None:
+        if self.locate is not None and rec.get("type") != "summary":
+            add_frame_refs(rec, self.locate)
         self.out.write(_dump(rec))
         self.out.write("\n")
         self.records += 1
