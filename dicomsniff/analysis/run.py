@@ -24,7 +24,8 @@ class RunResult(Record):
 
 
 def analyze_source(source, analyzer: Analyzer,
-                   progress: Callable[[int, int], None] | None = None) -> RunResult:
+                   progress: Callable[[int, int], None] | None = None,
+                   shard: tuple[int, int] | None = None) -> RunResult:
     """Feed every frame of ``source`` to ``analyzer``.
 
     ``source`` is a :class:`~dicomsniff.sources.merge.CaptureSet` (what
@@ -34,6 +35,9 @@ def analyze_source(source, analyzer: Analyzer,
     Raises CaptureError for input that cannot be read at all; damage part-way through, and with
     several files any file that could not be read, is returned as ``reader_error`` (and a
     finding per file) after everything else was analysed.
+
+    ``shard=(index, count)`` analyses only the connections of that shard (see
+    :mod:`dicomsniff.parallel.shard`); frame numbers stay those of the whole capture.
     """
     reader = source if isinstance(source, CaptureSet) else open_capture(source)
     size = reader.size
@@ -41,8 +45,13 @@ def analyze_source(source, analyzer: Analyzer,
     if progress is not None:
         def cb(_frame: int) -> None:
             progress(reader.position(), size)
+    packets = reader
+    if shard is not None:
+        from ..parallel.shard import ShardFilter
+
+        packets = ShardFilter(reader, *shard)
     try:
-        frame = analyzer.consume(reader, progress=cb, every=PROGRESS_EVERY)
+        frame = analyzer.consume(packets, progress=cb, every=PROGRESS_EVERY)
     finally:
         reader.close()
     for lt in sorted(analyzer.linktypes - SUPPORTED_LINKTYPES):

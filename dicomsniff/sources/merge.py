@@ -51,7 +51,7 @@ from .capture import CaptureError, CaptureReader, Packet
 from .compressed import Decompressed, compression_of, open_decompressed
 from .inputs import expand_inputs, natural_key
 
-__all__ = ["DEFAULT_DEDUP_WINDOW", "CaptureSet", "open_capture"]
+__all__ = ["DEFAULT_DEDUP_WINDOW", "CaptureSet", "FrameMap", "open_capture"]
 
 DEFAULT_DEDUP_WINDOW = 1.0  # seconds between two sensors' copies of one segment
 DEFAULT_MAX_DEDUP = 1 << 20  # segment identities remembered while two sensors overlap
@@ -111,6 +111,37 @@ def _identity(linktype: int, buf) -> tuple | None:
         end = n
     return (b"".join((head, addrs, buf[t:t + 16], buf[t + 18:t + hl])),
             zlib.crc32(buf[t + hl:end]) if end > t + hl else 0)
+
+
+def _locate(paths, runs_g, runs_file, runs_f, frame: int, last: int = 0):
+    if frame < 1 or (last and frame > last):
+        return None
+    i = bisect_right(runs_g, frame) - 1
+    if i < 0:
+        return None
+    f = paths[runs_file[i]]
+    return (f if isinstance(f, str) else f.path), runs_f[i] + (frame - runs_g[i])
+
+
+def _describe(locate, frame: int | None) -> str | None:
+    if frame is None:
+        return None
+    where = locate(frame)
+    return None if where is None else f"{os.path.basename(where[0])}#{where[1]}"
+
+
+class FrameMap:
+    """Merged frame number -> (file, frame number in it): the runs of a :class:`CaptureSet`."""
+
+    def __init__(self, paths: dict[int, str], runs_g: array, runs_file: array,
+                 runs_f: array) -> None:
+        self.paths, self.runs_g, self.runs_file, self.runs_f = paths, runs_g, runs_file, runs_f
+
+    def locate(self, frame: int) -> tuple[str, int] | None:
+        return _locate(self.paths, self.runs_g, self.runs_file, self.runs_f, frame)
+
+    def describe(self, frame: int | None) -> str | None:
+        return _describe(self.locate, frame)
 
 
 class _File:
@@ -319,6 +350,15 @@ class CaptureSet:
         """The first file's damage (one file) or the first problem (several), else None."""
         return self.problems[0] if self.problems else None
 
+    def frame_map(self) -> FrameMap:
+        """The frame references of this capture as a small picklable object (for workers
+        that send them to the process writing the records)."""
+        if self.single:
+            return FrameMap({0: self._files[0].path}, array("q", [1]), array("l", [0]),
+                            array("q", [1]))
+        return FrameMap({f.index: f.path for f in self._files}, self._runs_g, self._runs_file,
+                        self._runs_f)
+
     def locate(self, frame: int) -> tuple[str, int] | None:
         """(file, frame number in that file, as Wireshark numbers it) of merged frame ``frame``,
         or None if it is not known (beyond the run cap, or not a frame of this capture)."""
@@ -326,20 +366,12 @@ class CaptureSet:
             return None
         if self.single:
             return self._files[0].path, frame
-        i = bisect_right(self._runs_g, frame) - 1
-        if i < 0 or (self.packets and frame > self.packets):
-            return None
-        f = self._files_by_index[self._runs_file[i]]
-        return f.path, self._runs_f[i] + (frame - self._runs_g[i])
+        return _locate(self._files_by_index, self._runs_g, self._runs_file, self._runs_f,
+                       frame, self.packets)
 
     def describe(self, frame: int | None) -> str | None:
         """``name#n``: the file's base name and the frame number in it, or None."""
-        if frame is None:
-            return None
-        where = self.locate(frame)
-        if where is None:
-            return None
-        return f"{os.path.basename(where[0])}#{where[1]}"
+        return _describe(self.locate, frame)
 
     # -- the merge ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Packet]:

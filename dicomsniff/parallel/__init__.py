@@ -1,0 +1,1 @@
+"""Parallel and distributed analysis: flows sharded by a hash of their endpoints."""

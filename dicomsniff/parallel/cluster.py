@@ -1,0 +1,128 @@
+"""Shards on a Dask distributed cluster (``--dask ADDRESS``, ``--dask local``).
+
+No home-made scheduler, queue or RPC: Dask ships :func:`run_shard` to its workers, each reads the
+capture files from storage every worker sees under the same paths, analyses its shard of the
+flows (:mod:`.shard`) and sends back its associations (with their transactions and findings)
+and its capture-level findings. :func:`merge_shards` then renumbers them as one process numbers
+them (associations in the order their connections started, transactions in the order their
+requests arrived), so the records written from here on, JSON, report, DuckDB, Parquet, are the
+ones one process writes.
+
+What a shard cannot see: the capture-wide checks that compare associations (a response slow
+against the median of the same service elsewhere, MPPS or storage commitment pairs on two
+associations, refused connections) see only their shard's associations; docs/many-captures.md
+lists them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from dissectors._plain import Record
+
+from ..model import Association, Finding
+
+__all__ = ["ShardResult", "analyze_on_dask", "merge_shards", "run_shard"]
+
+# capture-level findings every shard raises alike (about the files): kept from shard 0 only
+_PER_CAPTURE = ("CAPTURE-",)
+
+
+class ShardResult(Record):
+    _fields = ("index", "associations", "capture_findings", "frames", "bytes", "first_ts",
+               "last_ts", "ignored", "evicted", "findings_dropped", "problems", "frame_map",
+               "format", "reader_error")
+
+    def __init__(self, **kw: Any) -> None:
+        for k in self._fields:
+            setattr(self, k, kw.get(k))
+
+
+def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, Any]) -> ShardResult:
+    """Analyse shard ``index`` of ``count`` of the capture ``specs`` (runs on a worker)."""
+    from ..analysis.engine import Analyzer, Limits
+    from ..analysis.rules import RuleConfig
+    from ..analysis.run import analyze_source
+    from ..sources.merge import open_capture
+
+    capture = open_capture(list(specs), dedup_window=config.get("dedup_window", 1.0))
+    an = Analyzer(ports=config.get("ports", ()), limits=Limits(**config.get("limits", {})),
+                  rules=RuleConfig(**config.get("rules", {})), keep=True)
+    res = analyze_source(capture, an, shard=(index, count))
+    st = an.stats
+    return ShardResult(
+        index=index, associations=an.associations,
+        capture_findings=[f for f in an.findings if f.association is None],
+        frames=st.frames, bytes=st.bytes, first_ts=st.first_ts, last_ts=st.last_ts,
+        ignored=st.ignored_connections, evicted=st.evicted, findings_dropped=st.findings_dropped,
+        problems=list(capture.problems), frame_map=capture.frame_map() if index == 0 else None,
+        format=res.format, reader_error=res.reader_error)
+
+
+class Merged(Record):
+    _fields = ("associations", "capture_findings", "frames", "bytes", "first_ts", "last_ts",
+               "ignored", "evicted", "findings_dropped", "problems", "frame_map",
+               "reader_error")
+
+    def __init__(self, **kw: Any) -> None:
+        for k in self._fields:
+            setattr(self, k, kw.get(k))
+
+
+def merge_shards(results: Sequence[ShardResult]) -> Merged:
+    """One capture's associations from its shards, numbered as one process numbers them."""
+    results = sorted(results, key=lambda r: r.index)
+    assocs: list[Association] = [a for r in results for a in r.associations]
+    assocs.sort(key=lambda a: (a.first_frame or 0, a.id))
+    new_id = {}
+    for n, a in enumerate(assocs, 1):
+        new_id[id(a)] = n
+    txns = [(t.request_frame or 0, t.id, id(a), t) for a in assocs for t in a.transactions]
+    txns.sort(key=lambda x: (x[0], new_id[x[2]], x[1]))
+    for n, (_f, _i, _a, t) in enumerate(txns, 1):
+        t.id = n
+    for a in assocs:
+        a.id = new_id[id(a)]
+        for t in a.transactions:
+            t.association = a.id
+        for f in a.findings:
+            f.association = a.id
+    capture: list[Finding] = []
+    for r in results:
+        capture.extend(f for f in r.capture_findings
+                       if r.index == 0 or not f.code.startswith(_PER_CAPTURE))
+    first = results[0]
+    return Merged(
+        associations=assocs, capture_findings=capture, frames=first.frames, bytes=first.bytes,
+        first_ts=first.first_ts, last_ts=first.last_ts,
+        ignored=sum(r.ignored for r in results), evicted=sum(r.evicted for r in results),
+        findings_dropped=sum(r.findings_dropped for r in results), problems=first.problems,
+        frame_map=first.frame_map, reader_error=first.reader_error)
+
+
+def analyze_on_dask(address: str, specs: Sequence[str], config: dict[str, Any], *,
+                    shards: int | None = None, workers: int = 2) -> Merged:
+    """Run the shards on the Dask cluster at ``address`` (``local``: a LocalCluster of
+    ``workers`` processes on this machine) and merge them."""
+    from distributed import Client, LocalCluster
+
+    paths = [s if s == "-" else os.path.abspath(s) for s in specs]  # same paths on workers
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    try:
+        n = shards or max(1, sum(client.nthreads().values()))
+        futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
+                             pure=False)
+        results = client.gather(futures)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return merge_shards(results)
