@@ -7,6 +7,7 @@ escape sequence prints as the characters it is.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rich import box
@@ -23,6 +24,9 @@ from .. import units
 from ..model import Association, Finding, Side, Transaction
 from ..uids import uid_name
 from ..units import duration, size
+
+#: a frame number -> "file#n" (its file and number there) when the capture is several files
+Where = Callable[[int | None], "str | None"]
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 CATEGORY_STYLE = {"Success": "green", "Warning": "yellow", "Failure": "bold red",
@@ -190,14 +194,26 @@ class Stacked:
         yield grid
 
 
+def _frames(first: int | None, last: int | None, where: Where | None) -> str:
+    """``12-40``, or with several files ``12-40 (ct_01.pcap#7 - ct_02.pcap#3)``."""
+    text = f"{first}-{last}"
+    if where is not None:
+        a, b = where(first), where(last)
+        if a or b:
+            text += f" ({a or '?'} - {b or '?'})"
+    return text
+
+
 def association_block(a: Association, *, verbose: bool = False, local: bool = False,
-                      transactions: list[Transaction] | None = None) -> Group:
-    """``transactions``: the ones to list (a selection), default all."""
+                      transactions: list[Transaction] | None = None,
+                      where: Where | None = None) -> Group:
+    """``transactions``: the ones to list (a selection), default all; ``where(frame)`` names a
+    frame's file (a capture of several files)."""
     txns = a.transactions if transactions is None else transactions
     parts: list[Any] = []
     info = Text(f"start {_time(a.start, local)}  duration {duration(a.duration)}  frames "
-                f"{a.first_frame}-{a.last_frame}  bytes {size(a.bytes['requestor'])} / "
-                f"{size(a.bytes['acceptor'])}", style="dim")
+                f"{_frames(a.first_frame, a.last_frame, where)}  bytes "
+                f"{size(a.bytes['requestor'])} / {size(a.bytes['acceptor'])}", style="dim")
     if a.midstream:
         info.append("  (capture started inside this association)", style="yellow")
     parts.append(info)
@@ -211,7 +227,7 @@ def association_block(a: Association, *, verbose: bool = False, local: bool = Fa
         parts.append(Text(f"{len(a.transactions) - len(txns)} more transaction(s) not "
                           "selected", style="dim"))
     if a.findings:
-        parts.append(findings_list(a.findings))
+        parts.append(findings_list(a.findings, where=where))
     body = Padding(Group(*parts), (0, 0, 0, 2), expand=False)
     return Group(Rule(style="dim"), association_title(a), body)
 
@@ -283,9 +299,11 @@ def transactions_table(txns: list[Transaction]) -> Stacked:
                                      style="bold"))
 
 
-def findings_list(findings: list[Finding], *, association: bool = False) -> Table:
+def findings_list(findings: list[Finding], *, association: bool = False,
+                  where: Where | None = None) -> Table:
     """Severity, then code (whole, first word), message, frame and section; with
-    ``association`` each line names its association (for lists outside the blocks)."""
+    ``association`` each line names its association (for lists outside the blocks); with
+    ``where`` each frame names its file (a capture of several files)."""
     ft = Table.grid(padding=(0, 1))
     ft.add_column(no_wrap=True)
     ft.add_column(overflow="fold")
@@ -298,7 +316,8 @@ def findings_list(findings: list[Finding], *, association: bool = False) -> Tabl
         line.append(f"  {f.message}")
         extra = []
         if f.frame is not None:
-            extra.append(f"frame {f.frame}")
+            named = where(f.frame) if where is not None else None
+            extra.append(f"frame {f.frame} ({named})" if named else f"frame {f.frame}")
         if f.section:
             extra.append(f.section)
         if extra:
@@ -376,10 +395,12 @@ def print_report(console: Console, associations: list[Association],
                  capture_findings: list[Finding], summary_rows: list[dict[str, Any]],
                  stats: Any, outcomes: dict[str, int], *, findings_only: bool = False,
                  all_contexts: bool = False, local: bool = False,
-                 selection: Any = None, others: Any = None) -> None:
+                 selection: Any = None, others: Any = None,
+                 where: Where | None = None) -> None:
     """``selection`` (report/selection.py): the associations and transactions to show.
     ``others``: another protocol's part of the story (report/dicomweb.py's ``WebPart``): its
-    headline, its findings and its blocks, told in time order with the associations."""
+    headline, its findings and its blocks, told in time order with the associations.
+    ``where(frame)`` names a frame's file (a capture of several files)."""
     chosen = ""
     if selection is not None and not selection.empty:
         total = len(associations)
@@ -404,15 +425,16 @@ def print_report(console: Console, associations: list[Association],
                    key=lambda f: ("error", "warning", "info").index(f.severity))
     if capture_findings:
         console.print(Text("Capture", style="bold"))
-        console.print(findings_list(capture_findings))
+        console.print(findings_list(capture_findings, where=where))
     if findings_only:
         if worst:
-            console.print(findings_list(worst, association=True))
+            console.print(findings_list(worst, association=True, where=where))
         return
     blocks: list[tuple[float, int, Any]] = [
         (a.start or 0.0, a.id, lambda a=a: association_block(
             a, verbose=all_contexts, local=local,
-            transactions=selection.transactions(a) if selection is not None else None))
+            transactions=selection.transactions(a) if selection is not None else None,
+            where=where))
         for a in associations]
     if others is not None:
         blocks += others.blocks
