@@ -41,15 +41,19 @@ class ShardResult(Record):
 
 
 def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, Any]) -> ShardResult:
-    """Analyse shard ``index`` of ``count`` of the capture ``specs`` (runs on a worker)."""
+    """Analyse shard ``index`` of ``count`` of the capture ``specs`` (runs on a worker).
+
+    ``config``: ``ports``, ``limits`` (a Limits), ``rules`` (a RuleConfig), ``dedup_window``:
+    what the client's options gave, so every worker builds the client's Analyzer."""
     from ..analysis.engine import Analyzer, Limits
     from ..analysis.rules import RuleConfig
     from ..analysis.run import analyze_source
-    from ..sources.merge import open_capture
+    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
 
-    capture = open_capture(list(specs), dedup_window=config.get("dedup_window", 1.0))
-    an = Analyzer(ports=config.get("ports", ()), limits=Limits(**config.get("limits", {})),
-                  rules=RuleConfig(**config.get("rules", {})), keep=True)
+    window = config.get("dedup_window", DEFAULT_DEDUP_WINDOW)
+    capture = open_capture(list(specs), dedup_window=window)
+    an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits") or Limits(),
+                  rules=config.get("rules") or RuleConfig(), keep=True)
     res = analyze_source(capture, an, shard=(index, count))
     st = an.stats
     return ShardResult(

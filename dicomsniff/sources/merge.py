@@ -53,7 +53,10 @@ from .inputs import expand_inputs, natural_key
 
 __all__ = ["DEFAULT_DEDUP_WINDOW", "CaptureSet", "FrameMap", "open_capture"]
 
-DEFAULT_DEDUP_WINDOW = 1.0  # seconds between two sensors' copies of one segment
+# Seconds between two sensors' copies of one segment: clock skew of NTP-synchronised sensors
+# plus the path between them is milliseconds; this much is also watched around each file's
+# start and end, so a short rotation at a high rate stays cheap.
+DEFAULT_DEDUP_WINDOW = 0.1
 DEFAULT_MAX_DEDUP = 1 << 20  # segment identities remembered while two sensors overlap
 DEFAULT_MAX_RUNS = 1 << 21  # frame-reference runs remembered (about 20 bytes each)
 _PEEK_CHUNK = 1 << 16  # planning reads this much of each file, for its first timestamp
@@ -240,6 +243,7 @@ class CaptureSet:
         self.warnings: list[str] = []
         self.damaged: list[str] = []  # files damaged part-way (also in problems)
         self.duplicates = 0
+        self.problems_said = 0  # problems already told to the user (sources/options.py)
         self.sensors = 0
         self.packets = 0
         self._bytes_read = 0
