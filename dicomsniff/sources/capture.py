@@ -226,6 +226,7 @@ class CaptureReader:
         self.size = 0
         self.bytes_read = 0
         self.packets = 0
+        self.last_ts: float | None = None  # of the last packet read, once per chunk and at end
         self.error = None
         self.warnings = []
         self._warned: set[str] = set()
@@ -524,6 +525,7 @@ class CaptureReader:
         ticks = self._ticks
         maxcap = self.max_caplen
         count = 0
+        last_ts = None
         try:
             while True:
                 n = len(buf)
@@ -537,10 +539,12 @@ class CaptureReader:
                         off = end
                         count += 1
                         # exact integer division: correctly rounded, same float as pcapng gives
-                        yield (sec * ticks + frac) / ticks, linktype, buf[start:end], olen
+                        last_ts = (sec * ticks + frac) / ticks
+                        yield last_ts, linktype, buf[start:end], olen
                 except struct.error:  # fewer than 16 bytes left
                     pass
                 self.packets = count
+                self.last_ts = last_ts
                 left = n - off
                 if left >= hlen:
                     caplen = unpack(buf, off)[2]
@@ -565,6 +569,7 @@ class CaptureReader:
                 off = 0
         finally:
             self.packets = count
+            self.last_ts = last_ts if count else None
             self._done()
 
     def _iter_pcapng(self) -> Iterator[Packet]:
@@ -770,6 +775,7 @@ class CaptureReader:
                     else:
                         off = end  # any other block type is skipped
                 self.packets = count
+                self.last_ts = last_ts
                 if err is not None:
                     self.error = err
                     return
@@ -783,6 +789,7 @@ class CaptureReader:
                 off = 0
         finally:
             self.packets = count
+            self.last_ts = last_ts if count else None
             self._done()
 
     def _idb_options(

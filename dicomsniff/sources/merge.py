@@ -42,7 +42,11 @@ import sys
 import zlib
 from array import array
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Iterator, Sequence
+from functools import partial
+from itertools import count, groupby
+from operator import gt, itemgetter
 from typing import BinaryIO
 
 from dissectors.net import ETH_IPV4, ETH_IPV6, l3_offset
@@ -61,6 +65,7 @@ DEFAULT_MAX_DEDUP = 1 << 20  # segment identities remembered while two sensors o
 DEFAULT_MAX_RUNS = 1 << 21  # frame-reference runs remembered (about 20 bytes each)
 _PEEK_CHUNK = 1 << 16  # planning reads this much of each file, for its first timestamp
 _INF = float("inf")
+_first = itemgetter(0)
 
 _IPV4_HEAD = struct.Struct("!BxHHH")  # version/IHL, total length, identification, flags/frag
 
@@ -258,6 +263,10 @@ class CaptureSet:
         self._runs_dropped = 0
         self._sensor_end: dict[int, float] = {}  # sensor number -> when its last file ended
         self._quiet_from = -_INF  # no copies to look for from then on, while one file is open
+        self._table: dict = {}  # segment identity -> (first time, sensors that sent it: bits)
+        # frames of the window before a file starts, kept until it does (a few MB at most: the
+        # window's worth of the capture's rate)
+        self._ring: deque = deque(maxlen=1 << 18)
         self.single = len(paths) == 1 or stream is not None
         if stream is not None:
             self._open_stream(stream)
@@ -424,6 +433,17 @@ class CaptureSet:
                 s += 1
         f.sensor = s
         self.sensors = max(self.sensors, s + 1)
+        ring = self._ring
+        if ring:
+            # The frames the file in front read in the last window before this one started:
+            # if it is still open, this is another sensor, whose first frames may copy them.
+            if any(a is not f for a in self._active):
+                table = self._table
+                for pkt, bit in ring:
+                    key = _identity(pkt[1], pkt[2])
+                    if key is not None and key not in table:
+                        table[key] = (pkt[0], bit)
+            ring.clear()
         self._active.append(f)
         f.head = next(f.it, None)
         if f.head is None:
@@ -442,8 +462,9 @@ class CaptureSet:
         self._bytes_read += r.bytes_read
         self._done_size += f.size
         self._sensor_end[f.sensor] = f.last_ts
-        # its copies in another sensor's file may still come, up to a window later
-        self._quiet_from = max(self._quiet_from, f.last_ts + self.dedup_window)
+        if len(self._active) > 1:
+            # its copies in the other sensors' files may still come, up to a window later
+            self._quiet_from = max(self._quiet_from, f.last_ts + self.dedup_window)
         self._active.remove(f)
         f.done = True
         f.close()
@@ -455,7 +476,8 @@ class CaptureSet:
         nfiles = len(files)
         pending = 0  # files[pending] is the next to open
         g = 0  # merged frame number
-        table: dict = {}  # segment identity -> (first time, sensors that sent it: a bit mask)
+        table = self._table
+        ring = self._ring
         window = self.dedup_window
         push, pop = heapq.heappush, heapq.heappop
         try:
@@ -496,15 +518,49 @@ class CaptureSet:
                         runs_g.append(g + 1)
                         runs_file.append(f.index)
                         runs_f.append(fr + 1)
+                    g += 1
+                    fr += 1
+                    yield pkt
+                    # The hot path, all in C: frames before the limit pass through groupby
+                    # (keyed on ``frame < (limit,)``, a tuple comparison on the timestamp), zip
+                    # counts them; the first frame at or past the limit is the next group's
+                    # first and becomes this file's head again (the heap sorts out ties).
+                    lim = bts if bts < watch else watch
+                    groups = groupby(it, partial(gt, (lim,)))
+                    pkt = None
+                    for before, grp in groups:
+                        if before:
+                            counter = count()
+                            yield from map(_first, zip(grp, counter, strict=False))
+                            n = next(counter)
+                            g += n
+                            fr += n
+                        else:
+                            pkt = next(grp)
+                            break
+                    if pkt is None:
+                        t = f.reader.last_ts if f.reader.last_ts is not None else t
+                    else:
+                        t = pkt[0]
+                elif not heap and self._quiet_from <= t:
+                    # One file open, another starts within a window: keep these frames in the
+                    # ring, looked at only if the other turns out to be another sensor.
+                    bit = 1 << f.sensor
                     while True:
                         g += 1
                         fr += 1
+                        if not (runs_g and runs_file[-1] == f.index
+                                and runs_f[-1] + (g - runs_g[-1]) == fr):
+                            runs_g.append(g)
+                            runs_file.append(f.index)
+                            runs_f.append(fr)
+                        ring.append((pkt, bit))
                         yield pkt
                         pkt = next(it, None)
                         if pkt is None:
                             break
                         t = pkt[0]
-                        if t > bts or (t == bts and fo > bord) or t >= watch:
+                        if t > bts or (t == bts and fo > bord):
                             break
                 else:  # two sensors or more: each TCP segment is looked up once
                     bit = 1 << f.sensor
