@@ -56,6 +56,8 @@ def _decode(row: dict, table: str) -> dict:
     types = dict(TABLES[table])
     rec = {"type": next(k for k, v in RECORD_TABLE.items() if v == table)}
     for k, v in row.items():
+        if k == "more" and v is not None:
+            rec.update(json.loads(v))
         if k in EXTRA_NAMES:
             continue
         if types[k] == "JSON" and v is not None:
@@ -138,6 +140,16 @@ def test_rows_name_the_file_of_a_rotated_set(tmp_path: Path) -> None:
     for r in rows:
         assert r["file"] == by_id[r["id"]]["file"]
         assert r["file_frame"] == (r["request_frame"] - 1) % 60 + 1
+
+
+def test_a_field_without_a_column_is_kept_in_more() -> None:
+    from dicomsniff.store.writer import record_rows
+
+    rec = {"type": "finding", "association": 1, "severity": "info", "code": "X", "message": "m",
+           "frame": 3, "section": None, "frames": [3], "new_field": {"a": 1}}
+    table, row = record_rows(rec, {"run_id": "r"})
+    names = [n for n, _t in EXTRA] + [n for n, _t in TABLES[table]]
+    assert json.loads(dict(zip(names, row, strict=True))["more"]) == {"new_field": {"a": 1}}
 
 
 def test_a_store_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:

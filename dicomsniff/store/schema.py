@@ -11,6 +11,8 @@ DuckDB queries with ``->>`` and ``json_extract``. Every row also carries:
   given with ``--sensor`` (or null);
 * ``file``, ``file_frame``, ``frame_refs``: where the row's frames are (see
   :mod:`dicomsniff.report.framerefs`);
+* ``more``: any field of the record this version has no column for yet (JSON), so a field
+  added to the ``--json`` contract is never lost before it gets its column;
 * ``day``: the UTC date of the row's time (association start, request time; a finding takes
   its association's), the Parquet dataset's partition.
 """
@@ -22,7 +24,7 @@ __all__ = ["EXTRA", "RECORD_TABLE", "RUNS", "TABLES", "columns"]
 # (column, DuckDB type); JSON columns hold the record's nested values as JSON text.
 EXTRA: tuple[tuple[str, str], ...] = (
     ("run_id", "VARCHAR"), ("capture", "VARCHAR"), ("sensor", "VARCHAR"), ("day", "DATE"),
-    ("file", "VARCHAR"), ("file_frame", "BIGINT"), ("frame_refs", "JSON"),
+    ("file", "VARCHAR"), ("file_frame", "BIGINT"), ("frame_refs", "JSON"), ("more", "JSON"),
 )
 
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -35,7 +37,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("protocol_version", "BIGINT"), ("application_context", "VARCHAR"),
         ("max_pdu", "JSON"), ("implementation", "JSON"), ("requestor", "JSON"),
         ("acceptor", "JSON"), ("contexts", "JSON"), ("pdus", "JSON"), ("bytes", "JSON"),
-        ("transactions", "BIGINT"), ("findings", "BIGINT"),
+        ("transactions", "BIGINT"), ("findings", "BIGINT"), ("move_transaction", "BIGINT"),
     ),
     "transactions": (
         ("id", "BIGINT"), ("association", "BIGINT"), ("command", "VARCHAR"),
@@ -46,6 +48,7 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("request_frame", "BIGINT"), ("response_frames", "JSON"), ("request_time", "DOUBLE"),
         ("request_end_time", "DOUBLE"), ("response_time", "DOUBLE"), ("latency", "DOUBLE"),
         ("dataset_bytes", "BIGINT"), ("dataset_partial", "BOOLEAN"),
+        ("dataset_missing", "BIGINT"),
         ("transfer_syntax", "VARCHAR"), ("response_dataset_bytes", "BIGINT"),
         ("suboperations", "JSON"), ("move_destination", "VARCHAR"),
         ("error_comment", "VARCHAR"), ("cancel_frame", "BIGINT"), ("event_type", "BIGINT"),

@@ -28,6 +28,8 @@ from .schema import EXTRA, RECORD_TABLE, RUNS, TABLES, columns
 __all__ = ["StoreError", "StoreWriter", "record_rows"]
 
 _BATCH = 20_000
+# the fields each table has a column for ("type" is the table itself)
+_KNOWN = {t: frozenset(n for n, _s in cols) | {"type"} for t, cols in TABLES.items()}
 _UTC = _dt.timezone.utc
 
 
@@ -60,9 +62,13 @@ def _json(v: Any) -> str | None:
 def record_rows(rec: dict[str, Any], extra: dict[str, Any]) -> tuple[str, tuple]:
     """(table, row tuple in :func:`~.schema.columns` order) of one ``--json`` record."""
     table = RECORD_TABLE[rec["type"]]
-    row = [extra.get(name) if name != "frame_refs" else _json(extra.get(name))
-           for name, _t in EXTRA]
-    for name, sql in TABLES[table]:
+    cols = TABLES[table]
+    known = _KNOWN[table]
+    more = {k: v for k, v in rec.items() if k not in known}
+    row = [_json(extra.get(name)) if sql == "JSON" else extra.get(name)
+           for name, sql in EXTRA if name != "more"]
+    row.append(_json(more) if more else None)
+    for name, sql in cols:
         v = rec.get(name)
         row.append(_json(v) if sql == "JSON" else v)
     return table, tuple(row)
