@@ -16,7 +16,7 @@ from dicomsniff.sources.merge import open_capture
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 # captures whose findings compare associations with each other (docs/many-captures.md)
-CROSS = {"storage-commitment-separate.pcap"}
+CROSS: set[str] = set()
 
 
 def records(assocs, capture_findings) -> list[str]:
@@ -38,12 +38,49 @@ def one_process(path: Path) -> list[str]:
 def test_a_flow_and_its_reverse_share_a_shard() -> None:
     from dissectors.net import reverse_key
 
-    keys = [bytes([192, 0, 2, 1, 192, 0, 2, 2]) + p.to_bytes(2, "big") + b"\x2b\x68"
-            for p in range(40000, 40400)]
+    keys = [bytes([10, 0, h, 1, 10, 0, h, 2]) + p.to_bytes(2, "big") + b"\x2b\x68"
+            for h in range(100) for p in (40000, 40001)]
     for n in (2, 3, 8):
         shards = [flow_shard(k, n) for k in keys]
         assert shards == [flow_shard(reverse_key(k), n) for k in keys]
         assert set(shards) == set(range(n))  # every shard gets work
+        # the two hosts decide, not the ports: a C-MOVE and its sub-association stay together
+        assert shards[0::2] == shards[1::2]
+
+
+def hosts_apart(tmp_path: Path) -> Path:
+    """The committed IPv4 captures merged, each moved onto its own pair of hosts (10.0.k.1 and
+    10.0.k.2): one capture with many host pairs, as a site's sensor sees it. Only the IPv4
+    addresses change (the analysis does not check IP checksums)."""
+    import dataclasses
+
+    from captures import pcapfile
+
+    out = tmp_path / "hosts.pcap"
+    names = ["move.pcap", "store-concurrent.pcap", "storage-commitment-separate.pcap",
+             "mpps.pcap", "find-cancel.pcap", "abort-mid-transfer.pcap", "get.pcap",
+             "associate-reject.pcap", "store-many-associations.pcap", "worklist.pcap"]
+    frames = []
+    for k, name in enumerate(names, 1):
+        header, _lt = pcapfile.read_header(CAPTURES / name)
+        for fr in pcapfile.frames(CAPTURES / name):
+            data = bytearray(fr.data)
+            if len(data) >= 34 and data[12:14] == b"\x08\x00":
+                for off in (26, 30):
+                    if data[off:off + 3] == b"\xc0\x00\x02":
+                        data[off:off + 4] = bytes([10, 0, k, data[off + 3]])
+            frames.append(dataclasses.replace(fr, data=bytes(data)))
+    frames.sort(key=lambda f: f.ts)  # stable: each capture's own order is kept
+    pcapfile.write(out, header, frames)
+    return out
+
+
+def test_shards_of_many_host_pairs_are_the_records_of_one_process(tmp_path: Path) -> None:
+    path = hosts_apart(tmp_path)
+    shards = [run_shard([str(path)], i, 3, {}) for i in range(3)]
+    assert all(r.associations for r in shards)  # the work is really spread
+    merged = merge_shards(shards)
+    assert records(merged.associations, merged.capture_findings) == one_process(path)
 
 
 @pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dissectors._plain import Record
 
 from ..sources.capture import CaptureError, linktype_name
-from ..sources.merge import CaptureSet, open_capture
+from ..sources.merge import CaptureRef, CaptureSet, open_capture
 from .engine import Analyzer
 
 SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
@@ -30,7 +30,8 @@ def analyze_source(source, analyzer: Analyzer,
 
     ``source`` is a :class:`~dicomsniff.sources.merge.CaptureSet` (what
     :func:`~dicomsniff.sources.merge.open_capture` returns: one file, several merged, a
-    compressed file, a stream), or a path or binary stream, opened here the same way.
+    compressed file, a stream), a path or binary stream, opened here the same way, or a
+    CaptureRef (for commands that read the capture more than once).
 
     Raises CaptureError for input that cannot be read at all; damage part-way through, and with
     several files any file that could not be read, is returned as ``reader_error`` (and a
@@ -39,7 +40,12 @@ def analyze_source(source, analyzer: Analyzer,
     ``shard=(index, count)`` analyses only the connections of that shard (see
     :mod:`dicomsniff.parallel.shard`); frame numbers stay those of the whole capture.
     """
-    reader = source if isinstance(source, CaptureSet) else open_capture(source)
+    if isinstance(source, CaptureSet):
+        reader = source
+    elif isinstance(source, CaptureRef):  # a command that reads the capture more than once
+        reader = source.open()
+    else:
+        reader = open_capture(source)
     size = reader.size
     cb = None
     if progress is not None:

@@ -11,19 +11,23 @@ import signal
 import sys
 from typing import Any
 
+from ..parallel.options import add_cluster_options
 from ..report.options import add_format_options, add_selection_options, selection_from
 from .args import (
     EXIT_DAMAGED,
     EXIT_FINDINGS,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_UNUSABLE,
     Progress,
+    add_capture_arguments,
     add_limit_options,
     add_port_option,
     add_rule_options,
+    capture_name,
     fail,
+    finish_input,
     limits_from,
+    open_input,
     open_output,
     quiet_broken_pipe,
     rules_from,
@@ -60,7 +64,7 @@ def add_parser(subparsers: Any) -> None:
                     "negotiation, DIMSE transactions with their statuses and timing, "
                     "findings, and a response time summary.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard input)")
+    add_capture_arguments(a)
     a.add_argument("--json", action="store_true",
                    help="write JSON Lines (one record per line) instead of the report")
     add_port_option(a)
@@ -77,6 +81,10 @@ def add_parser(subparsers: Any) -> None:
     add_selection_options(a)
     add_limit_options(a)
     add_rule_options(a)
+    from ..store.options import add_store_options
+
+    add_store_options(a)
+    add_cluster_options(a)
     a.set_defaults(handler=run)
 
 
@@ -91,8 +99,22 @@ def run(args: argparse.Namespace) -> int:
         return fail("--json and --csv: choose one")
     sel = selection_from(args)
     streamed = args.json or args.csv is not None
-    analyzer = Analyzer(ports=args.port, limits=limits_from(args), keep=not streamed,
-                        rules=rules_from(args))
+    from ..store.options import store_from
+    from ..store.writer import StoreError
+
+    if args.dask and args.capture == ["-"]:
+        return fail("--dask: the workers read capture files, not standard input")
+    try:
+        capture = open_input(args)
+    except CaptureError as exc:
+        return fail(str(exc))
+    limits, rules = limits_from(args), rules_from(args)
+    analyzer = Analyzer(ports=args.port, limits=limits, keep=not streamed, rules=rules)
+    try:
+        store = store_from(args, capture)
+    except StoreError as exc:
+        capture.close()
+        return fail(str(exc))
     from ..analysis.http import session
 
     summary = Summary()
@@ -105,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ..report.jsonl import JsonLinesWriter
 
-        writer = JsonLinesWriter(out, findings_only=args.findings_only, selection=sel)
+        writer = JsonLinesWriter(out, findings_only=args.findings_only, selection=sel,
+                                 locate=None if capture.single else capture.locate)
 
         def json_association(a: Any) -> None:
             sel.first_time(analyzer.stats.first_ts)  # for relative and time-of-day bounds
@@ -129,16 +152,30 @@ def run(args: argparse.Namespace) -> int:
         analyzer.on_finding.append(lambda f: table.finding(f) if f.association is None
                                    else None)
 
-    source = sys.stdin.buffer if args.capture == "-" else args.capture
-    bar = Progress(args.capture, args.no_progress, "reading")
+    if store is not None:  # the store holds everything (a selection narrows what is shown)
+        analyzer.on_association.append(store.association)
+        analyzer.on_finding.append(store.finding)
+    where = None if capture.single else capture.describe
+    result = None
+    if args.dask:
+        try:
+            _stats, _assocs, _capf, _err, where = _on_dask(args, capture, analyzer, limits,
+                                                           rules, writer, store)
+        except KeyboardInterrupt:
+            return fail("interrupted", EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            raise  # output closed (| head): quiet, as without --dask
+        except Exception as exc:  # the cluster's own errors (address, workers): one line
+            return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
+    bar = Progress(capture, args.no_progress or bool(args.dask), "reading")
     interrupted = 0  # the signal that stopped the reading
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        result = analyze_source(source, analyzer, bar.callback)
+        if not args.dask:
+            result = analyze_source(capture, analyzer, bar.callback)
     except CaptureError as exc:
         bar.stop()
-        sys.stderr.write(f"dicomsniff: {exc}\n")
-        return EXIT_UNUSABLE
+        return fail(str(exc))
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through _terminated
         interrupted = exc.args[0] if exc.args and isinstance(exc.args[0], int) else \
             signal.SIGINT
@@ -150,8 +187,20 @@ def run(args: argparse.Namespace) -> int:
         if not interrupted:
             signal.signal(signal.SIGTERM, previous)
 
-    stats = analyzer.stats
+    if args.dask:
+        stats, associations, capture_findings, reader_error = _stats, _assocs, _capf, _err
+    else:
+        stats = analyzer.stats
+        associations = analyzer.associations
+        capture_findings = [f for f in analyzer.findings if f.association is None]
+        reader_error = result.reader_error if result else None
     rows = summary.table()
+    if store is not None:
+        store.close({"frames": stats.frames, "bytes": stats.bytes,
+                     "associations": summary.associations, "outcomes": summary.outcomes,
+                     "findings": stats.findings, "by_severity": stats.by_severity,
+                     "capture_error": reader_error, "services": rows},
+                    stats.first_ts, stats.last_ts, stats.frames, stats.bytes)
     if writer is not None:
         writer.summary({"frames": stats.frames, "bytes": stats.bytes,
                         "associations": summary.associations, "outcomes": summary.outcomes,
@@ -160,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
                         "findings_dropped": stats.findings_dropped,
                         "ignored_connections": stats.ignored_connections,
                         "evicted_connections": stats.evicted,
-                        "capture_error": result.reader_error if result else None,
+                        "capture_error": reader_error,
                         "interrupted": bool(interrupted),
                         "services": rows})
     elif args.csv:
@@ -174,12 +223,11 @@ def run(args: argparse.Namespace) -> int:
         console = Console(file=out, highlight=False, soft_wrap=False,
                           width=None if out.isatty() else _file_width())
         console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]
-        capture_findings = [f for f in analyzer.findings if f.association is None]
         sel.first_time(stats.first_ts)
-        print_report(console, analyzer.associations, capture_findings, rows, stats,
+        print_report(console, associations, capture_findings, rows, stats,
                      summary.outcomes, findings_only=args.findings_only,
                      all_contexts=args.all_contexts, local=args.localtime, selection=sel,
-                     others=WebPart(web) if sel.empty else None)
+                     others=WebPart(web) if sel.empty else None, where=where)
     if out is not sys.stdout:
         out.close()
     else:
@@ -189,9 +237,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"dicomsniff: {name}; the report covers the {stats.frames} frames "
                          "read\n")
         return EXIT_INTERRUPTED if interrupted != signal.SIGTERM else 128 + signal.SIGTERM
-    if result is not None and result.reader_error:
-        sys.stderr.write(f"dicomsniff: {args.capture}: capture damaged: {result.reader_error}"
-                         f" (the {result.packets} frames before it were analysed)\n")
+    if capture.single and reader_error:
+        sys.stderr.write(f"dicomsniff: {capture_name(args)}: capture damaged: {reader_error}"
+                         f" (the {stats.frames} frames before it were analysed)\n")
+        return EXIT_DAMAGED
+    if finish_input(capture):
         return EXIT_DAMAGED
     if args.fail_on:
         order = ("error", "warning", "info")
@@ -205,6 +255,44 @@ def _terminated(signum: int, _frame: object) -> None:
     """SIGTERM (a service manager stopping us, ``timeout``): stop reading as Ctrl-C does, so
     the report, or the JSON summary record, still covers what was read."""
     raise KeyboardInterrupt(signum)
+
+
+def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any, rules: Any,
+             writer: Any, store: Any) -> tuple[Any, list, list, str | None, Any]:
+    """``--dask``: the shards on the cluster, their merged associations handed to the same
+    subscribers (summary, JSON, store) in the order one process ends them."""
+    from ..analysis.engine import Stats
+    from ..parallel.cluster import analyze_on_dask
+
+    config = {"ports": list(args.port), "limits": limits, "rules": rules}
+    if args.dedup_window is not None:
+        config["dedup_window"] = args.dedup_window
+    capture.close()
+    merged = analyze_on_dask(args.dask, capture.paths, config, workers=args.workers)
+    fmap = merged.frame_map
+    locate = None if capture.single else fmap.locate
+    if writer is not None:
+        writer.locate = locate
+    if store is not None:
+        store.locate = fmap.locate
+    said = set(capture.problems)
+    capture.problems.extend(p for p in merged.problems if p not in said)
+    stats = Stats(frames=merged.frames, bytes=merged.bytes, first_ts=merged.first_ts,
+                  last_ts=merged.last_ts, ignored_connections=merged.ignored,
+                  evicted=merged.evicted, findings_dropped=merged.findings_dropped)
+    findings = [f for a in merged.associations for f in a.findings] + merged.capture_findings
+    stats.findings = len(findings) + merged.findings_dropped
+    for f in findings:
+        stats.by_severity[f.severity] = stats.by_severity.get(f.severity, 0) + 1
+    analyzer.stats.first_ts = merged.first_ts  # what selections measure times from
+    for a in sorted(merged.associations, key=lambda a: (a.last_frame or 0, a.id)):
+        for cb in analyzer.on_association:
+            cb(a)
+    for f in merged.capture_findings:
+        for cb in analyzer.on_finding:
+            cb(f)
+    return (stats, merged.associations, merged.capture_findings, merged.reader_error,
+            None if capture.single else fmap.describe)
 
 
 def _file_width() -> int:

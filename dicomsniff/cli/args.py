@@ -204,18 +204,108 @@ def quiet_broken_pipe() -> None:
     raise SystemExit(EXIT_OK)
 
 
+# -- the capture: one or several files, read the same way by every subcommand -------------------
+
+CAPTURE_HELP = ("pcap or pcapng files, directories of them or globs, read as one capture "
+                "merged by time (rotated sets, several sensors); .gz, .xz and .zst are read as "
+                "they are; '-' reads a capture from standard input")
+
+
+def _window(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= v < 3600:
+        raise argparse.ArgumentTypeError(f"seconds between 0 and 3600: {text}")
+    return v
+
+
+def add_capture_arguments(parser: Any, help: str = CAPTURE_HELP) -> None:
+    """The positional CAPTURE... and ``--dedup-window``; open them with :func:`open_input`."""
+    parser.add_argument("capture", nargs="+", metavar="CAPTURE", help=help)
+    parser.add_argument("--dedup-window", type=_window, default=None, metavar="SECONDS",
+                        help="several sensors: a TCP segment seen by two of them less than "
+                             "this apart is analysed once (default 0.1; more when their "
+                             "clocks disagree by more)")
+
+
+def open_input(args: argparse.Namespace, prog: str = "dicomsniff") -> Any:
+    """The one way subcommands open their capture: ``args.capture`` (files, directories,
+    globs, ``-``) as a :class:`~dicomsniff.sources.merge.CaptureSet`.
+
+    Raises CaptureError, its message one line per unusable file (the later ones already
+    prefixed with ``prog:``), when nothing can be read. Files that cannot be read while others
+    can are said here on stderr, one line each; :func:`finish_input` says those found damaged
+    on the way."""
+    from ..sources.capture import CaptureError
+    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+
+    window = getattr(args, "dedup_window", None)
+    try:
+        capture = open_capture(args.capture, dedup_window=DEFAULT_DEDUP_WINDOW
+                               if window is None else window)
+    except CaptureError as exc:
+        raise CaptureError(f"\n{prog}: ".join(str(exc).splitlines())) from None
+    if not capture.single:
+        _say(capture.problems, prog)
+        capture.problems_said = len(capture.problems)
+    return capture
+
+
+def reopener(args: argparse.Namespace) -> Any:
+    """For commands that read the capture more than once (show, the TUI): a
+    :class:`~dicomsniff.sources.merge.CaptureRef` that opens it the same way each time
+    (standard input must be copied to a file first)."""
+    from ..sources.merge import DEFAULT_DEDUP_WINDOW, CaptureRef
+
+    window = getattr(args, "dedup_window", None)
+    return CaptureRef(args.capture, DEFAULT_DEDUP_WINDOW if window is None else window)
+
+
+def finish_input(capture: Any, prog: str = "dicomsniff") -> bool:
+    """After the analysis of several files: say the files found damaged on the way, one line
+    each, and tell whether any file had a problem (exit status 3). One file's damage is the
+    command's own message, as before."""
+    if capture is None or capture.single:
+        return False
+    _say(capture.problems[capture.problems_said:], prog)
+    capture.problems_said = len(capture.problems)
+    return bool(capture.problems)
+
+
+def capture_name(args: argparse.Namespace) -> str:
+    """The capture in one name, for messages and titles: the file, or the first and a count."""
+    if getattr(args, "capture_label", None):
+        return args.capture_label
+    specs = args.capture if isinstance(args.capture, list) else [args.capture]
+    if specs == ["-"]:
+        return "standard input"
+    return specs[0] if len(specs) == 1 else f"{specs[0]} (+{len(specs) - 1} more)"
+
+
+def _say(lines: list[str], prog: str) -> None:
+    for line in lines:
+        sys.stderr.write(f"{prog}: {line}\n")
+    if lines:
+        sys.stderr.flush()
+
+
 class Progress:
     """A rich progress bar on standard error for captures over 4 MiB, on a terminal only.
 
-    ``callback`` is the ``progress(done, total)`` to hand the analysis (None: no bar)."""
+    ``capture`` is a path or a CaptureSet (its files' total size on disk). ``callback`` is the
+    ``progress(done, total)`` to hand the analysis (None: no bar)."""
 
-    def __init__(self, capture: str, disabled: bool, label: str) -> None:
+    def __init__(self, capture: Any, disabled: bool, label: str) -> None:
         self.bar: Any = None
         self.task: Any = None
-        if disabled or capture == "-" or not sys.stderr.isatty():
+        if isinstance(capture, list):
+            capture = capture[0] if len(capture) == 1 else None
+        if disabled or capture == "-" or capture is None or not sys.stderr.isatty():
             return
         try:
-            total = os.path.getsize(capture)
+            total = capture.size if hasattr(capture, "size") else os.path.getsize(capture)
         except OSError:
             return
         if total <= 4 << 20:

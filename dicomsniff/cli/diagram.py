@@ -16,11 +16,15 @@ from .args import (
     EXIT_DAMAGED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_capture_arguments,
     add_limit_options,
     add_port_option,
     add_rule_options,
+    capture_name,
     fail,
+    finish_input,
     limits_from,
+    open_input,
     positive_int,
     rules_from,
 )
@@ -72,7 +76,7 @@ def add_parser(subparsers: Any) -> None:
                     "and response (status in words), A-RELEASE and A-ABORT in capture order;\n"
                     "failures and findings highlighted.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard input)")
+    add_capture_arguments(p)
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the diagram to FILE (default: standard output)")
     p.add_argument("--format", choices=FORMATS,
@@ -160,10 +164,10 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.http import session
 
     web = session(analyzer)  # DICOMweb requests are arrows too
-    source = sys.stdin.buffer if args.capture == "-" else args.capture
     interrupted, damaged = False, None
     try:
-        damaged = analyze_source(source, analyzer).reader_error
+        capture = open_input(args)
+        damaged = analyze_source(capture, analyzer).reader_error
     except CaptureError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:
@@ -179,8 +183,9 @@ def run(args: argparse.Namespace) -> int:
             sel = select(analyzer.associations, ids=args.association, aes=args.ae,
                          between=args.between, commands=args.command)
     except SelectionError as exc:
-        return fail(f"{args.capture}: {exc}")
-    name = "standard input" if args.capture == "-" else os.path.basename(args.capture)
+        return fail(f"{capture_name(args)}: {exc}")
+    name = capture_name(args)
+    name = name if name == "standard input" else os.path.basename(name)
     capture_findings = [f for f in analyzer.findings if f.association is None]
     diagram = build(sel.associations, log=analyzer.log, selection=sel,
                     options=Options(level=args.level, collapse=not args.no_collapse,
@@ -214,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
               "narrow the selection or raise --max-messages", EXIT_OK)
     if interrupted:
         return fail("interrupted; the diagram covers what was read", EXIT_INTERRUPTED)
+    if not capture.single:
+        return EXIT_DAMAGED if finish_input(capture) else EXIT_OK
     if damaged:
-        return fail(f"{args.capture}: capture damaged: {damaged} (the diagram covers what "
-                     "came before)", EXIT_DAMAGED)
+        return fail(f"{capture_name(args)}: capture damaged: {damaged} (the diagram covers "
+                     "what came before)", EXIT_DAMAGED)
     return EXIT_OK

@@ -17,10 +17,14 @@ from .args import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     Progress,
+    add_capture_arguments,
     add_object_options,
+    capture_name,
     deidentifier,
     fail,
+    finish_input,
     limits_from,
+    open_input,
 )
 
 EXPORT_EPILOG = """\
@@ -59,8 +63,7 @@ def add_parser(subparsers: Any) -> None:
         description="Write every data set carried by C-STORE (including C-MOVE and C-GET "
                     "sub-operations) as a DICOM Part 10 file, byte for byte as sent.",
         epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    e.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard "
-                                   "input)")
+    add_capture_arguments(e)
     e.add_argument("outdir", metavar="OUTDIR", help="directory for the files (created if "
                                                     "missing)")
     e.add_argument("--sop-class", action="append", default=[], metavar="UID_OR_NAME",
@@ -80,20 +83,21 @@ def run_export(args: argparse.Namespace) -> int:
     from ..objects.export import Exported, Exporter, ExportError
     from ..objects.filters import Filters
     from ..objects.report import object_line, size_text
-    from ..sources.capture import CaptureError, CaptureReader
+    from ..sources.capture import CaptureError
 
     inflate.apply_option(args)
     outdir = os.path.abspath(args.outdir)
-    if args.capture != "-":
-        try:  # a capture that cannot be read leaves no empty OUTDIR behind
-            CaptureReader(args.capture).close()
-        except CaptureError as exc:
-            return fail(str(exc))
+    try:  # a capture that cannot be read leaves no empty OUTDIR behind
+        capture = open_input(args)
+    except CaptureError as exc:
+        return fail(str(exc))
     if why := prepare_outdir(outdir):
+        capture.close()
         return fail(why)
     try:
         deid = deidentifier(args.anonymize)
     except AnonymizeUnavailable as exc:
+        capture.close()
         return fail(str(exc))
 
     def done(info: Exported) -> None:
@@ -105,12 +109,11 @@ def run_export(args: argparse.Namespace) -> int:
     analyzer = ObjectAnalyzer(exporter, ports=args.port, keep=False, limits=limits_from(args))
     analyzer.on_transaction.append(exporter.on_transaction)
     analyzer.on_association.append(exporter.on_association)
-    source = sys.stdin.buffer if args.capture == "-" else args.capture
-    bar = Progress(args.capture, args.no_progress, "exporting")
+    bar = Progress(capture, args.no_progress, "exporting")
     started = time.monotonic()
     damaged, interrupted = None, False
     try:
-        damaged = analyze_source(source, analyzer, bar.callback).reader_error
+        damaged = analyze_source(capture, analyzer, bar.callback).reader_error
     except CaptureError as exc:
         return fail(str(exc))
     except ExportError as exc:
@@ -133,8 +136,10 @@ def run_export(args: argparse.Namespace) -> int:
     if interrupted:
         return fail("interrupted; data sets in progress were written as partial",
                      EXIT_INTERRUPTED)
+    if not capture.single:
+        return EXIT_DAMAGED if finish_input(capture) else EXIT_OK
     if damaged:
-        return fail(f"{args.capture}: capture damaged: {damaged} (what came before was "
+        return fail(f"{capture_name(args)}: capture damaged: {damaged} (what came before was "
                      "exported)", EXIT_DAMAGED)
     return EXIT_OK
 

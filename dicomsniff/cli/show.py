@@ -17,11 +17,15 @@ from .args import (
     EXIT_DAMAGED,
     EXIT_OK,
     Progress,
+    add_capture_arguments,
     add_object_options,
+    capture_name,
     deidentifier,
     fail,
     limits_from,
+    open_input,
     positive_int,
+    reopener,
 )
 
 SHOW_EPILOG = """\
@@ -54,8 +58,7 @@ def add_parser(subparsers: Any) -> None:
                     "dcmdump-like trees (queries, worklists, MPPS, storage commitment, "
                     "print...), or check C-FIND responses against their queries.",
         epilog=SHOW_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("capture", help="pcap or pcapng file ('-' reads a capture from standard "
-                                   "input)")
+    add_capture_arguments(s)
     s.add_argument("--transaction", type=positive_int, metavar="ID",
                    help="the transaction to show (ids as in 'dicomsniff analyze')")
     s.add_argument("--check-queries", action="store_true",
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """``show``: one transaction's messages, or the query check."""
     inflate.apply_option(args)
     from ..objects.anonymize import AnonymizeUnavailable
+    from ..sources.capture import CaptureError
 
     if args.transaction is None and not args.check_queries:
         return fail("show needs --transaction ID or --check-queries (see "
@@ -81,7 +85,14 @@ def run(args: argparse.Namespace) -> int:
         deid = deidentifier(args.anonymize and not args.check_queries)
     except AnonymizeUnavailable as exc:
         return fail(str(exc))
-    source, cleanup = _seekable(args.capture)
+    args.capture_label = capture_name(args)
+    args.capture, cleanup = _seekable(args.capture)
+    try:  # the capture must open before anything else is said
+        open_input(args).close()
+    except CaptureError as exc:
+        cleanup()
+        return fail(str(exc))
+    source = reopener(args)
     try:
         if args.check_queries:
             return check_queries(args, source)
@@ -90,9 +101,9 @@ def run(args: argparse.Namespace) -> int:
         cleanup()
 
 
-def _seekable(capture: str) -> tuple[str, Any]:
-    """A path that can be read twice: standard input is first copied to a temporary file."""
-    if capture != "-":
+def _seekable(capture: list[str]) -> tuple[list[str], Any]:
+    """Files that can be read twice: standard input is first copied to a temporary file."""
+    if capture != ["-"]:
         return capture, lambda: None
     import shutil
     import tempfile
@@ -100,7 +111,12 @@ def _seekable(capture: str) -> tuple[str, Any]:
     fd, path = tempfile.mkstemp(prefix="dicomsniff-stdin-", suffix=".pcap")
     with os.fdopen(fd, "wb") as fh:
         shutil.copyfileobj(sys.stdin.buffer, fh, 1 << 20)
-    return path, lambda: os.unlink(path)
+    return [path], lambda: os.unlink(path)
+
+
+def _one(args: argparse.Namespace) -> str | None:
+    """The file to size a progress bar by (one file only)."""
+    return args.capture[0] if len(args.capture) == 1 else None
 
 
 def _console() -> Any:
@@ -116,7 +132,7 @@ def _find(args: argparse.Namespace, source: str) -> Any:
     from ..objects.collect import TransactionNotFound, locate
     from ..sources.capture import CaptureError
 
-    bar = Progress(args.capture, args.no_progress, "finding the transaction")
+    bar = Progress(_one(args), args.no_progress, "finding the transaction")
     try:
         t, a = locate(source, args.transaction, ports=args.port, progress=bar.callback)
     except CaptureError as exc:
@@ -124,7 +140,7 @@ def _find(args: argparse.Namespace, source: str) -> Any:
     except TransactionNotFound as exc:
         have = (f"the capture has transactions #1-#{exc.last}" if exc.last
                 else "the capture has no DIMSE transaction")
-        return fail(f"{args.capture}: no transaction #{exc.wanted}: {have} (ids as in "
+        return fail(f"{capture_name(args)}: no transaction #{exc.wanted}: {have} (ids as in "
                      "'dicomsniff analyze')")
     finally:
         bar.stop()
@@ -142,14 +158,14 @@ def show_transaction(args: argparse.Namespace, source: str, deid: Any) -> int:
     if isinstance(found, int):
         return found
     t, a = found
-    bar = Progress(args.capture, args.no_progress, "reading its data sets")
+    bar = Progress(_one(args), args.no_progress, "reading its data sets")
     try:
         col = collect(source, t, a, ports=args.port, progress=bar.callback)
     finally:
         bar.stop()
     print_transaction(_console(), col, deid)
     if col.reader_error:
-        return fail(f"{args.capture}: capture damaged: {col.reader_error}", EXIT_DAMAGED)
+        return fail(f"{capture_name(args)}: capture damaged: {col.reader_error}", EXIT_DAMAGED)
     return EXIT_OK
 
 
@@ -181,7 +197,7 @@ def check_queries(args: argparse.Namespace, source: str) -> int:
                            redact=args.anonymize)
     analyzer = ObjectAnalyzer(checker, ports=args.port, keep=False, limits=limits_from(args))
     analyzer.on_transaction.append(checker.on_transaction)
-    bar = Progress(args.capture, args.no_progress, "checking queries")
+    bar = Progress(_one(args), args.no_progress, "checking queries")
     try:
         damaged = analyze_source(source, analyzer, bar.callback).reader_error
     except CaptureError as exc:
@@ -190,7 +206,7 @@ def check_queries(args: argparse.Namespace, source: str) -> int:
         bar.stop()
     _report(args, checker, findings)
     if damaged:
-        return fail(f"{args.capture}: capture damaged: {damaged} (what came before was "
+        return fail(f"{capture_name(args)}: capture damaged: {damaged} (what came before was "
                      "checked)", EXIT_DAMAGED)
     return EXIT_OK
 

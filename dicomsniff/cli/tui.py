@@ -14,10 +14,13 @@ from typing import Any
 from .. import inflate
 from .args import (
     EXIT_UNUSABLE,
+    add_capture_arguments,
     add_limit_options,
     add_port_option,
     add_rule_options,
     limits_from,
+    open_input,
+    reopener,
     rules_from,
 )
 
@@ -44,7 +47,8 @@ def add_parser(subparsers: Any) -> None:
                     "(sequence diagram) of the selected associations, every message's command "
                     "set, data set and bytes, the findings, and exports.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("capture", help="pcap or pcapng file")
+    add_capture_arguments(p, help="pcap or pcapng files, directories or globs, read as one "
+                             "capture merged by time; .gz/.xz/.zst are read as they are")
     p.add_argument("--filter", default="", metavar="TEXT",
                    help="initial filter, e.g. 'ae:CT1 status:failure' (see ? in the app)")
     add_port_option(p)
@@ -54,14 +58,14 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(handler=run)
 
 
-def check_capture(path: str) -> str | None:
-    """Why ``path`` cannot be browsed (one line), or None."""
-    from ..sources.capture import CaptureError, CaptureReader
+def check_capture(args: argparse.Namespace) -> str | None:
+    """Why the capture cannot be browsed (one line per file), or None."""
+    from ..sources.capture import CaptureError
 
-    if path == "-":
-        return "the TUI reads a capture file, not standard input (it reads packets again)"
+    if "-" in args.capture:
+        return "the TUI reads capture files, not standard input (it reads packets again)"
     try:
-        CaptureReader(path).close()
+        open_input(args).close()
     except CaptureError as exc:
         return str(exc)
     return None
@@ -69,7 +73,7 @@ def check_capture(path: str) -> str | None:
 
 def run(args: argparse.Namespace) -> int:
     """The ``tui`` handler: check the file, then run the app until the user quits."""
-    why = check_capture(args.capture)
+    why = check_capture(args)
     if why is not None:
         sys.stderr.write(f"dicomsniff: {why}\n")
         return EXIT_UNUSABLE
@@ -85,5 +89,5 @@ def run(args: argparse.Namespace) -> int:
 
     inflate.apply_option(args)
 
-    return browse(FileSource(args.capture, args.port, limits=limits_from(args),
+    return browse(FileSource(reopener(args), args.port, limits=limits_from(args),
                              rules=rules_from(args)), filter_text=args.filter)

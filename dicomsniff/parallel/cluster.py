@@ -8,10 +8,9 @@ them (associations in the order their connections started, transactions in the o
 requests arrived), so the records written from here on, JSON, report, DuckDB, Parquet, are the
 ones one process writes.
 
-What a shard cannot see: the capture-wide checks that compare associations (a response slow
-against the median of the same service elsewhere, MPPS or storage commitment pairs on two
-associations, refused connections) see only their shard's associations; docs/many-captures.md
-lists them.
+What a shard cannot see: checks that compare associations between different pairs of hosts
+(the slow-response medians, a C-MOVE to a third host) see only their shard's associations;
+docs/many-captures.md says which.
 """
 
 from __future__ import annotations
@@ -80,16 +79,26 @@ def merge_shards(results: Sequence[ShardResult]) -> Merged:
     results = sorted(results, key=lambda r: r.index)
     assocs: list[Association] = [a for r in results for a in r.associations]
     assocs.sort(key=lambda a: (a.first_frame or 0, a.id))
-    new_id = {}
-    for n, a in enumerate(assocs, 1):
-        new_id[id(a)] = n
+    new_id = {id(a): n for n, a in enumerate(assocs, 1)}
     txns = [(t.request_frame or 0, t.id, id(a), t) for a in assocs for t in a.transactions]
     txns.sort(key=lambda x: (x[0], new_id[x[2]], x[1]))
-    for n, (_f, _i, _a, t) in enumerate(txns, 1):
-        t.id = n
+    new_txn = {id(t): n for n, (_f, _i, _a, t) in enumerate(txns, 1)}
+    # ids inside one shard -> ids of the whole: links between associations (C-MOVE and its
+    # sub-associations, analysis/moves.py) are within a shard, so they map through its table
+    for r in results:
+        assoc_of = {a.id: new_id[id(a)] for a in r.associations}
+        txn_of = {t.id: new_txn[id(t)] for a in r.associations for t in a.transactions}
+        for a in r.associations:
+            if getattr(a, "move_transaction", None) is not None:
+                a.move_transaction = txn_of.get(a.move_transaction)
+            for t in a.transactions:
+                subs = getattr(t, "sub_associations", None)
+                if subs:
+                    t.sub_associations = [assoc_of[i] for i in subs if i in assoc_of]
     for a in assocs:
         a.id = new_id[id(a)]
         for t in a.transactions:
+            t.id = new_txn[id(t)]
             t.association = a.id
         for f in a.findings:
             f.association = a.id

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_cluster_options", "cluster_config"]
+__all__ = ["add_cluster_options"]
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return v
 
 
 def add_cluster_options(parser: Any) -> None:
@@ -14,14 +24,5 @@ def add_cluster_options(parser: Any) -> None:
                    help="analyse shards of the connections on a Dask distributed cluster "
                         "(tcp://HOST:8786, its workers reading the same files under the same "
                         "paths), or 'local' for a LocalCluster on this machine")
-    g.add_argument("--workers", type=int, default=2, metavar="N",
+    g.add_argument("--workers", type=_positive, default=2, metavar="N",
                    help="worker processes of --dask local (default 2)")
-
-
-def cluster_config(args: argparse.Namespace, limits: Any, rules: Any) -> dict[str, Any]:
-    """What a shard worker needs to build the same Analyzer as this process."""
-    cfg: dict[str, Any] = {"ports": list(getattr(args, "port", [])), "limits": limits,
-                           "rules": rules}
-    if getattr(args, "dedup_window", None) is not None:
-        cfg["dedup_window"] = args.dedup_window
-    return cfg

@@ -1,7 +1,9 @@
 """Flows sharded by a hash of the connection's endpoints: the unit of parallel work.
 
 As in Zeek cluster workers and Suricata, a TCP connection belongs to one shard, whichever
-direction a packet travels, so an association is analysed whole by one worker. Each worker reads
+direction a packet travels, so an association is analysed whole by one worker; the hash is of
+the two hosts' addresses (not the ports), so associations that DICOM ties together between two
+hosts stay together too. Each worker reads
 every frame of every file (reading is the cheap part) and analyses only its shard's flows: the
 other frames are replaced by an empty placeholder, so frame numbers, and therefore every frame
 reference in the records, are those one process gives. Non-TCP frames go to shard 0 alone, so
@@ -17,7 +19,7 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 
-from dissectors.net import l3_offset, reverse_key, tcp_segment
+from dissectors.net import l3_offset, tcp_segment
 
 __all__ = ["ShardFilter", "flow_shard"]
 
@@ -28,9 +30,14 @@ _MAX_CACHE = 1 << 18  # flow keys remembered (their shard); the cache is cleared
 
 def flow_shard(key: bytes, count: int) -> int:
     """The shard (0..count-1) of a flow key (``src addr + dst addr + src port + dst port``, as
-    :func:`dissectors.net.tcp_segment` gives it); both directions get the same shard."""
-    rev = reverse_key(key)
-    return zlib.crc32(key if key <= rev else rev) % count
+    :func:`dissectors.net.tcp_segment` gives it): a hash of the two host addresses, in either
+    order. Ports are left out on purpose: the associations DICOM ties together run between
+    the same two hosts (a C-MOVE and the sub-association bringing its C-STOREs back to the
+    requestor, a storage commitment result on a new association, MPPS beside the images), so
+    one worker sees both."""
+    half = (len(key) - 4) // 2
+    a, b = key[:half], key[half:2 * half]
+    return zlib.crc32(a + b if a <= b else b + a) % count
 
 
 class ShardFilter:

@@ -55,7 +55,8 @@ from .capture import CaptureError, CaptureReader, Packet
 from .compressed import Decompressed, compression_of, open_decompressed
 from .inputs import expand_inputs, natural_key
 
-__all__ = ["DEFAULT_DEDUP_WINDOW", "CaptureSet", "FrameMap", "open_capture"]
+__all__ = ["DEFAULT_DEDUP_WINDOW", "CaptureRef", "CaptureSet", "FrameMap", "open_capture",
+           "open_frames"]
 
 # Seconds between two sensors' copies of one segment: clock skew of NTP-synchronised sensors
 # plus the path between them is milliseconds; this much is also watched around each file's
@@ -267,7 +268,8 @@ class CaptureSet:
         # frames of the window before a file starts, kept until it does (a few MB at most: the
         # window's worth of the capture's rate)
         self._ring: deque = deque(maxlen=1 << 18)
-        self.single = len(paths) == 1 or stream is not None
+        # one file read directly; several, or one among unusable others, through the merge
+        self.single = (len(paths) == 1 and not self.problems) or stream is not None
         if stream is not None:
             self._open_stream(stream)
         elif self.single:
@@ -647,6 +649,34 @@ def _disk_size(path: str) -> int:
     return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
+class CaptureRef(str):
+    """A capture to read again and again (the TUI reads frames back, ``show`` reads twice).
+
+    It is its display name (the file, or the first and a count), so code that names things
+    after the capture keeps working, and :meth:`open` gives the same CaptureSet each time."""
+
+    specs: list[str]
+    dedup_window: float
+
+    def __new__(cls, specs: Sequence[str], dedup_window: float = DEFAULT_DEDUP_WINDOW
+                ) -> CaptureRef:
+        specs = [os.fsdecode(s) for s in specs]
+        name = specs[0] if len(specs) == 1 else f"{specs[0]} (+{len(specs) - 1} more)"
+        ref = super().__new__(cls, name)
+        ref.specs = specs
+        ref.dedup_window = dedup_window
+        return ref
+
+    def open(self) -> CaptureSet:
+        return open_capture(self.specs, dedup_window=self.dedup_window)
+
+
+def open_frames(source: str | CaptureRef):
+    """The frames of a capture from the start: a CaptureReader for a path, the merged set for a
+    CaptureRef (for code that reads frames back by number)."""
+    return source.open() if isinstance(source, CaptureRef) else CaptureReader(source)
+
+
 def open_capture(specs: str | Sequence[str] | BinaryIO, *,
                  dedup_window: float = DEFAULT_DEDUP_WINDOW,
                  chunk_size: int | None = None) -> CaptureSet:
@@ -669,11 +699,5 @@ def open_capture(specs: str | Sequence[str] | BinaryIO, *,
         raise CaptureError("\n".join(problems) or "no capture files given")
     if len(files) == 1 and not problems and len(specs) == 1 and not os.path.isdir(specs[0]):
         return CaptureSet(files, dedup_window=dedup_window, chunk_size=chunk_size)
-    if len(files) == 1:  # a directory or glob naming one file, or one good file among bad
-        try:
-            return CaptureSet(files, dedup_window=dedup_window, chunk_size=chunk_size,
-                              problems=problems)
-        except CaptureError as exc:
-            raise CaptureError("\n".join([*problems, str(exc)])) from None
     return CaptureSet(files, dedup_window=dedup_window, chunk_size=chunk_size,
                       problems=problems)

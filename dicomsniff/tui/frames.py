@@ -21,8 +21,8 @@ from dissectors.ul.pdu import PDU_NAMES
 from dissectors.ul.stream import ULStream
 
 from ..model import Association
-from ..sources.capture import CaptureReader
 from ..sources.capwriter import PcapWriter
+from ..sources.merge import open_frames
 
 LOOKBEHIND = 256  # frames before an association's first data frame searched for its SYN
 LOOKAHEAD = 64  # frames after its last one searched for the closing ACKs
@@ -88,7 +88,7 @@ def connection_packets(path: str, associations: Iterable[Association], *,
         return
     if until is not None:
         hi_all = min(hi_all, until)
-    reader = CaptureReader(path)
+    reader = open_frames(path)
     try:
         frame = 0
         for ts, linktype, buf, olen in reader:
@@ -288,7 +288,7 @@ def message_pdus(path: str, a: Association, side: int, frame: int,
 
 def read_frame(path: str, number: int) -> tuple[float, int, bytes] | None:
     """Frame ``number`` (1-based) of the capture: time, link type, bytes."""
-    reader = CaptureReader(path)
+    reader = open_frames(path)
     try:
         for n, (ts, linktype, buf, _olen) in enumerate(reader, 1):
             if n == number:

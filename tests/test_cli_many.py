@@ -1,0 +1,138 @@
+"""Several captures through every subcommand (one shared opening: cli/args.py open_input):
+analyze (JSON with frame references naming the file, the report, exit statuses, --db,
+--parquet, --dask local), diagram, export-objects, show and the TUI's reading back of frames."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+MOVE = CAPTURES / "move.pcap"
+
+pytestmark = pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap needed")
+
+
+def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dicomsniff", *args], input=stdin,
+                          capture_output=True, timeout=300)
+
+
+@pytest.fixture
+def pieces(tmp_path: Path) -> list[Path]:
+    """move.pcap cut every 40 frames, the second piece gzipped."""
+    d = tmp_path / "p"
+    d.mkdir()
+    subprocess.run(["editcap", "-c", "40", str(MOVE), str(d / "move.pcap")], check=True,
+                   capture_output=True)
+    out = sorted(d.iterdir())
+    gz = out[1].with_name(out[1].name + ".gz")
+    gz.write_bytes(gzip.compress(out[1].read_bytes()))
+    out[1].unlink()
+    out[1] = gz
+    return out
+
+
+def _records(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_analyze_json_of_pieces_is_the_whole_with_file_references(pieces: list[Path]) -> None:
+    whole = cli("analyze", str(MOVE), "--json")
+    split = cli("analyze", *map(str, reversed(pieces)), "--json")
+    assert whole.returncode == split.returncode == 0, split.stderr
+    w, s = _records(whole.stdout.decode()), _records(split.stdout.decode())
+    strip = ("file", "file_frame", "frame_refs", "bytes")  # editcap writes pcapng: other sizes
+    assert [{k: v for k, v in r.items() if k not in strip} for r in s] == [
+        {k: v for k, v in r.items() if k not in strip} for r in w]
+    for r in s:
+        if r["type"] == "transaction":
+            n = r["request_frame"]
+            piece = pieces[(n - 1) // 40]
+            assert (Path(r["file"]).name, r["file_frame"]) == (piece.name, (n - 1) % 40 + 1)
+            assert r["frame_refs"][str(n)] == f"{piece.name}#{(n - 1) % 40 + 1}"
+    assert "file" not in w[0]  # one file: records as before
+
+
+def test_analyze_report_names_files_and_bad_files_are_one_line_each(pieces: list[Path],
+                                                                    tmp_path: Path) -> None:
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("not a capture\n")
+    r = cli("analyze", str(pieces[0].parent), str(bad), str(tmp_path / "missing.pcap"))
+    assert r.returncode == 3
+    err = r.stderr.decode().splitlines()
+    assert err == [f"dicomsniff: {tmp_path / 'missing.pcap'}: no such file",
+                   f"dicomsniff: {bad}: not a pcap or pcapng capture file (looks like text: "
+                   "'not a capture')"]
+    out = r.stdout.decode()
+    assert "2 association(s)" in out and ".pcap#" in out
+    nothing = cli("analyze", str(bad), str(tmp_path / "missing.pcap"))
+    assert nothing.returncode == 2
+    assert len(nothing.stderr.decode().splitlines()) == 2
+    assert all(line.startswith("dicomsniff: ") for line in nothing.stderr.decode().splitlines())
+
+
+def test_analyze_db_and_parquet(pieces: list[Path], tmp_path: Path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    db, pq = tmp_path / "s.duckdb", tmp_path / "pq"
+    for _ in range(2):  # runs append
+        r = cli("analyze", *map(str, pieces), "--db", str(db), "--parquet", str(pq),
+                "--sensor", "CT01", "--json")
+        assert r.returncode == 0, r.stderr
+    recs = _records(r.stdout.decode())
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT count(DISTINCT run_id), count(*) FROM transactions").fetchone() \
+        == (2, 2 * sum(x["type"] == "transaction" for x in recs))
+    files = con.execute("SELECT DISTINCT file FROM transactions WHERE sensor = 'CT01'").fetchall()
+    assert {Path(f[0]).name for f in files} <= {p.name for p in pieces}
+    n = con.execute(f"SELECT count(*) FROM read_parquet('{pq}/associations/*/*.parquet')"
+                    ).fetchone()[0]
+    assert n == 2 * sum(x["type"] == "association" for x in recs)
+    bad = cli("analyze", str(MOVE), "--db", str(tmp_path / "no" / "such" / "dir" / "x.duckdb"))
+    assert bad.returncode == 2 and len(bad.stderr.decode().splitlines()) == 1
+
+
+def test_analyze_dask_local_is_one_process(pieces: list[Path]) -> None:
+    pytest.importorskip("distributed")
+    one = cli("analyze", *map(str, pieces), "--json")
+    many = cli("analyze", *map(str, pieces), "--json", "--dask", "local", "--workers", "2")
+    assert one.returncode == 0, one.stderr
+    assert many.returncode == 0, many.stderr
+    assert sorted(many.stdout.decode().splitlines()) == sorted(one.stdout.decode().splitlines())
+
+
+def test_diagram_export_and_show_read_pieces_as_the_whole(pieces: list[Path],
+                                                          tmp_path: Path) -> None:
+    specs = list(map(str, pieces))
+    d1, d2 = tmp_path / "whole.mmd", tmp_path / "split.mmd"
+    assert cli("diagram", str(MOVE), "-o", str(d1)).returncode == 0
+    assert cli("diagram", *specs, "-o", str(d2)).returncode == 0
+    strip = [line for line in d2.read_text().splitlines() if "dicomsniff:" not in line]
+    assert strip == [line for line in d1.read_text().splitlines() if "dicomsniff:" not in line]
+    o1, o2 = tmp_path / "o1", tmp_path / "o2"
+    assert cli("export-objects", str(MOVE), str(o1)).returncode == 0
+    assert cli("export-objects", *specs, str(o2)).returncode == 0
+    files = sorted(p.name for p in o1.iterdir())
+    assert files and files == sorted(p.name for p in o2.iterdir())
+    assert all((o1 / f).read_bytes() == (o2 / f).read_bytes() for f in files)
+    s1 = cli("show", str(MOVE), "--transaction", "3")
+    s2 = cli("show", *specs, "--transaction", "3")
+    assert s1.returncode == s2.returncode == 0 and s1.stdout == s2.stdout
+
+
+def test_the_tui_reads_frames_back_from_the_pieces(pieces: list[Path]) -> None:
+    from dicomsniff.sources.merge import CaptureRef
+    from dicomsniff.tui.frames import read_frame
+
+    ref = CaptureRef(list(map(str, pieces)))
+    assert ref == f"{pieces[0]} (+{len(pieces) - 1} more)"
+    for n in (1, 40, 41, 90, 150):
+        assert read_frame(ref, n) == read_frame(str(MOVE), n)
+    r = cli("tui", str(pieces[0]), "-")
+    assert r.returncode == 2 and "standard input" in r.stderr.decode()
