@@ -45,7 +45,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
 from functools import partial
-from itertools import count, groupby
+from itertools import count, groupby, tee
 from operator import gt, itemgetter
 from typing import BinaryIO
 
@@ -268,6 +268,7 @@ class CaptureSet:
         # frames of the window before a file starts, kept until it does (a few MB at most: the
         # window's worth of the capture's rate)
         self._ring: deque = deque(maxlen=1 << 18)
+        self._ring_bit = 1  # the sensor of the frames in the ring (one file is open meanwhile)
         # one file read directly; several, or one among unusable others, through the merge
         self.single = (len(paths) == 1 and not self.problems) or stream is not None
         if stream is not None:
@@ -441,7 +442,8 @@ class CaptureSet:
             # if it is still open, this is another sensor, whose first frames may copy them.
             if any(a is not f for a in self._active):
                 table = self._table
-                for pkt, bit in ring:
+                bit = self._ring_bit
+                for pkt in ring:
                     key = _identity(pkt[1], pkt[2])
                     if key is not None and key not in table:
                         table[key] = (pkt[0], bit)
@@ -545,25 +547,37 @@ class CaptureSet:
                     else:
                         t = pkt[0]
                 elif not heap and self._quiet_from <= t:
-                    # One file open, another starts within a window: keep these frames in the
-                    # ring, looked at only if the other turns out to be another sensor.
-                    bit = 1 << f.sensor
-                    while True:
-                        g += 1
-                        fr += 1
-                        if not (runs_g and runs_file[-1] == f.index
-                                and runs_f[-1] + (g - runs_g[-1]) == fr):
-                            runs_g.append(g)
-                            runs_file.append(f.index)
-                            runs_f.append(fr)
-                        ring.append((pkt, bit))
-                        yield pkt
-                        pkt = next(it, None)
-                        if pkt is None:
+                    # One file open, another starts within a window: these frames also go to
+                    # the ring, looked at only if the other turns out to be another sensor. The
+                    # same C-level stretch as above; tee hands the stretch to the ring after.
+                    self._ring_bit = 1 << f.sensor
+                    if not (runs_g and runs_file[-1] == f.index
+                            and runs_f[-1] + (g + 1 - runs_g[-1]) == fr + 1):
+                        runs_g.append(g + 1)
+                        runs_file.append(f.index)
+                        runs_f.append(fr + 1)
+                    g += 1
+                    fr += 1
+                    ring.append(pkt)
+                    yield pkt
+                    groups = groupby(it, partial(gt, (bts,)))
+                    pkt = None
+                    for before, grp in groups:
+                        if before:
+                            counter = count()
+                            passed, kept = tee(grp)
+                            yield from map(_first, zip(passed, counter, strict=False))
+                            ring.extend(kept)
+                            n = next(counter)
+                            g += n
+                            fr += n
+                        else:
+                            pkt = next(grp)
                             break
+                    if pkt is None:
+                        t = f.reader.last_ts if f.reader.last_ts is not None else t
+                    else:
                         t = pkt[0]
-                        if t > bts or (t == bts and fo > bord):
-                            break
                 else:  # two sensors or more: each TCP segment is looked up once
                     bit = 1 << f.sensor
                     alone = not heap
