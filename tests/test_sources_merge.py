@@ -342,3 +342,30 @@ def test_a_glob_a_directory_and_a_file_named_twice(tmp_path: Path) -> None:
     cs = open_capture([str(tmp_path), str(tmp_path / "*.pcap"), str(tmp_path / "a.pcap")])
     assert sorted(cs.paths) == [str(tmp_path / "a.pcap"), str(tmp_path / "b.pcapng.gz")]
     assert cs.problems == []
+
+
+# -- recorded afresh (root, dcmtk): two tcpdumps on the two ends of a veth pair -----------------
+
+@pytest.mark.netns
+def test_two_sensors_recorded_live(tmp_path: Path) -> None:
+    import uuid
+
+    from captures.netns import netns_available
+
+    ok, why = netns_available()
+    if not ok:
+        pytest.skip(f"cannot record live: {why}")
+    if not Path("/usr/bin/storescu").exists():
+        pytest.skip("dcmtk not installed (/usr/bin/storescu)")
+    from captures.sensors import FILES, record
+
+    truth = record(tmp_path, images=3, rows=64, cols=64, prefix=f"mny{uuid.uuid4().hex[:5]}")
+    files = [str(tmp_path / f) for f in FILES.values()]
+    both, cs, _an = records(files)
+    alone, _cs, _an = records(files[0])
+    assert _story(both) == _story(alone)
+    assert [r["calling_ae"] for r in both if r["type"] == "association"] == [
+        a["calling_ae"] for a in truth["associations"]]
+    assert sum(r["type"] == "transaction" and r["status"] == 0 for r in both) == 4
+    assert cs.duplicates > 0
+    assert not any(r.get("code") == "TCP-RETRANSMISSION" for r in both)
