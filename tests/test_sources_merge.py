@@ -369,3 +369,21 @@ def test_two_sensors_recorded_live(tmp_path: Path) -> None:
     assert sum(r["type"] == "transaction" and r["status"] == 0 for r in both) == 4
     assert cs.duplicates > 0
     assert not any(r.get("code") == "TCP-RETRANSMISSION" for r in both)
+
+
+def test_hostile_compressed_files_are_one_line_each(tmp_path: Path) -> None:
+    """A zstd frame asking for a 1 GiB window, a gzip header over garbage, an xz stream cut
+    inside its header: each one line, nothing allocated for them, the good file analysed."""
+    # zstd frame (RFC 8878 3.1.1): no content size, a Window_Descriptor asking for 2**30 bytes,
+    # then the capture as one raw last block
+    body = (CAPTURES / "echo.pcap").read_bytes()
+    big = (b"\x28\xb5\x2f\xfd" + bytes([0x00, 20 << 3])
+           + (1 | (len(body) << 3)).to_bytes(3, "little") + body)
+    (tmp_path / "a.pcap.zst").write_bytes(big)
+    (tmp_path / "b.pcap.gz").write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    (tmp_path / "c.pcap.xz").write_bytes(lzma.compress(b"x" * 100)[:10])
+    shutil.copy(CAPTURES / "echo.pcap", tmp_path / "d.pcap")
+    recs, cs, _an = records([str(tmp_path)])
+    assert len(cs.problems) == 3 and all("\n" not in p for p in cs.problems)
+    assert any("zstd" in p and "a.pcap.zst" in p for p in cs.problems)
+    assert sum(r["type"] == "association" for r in recs) == 1

@@ -979,3 +979,10 @@ TARGETS.update({t.name: t for t in (
 from .journey_targets import targets as _journey_targets  # noqa: E402
 
 TARGETS.update(_journey_targets(Target))  # type: ignore[arg-type]
+
+# Several captures merged as one (tests/fuzz/merge_targets.py)
+from . import merge_targets as _merge  # noqa: E402
+
+TARGETS["merge"] = Target(
+    "merge", "several mutated, clock-shifted, compressed sensor captures merged as one",
+    _merge.MergeCase, _merge.merge_strategy, _merge.check_merge, _merge.merge_from_bytes, 60)
