@@ -15,8 +15,14 @@ from dicomsniff.sources.merge import open_capture
 from dicomsniff.store.schema import EXTRA, RECORD_TABLE, TABLES
 from dicomsniff.store.writer import StoreWriter
 
-duckdb = pytest.importorskip("duckdb")
-pytest.importorskip("pyarrow")
+
+def connect(path: Path):
+    """DuckDB loads when a test here runs, not when pytest collects: imported at collection it
+    would sit in the pytest process under every child whose peak memory the hostile-input
+    tests judge."""
+    duckdb = pytest.importorskip("duckdb")
+    pytest.importorskip("pyarrow")
+    return duckdb.connect(str(path))
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 EXTRA_NAMES = {n for n, _t in EXTRA}
@@ -83,7 +89,7 @@ def _rows(con, source: str) -> list[dict]:
 def test_duckdb_and_parquet_hold_exactly_what_json_writes(tmp_path: Path, name: str) -> None:
     db, pq = tmp_path / "s.duckdb", tmp_path / "pq"
     recs, sw = run(CAPTURES / name, db, pq, sensor="CT01-switch")
-    con = duckdb.connect(str(db))
+    con = connect(db)
     stored = []
     for table in TABLES:
         rows = _rows(con, f'"{table}"')
@@ -107,7 +113,7 @@ def test_runs_append_and_a_query_a_pacs_administrator_would_run(tmp_path: Path) 
     db = tmp_path / "s.duckdb"
     run(CAPTURES / "abort-mid-transfer.pcap", db, None, sensor="CT01")
     run(CAPTURES / "store-concurrent.pcap", db, None, sensor="PACS")
-    con = duckdb.connect(str(db))
+    con = connect(db)
     assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 2
     # every C-STORE that did not succeed, from CT01's sensor
     failed = con.execute("""
@@ -133,7 +139,7 @@ def test_rows_name_the_file_of_a_rotated_set(tmp_path: Path) -> None:
                     str(pieces / "move.pcap")], check=True, capture_output=True)
     db = tmp_path / "s.duckdb"
     recs, _sw = run([str(pieces)], db, None)
-    con = duckdb.connect(str(db))
+    con = connect(db)
     rows = _rows(con, '"transactions"')
     by_id = {r["id"]: r for r in recs if r["type"] == "transaction"}
     assert rows and all(r["file"] and r["file_frame"] for r in rows)
