@@ -124,15 +124,3 @@ def test_diagram_export_and_show_read_pieces_as_the_whole(pieces: list[Path],
     s1 = cli("show", str(MOVE), "--transaction", "3")
     s2 = cli("show", *specs, "--transaction", "3")
     assert s1.returncode == s2.returncode == 0 and s1.stdout == s2.stdout
-
-
-def test_the_tui_reads_frames_back_from_the_pieces(pieces: list[Path]) -> None:
-    from dicomsniff.sources.merge import CaptureRef
-    from dicomsniff.tui.frames import read_frame
-
-    ref = CaptureRef(list(map(str, pieces)))
-    assert ref == f"{pieces[0]} (+{len(pieces) - 1} more)"
-    for n in (1, 40, 41, 90, 150):
-        assert read_frame(ref, n) == read_frame(str(MOVE), n)
-    r = cli("tui", str(pieces[0]), "-")
-    assert r.returncode == 2 and "standard input" in r.stderr.decode()
