@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from dissectors._plain import Record
 
@@ -25,7 +25,7 @@ class RunResult(Record):
 
 def analyze_source(source, analyzer: Analyzer,
                    progress: Callable[[int, int], None] | None = None,
-                   shard: tuple[int, int] | None = None) -> RunResult:
+                   select: Callable[[Iterable], Iterable] | None = None) -> RunResult:
     """Feed every frame of ``source`` to ``analyzer``.
 
     ``source`` is a :class:`~dicomsniff.sources.merge.CaptureSet` (what
@@ -37,8 +37,8 @@ def analyze_source(source, analyzer: Analyzer,
     several files any file that could not be read, is returned as ``reader_error`` (and a
     finding per file) after everything else was analysed.
 
-    ``shard=(index, count)`` analyses only the connections of that shard (see
-    :mod:`dicomsniff.parallel.shard`); frame numbers stay those of the whole capture.
+    ``select(frames)``, if given, wraps the frames on their way to the analyzer: a shard worker
+    passes one that keeps its connections (:class:`dicomsniff.parallel.shard.ShardFilter`).
     """
     if isinstance(source, CaptureSet):
         reader = source
@@ -51,11 +51,7 @@ def analyze_source(source, analyzer: Analyzer,
     if progress is not None:
         def cb(_frame: int) -> None:
             progress(reader.position(), size)
-    packets = reader
-    if shard is not None:
-        from ..parallel.shard import ShardFilter
-
-        packets = ShardFilter(reader, *shard)
+    packets = reader if select is None else select(reader)
     try:
         frame = analyzer.consume(packets, progress=cb, every=PROGRESS_EVERY)
     finally:

@@ -48,12 +48,13 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
     from ..analysis.rules import RuleConfig
     from ..analysis.run import analyze_source
     from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+    from .shard import ShardFilter
 
     window = config.get("dedup_window", DEFAULT_DEDUP_WINDOW)
     capture = open_capture(list(specs), dedup_window=window)
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits") or Limits(),
                   rules=config.get("rules") or RuleConfig(), keep=True)
-    res = analyze_source(capture, an, shard=(index, count))
+    res = analyze_source(capture, an, select=lambda frames: ShardFilter(frames, index, count))
     st = an.stats
     return ShardResult(
         index=index, associations=an.associations,
