@@ -11,7 +11,13 @@ import sys
 from typing import Any
 
 from .. import inflate
-from .args import add_limit_options, add_port_option, add_rule_options, positive_int
+from .args import (
+    add_capture_arguments,
+    add_limit_options,
+    add_port_option,
+    add_rule_options,
+    positive_int,
+)
 
 EPILOG = """\
 examples:
@@ -36,9 +42,7 @@ def add_parser(subparsers: Any) -> None:
                     "Availability Notification, and what does not add up; print sessions "
                     "and UPS workitems too.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("captures", nargs="+", metavar="CAPTURE",
-                   help="pcap or pcapng files, directories or globs (several are merged by "
-                        "time); '-' reads standard input")
+    add_capture_arguments(p)
     p.add_argument("--json", action="store_true",
                    help="write JSON Lines: one study record per study, then print sessions, "
                         "workitems, the journey's findings and a summary")
@@ -67,20 +71,21 @@ def run(args: argparse.Namespace) -> int:
     from ..inflate import apply_option
     from ..report.studies import film_lines, is_journey_code, study_lines, workitem_lines
     from ..sources.capture import CaptureError
-    from ..sources.merge import open_capture
     from .args import (
         EXIT_DAMAGED,
         EXIT_OK,
         EXIT_UNUSABLE,
         Progress,
+        finish_input,
         limits_from,
+        open_input,
         open_output,
         rules_from,
     )
 
     apply_option(args)
     try:
-        capset = open_capture(args.captures)
+        capset = open_input(args)  # the one way every subcommand opens its capture
     except CaptureError as exc:
         sys.stderr.write(f"dicomsniff: {exc}\n")
         return EXIT_UNUSABLE
@@ -132,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
     an.on_finding.append(on_finding)
     an.journey.on_study.append(on_study)
     damaged = None
-    bar = Progress(args.captures[0] if len(args.captures) == 1 else "-", args.no_progress,
-                   "reading")
+    bar = Progress(capset, args.no_progress, "reading")
     try:
         damaged = analyze_source(capset, an, bar.callback).reader_error
     except CaptureError as exc:
@@ -180,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
                   f"association(s), {len(items)} workitem(s) in {an.stats.frames} frames\n")
     if out is not sys.stdout:
         out.close()
+    if not capset.single:  # several files: each problem was one line already
+        return EXIT_DAMAGED if finish_input(capset) else EXIT_OK
     if damaged:
         sys.stderr.write(f"dicomsniff: capture damaged: {damaged}\n")
         return EXIT_DAMAGED
