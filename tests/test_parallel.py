@@ -29,6 +29,12 @@ def records(assocs, capture_findings) -> list[str]:
     return sorted(json.dumps(r, sort_keys=True) for r in out)
 
 
+def _journey(rec: str) -> bool:
+    r = json.loads(rec)
+    return r["type"] == "finding" and r["association"] is None and r["code"].startswith(
+        ("STUDY-", "PRINT-", "UPS-"))
+
+
 def one_process(path: Path) -> list[str]:
     an = Analyzer()
     analyze_source(path, an)
@@ -80,7 +86,13 @@ def test_shards_of_many_host_pairs_are_the_records_of_one_process(tmp_path: Path
     shards = [run_shard([str(path)], i, 3, {}) for i in range(3)]
     assert all(r.associations for r in shards)  # the work is really spread
     merged = merge_shards(shards)
-    assert records(merged.associations, merged.capture_findings) == one_process(path)
+    got = records(merged.associations, merged.capture_findings)
+    want = one_process(path)
+    # The study journey follows a study across hosts (worklist, modality, archive): a shard
+    # sees only its hosts' part, so its capture-level findings are left out of the comparison
+    # (docs/many-captures.md); everything else is exactly one process's.
+    assert [r for r in got if not _journey(r)] == [r for r in want if not _journey(r)]
+    assert any(_journey(r) for r in want)  # the comparison above really left something out
 
 
 @pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)
