@@ -513,3 +513,24 @@ def test_docs_name_every_json_field() -> None:
         keys.update(c)
     missing = sorted(k for k in keys if k != "type" and f"`{k}`" not in doc)
     assert not missing, f"docs/conformance.md does not name: {missing}"
+
+
+def test_every_sample_capture_in_every_format(tmp_path: Path) -> None:
+    """The sample corpus and the findings captures: each one's records, and all of them at
+    once in every format (the workbook read back by python-calamine)."""
+    from python_calamine import CalamineWorkbook
+
+    corpus = sorted(str(p) for p in (ROOT / "captures").glob("*.pcap")) + \
+        sorted(str(p) for p in (ROOT / "captures" / "findings").glob("*.pcap"))
+    assert len(corpus) > 20
+    for cap in corpus:
+        out = cli("conformance", cap, "--json")
+        assert out.returncode == 0, (cap, out.stderr)
+        recs = [json.loads(line) for line in out.stdout.splitlines()]
+        assert recs[-1]["type"] == "summary" and recs[-1]["associations"] >= 1
+    for fmt in ("text", "markdown", "csv"):
+        out = cli("conformance", *corpus, "--format", fmt)
+        assert out.returncode == 0 and out.stdout and not out.stderr, out.stderr
+    x = tmp_path / "all.xlsx"
+    assert cli("conformance", *corpus, "--format", "xlsx", "-o", str(x)).returncode == 0
+    assert len(CalamineWorkbook.from_path(str(x)).get_sheet_by_name("AEs").to_python()) > 10
