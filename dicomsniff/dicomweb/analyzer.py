@@ -13,37 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from dissectors.http.mediatype import parse_accept
 from dissectors.http.message import HttpMessage
 from dissectors.http.stream import HttpConnection, HttpHandler
 
 from ..model import Finding
 from . import judge, payload, query
 from .bodies import BodyReader
+from .exchange import Exchange
 from .model import HttpConnectionInfo, WebTransaction
-from .services import QIDO, STOW, UPS, WADO_RS, WADO_URI, WebRequest, classify
+from .services import QIDO, STOW, UPS, WADO_RS, WADO_URI, classify
 from .status import category, meaning
 
 MAX_QUERY_WORDS = 64
 MAX_FINDINGS_PER_CONNECTION = 1000  # listed with the connection; all go to the host
 _WADO_URI_UIDS = ("requesttype", "studyuid", "seriesuid", "objectuid")
-
-
-class _Exchange:
-    """What a request carries between its head and its response's end."""
-
-    __slots__ = ("txn", "request", "web", "req_body", "resp_body", "response", "request_ended",
-                 "response_ended")
-
-    def __init__(self, txn: WebTransaction, request: HttpMessage, web: WebRequest) -> None:
-        self.txn = txn
-        self.request = request
-        self.web = web
-        self.req_body: BodyReader | None = None
-        self.resp_body: BodyReader | None = None
-        self.response: HttpMessage | None = None
-        self.request_ended = False
-        self.response_ended = False
 
 
 class DicomwebConnection(HttpHandler):
@@ -86,7 +69,7 @@ class DicomwebConnection(HttpHandler):
         txn.accept = [v[:300] for v in msg.header_all("accept")[:8]]
         txn.request_content_type = msg.header("content-type")
         txn.user_agent = msg.header("user-agent")
-        ex = _Exchange(txn, msg, web)
+        ex = Exchange(txn, msg, web)
         if msg.chunked or msg.content_length:
             cap = payload.JSON_CAP if web.service in (UPS, STOW) else 0
             ex.req_body = BodyReader(txn.request_content_type, copy_cap=cap,
@@ -102,7 +85,7 @@ class DicomwebConnection(HttpHandler):
         if _says_close(msg) and self.close_frame is None:
             self.close_frame = msg.head_frame
         ex = msg.request.tag if msg.request is not None else None
-        if not isinstance(ex, _Exchange):
+        if not isinstance(ex, Exchange):
             return
         msg.tag = ex
         ex.response = msg
@@ -131,20 +114,20 @@ class DicomwebConnection(HttpHandler):
 
     def informational(self, request: HttpMessage, status: int, frame: int, ts: float) -> None:
         ex = request.tag
-        if isinstance(ex, _Exchange):
+        if isinstance(ex, Exchange):
             ex.txn.informational.append(status)
 
     # -- bodies -------------------------------------------------------------------------------
     def body(self, msg: HttpMessage, data: bytes) -> None:
         ex = msg.tag
-        if isinstance(ex, _Exchange):
+        if isinstance(ex, Exchange):
             r = ex.req_body if msg.side == 0 else ex.resp_body
             if r is not None:
                 r.feed(data)
 
     def body_gap(self, msg: HttpMessage, n: int) -> None:
         ex = msg.tag
-        if isinstance(ex, _Exchange):
+        if isinstance(ex, Exchange):
             ex.txn.bytes_missing += n
             r = ex.req_body if msg.side == 0 else ex.resp_body
             if r is not None:
@@ -152,7 +135,7 @@ class DicomwebConnection(HttpHandler):
 
     def end(self, msg: HttpMessage) -> None:
         ex = msg.tag
-        if not isinstance(ex, _Exchange):
+        if not isinstance(ex, Exchange):
             return
         txn = ex.txn
         if msg.side == 0:
@@ -186,14 +169,14 @@ class DicomwebConnection(HttpHandler):
         if ex.request_ended:
             self._finish(ex)
 
-    def _finish(self, ex: _Exchange) -> None:
+    def _finish(self, ex: Exchange) -> None:
         """Both messages are over: judge the exchange, hand the transaction out."""
         judge.response_done(self, ex)
         self._emit(ex)
 
     def unanswered(self, request: HttpMessage) -> None:
         ex = request.tag
-        if not isinstance(ex, _Exchange) or ex.response is not None:
+        if not isinstance(ex, Exchange) or ex.response is not None:
             return
         txn = ex.txn
         self.finding(request.head_frame, "warning", "DICOMWEB-UNANSWERED",
@@ -219,7 +202,7 @@ class DicomwebConnection(HttpHandler):
             self.found.append(f)
         self.owner.emit_finding(f)
 
-    def _emit(self, ex: _Exchange) -> None:
+    def _emit(self, ex: Exchange) -> None:
         ex.request.tag = None
         if ex.response is not None:
             ex.response.tag = None
@@ -242,24 +225,3 @@ def _says_close(msg: HttpMessage) -> bool:
 
 def _short(target: str, n: int = 100) -> str:
     return target if len(target) <= n else target[:n - 3] + "..."
-
-
-def accept_words(values: list[str]) -> list[str]:
-    """Each media range of the Accept header(s), with its transfer-syntax named."""
-    from pydicom.uid import UID
-
-    out = []
-    for v in values:
-        for mtype, params in parse_accept(v):
-            word = mtype
-            inner = params.get("type")
-            if inner:
-                word += f" of {inner}"
-            ts = params.get("transfer-syntax")
-            if ts:
-                name = UID(ts).name if ts != "*" else "any transfer syntax"
-                word += f" in {name}" if name != ts else f" in transfer syntax {ts}"
-            out.append(word)
-    return out
-
-

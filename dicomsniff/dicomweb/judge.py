@@ -2,21 +2,21 @@
 
 Called by :class:`~.analyzer.DicomwebConnection` when a request body has ended
 (:func:`request_done`: the STOW-RS parts) and when a response has ended (:func:`response_done`).
+It needs no more of the connection than a place for findings (:class:`~.exchange.FindingSink`),
+so it does not import the analyzer that calls it.
 Each finding names the PS3.18 section (or RFC 9110) that decides the question.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydicom.uid import UID
 
 from . import payload
+from .exchange import Exchange, FindingSink, accept_words
 from .services import QIDO, SECTION, STOW, WADO_RS, WADO_URI
 from .status import failure_reason
-
-if TYPE_CHECKING:
-    from .analyzer import DicomwebConnection, _Exchange
 
 LISTED = 5  # instances named in one finding; the rest are counted
 
@@ -33,7 +33,7 @@ def _names(items: list[str]) -> str:
     return head + (f" and {len(items) - LISTED} more" if len(items) > LISTED else "")
 
 
-def request_done(conn: DicomwebConnection, ex: _Exchange) -> None:
+def request_done(conn: FindingSink, ex: Exchange) -> None:
     """The request body is over: STOW-RS parts become the instances of the transaction."""
     txn, body = ex.txn, ex.req_body
     if body is None:
@@ -77,7 +77,7 @@ def request_done(conn: DicomwebConnection, ex: _Exchange) -> None:
                          "study; the origin server shall fail such instances", "PS3.18 10.5.1")
 
 
-def response_done(conn: DicomwebConnection, ex: _Exchange) -> None:
+def response_done(conn: FindingSink, ex: Exchange) -> None:
     txn, body, resp = ex.txn, ex.resp_body, ex.response
     if resp is None:
         return
@@ -116,14 +116,14 @@ def response_done(conn: DicomwebConnection, ex: _Exchange) -> None:
         _retrieve(conn, ex, body, data, frame, where)
 
 
-def _problems(conn: DicomwebConnection, ex: _Exchange, body: Any, which: str,
+def _problems(conn: FindingSink, ex: Exchange, body: Any, which: str,
               frame: int) -> None:
     for code, text in body.problems:
         conn.finding(frame, "warning", "DICOMWEB-" + code,
                      f"{ex.txn.command} {which} body: {text}", "RFC 2046 5.1; PS3.18 8.6")
 
 
-def _error(conn: DicomwebConnection, ex: _Exchange, data: bytes | None, frame: int,
+def _error(conn: FindingSink, ex: Exchange, data: bytes | None, frame: int,
            where: str) -> None:
     txn = ex.txn
     status = txn.status or 0
@@ -132,8 +132,6 @@ def _error(conn: DicomwebConnection, ex: _Exchange, data: bytes | None, frame: i
     said = f" (the server says: {txn.error_text})" if txn.error_text else ""
     service = ex.web.service
     section = SECTION.get(service or "", "RFC 9110 15")
-    from .analyzer import accept_words
-
     asked = accept_words(txn.accept)
     if status == 404:
         code, sev = "DICOMWEB-NOT-FOUND", "warning"
@@ -157,7 +155,7 @@ def _error(conn: DicomwebConnection, ex: _Exchange, data: bytes | None, frame: i
                      "406 Not Acceptable", "PS3.18 8.7.4")
 
 
-def _qido(conn: DicomwebConnection, ex: _Exchange, body: Any, data: bytes | None,
+def _qido(conn: FindingSink, ex: Exchange, body: Any, data: bytes | None,
           frame: int) -> None:
     txn = ex.txn
     if txn.status == 204:
@@ -181,7 +179,7 @@ def _qido(conn: DicomwebConnection, ex: _Exchange, body: Any, data: bytes | None
                      "PS3.18 10.6.3")
 
 
-def _stow(conn: DicomwebConnection, ex: _Exchange, data: bytes, frame: int) -> None:
+def _stow(conn: FindingSink, ex: Exchange, data: bytes, frame: int) -> None:
     txn = ex.txn
     doc = payload.load_json(data)
     resp = payload.store_response(doc) if doc is not None else None
@@ -271,7 +269,7 @@ def _stow(conn: DicomwebConnection, ex: _Exchange, data: bytes, frame: int) -> N
                      "Sequence", "PS3.18 10.5.3")
 
 
-def _retrieve(conn: DicomwebConnection, ex: _Exchange, body: Any, data: bytes | None,
+def _retrieve(conn: FindingSink, ex: Exchange, body: Any, data: bytes | None,
               frame: int, where: str) -> None:
     txn = ex.txn
     if body.reader is not None:
