@@ -93,6 +93,44 @@ def test_study_record_matches_what_the_peers_did(name: str) -> None:
         s["stored_to"] == ["ARCHIVE"] for s in rec["series"])
 
 
+@pytest.mark.parametrize("name", STUDIES)
+def test_one_timeline_per_scheduled_procedure_step(name: str) -> None:
+    """Worklist item -> MPPS IN PROGRESS -> images -> final MPPS -> commitment -> IAN, in
+    capture order, grouped by the Scheduled Procedure Step ID each fact carries."""
+    truth = MANIFEST[name]["journey"]
+    rec = run(name).studies[0].record()
+    steps = rec["procedure_steps"]
+    for step in steps:
+        frames = [e["frame"] for e in step["timeline"]]
+        assert frames == sorted(frames)
+    evs = [e for s in steps for e in s["timeline"]]
+    stages = [(e["stage"], e.get("status")) for e in sorted(evs, key=lambda e: e["frame"])]
+    assert stages.count(("scheduled", None)) == (truth["scheduled"] is not None)
+    assert [st for sg, st in stages if sg == "performed"] == (
+        ["IN PROGRESS"] if truth["mpps"][0]["status"] == "IN PROGRESS"
+        else ["IN PROGRESS", truth["mpps"][0]["status"]])
+    stored = [e for e in evs if e["stage"] == "stored"]
+    assert sum(e["instances"] for e in stored) == len(truth["stored"])
+    assert {e["to"] for e in stored} == {"ARCHIVE"}
+    report = [e for e in evs if e["what"] == "storage commitment report"]
+    assert [(e["committed"], e["failed"]) for e in report] == [
+        (len(truth["committed"]), len(truth["commit_failed"]))]
+    assert [e["instances"] for e in evs if e["stage"] == "available"] == [
+        len(truth["in_ian"])]
+    if name == "journey-new-study-uid.pcap":  # the MPPS names another SPS: two steps
+        assert [(s["sps_id"], s["scheduled"], s["state"]) for s in steps] == [
+            ("JSPS0001", True, "scheduled"), ("JSPS0009", False, "available")]
+    elif truth["scheduled"] is None:
+        assert [(s["sps_id"], s["scheduled"]) for s in steps] == [(None, False)]
+    else:
+        assert [(s["sps_id"], s["scheduled"]) for s in steps] == [(truth["scheduled"]["sps"],
+                                                                   True)]
+        order = [e["stage"] for e in steps[0]["timeline"]]
+        assert order[0] == "scheduled" and order[-1] == "available"
+        assert order.index("stored") < order.index("committed")
+    assert rec["state"] == "available"
+
+
 def test_a_complete_study_is_released_when_its_last_association_ends() -> None:
     """The clean journey is complete at its IAN: judged and released before the capture ends,
     and nothing is left behind."""
@@ -452,3 +490,33 @@ def test_print_job_failure() -> None:
     (f,) = r.found("PRINT-JOB-FAILED")
     assert f.severity == "error" and "SUPPLY EMPTY (film supply empty)" in f.message
     assert r.found("PRINT-FILM-NOT-PRINTED") == []
+
+
+def _keys(obj: object, out: set[str]) -> set[str]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out.add(k)
+            _keys(v, out)
+    elif isinstance(obj, list):
+        for v in obj:
+            _keys(v, out)
+    return out
+
+
+def test_docs_name_every_studies_json_field() -> None:
+    """docs/json.md names every field `studies --json` writes, nested ones too (finding
+    records are checked by tests/test_docs.py)."""
+    p = _cli(*(str(JOURNEY / n) for n in MANIFEST), "--json")
+    assert p.returncode == 0, p.stderr
+    doc = (ROOT / "docs" / "json.md").read_text()
+    keys: set[str] = set()
+    for line in p.stdout.splitlines():
+        rec = json.loads(line)
+        if rec["type"] == "finding":
+            continue
+        _keys(rec, keys)
+    # Keys that are values from the wire (availability, statuses by their names).
+    keys -= {"ONLINE", "NEARLINE", "OFFLINE", "UNAVAILABLE", "Success", "Warning", "Failure",
+             "unanswered", "?"}
+    missing = sorted(k for k in keys if k != "type" and f"`{k}`" not in doc)
+    assert not missing, f"docs/json.md does not name: {missing}"

@@ -115,6 +115,7 @@ def study_lines(rec: dict[str, Any], findings: list[Any]) -> list[str]:
                    f"MPPS, {counts.get('committed', 0)} committed, "
                    f"{counts.get('commit_failed', 0)} commit failed, "
                    f"{counts.get('in_ian', 0)} in IAN")
+    lines += timeline_lines(rec)
     problems = [f"{f.severity.upper()} {f.code}: {f.message} [{f.section}]" for f in findings]
     # Folded in under their own (older, stable) codes, raised at the end of the capture.
     for m in rec.get("mpps") or []:
@@ -129,6 +130,37 @@ def study_lines(rec: dict[str, Any], findings: list[Any]) -> list[str]:
     if not problems:
         lines += _wrap("ok", "the journey adds up")
     return lines
+
+
+def _event_text(ev: dict[str, Any]) -> str:
+    what = esc(ev["what"])
+    if ev["stage"] == "stored":
+        st = ", ".join(f"{v} {esc(k)}" for k, v in sorted((ev.get("statuses") or {}).items()))
+        what += f" {ev['instances']} instance(s) ({st})"
+    elif ev["stage"] == "committed" and "committed" in ev:
+        what += f": {ev['committed']} committed, {ev['failed']} failed"
+    elif ev.get("instances") is not None:
+        what += f": {ev['instances']} instance(s)"
+    return f"{what} {esc(ev['from'])} -> {esc(ev['to'])}"
+
+
+def timeline_lines(rec: dict[str, Any]) -> list[str]:
+    """One timeline per scheduled procedure step: capture time from the step's first event,
+    frame(s), stage, what happened and between which AEs."""
+    out: list[str] = []
+    for step in rec.get("procedure_steps") or []:
+        sps = step["sps_id"]
+        head = (f"SPS {esc(sps)}" if sps else "no Scheduled Procedure Step ID") + (
+            " (the worklist item's)" if step["scheduled"] else " (no worklist item)")
+        out += _wrap("timeline", f"{head}, reached: {esc(step['state'])}")
+        t0 = next((e["time"] for e in step["timeline"] if e["time"] is not None), None)
+        for ev in step["timeline"]:
+            dt = (f"+{ev['time'] - t0:.3f}s" if t0 is not None and ev["time"] is not None
+                  else "")
+            fr = _frames([ev["frame"], ev.get("last_frame")]).replace("frames ", "#").replace(
+                "frame ", "#")
+            out += _wrap(f"  {dt:>9} {fr:<8}", f"{ev['stage']}: {_event_text(ev)}", 24)
+    return out
 
 
 def _problems(findings: list[Any]) -> list[str]:

@@ -210,7 +210,91 @@ class Study:
             s["statuses"][st] = s["statuses"].get(st, 0) + 1
         return list(out.values())
 
+    def steps(self) -> list[dict[str, Any]]:
+        """One timeline per scheduled procedure step: worklist item, MPPS transitions, the
+        images, commitment request and report, IANs, in capture order.
+
+        A fact goes to the step whose Scheduled Procedure Step ID it carries: an MPPS its own
+        (Scheduled Step Attributes Sequence), an image the one of the MPPS that lists it, else
+        its Request Attributes Sequence's; a commitment or an IAN the step most of its
+        instances belong to. What carries none goes to a step with ``sps_id`` null: nothing
+        is attributed by guess (a changed SPS ID shows as two steps, and a finding)."""
+        events: dict[str | None, list[dict[str, Any]]] = {}
+
+        def add(sps: str | None, stage: str, what: str, seen: Seen | None,
+                **more: Any) -> None:
+            ev = {"stage": stage, "what": what, **(seen.record() if seen else
+                                                    {"from": None, "to": None,
+                                                     "association": None, "frame": None,
+                                                     "time": None}), **more}
+            events.setdefault(sps, []).append(ev)
+
+        if self.scheduled is not None:
+            add(self.scheduled.attrs.get("sps_id"), "scheduled", "worklist item fetched",
+                self.scheduled.seen)
+        mpps_sps: dict[str, str | None] = {}
+        for m in self.mpps.values():
+            sps = m.attrs.get("sps_id")
+            mpps_sps[m.uid] = sps
+            for status, seen, command in m.transitions:
+                add(sps, "performed", f"MPPS {command} {status or '(no status)'}", seen,
+                    sop_instance=m.uid, status=status)
+        inst_sps: dict[str, str | None] = {}
+        stored: dict[tuple[str | None, int, str | None], dict[str, Any]] = {}
+        for i in self.instances.values():
+            if i.in_mpps and i.in_mpps in mpps_sps:
+                sps = mpps_sps[i.in_mpps]
+            else:
+                sps = i.attrs.get("sps_id") if i.attrs else None
+            inst_sps[i.uid] = sps
+            if i.stored is None:
+                continue
+            key = (sps, i.stored.assoc, i.stored_to)
+            ev = stored.get(key)
+            if ev is None:
+                add(sps, "stored", "C-STORE", i.stored, instances=0, last_frame=None,
+                    statuses={})
+                ev = stored[key] = events[sps][-1]
+            ev["instances"] += 1
+            f = i.stored.frame
+            if f is not None and (ev["frame"] is None or f < ev["frame"]):
+                ev["frame"], ev["time"] = f, i.stored.ts
+            if f is not None and (ev["last_frame"] is None or f > ev["last_frame"]):
+                ev["last_frame"] = f
+            status = i.store_status or "unanswered"
+            ev["statuses"][status] = ev["statuses"].get(status, 0) + 1
+
+        def vote(uids: list[str]) -> str | None:
+            count: dict[str | None, int] = {}
+            for u in uids:
+                if u in inst_sps:
+                    count[inst_sps[u]] = count.get(inst_sps[u], 0) + 1
+            return max(count, key=lambda k: count[k]) if count else None
+
+        for c in self.commits:
+            sps = vote(c.requested or c.committed + [u for u, _ in c.failed])
+            if c.request is not None:
+                add(sps, "committed", "storage commitment requested", c.request,
+                    instances=len(c.requested), transaction_uid=c.tuid)
+            if c.report is not None:
+                add(sps, "committed", "storage commitment report", c.report,
+                    instances=len(c.committed) + len(c.failed), committed=len(c.committed),
+                    failed=len(c.failed), transaction_uid=c.tuid)
+        for ian in self.ians:
+            add(vote(ian.instances), "available", "Instance Availability Notification",
+                ian.seen, instances=len(ian.instances))
+        out = []
+        for sps, evs in events.items():
+            evs.sort(key=lambda e: (e["frame"] is None, e["frame"] or 0))
+            out.append({"sps_id": sps,
+                        "scheduled": self.scheduled is not None
+                        and self.scheduled.attrs.get("sps_id") == sps,
+                        "state": _state(evs), "timeline": evs})
+        out.sort(key=lambda s: (s["sps_id"] is None, s["timeline"][0]["frame"] or 0))
+        return out
+
     def record(self) -> dict[str, Any]:
+        steps = self.steps()
         return {"type": "study", "study_instance_uid": self.uid,
                 "accession_number": self.value("accession_number"),
                 "patient_id": self.value("patient_id"),
@@ -223,6 +307,29 @@ class Study:
                 "series": self.series(),
                 "commitment": [c.record() for c in self.commits],
                 "ian": [i.record() for i in self.ians],
+                "procedure_steps": steps,
+                "state": max((s["state"] for s in steps), key=lambda x: RANK.get(x, -1),
+                             default=None),
                 "associations": sorted(self.assocs),
                 "first_frame": self.first_frame, "last_frame": self.last_frame,
                 "findings": sorted(set(self.findings))}
+
+
+RANK = {"scheduled": 0, "in progress": 1, "stored": 2, "completed": 3, "discontinued": 3,
+        "committed": 4, "available": 5}  # how far along the journey a stage is
+
+
+def _state(events: list[dict[str, Any]]) -> str:
+    """How far a procedure step got: the furthest stage its timeline reached (an MPPS status
+    names its stage: IN PROGRESS, COMPLETED or DISCONTINUED)."""
+    state, rank = "", -1
+    for ev in events:
+        stage = ev["stage"]
+        if stage == "performed":
+            status = ev.get("status")
+            if status not in ("IN PROGRESS", *FINAL_PPS):
+                continue  # refused or without a status
+            stage = str(status).lower()
+        if RANK.get(stage, -1) > rank:
+            state, rank = stage, RANK[stage]
+    return state or events[0]["stage"]
