@@ -3,7 +3,8 @@
 Each capture ``NAME`` is ``bench/cache/NAME.pcap`` next to ``NAME.json``, the recorder's manifest
 entry (file facts and the peers' ground truth).  A cached capture is reused while its file size
 and scenario parameters still match; otherwise it is recorded again (root needed), through
-:mod:`captures.record` with namespace prefix ``dsbench`` so other recorders are not disturbed.
+:mod:`captures.record` with namespace prefix ``dsbench`` (or ``$DICOMSNIFF_BENCH_NETNS``) so
+other recorders are not disturbed.
 
 Tiny mode uses committed sample captures from ``captures/`` instead: nothing is recorded.
 """
@@ -28,13 +29,17 @@ if str(ROOT) not in sys.path:  # captures/ is a plain directory package at the r
 
 CACHE_DIR = ROOT / "bench" / "cache"
 SAMPLES_DIR = ROOT / "captures"
-PREFIX = "dsbench"
+#: network namespace prefix of the recordings (``<prefix>-scu``/``-scp``); set
+#: ``DICOMSNIFF_BENCH_NETNS`` so that several benchmarks on one machine do not collide
+PREFIX = os.environ.get("DICOMSNIFF_BENCH_NETNS", "dsbench")
 TCPDUMP_BUFFER_KIB = 262144  # the recorder's 32 MiB drops packets on a busy 2-core machine
 
 #: the full benchmark's captures, in run order: name -> (recorder scenario, parameter overrides)
-#: (chatty: 200 associations x (C-ECHO + 3 C-FINDs x 40 pending) gives the ~12 MB asked for)
+#: (chatty: 200 associations x (C-ECHO + 3 C-FINDs x 40 pending); query: the speed issue's
+#: query-heavy load, 300 associations, 900 C-FINDs x 40 pending, 38,400 DIMSE messages)
 FULL: dict[str, tuple[str, dict[str, Any]]] = {
     "bulk": ("bulk", {}),
+    "query": ("bench-chatty", {"associations": 300}),
     "chatty": ("bench-chatty", {"associations": 200}),
     "big": ("big", {}),
     "dicomweb": ("bench-dicomweb", {}),

@@ -135,9 +135,10 @@ def test_targets_follow_the_issue() -> None:
                 "tools": {"dicomsniff": {"peak_rss_mb": rss, "mb_per_s": mbs}}}
 
     got = {t["target"]: t["ok"] for t in targets({
-        "bulk": cap(5.0, 40.0, 400.0), "chatty": cap(1.5, 30.0, 30.0),
-        "big": cap(100.0, 44.0, 390.0, lower=True)})}
+        "bulk": cap(7.5, 40.0, 400.0), "chatty": cap(1.5, 30.0, 30.0),
+        "query": cap(2.4, 30.0, 30.0), "big": cap(100.0, 44.0, 390.0, lower=True)})}
     assert got == {"bulk: faster than tshark": True, "chatty: faster than tshark": False,
+                   "query: faster than tshark": False,
                    "big: dicomsniff peak RSS": True, "bulk vs big: peak RSS flat": True,
                    "linear cost: big MB/s / bulk MB/s": True}
 
@@ -156,6 +157,27 @@ def test_linearity_is_judged_without_startup() -> None:
     caps["big"] = cap(1_000_000_000, 10.1)
     lin = [t for t in targets(caps, {"dicomsniff": 0.1}) if t["target"].startswith("linear")]
     assert not lin[0]["ok"]
+
+
+def test_netns_prefix_from_the_environment() -> None:
+    code = "from bench import corpus; print(corpus.PREFIX)"
+    env = dict(os.environ, DICOMSNIFF_BENCH_NETNS="spcx")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip()
+    assert out == "spcx"
+    env.pop("DICOMSNIFF_BENCH_NETNS")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.strip()
+    assert out == "dsbench"
+
+
+def test_query_heavy_capture_is_the_speed_issues_load() -> None:
+    from bench.corpus import FULL, scenario_params
+
+    scenario, overrides = FULL["query"]
+    p = scenario_params(scenario, overrides)
+    # 300 associations x (C-ECHO + 3 C-FINDs x (40 pending + final)), requests and responses
+    assert p["associations"] * (2 + p["finds"] * (2 + p["studies"])) == 38_400
 
 
 def test_cache_is_reused_only_while_it_matches(tmp_path: Path) -> None:
