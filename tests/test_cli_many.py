@@ -134,3 +134,40 @@ def test_diagram_export_and_show_read_pieces_as_the_whole(pieces: list[Path],
     s1 = cli("show", str(MOVE), "--transaction", "3")
     s2 = cli("show", *specs, "--transaction", "3")
     assert s1.returncode == s2.returncode == 0 and s1.stdout == s2.stdout
+
+
+def test_conformance_and_diff_open_pieces_as_the_other_subcommands(pieces: list[Path],
+                                                                  tmp_path: Path) -> None:
+    """conformance and diff open their captures through open_input: pieces in any order,
+    compressed, --dedup-window, bad files one line each with exit 3, none readable exit 2."""
+    specs = list(map(str, reversed(pieces)))
+    whole = cli("conformance", str(MOVE), "--format", "csv", "--view", "dimse")
+    split = cli("conformance", *specs, "--format", "csv", "--view", "dimse",
+                "--dedup-window", "0.5")
+    assert whole.returncode == split.returncode == 0, split.stderr
+    assert split.stdout == whole.stdout and b"C-MOVE" in whole.stdout
+    bad = tmp_path / "notes.pcap"
+    bad.write_text("not a capture\n")
+    missing = tmp_path / "missing.pcap"
+    lines = [f"dicomsniff: {missing}: no such file",
+             f"dicomsniff: {bad}: not a pcap or pcapng capture file (looks like text: "
+             "'not a capture')"]
+    r = cli("conformance", *specs, str(bad), str(missing), "--json")
+    assert r.returncode == 3
+    assert r.stderr.decode().splitlines() == lines
+    summary = _records(r.stdout.decode())[-1]
+    assert summary["associations"] == 2 and summary["capture_errors"] == [
+        line.removeprefix("dicomsniff: ") for line in lines]
+    nothing = cli("conformance", str(bad), str(missing))
+    assert nothing.returncode == 2 and nothing.stderr.decode().splitlines() == lines
+    same = cli("diff", "--before", *specs, "--after", str(MOVE))
+    assert same.returncode == 0, same.stderr
+    assert "no change" in same.stdout.decode()
+    d = cli("diff", "--before", *specs, str(bad), "--after", str(MOVE), "--dedup-window", "0")
+    assert d.returncode == 3 and d.stderr.decode().splitlines() == lines[1:]
+    gone = cli("diff", str(missing), str(MOVE))
+    assert gone.returncode == 2 and gone.stderr.decode().splitlines() == lines[:1]
+    sensors = sorted(str(p) for p in (CAPTURES / "sensors").glob("*.pcap"))
+    both = _records(cli("conformance", *sensors, "--json").stdout.decode())[-1]
+    one = _records(cli("analyze", *sensors, "--json").stdout.decode())[-1]
+    assert both["associations"] == one["associations"] >= 1

@@ -224,6 +224,12 @@ def _window(text: str) -> float:
 def add_capture_arguments(parser: Any, help: str = CAPTURE_HELP) -> None:
     """The positional CAPTURE... and ``--dedup-window``; open them with :func:`open_input`."""
     parser.add_argument("capture", nargs="+", metavar="CAPTURE", help=help)
+    add_dedup_option(parser)
+
+
+def add_dedup_option(parser: Any) -> None:
+    """``--dedup-window`` alone, for commands whose captures are not one positional list
+    (``diff``): :func:`open_input` reads it."""
     parser.add_argument("--dedup-window", type=_window, default=None, metavar="SECONDS",
                         help="several sensors: a TCP segment seen by two of them less than "
                              "this apart is analysed once (default 0.1; more when their "

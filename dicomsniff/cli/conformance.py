@@ -14,20 +14,20 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import IO, Any
 
 from .args import (
     EXIT_DAMAGED,
     EXIT_OK,
     EXIT_UNUSABLE,
+    Progress,
+    add_dedup_option,
     add_limit_options,
     add_port_option,
     add_rule_options,
     limits_from,
+    open_input,
     quiet_broken_pipe,
     rules_from,
 )
@@ -74,6 +74,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help="JSON Lines records instead (the contract in docs/conformance.md)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     add_port_option(p)
+    add_dedup_option(p)
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     add_limit_options(p)
     add_rule_options(p)
@@ -115,38 +116,32 @@ def err(msg: str) -> None:
     sys.stderr.write(f"dicomsniff: {msg}\n")
 
 
-@contextmanager
-def progress_bar(paths: list[str], enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A rich progress bar on stderr for more than 4 MiB of captures on a terminal."""
-    total = 0
-    for p in paths:
-        try:
-            total += os.path.getsize(p)
-        except OSError:
-            pass
-    if not enabled or not sys.stderr.isatty() or total <= 4 << 20:
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+def build(paths: list[str], args: argparse.Namespace) -> tuple[Any, list[str], list[str]]:
+    """Facts of a set of captures with the command line's ports, limits and rules, opened as
+    every subcommand opens its capture (:func:`.args.open_input`: files, directories, globs,
+    compressed, several sensors; unreadable files among several said at once, one line each).
 
-    bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), console=Console(stderr=True), transient=True)
-    task = bar.add_task("reading", total=total)
-    bar.start()
+    Returns (facts, problem lines still to say, every problem). Raises FileProblem (one line
+    per file) when nothing can be read."""
+    from ..conformance.run import FileProblem, build_facts
+    from ..sources.capture import CaptureError
+
+    opened = argparse.Namespace(capture=list(paths), dedup_window=args.dedup_window)
     try:
-        yield lambda done, _t: bar.update(task, completed=done)
+        capture = open_input(opened)
+    except CaptureError as exc:
+        raise FileProblem(str(exc)) from None
+    bar = Progress(capture, args.no_progress, "reading")
+    try:
+        facts, problems = build_facts(capture, ports=args.port, limits=limits_from(args),
+                                      rules=rules_from(args), progress=bar.callback)
     finally:
         bar.stop()
-
-
-def build(paths: list[str], args: argparse.Namespace) -> tuple[Any, list[str]]:
-    """Facts of a set of captures with the command line's ports, limits and rules."""
-    from ..conformance.run import build_facts
-
-    with progress_bar(paths, not args.no_progress) as cb:
-        return build_facts(paths, ports=args.port, limits=limits_from(args),
-                           rules=rules_from(args), progress=cb)
+    if capture.single:
+        return facts, problems, problems
+    unsaid = capture.problems[capture.problems_said:]
+    capture.problems_said = len(capture.problems)
+    return facts, unsaid, list(capture.problems)
 
 
 def open_text(path: str | None) -> IO[str]:
@@ -207,7 +202,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
             err(str(exc))
             return EXIT_UNUSABLE
     try:
-        facts, damaged = build(args.captures, args)
+        facts, unsaid, damaged = build(args.captures, args)
     except FileProblem as exc:
         err(str(exc))
         return EXIT_UNUSABLE
@@ -264,7 +259,7 @@ def cmd_conformance(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     if out is not None and out is not sys.stdout:
         out.close()
-    for d in damaged:
+    for d in unsaid:
         err(d)
     if damaged:
         return EXIT_DAMAGED

@@ -90,8 +90,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     before = args.before or [args.sets[0]]
     after = args.after or [args.sets[1]]
     try:
-        fb, damaged_b = build(before, args)
-        fa, damaged_a = build(after, args)
+        fb, unsaid_b, damaged_b = build(before, args)
+        fa, unsaid_a, damaged_a = build(after, args)
     except FileProblem as exc:
         err(str(exc))
         return EXIT_UNUSABLE
@@ -127,9 +127,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     if out is not None and out is not sys.stdout:
         out.close()
-    damaged = damaged_b + damaged_a
-    for d in damaged:
+    for d in unsaid_b + unsaid_a:
         err(d)
-    if damaged:
+    if damaged_b or damaged_a:
         return EXIT_DAMAGED
     return 1 if changes else EXIT_OK

@@ -15,7 +15,7 @@ from typing import Any
 from ..analysis.engine import Analyzer, Limits
 from ..analysis.run import analyze_source
 from ..sources.capture import CaptureError
-from ..sources.merge import open_capture
+from ..sources.merge import CaptureSet, open_capture
 from .facts import ConformanceBuilder, Facts
 
 
@@ -23,18 +23,22 @@ class FileProblem(Exception):
     """Captures that could not be read at all (the message names the file(s))."""
 
 
-def build_facts(paths: Sequence[str], *, ports: Sequence[int] = (), limits: Limits | None = None,
-                rules: Any = None,
+def build_facts(paths: Sequence[str] | CaptureSet, *, ports: Sequence[int] = (),
+                limits: Limits | None = None, rules: Any = None,
                 progress: Callable[[int, int], None] | None = None) -> tuple[Facts, list[str]]:
     """Facts of every capture in ``paths``; returns (facts, problems: files damaged part-way or
     unusable while others were read, one line each).
 
+    ``paths`` may also be a capture already opened (the command line's ``open_input``).
     Raises :class:`FileProblem` when nothing can be read.
     """
-    try:
-        capture = open_capture(list(paths))
-    except CaptureError as exc:
-        raise FileProblem(str(exc)) from None
+    if isinstance(paths, CaptureSet):
+        capture = paths
+    else:
+        try:
+            capture = open_capture(list(paths))
+        except CaptureError as exc:
+            raise FileProblem(str(exc)) from None
     analyzer = Analyzer(ports=ports, limits=limits, keep=False, rules=rules)
     facts = Facts()
     ConformanceBuilder(capture.paths, capture.locate, facts).attach(analyzer)
