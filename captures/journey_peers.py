@@ -465,7 +465,9 @@ def ups_scp(args: argparse.Namespace) -> None:
         ds.InputReadinessState = "READY"
         with lock:  # one report at a time, each with its own Message ID (PS3.7 9.1.1)
             for a in list(subscribers):
-                if a.is_established:
+                forgot = (a.requestor.ae_title in args.forget_subscriber
+                          and state != "SCHEDULED")
+                if a.is_established and not forgot:
                     ids[0] += 1
                     a.send_n_event_report(ds, event_type, UnifiedProcedureStepPush, uid,
                                           msg_id=ids[0])
@@ -588,6 +590,21 @@ def ups_scu(args: argparse.Namespace) -> None:
 
     watch = _associate(args, [UnifiedProcedureStepWatch, UnifiedProcedureStepEvent],
                        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_event)])
+    others: list[Any] = []  # (AE title, association, events it received)
+    for aet in args.watcher:  # each subscribes globally from an association of its own
+        got: list[str] = []
+
+        def on_other(event: evt.Event, got: list[str] = got) -> tuple[int, None]:
+            got.append(str(event.event_information.get("ProcedureStepState", "")))
+            return 0x0000, None
+
+        a = _associate(argparse.Namespace(**{**vars(args), "aet": aet}),
+                       [UnifiedProcedureStepWatch, UnifiedProcedureStepEvent],
+                       evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_other)])
+        sub = Dataset()
+        sub.DeletionLock = "FALSE"
+        st, _ = a.send_n_action(sub, 3, UnifiedProcedureStepWatch, UPS_GLOBAL)
+        others.append((aet, a, got, _status(st)))
     sub = Dataset()
     sub.DeletionLock = "FALSE"
     st, _ = watch.send_n_action(sub, 3, UnifiedProcedureStepWatch, UPS_GLOBAL)
@@ -623,7 +640,10 @@ def ups_scu(args: argparse.Namespace) -> None:
     time.sleep(0.5)
     push.release()
     watch.release()
+    for _aet, a, _got, _st in others:
+        a.release()
     out["events"] = events
+    out["watchers"] = {aet: {"subscribe": st, "events": got} for aet, _a, got, st in others}
     out["instance"] = uid
     out["transaction"] = tuid
     _emit(out)
@@ -690,8 +710,12 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--delete-session", action="store_true")
     sp.add_argument("--listen", type=int)
     sp.add_argument("--linger", type=float, default=0.5)
-    server("ups-scp", ups_scp)
+    sp = server("ups-scp", ups_scp)
+    sp.add_argument("--forget-subscriber", nargs="*", default=[], metavar="AET",
+                    help="a fault: send this subscriber the SCHEDULED report only")
     sp = client("ups-scu", ups_scu)
+    sp.add_argument("--watcher", nargs="*", default=[], metavar="AET",
+                    help="more watchers, each an AE of its own subscribing globally")
     sp.add_argument("--script", nargs="+", default=["claim", "set", "complete"])
     sp.add_argument("--seed", default="1")
 

@@ -446,11 +446,15 @@ scenario("print-report-no-role", "print-report-no-role.pcap",
 # -- unified procedure step -----------------------------------------------------------------------
 
 def ups(s: Session, p: dict[str, Any]) -> Truth:
-    s.server("ups-scp", peer("ups-scp", "--port", UPS_PORT, "--aet", "UPSSCP"), UPS_PORT)
+    forget = p.get("forget", [])
+    watchers = p.get("watchers", [])
+    s.server("ups-scp", peer("ups-scp", "--port", UPS_PORT, "--aet", "UPSSCP",
+                             *(["--forget-subscriber", *forget] if forget else [])), UPS_PORT)
     with s.capture():
         res = pnd_json(s.client("ups-scu", peer(
             "ups-scu", "--host", s.scp_ip, "--port", UPS_PORT, "--aet", "WORKSTATION",
-            "--called", "UPSSCP", "--seed", p["seed"], "--script", *p["script"])))
+            "--called", "UPSSCP", "--seed", p["seed"], "--script", *p["script"],
+            *(["--watcher", *watchers] if watchers else []))))
     watch = [op("N-ACTION", res["subscribe"], sop_class=UPS_WATCH, action_type=3)]
     watch += [op("N-EVENT-REPORT", "0x0000", invoker="acceptor", sop_class=UPS_PUSH,
                  event_type=1, state=state) for state in res["events"]]
@@ -459,8 +463,15 @@ def ups(s: Session, p: dict[str, Any]) -> Truth:
         cmd = "N-SET" if step == "set" else "N-ACTION"
         cls = UPS_PUSH if step == "cancel-late" else UPS_PULL
         push.append(op(cmd, st, sop_class=cls, sop_instance=res["instance"], step=step))
+    more = []
+    for aet in watchers:
+        got = res["watchers"][aet]
+        ops = [op("N-ACTION", got["subscribe"], sop_class=UPS_WATCH, action_type=3)]
+        ops += [op("N-EVENT-REPORT", "0x0000", invoker="acceptor", sop_class=UPS_PUSH,
+                   event_type=1, state=state) for state in got["events"]]
+        more.append(association(s, aet, "UPSSCP", UPS_PORT, operations=ops))
     return {"server_ports": [UPS_PORT], "ups": res, "associations": [
-        association(s, "WORKSTATION", "UPSSCP", UPS_PORT, operations=watch),
+        association(s, "WORKSTATION", "UPSSCP", UPS_PORT, operations=watch), *more,
         association(s, "WORKSTATION", "UPSSCP", UPS_PORT, operations=push)]}
 
 
@@ -475,3 +486,8 @@ scenario("ups-illegal", "ups-illegal.pcap",
          "(0xC312), then COMPLETED properly", sample=False, seed="illegal",
          script=["complete-early", "claim", "claim-again", "wrong-tuid", "cancel-late",
                  "complete"])(ups)
+scenario("ups-missed-report", "ups-missed-report.pcap",
+         "UPS with two more watchers (WATCHER1, WATCHER2) subscribed globally; the SCP sends "
+         "WATCHER2 the SCHEDULED report only, never the IN PROGRESS and COMPLETED ones",
+         sample=False, seed="missed", script=["claim", "complete"],
+         watchers=["WATCHER1", "WATCHER2"], forget=["WATCHER2"])(ups)

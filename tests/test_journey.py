@@ -269,6 +269,27 @@ def test_ups_illegal_transitions_and_transaction_uid() -> None:
     assert [e["state"] for e in item["events"]] == truth["events"]
 
 
+@pytest.mark.parametrize("name", ["ups-clean.pcap", "ups-missed-report.pcap"])
+def test_ups_subscribers_get_their_reports(name: str) -> None:
+    """Each subscriber AE's State Reports against what its pynetdicom watcher received; the
+    one the SCP was made to forget (WATCHER2: SCHEDULED only) is the only finding."""
+    truth = MANIFEST[name]["ups"]
+    r = run(name)
+    (item,) = r.an.journey.ups.records()
+    got = {"WORKSTATION": truth["events"]} | {
+        ae: w["events"] for ae, w in (truth.get("watchers") or {}).items()}
+    assert {s["ae"]: s["reports"] for s in item["subscriptions"]} == {
+        ae: len(ev) for ae, ev in got.items()}
+    assert all(s["scope"] == "global" for s in item["subscriptions"])
+    missing = r.found("UPS-REPORT-MISSING")
+    forgot = [ae for ae, ev in got.items() if ev != truth["events"]]
+    assert [f.uids["subscriber"] for f in missing] == forgot
+    for f in missing:
+        assert f.uids["sop_instance"] == truth["instance"]
+        assert "IN PROGRESS" in f.message and "COMPLETED" in f.message
+        assert "SCHEDULED" not in f.message.split("for ")[1]
+
+
 # -- the header reader on every C-STORE of the sample corpus ------------------------------------
 
 

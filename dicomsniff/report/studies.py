@@ -191,6 +191,10 @@ def workitem_lines(rec: dict[str, Any], findings: list[Any]) -> list[str]:
         lines += _wrap(esc(h["command"]), f"{what}"
                        + (f" -> {esc(h['requested_state'])}" if h["requested_state"] else "")
                        + f" by {esc(h['by'])}: {st} (frame {h['frame']})")
+    for sub in rec.get("subscriptions") or []:
+        lines += _wrap("subscriber", f"{esc(sub['ae'])} ({sub['scope']}, frame {sub['frame']}"
+                       + (f" to {sub['until_frame']}" if sub["until_frame"] else "")
+                       + f"): {sub['reports']} state report(s)")
     for e in rec["events"]:
         lines += _wrap("event", f"{e['event'] or e['event_type']}: {esc(e['state'])} "
                        f"{esc(e['from'])} -> {esc(e['to'])} (frame {e['frame']})")

@@ -6,6 +6,12 @@ request (N-ACTION type 1) for a transition the table does not have is an illegal
 whatever the SCP answered (the finding says what it answered, and is an error when it accepted
 it). The Transaction UID that claimed a workitem (IN PROGRESS) must come with every later
 N-SET and final state change (CC.1.1, CC.2.1.3). Workitems are kept in a bounded map.
+
+Subscribers: an accepted Subscribe (N-ACTION type 3) on the global subscription instance or on
+one workitem, until its Unsubscribe (type 4) or Suspend Global Subscription (type 5), makes an
+AE a subscriber; the SCP owes it a UPS State Report (N-EVENT-REPORT type 1) for every state
+change it accepts afterwards (CC.2.4.3), on whatever association it chooses. Judged at the end
+of the capture: a subscriber with no report of that state after the change is a finding.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ...model import Association, Transaction
-from ..rules.journey import ILLEGAL, TUID
+from ..rules.journey import ILLEGAL, REPORT_MISSING, TUID
 from ..rules.state import Bounded
 from .checks import Hit
 from .decode import esc, text
@@ -31,10 +37,12 @@ EVENTS = {1: "UPS State Report", 2: "UPS Cancel Requested", 3: "UPS Progress Rep
           4: "SCP Status Change", 5: "UPS Assigned"}
 
 MAX_HISTORY = 32
+MAX_SUBSCRIPTIONS = 4096
+GLOBAL = ("1.2.840.10008.5.1.4.34.5", "1.2.840.10008.5.1.4.34.5.1")  # (filtered) global
 
 
 class Workitem:
-    __slots__ = ("uid", "state", "tuid", "history", "events", "subscribed")
+    __slots__ = ("uid", "state", "tuid", "history", "events", "subscribed", "changes")
 
     def __init__(self, uid: str) -> None:
         self.uid = uid
@@ -43,6 +51,7 @@ class Workitem:
         self.history: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.subscribed: list[str] = []
+        self.changes: list[tuple[str, int | None]] = []  # accepted states, request frame
 
     def record(self) -> dict[str, Any]:
         return {"type": "workitem", "sop_instance": self.uid, "state": self.state,
@@ -55,6 +64,8 @@ class UpsTracker:
         self.emit = emit
         self.items: Bounded[str, Workitem] = Bounded(max_tracked)
         self.subscribers: list[str] = []  # global subscriptions (bounded)
+        # (subscriber AE, global instance or workitem) -> [subscribed at, unsubscribed at]
+        self.subs: dict[tuple[str, str], list[int | None]] = {}
 
     def _item(self, uid: str) -> Workitem:
         w = self.items.get(uid)
@@ -75,6 +86,12 @@ class UpsTracker:
         if t.command == "N-ACTION" and t.action_type in (3, 4, 5):
             if ok and t.action_type == 3 and len(self.subscribers) < 256:
                 self.subscribers.append(f"{sender} ({uid})")
+            if ok and sender:
+                key = (sender, uid)
+                if t.action_type == 3 and len(self.subs) < MAX_SUBSCRIPTIONS:
+                    self.subs[key] = [t.request_frame, None]
+                elif t.action_type in (4, 5) and key in self.subs:
+                    self.subs[key][1] = t.request_frame
             if uid in self.items:
                 self._item(uid).subscribed.append(sender or "?")
             return
@@ -99,6 +116,7 @@ class UpsTracker:
         if t.command == "N-CREATE":
             if ok:
                 w.state = want or SCHEDULED
+                self._changed(w, w.state, t.request_frame)
             elif want and want != SCHEDULED:
                 self.emit(Hit(ILLEGAL, f"workitem {uid}: created in state {esc(want)}, where "
                                        f"a workitem may only be created SCHEDULED; {where}",
@@ -121,6 +139,7 @@ class UpsTracker:
                 self._tuid(w, t, tuid, where, ok)
             if ok:
                 w.state = want
+                self._changed(w, want, t.request_frame)
                 if want == IN_PROGRESS:
                     w.tuid = tuid
             return
@@ -146,8 +165,48 @@ class UpsTracker:
                       uids={"sop_instance": w.uid, "transaction_uid": tuid,
                             "claimed_with": w.tuid}, association=None), None)
 
+    def _changed(self, w: Workitem, state: str, frame: int | None) -> None:
+        if len(w.changes) < MAX_HISTORY:
+            w.changes.append((state, frame))
+
     def finish(self) -> None:
-        pass
+        """Every subscriber got a State Report for every change after its subscription."""
+        for w in self.items.values():
+            if len(w.events) >= MAX_HISTORY:
+                continue  # reports beyond the cap were not kept: no verdict
+            for (ae, target), (since, until) in self.subs.items():
+                if target != w.uid and target not in GLOBAL:
+                    continue
+                missed = [(state, f) for state, f in w.changes
+                          if f is not None and since is not None and f > since
+                          and (until is None or f < until)
+                          and not any(e["event_type"] == 1 and e["state"] == state
+                                      and e["to"] == ae and (e["frame"] or 0) > f
+                                      for e in w.events)]
+                if not missed:
+                    continue
+                how = "globally" if target in GLOBAL else "to this workitem"
+                changes = ", ".join(f"{s} (frame {f})" for s, f in missed)
+                self.emit(Hit(REPORT_MISSING,
+                              f"workitem {w.uid}: {esc(ae)} subscribed {how} (frame {since}) "
+                              f"but got no UPS State Report (N-EVENT-REPORT type 1) for "
+                              f"{changes}; the SCP owes every subscriber a report of each "
+                              f"state change", missed[0][1],
+                              [f for f in (since, *(f for _, f in missed)) if f is not None],
+                              uids={"sop_instance": w.uid, "subscriber": ae},
+                              association=None), None)
 
     def records(self) -> list[dict[str, Any]]:
-        return [w.record() for w in self.items.values() if w.history or w.events]
+        out = []
+        for w in self.items.values():
+            if not (w.history or w.events):
+                continue
+            rec = w.record()
+            rec["subscriptions"] = [
+                {"ae": ae, "scope": "global" if target in GLOBAL else "workitem",
+                 "frame": since, "until_frame": until,
+                 "reports": sum(1 for e in w.events if e["to"] == ae and e["event_type"] == 1)}
+                for (ae, target), (since, until) in self.subs.items()
+                if target == w.uid or target in GLOBAL][:256]
+            out.append(rec)
+        return out

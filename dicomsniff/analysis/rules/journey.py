@@ -52,3 +52,6 @@ ILLEGAL = code("UPS-ILLEGAL-TRANSITION", "warning", "PS3.4 CC.1.1 (Table CC.1.1-
 TUID = code("UPS-TRANSACTION-UID", "warning", "PS3.4 CC.1.1; CC.2.1.3",
             "an N-SET or final state change of an IN PROGRESS workitem without the Transaction "
             "UID that claimed it")
+REPORT_MISSING = code("UPS-REPORT-MISSING", "warning", "PS3.4 CC.2.4.3; CC.2.3",
+                      "a subscriber got no UPS State Report for a state change it had "
+                      "subscribed to")
