@@ -100,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
     sel = selection_from(args)
     streamed = args.json or args.csv is not None
     from ..store.options import store_from
-    from ..store.writer import StoreError
 
     if args.dask and args.capture == ["-"]:
         return fail("--dask: the workers read capture files, not standard input")
@@ -112,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
     analyzer = Analyzer(ports=args.port, limits=limits, keep=not streamed, rules=rules)
     try:
         store = store_from(args, capture)
-    except StoreError as exc:
+    except Exception as exc:  # the store's module (uuid, platform) loads only when asked for
+        from ..store.writer import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
         capture.close()
         return fail(str(exc))
     from ..analysis.http import session

@@ -10,17 +10,16 @@ Decided as each association ends, so memory stays flat.
 
 from __future__ import annotations
 
-import datetime as _dt
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from ..model import Association, Transaction
 
 STATUSES = ("success", "warning", "failure", "pending", "cancel", "none")
 _CATEGORY = {"success": "Success", "warning": "Warning", "failure": "Failure",
              "pending": "Pending", "cancel": "Cancel", "none": None}
-_DURATION = re.compile(r"\+(\d+(?:\.\d+)?)(ms|s|m|h)?")
+# a pattern, compiled by re's cache on first use: not at every start (a selection is rare)
+_DURATION = r"\+(\d+(?:\.\d+)?)(ms|s|m|h)?"
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -29,7 +28,7 @@ def parse_time(text: str, *, local: bool = False) -> tuple[str, float]:
     a time of day (on the capture's first day), ``("rel", seconds)`` for ``+30s`` / ``+10m``
     after the capture's first packet. ValueError with a sentence otherwise."""
     s = text.strip()
-    m = _DURATION.fullmatch(s)
+    m = re.fullmatch(_DURATION, s)
     if m:
         return "rel", float(m.group(1)) * _SCALE[m.group(2)]
     m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?", s)
@@ -38,6 +37,8 @@ def parse_time(text: str, *, local: bool = False) -> tuple[str, float]:
         if h > 23 or mi > 59 or sec >= 61:
             raise ValueError(f"not a time of day: {text!r}")
         return "tod", h * 3600 + mi * 60 + sec
+    import datetime as _dt  # only for a date-time bound: not at every start
+
     try:
         when = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
@@ -48,16 +49,19 @@ def parse_time(text: str, *, local: bool = False) -> tuple[str, float]:
     return "abs", when.timestamp()
 
 
-@dataclass
 class AnalyzeSelection:
-    aes: Sequence[str] = ()
-    ids: Sequence[int] = ()
-    commands: Sequence[str] = ()
-    statuses: Sequence[str] = ()
-    since: tuple[str, float] | None = None
-    until: tuple[str, float] | None = None
-    local: bool = False
-    _t0: float | None = field(default=None, repr=False)
+    """The selection options of ``analyze``. A plain class, not a dataclass: ``dataclasses``
+    (and the ``inspect`` it imports) would cost every ``analyze`` run 4 ms of start-up."""
+
+    __slots__ = ("aes", "ids", "commands", "statuses", "since", "until", "local", "_t0")
+
+    def __init__(self, aes: Sequence[str] = (), ids: Sequence[int] = (),
+                 commands: Sequence[str] = (), statuses: Sequence[str] = (),
+                 since: tuple[str, float] | None = None, until: tuple[str, float] | None = None,
+                 local: bool = False) -> None:
+        self.aes, self.ids, self.commands, self.statuses = aes, ids, commands, statuses
+        self.since, self.until, self.local = since, until, local
+        self._t0: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -95,6 +99,8 @@ class AnalyzeSelection:
             return None
         if kind == "rel":
             return t0 + v
+        import datetime as _dt
+
         zone = None if self.local else _dt.timezone.utc
         day = _dt.datetime.fromtimestamp(t0, zone).replace(hour=0, minute=0, second=0,
                                                            microsecond=0)

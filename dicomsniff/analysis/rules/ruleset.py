@@ -14,7 +14,6 @@ and, for zero windows, its fast path.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -137,6 +136,8 @@ class RuleSet:
         try:
             return list(chk.func(*args))
         except Exception as exc:  # a rule bug must not lose the rest of the analysis
+            import traceback  # only when a rule fails: not at start-up
+
             where = traceback.extract_tb(exc.__traceback__)[-1]
             return [Hit(RULE_FAILED, f"rule {chk.name} failed: {type(exc).__name__}: {exc} "
                                      f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})")]
