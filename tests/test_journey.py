@@ -311,6 +311,62 @@ def test_every_c_store_header_is_read(entry: dict) -> None:
     assert got == sent
 
 
+def _attrs(an: Analyzer, studies: list) -> dict:
+    return {u: (st.uid, i.attrs) for st in studies for u, i in st.instances.items()}
+
+
+@pytest.mark.parametrize("name", ["store-transfer-syntaxes.pcap", "get.pcap",
+                                  "store-small-pdu.pcap"])
+def test_encoding_told_from_the_bytes_matches_the_negotiated_one(name: str, monkeypatch) -> None:
+    """What a capture begun mid-association relies on: every C-STORE read with the encoding
+    told from its first bytes (SniffingReader) gives the values the negotiated transfer
+    syntax gives; a deflated one is refused (unreadable), never misread."""
+    from dicomsniff.analysis.journey import collect
+    from dicomsniff.analysis.journey.headers import SniffingReader
+
+    entry = next(e for e in SAMPLES if e["file"] == name)
+    base, runs = Analyzer(), []
+    runs.append([])
+    base.journey.on_study.append(runs[0].append)
+    analyze_source(str(ROOT / "captures" / name), base)
+    monkeypatch.setattr(collect, "HeaderReader", lambda *a, **k: SniffingReader())
+    sniff = Analyzer()
+    runs.append([])
+    sniff.journey.on_study.append(runs[1].append)
+    analyze_source(str(ROOT / "captures" / name), sniff)
+    deflated = {o["sop_instance"] for a in entry["associations"] for o in a["operations"]
+                if o["op"] == "C-STORE" and "1.2.840.10008.1.2.1.99" == o.get("transfer_syntax")}
+    assert sniff.journey.headers_failed == len(deflated)
+    want = {u: v for u, v in _attrs(base, runs[0]).items() if u not in deflated}
+    assert want and _attrs(sniff, runs[1]) == want
+
+
+def test_capture_begun_inside_a_c_store() -> None:
+    """The sensor started in the middle of the 2nd C-STORE's data set (no negotiation): the
+    study comes from the later instances, read with the encoding told from their bytes; the
+    cut one is flagged with the SOP Instance UID its response names, its study not guessed."""
+    entry = next(e for e in SAMPLES if e["file"] == "mid-association.pcap")
+    ops = entry["associations"][0]["operations"]
+    an = Analyzer()
+    studies: list = []
+    an.journey.on_study.append(studies.append)
+    analyze_source(str(ROOT / "captures" / "mid-association.pcap"), an)
+    complete = {o["sop_instance"] for o in ops if o["visible"] == "complete"}
+    (cut,) = [o["sop_instance"] for o in ops if o["visible"] == "response-only"]
+    (st,) = studies
+    assert {u for u, i in st.instances.items() if i.stored_ok} == complete
+    assert an.journey.headers_read == len(complete) and an.journey.headers_failed == 0
+    rec = st.record()
+    assert rec["patient_id"] and rec["study_instance_uid"].startswith("1.2.826.0.1.3680043.8.498.")
+    assert rec["capture_began_inside"] and [c["sop_instance"] for c in rec["cut_stores"]] == [cut]
+    assert cut not in st.instances  # not attributed
+    (f,) = [f for f in an.findings if f.code == "STUDY-STORE-CUT"]
+    assert f.uids["sop_instances"] == [cut] and f.uids["association_studies"] == [st.uid]
+    assert "not guessed" in f.message
+    assert not [f for f in an.findings
+                if f.code.startswith("STUDY-") and f.code != "STUDY-STORE-CUT"]
+
+
 def test_header_reading_stops_at_the_header() -> None:
     """A C-STORE's bytes are copied only until its header is read: on the large-PDU capture
     (a 512 KB image) the collection is switched off long before the data set ends."""
@@ -527,7 +583,8 @@ def _keys(obj: object, out: set[str]) -> set[str]:
 def test_docs_name_every_studies_json_field() -> None:
     """docs/json.md names every field `studies --json` writes, nested ones too (finding
     records are checked by tests/test_docs.py)."""
-    p = _cli(*(str(JOURNEY / n) for n in MANIFEST), "--json")
+    p = _cli(*(str(JOURNEY / n) for n in MANIFEST), str(ROOT / "captures" / "mid-association.pcap"),
+             "--json")
     assert p.returncode == 0, p.stderr
     doc = (ROOT / "docs" / "json.md").read_text()
     keys: set[str] = set()

@@ -111,6 +111,13 @@ def study_lines(rec: dict[str, Any], findings: list[Any]) -> list[str]:
                        f"{ian['instances']} instance(s) {av} (frame {ian.get('frame')})")
     if not ians:
         lines += _wrap("available", "no IAN seen")
+    cut = rec.get("cut_stores") or []
+    if rec.get("capture_began_inside"):
+        lines += _wrap("cut", "the capture began inside an association of this study: its "
+                       "earlier C-STOREs were not seen"
+                       + (f"; {len(cut)} C-STORE(s) on it cut (only their responses "
+                          "captured: their study is not known, see STUDY-STORE-CUT)"
+                          if cut else ""))
     lines += _wrap("counts", f"{counts.get('stored', 0)} stored, {counts.get('in_mpps', 0)} in "
                    f"MPPS, {counts.get('committed', 0)} committed, "
                    f"{counts.get('commit_failed', 0)} commit failed, "

@@ -16,7 +16,12 @@ from typing import NamedTuple
 from hypothesis import strategies as st
 
 from dicomsniff.analysis.journey import decode as jdecode
-from dicomsniff.analysis.journey.headers import MAX_HEADER, MAX_VALUE, HeaderReader
+from dicomsniff.analysis.journey.headers import (
+    MAX_HEADER,
+    MAX_VALUE,
+    HeaderReader,
+    SniffingReader,
+)
 
 from .mutators import ByteReader, chunks, mutated
 
@@ -91,6 +96,20 @@ def check_headers(case: HeadersCase) -> None:
     assert r.walked <= MAX_HEADER + len(case.data)
     for k, v in r.values.items():
         assert_safe_text(v, f"headers.{k}")
+    # The same bytes read with the encoding told from them (a capture begun mid-association):
+    # bounded the same way, and when it reads them, the values the negotiated encoding gave.
+    sniffed = SniffingReader()
+    with time_limit():
+        for part in chunks(case.data, sorted(case.cuts)):
+            sniffed.write(part)
+            if sniffed.reader is not None:
+                assert len(sniffed.reader.buf) <= MAX_VALUE + 12 + len(part) + 8
+        sniffed.close(False)
+    assert sniffed.done and (sniffed.reader is not None or sniffed.error)
+    for k, v in sniffed.values.items():
+        assert_safe_text(v, f"sniffed.{k}")
+    if not deflated and r.error is None and sniffed.error is None:
+        assert sniffed.values == r.values
 
 
 def headers_strategy() -> st.SearchStrategy[HeadersCase]:

@@ -166,7 +166,9 @@ def _listing(values: list[tuple[str, str, Any]]) -> str:
 def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
     insts = list(st.instances.values())
     # "Never stored" needs the storage path in the capture: at least one C-STORE of the study.
-    saw_stores = any(i.stored is not None for i in insts)
+    # A capture that began inside one of the study's associations missed its earlier
+    # C-STOREs: then "never stored" cannot be told either.
+    saw_stores = any(i.stored is not None for i in insts) and not st.midstream
     final = [m for m in st.mpps.values() if m.final]
     if final:
         listed = [i for i in insts if i.in_mpps]

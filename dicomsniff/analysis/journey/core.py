@@ -23,15 +23,20 @@ from typing import Any
 
 from ...model import Association, Finding, Transaction
 from ..rules.base import CODES
-from ..rules.journey import CAP, FAILED
+from ..rules.journey import CAP, FAILED, STORE_CUT
 from ..rules.state import Bounded
 from . import checks, collect, printing, ups
-from .decode import decode, integer, items, text
+from .decode import decode, esc, integer, items, text
+from .headers import sniff_encoding
 from .study import MAX_EVENTS, MAX_TRANSITIONS, Commit, Ian, Instance, Mpps, Scheduled, Seen, Study
 
 MAX_PER_STUDY = 20_000  # instances kept per study (the rest are counted)
 MAX_PENDING = 4096  # decoded data sets waiting for their transaction, per association
 MAX_ITEMS = 10_000  # worklist items read from one C-FIND
+
+# (explicit VR, little endian) told from the bytes -> the transfer syntax to decode with
+SNIFFED = {(True, True): "1.2.840.10008.1.2.1", (False, True): "1.2.840.10008.1.2",
+           (True, False): "1.2.840.10008.1.2.2"}
 
 ATTRS = ("patient_id", "patient_name", "accession_number", "study_instance_uid",
          "requested_procedure_id", "sps_id")
@@ -79,6 +84,9 @@ class Journey:
         self.evicted = 0
         self.headers_read = 0
         self.headers_failed = 0
+        self.cut: dict[int, list[dict[str, Any]]] = {}  # association -> C-STOREs cut
+        self.cut_instances: Bounded[str, bool] = Bounded(max(1024, max_tracked // 100))
+        self.policy: collect.JourneyPolicy | None = None
         self.printing = printing.PrintTracker(self._emit_hit)
         self.ups = ups.UpsTracker(self._emit_hit, max_tracked)
 
@@ -89,7 +97,8 @@ class Journey:
         self.disabled = analyzer.rules.config.disabled
         analyzer.on_transaction.append(self.on_transaction)
         analyzer.on_association.append(self.on_association)
-        analyzer.collect(collect.JourneyPolicy(self.on_data))
+        self.policy = collect.JourneyPolicy(self.on_data, self.on_cut)
+        analyzer.collect(self.policy)
         return self
 
     # -- data sets ----------------------------------------------------------------------------
@@ -106,6 +115,11 @@ class Journey:
             if sink.buf is None or sink.partial:
                 value: Any = {"error": "data set too large or cut by bytes missing from the "
                                        "capture", "size": sink.size}
+            elif ts is None and a.midstream:  # negotiation not captured: tell, never guess
+                enc = sniff_encoding(bytes(sink.buf[:8]))
+                ds, err = (decode(bytes(sink.buf), SNIFFED[enc]) if enc is not None else
+                           (None, "transfer syntax not captured and not told by the bytes"))
+                value = ds if err is None else {"error": err, "size": sink.size}
             else:
                 ds, err = decode(bytes(sink.buf), ts)
                 value = ds if err is None else {"error": err, "size": sink.size}
@@ -130,6 +144,20 @@ class Journey:
         if lst:
             self.pending_count[aid] = max(0, self.pending_count.get(aid, 0) - len(lst))
         return lst or []
+
+    def on_cut(self, a: Association, m: Any) -> None:
+        """A C-STORE-RSP answering a request sent before the capture began (see collect)."""
+        lst = self.cut.setdefault(a.id, [])
+        if len(lst) >= collect.MAX_CUT:
+            return
+        cmd = m.command
+        sop = cmd.get("AffectedSOPInstanceUID")
+        status = cmd.get("Status")
+        lst.append({"sop_instance": esc(sop) if isinstance(sop, str) and sop else None,
+                    "status": status if isinstance(status, int) else None,
+                    "frame": m.frame, "association": a.id})
+        if isinstance(sop, str) and sop:
+            self.cut_instances.put(esc(sop), True)
 
     # -- transactions -------------------------------------------------------------------------
     def on_transaction(self, a: Association, t: Transaction) -> None:
@@ -193,6 +221,8 @@ class Journey:
                 return None
             inst = st.instances[uid] = Instance(uid)
             self.instance_study.put(uid, st.uid)
+            if uid in self.cut_instances:  # stored before the capture began
+                st.midstream = True
         return inst
 
     def _store(self, a: Association, t: Transaction, req: list[Any]) -> None:
@@ -207,6 +237,8 @@ class Journey:
         if inst is None:
             return
         seen = self._seen(a, t)
+        if a.midstream:
+            st.midstream = True
         inst.stored, inst.store_status = seen, t.status_category
         inst.stored_to = seen.receiver
         inst.sop_class = t.sop_class
@@ -437,6 +469,11 @@ class Journey:
     # -- association end, release ------------------------------------------------------------
     def on_association(self, a: Association) -> None:
         self.printing.association_ended(a)
+        if self.policy is not None:
+            self.policy.ended(a)
+        cut = self.cut.pop(a.id, None)
+        if cut:
+            self._cut_finding(a, cut)
         if self.pending_count.pop(a.id, 0):
             for key in [k for k in self.pending if k[0] == a.id]:
                 del self.pending[key]
@@ -457,6 +494,28 @@ class Journey:
                 self.idle_open[uid] = now or 0.0
         if now is not None:
             self._expire(now)
+
+    def _cut_finding(self, a: Association, cut: list[dict[str, Any]]) -> None:
+        """The C-STOREs the capture's start cut: what the responses say, and the studies the
+        association's later instances belong to, named as such (never attributed)."""
+        studies = sorted(self.touched.get(a.id, ()))
+        for st_uid in studies:
+            st = self.studies.get(st_uid)
+            if st is not None and len(st.cut) < collect.MAX_CUT:
+                st.cut.extend(cut[:collect.MAX_CUT - len(st.cut)])
+        named = [c for c in cut if c["sop_instance"]]
+        what = ", ".join(f"{c['sop_instance']} ({_status(c['status'])}, frame {c['frame']})"
+                         for c in named[:5]) or "no SOP Instance UID in the response"
+        later = (f"; the association's later instances belong to study "
+                 f"{', '.join(studies[:3])}" if studies else "")
+        self._emit_hit(checks.Hit(
+            STORE_CUT, f"{len(cut)} C-STORE(s) from {esc(a.calling_ae or '?')} to "
+            f"{esc(a.called_ae or '?')} on association #{a.id} began before the capture "
+            f"did: only the response was captured ({what}); their data set headers were "
+            f"not, so their study is not known (not guessed){later}",
+            cut[0]["frame"], [c["frame"] for c in cut],
+            uids={"sop_instances": [c["sop_instance"] for c in named][:20],
+                  "association_studies": studies[:20]}, association=a), None)
 
     def _expire(self, now: float) -> None:
         """Release studies idle for longer than their wait (capture time)."""
@@ -543,3 +602,7 @@ def _ds(lst: list[Any]) -> Any:
         if not isinstance(x, dict):
             return x
     return None
+
+
+def _status(status: int | None) -> str:
+    return f"status 0x{status:04X}" if status is not None else "no status"

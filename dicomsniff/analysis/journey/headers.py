@@ -314,3 +314,89 @@ class HeaderReader:
         if stack and key in self.values:
             return  # the first item of the Request Attributes Sequence speaks for the image
         self.values[key] = value
+
+
+_VRS = frozenset(v.encode() for v in (
+    "AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US "
+    "OB OD OF OL OV OW SQ UC UN UR UT SV UV").split())
+
+
+def sniff_encoding(head: bytes) -> tuple[bool, bool] | None:
+    """(explicit VR, little endian) of a data set told from its first element, or None.
+
+    For an association picked up mid-stream the negotiation, hence the transfer syntax, was
+    not captured. The first element's header tells the three uncompressed encodings apart
+    (PS3.5 7.1): explicit VR puts two upper-case VR letters at bytes 4-5, little or big endian
+    shows in the group (a data set's first group is small and even: 0x0008 in practice);
+    implicit VR little endian has a 32-bit length there instead, which for a header element
+    is never two letters of a VR. A deflated data set (raw deflate) cannot be told: None.
+    """
+    if len(head) < 8:
+        return None
+    le, be = int.from_bytes(head[0:2], "little"), int.from_bytes(head[0:2], "big")
+    vr = bytes(head[4:6])
+    if vr in _VRS:
+        if 0x0002 <= le <= 0x00FF and le % 2 == 0:
+            return True, True
+        if 0x0002 <= be <= 0x00FF and be % 2 == 0:
+            return True, False
+        return None
+    if 0x0002 <= le <= 0x00FF and le % 2 == 0 and int.from_bytes(head[4:8], "little") < 0x10000:
+        return False, True
+    return None
+
+
+class SniffingReader:
+    """A :class:`HeaderReader` for a data set whose transfer syntax is unknown (the capture
+    began after the negotiation): the encoding is told from the first 8 bytes
+    (:func:`sniff_encoding`), never guessed; when it cannot be told, ``error`` says so."""
+
+    __slots__ = ("head", "reader", "error", "done", "partial", "closed")
+
+    sniffed = True
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.reader: HeaderReader | None = None
+        self.error: str | None = None
+        self.done = False
+        self.partial = False
+        self.closed = False
+
+    @property
+    def values(self) -> dict[str, str | list[str]]:
+        return self.reader.values if self.reader is not None else {}
+
+    def write(self, data: bytes) -> None:
+        if self.reader is not None:
+            self.reader.write(data)
+            self.done = self.reader.done
+            return
+        if self.done:
+            return
+        need = 8 - len(self.head)
+        self.head += data[:need]
+        rest = data[need:]
+        if len(self.head) < 8:
+            return
+        enc = sniff_encoding(bytes(self.head))
+        if enc is None:
+            self.error = ("the transfer syntax was not captured (the capture began inside "
+                          "the association) and the data set's encoding cannot be told from "
+                          "its first bytes (deflated?)")
+            self.done = True
+            return
+        self.reader = HeaderReader(enc[0], enc[1], False)
+        self.reader.write(bytes(self.head))
+        if rest and not self.reader.done:
+            self.reader.write(rest)
+        self.done = self.reader.done
+
+    def close(self, partial: bool) -> None:
+        self.closed, self.partial = True, partial
+        if self.reader is not None:
+            self.reader.close(partial)
+            self.error = self.error or self.reader.error
+        elif self.error is None:
+            self.error = "data set shorter than one element header"
+        self.done = True

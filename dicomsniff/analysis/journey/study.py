@@ -143,7 +143,7 @@ class Study:
 
     __slots__ = ("uid", "instances", "mpps", "scheduled", "commits", "ians", "open", "assocs",
                  "first_frame", "last_frame", "last_ts", "findings", "dropped", "how_matched",
-                 "judged")
+                 "judged", "midstream", "cut")
 
     def __init__(self, uid: str) -> None:
         self.uid = uid
@@ -161,6 +161,8 @@ class Study:
         self.findings: list[str] = []  # codes raised about it
         self.dropped = 0  # instances beyond the per-study cap, counted
         self.judged = False
+        self.midstream = False  # an association that carried it began before the capture
+        self.cut: list[dict[str, Any]] = []  # C-STOREs on its associations cut by the start
 
     def touch(self, assoc: int, frame: int | None, ts: float | None) -> None:
         if assoc not in self.open:
@@ -308,6 +310,8 @@ class Study:
                 "commitment": [c.record() for c in self.commits],
                 "ian": [i.record() for i in self.ians],
                 "procedure_steps": steps,
+                "capture_began_inside": self.midstream,
+                "cut_stores": self.cut,
                 "state": max((s["state"] for s in steps), key=lambda x: RANK.get(x, -1),
                              default=None),
                 "associations": sorted(self.assocs),

@@ -55,3 +55,6 @@ TUID = code("UPS-TRANSACTION-UID", "warning", "PS3.4 CC.1.1; CC.2.1.3",
 REPORT_MISSING = code("UPS-REPORT-MISSING", "warning", "PS3.4 CC.2.4.3; CC.2.3",
                       "a subscriber got no UPS State Report for a state change it had "
                       "subscribed to")
+STORE_CUT = code("STUDY-STORE-CUT", "info", "PS3.8 9.3.1; PS3.7 9.1.1",
+                 "a C-STORE began before the capture did: its data set header was not "
+                 "captured, so its study is unknown")
