@@ -39,6 +39,7 @@ class DicomwebConnection(HttpHandler):
         self.close_frame: int | None = None  # a message said Connection: close
         self.txns: list[WebTransaction] = []  # handed out with the connection at its end
         self.found: list[Finding] = []
+        self.switching: Exchange | None = None  # the request a 101 answered
         self.http = HttpConnection(self, midstream=midstream)
 
     # -- requests -----------------------------------------------------------------------------
@@ -116,6 +117,10 @@ class DicomwebConnection(HttpHandler):
         ex = request.tag
         if isinstance(ex, Exchange):
             ex.txn.informational.append(status)
+            if status == 101:  # the final answer, unless the new protocol is read
+                self.switching = ex
+                ex.txn.response_time = ts
+                ex.txn.response_frames.append(frame)
 
     # -- bodies -------------------------------------------------------------------------------
     def body(self, msg: HttpMessage, data: bytes) -> None:
@@ -192,6 +197,27 @@ class DicomwebConnection(HttpHandler):
     def tunnel(self, frame: int) -> None:
         self.info.tunnelled = True
 
+    def http2(self, how: str, frame: int) -> None:
+        """HTTP/2 (RFC 9113) is not decoded: say so, with what it hides, instead of silence."""
+        self.info.http2 = how
+        ex, self.switching = self.switching, None
+        if how == "prior knowledge":
+            text = ("the client opened the connection with the HTTP/2 preface (prior knowledge, "
+                    "RFC 9113 3.3): its requests and responses are not decoded")
+        else:
+            text = ("the server switched the connection to HTTP/2 (101 to 'Upgrade: h2c', "
+                    "RFC 7540 3.2): the response to the upgraded request and every exchange "
+                    "after it are not decoded")
+        self.finding(frame, "warning", "DICOMWEB-H2-NOT-DECODED", text, "RFC 9113")
+        if ex is not None and ex.response is None:
+            # The answer to the upgraded request comes on HTTP/2 stream 1: not read here.
+            txn = ex.txn
+            txn.status = 101
+            txn.status_category = category(101)
+            txn.status_meaning = ("Switching Protocols: answered over HTTP/2 (h2c), "
+                                  "not decoded")
+            self._emit(ex)
+
     # -- out ----------------------------------------------------------------------------------
     def finding(self, frame: int | None, severity: str, code: str, message: str,
                 section: str | None) -> None:
@@ -213,7 +239,8 @@ class DicomwebConnection(HttpHandler):
 
     def close(self, how: str, frame: int, ts: float) -> None:
         self.http.close(frame, ts)
-        self.info.outcome = "tunnelled" if self.info.tunnelled else how
+        self.info.outcome = ("http2" if self.info.http2 else "tunnelled" if self.info.tunnelled
+                             else how)
 
 
 def _says_close(msg: HttpMessage) -> bool:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydicom.uid import UID
 
+from dissectors.http.message import safe_text
+
 from . import payload
 from .exchange import Exchange, FindingSink, accept_words
 from .services import QIDO, SECTION, STOW, WADO_RS, WADO_URI
@@ -182,13 +184,25 @@ def _qido(conn: FindingSink, ex: Exchange, body: Any, data: bytes | None,
 def _stow(conn: FindingSink, ex: Exchange, data: bytes, frame: int) -> None:
     txn = ex.txn
     doc = payload.load_json(data)
+    if doc is None and _is_xml(txn.response_content_type, data):
+        from .nativexml import XmlRefused, parse
+
+        try:
+            doc = parse(data)
+        except XmlRefused as exc:
+            conn.finding(frame, "warning", "DICOMWEB-XML-REFUSED",
+                         "STOW-RS: the XML Store Instances response is not read: "
+                         + safe_text(str(exc)[:200]),
+                         "PS3.18 10.5.3; PS3.19 A.1")
+            return
     resp = payload.store_response(doc) if doc is not None else None
     if resp is None:
         if (txn.status or 0) < 400 and data.strip():
+            labelled = txn.response_content_type or "no Content-Type"
             conn.finding(frame, "info", "DICOMWEB-STOW-RESPONSE-UNREAD",
-                         "STOW-RS: the Store Instances response is not DICOM JSON "
-                         f"({txn.response_content_type or 'no Content-Type'}); its referenced "
-                         "and failed instances are not read", "PS3.18 10.5.3")
+                         "STOW-RS: the Store Instances response is neither DICOM JSON nor "
+                         f"Native DICOM Model XML ({labelled}); its referenced and failed "
+                         "instances are not read", "PS3.18 10.5.3")
         return
     status = txn.status or 0
     sent = {i["sop_instance"]: i for i in txn.instances}
@@ -267,6 +281,13 @@ def _stow(conn: FindingSink, ex: Exchange, data: bytes, frame: int) -> None:
         conn.finding(frame, "warning", "DICOMWEB-STOW-OTHER-FAILURES",
                      f"STOW-RS: {resp['other_failures']} item(s) in the Other Failures "
                      "Sequence", "PS3.18 10.5.3")
+
+
+def _is_xml(content_type: str | None, data: bytes) -> bool:
+    """A body to read as PS3.19 XML: labelled so, or unlabelled and starting with '<'."""
+    if content_type is not None:
+        return "xml" in content_type.lower()
+    return data.lstrip()[:1] == b"<"
 
 
 def _retrieve(conn: FindingSink, ex: Exchange, body: Any, data: bytes | None,

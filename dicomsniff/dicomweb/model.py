@@ -21,7 +21,7 @@ class HttpConnectionInfo(Record):
 
     _fields = ("id", "client", "server", "user_agent", "server_software", "first_frame",
                "last_frame", "start", "end", "requests", "responses", "bytes", "outcome",
-               "transactions", "findings", "tunnelled")
+               "transactions", "findings", "tunnelled", "http2")
     __slots__ = _fields
     id: int
     client: str
@@ -39,6 +39,7 @@ class HttpConnectionInfo(Record):
     transactions: int
     findings: int
     tunnelled: bool
+    http2: str | None  # "prior knowledge" or "h2c upgrade": HTTP/2, not decoded
 
     def __init__(self, id: int, client: str, server: str) -> None:
         self.id = id
@@ -57,6 +58,7 @@ class HttpConnectionInfo(Record):
         self.transactions = 0
         self.findings = 0
         self.tunnelled = False
+        self.http2 = None
 
     @property
     def duration(self) -> float | None:
@@ -71,7 +73,7 @@ class HttpConnectionInfo(Record):
                 "end": self.end, "duration": self.duration, "first_frame": self.first_frame,
                 "last_frame": self.last_frame, "requests": self.requests,
                 "responses": self.responses, "bytes": self.bytes, "outcome": self.outcome,
-                "tunnelled": self.tunnelled, "transactions": self.transactions,
+                "tunnelled": self.tunnelled, "http2": self.http2, "transactions": self.transactions,
                 "findings": self.findings}
 
 

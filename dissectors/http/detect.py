@@ -13,6 +13,8 @@ REQUEST_LINE = re.compile(
     rb"(?:^|(?<=\n))(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) "
     rb"[\x21-\x7e]{1,8192} HTTP/1\.[01]\r?\n")
 STATUS_LINE = re.compile(rb"(?:^|(?<=\n))HTTP/1\.[01] [1-5][0-9][0-9][ \r\n]")
+# RFC 9113 3.4: a client speaking HTTP/2 with prior knowledge opens with this, not a request.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT",
            b"TRACE")
 
@@ -24,6 +26,9 @@ def looks_like_request(head: bytes) -> bool | None:
     """
     if not head:
         return None
+    h2 = is_h2_preface(head)
+    if h2 is not False:
+        return h2
     sp = head.find(b" ", 0, 8)
     if sp < 0:
         if len(head) >= 8 or not any(m.startswith(head) for m in METHODS):
@@ -37,3 +42,15 @@ def looks_like_request(head: bytes) -> bool | None:
     return REQUEST_LINE.match(head, 0, eol + 1) is not None
 
 
+
+
+def is_h2_preface(head: bytes) -> bool | None:
+    """Is this the HTTP/2 connection preface (RFC 9113 3.4)? None: a prefix of it, too short.
+
+    Such a connection is HTTP all the same: the HTTP reader says it is HTTP/2 and what it
+    leaves unread, instead of nobody saying anything.
+    """
+    n = min(len(head), len(H2_PREFACE))
+    if bytes(head[:n]) != H2_PREFACE[:n]:
+        return False
+    return True if n == len(H2_PREFACE) else None

@@ -26,7 +26,14 @@ from collections import deque
 
 import h11
 
-from .detect import METHODS, REQUEST_LINE, STATUS_LINE, looks_like_request  # noqa: F401
+from .detect import (  # noqa: F401
+    H2_PREFACE,
+    METHODS,
+    REQUEST_LINE,
+    STATUS_LINE,
+    is_h2_preface,
+    looks_like_request,
+)
 from .message import CLIENT, SERVER, HttpMessage, wire_text
 
 DEFAULT_MAX_HEAD = 64 * 1024  # a request or response head (start line + header fields)
@@ -68,6 +75,11 @@ class HttpHandler:
 
     def tunnel(self, frame: int) -> None:
         """The connection left HTTP (101 Switching Protocols, CONNECT): no more messages."""
+
+    def http2(self, how: str, frame: int) -> None:
+        """The connection speaks HTTP/2 from here on (``how``: ``"prior knowledge"``, the
+        client's connection preface, or ``"h2c upgrade"``, a 101 to ``Upgrade: h2c``); it is
+        not read further (``tunnel`` follows)."""
 
 
 def _headers(headers) -> list[tuple[str, str]]:
@@ -252,6 +264,18 @@ class RequestDirection(_Direction):
             self.held += data
             return
         if self.parser is None:
+            if self.index == 0 and not self.lost and (self.headbuf or data[:1] == b"P"):
+                head = bytes(self.headbuf) + bytes(data[:len(H2_PREFACE)])
+                h2 = is_h2_preface(head)
+                if h2 is None:  # a preface cut by the segment: wait for the rest
+                    self.headbuf += data
+                    return
+                if h2:
+                    self.headbuf = bytearray()
+                    self.conn.switch_to_http2("prior knowledge", self.frame)
+                    return
+                if self.headbuf:  # bytes held for the test go to the parser with these
+                    data, self.headbuf = bytes(self.headbuf) + bytes(data), bytearray()
             self.parser = h11.Connection(h11.SERVER,
                                          max_incomplete_event_size=self.conn.max_head)
         if self.msg is None:
@@ -414,7 +438,7 @@ class ResponseDirection(_Direction):
                 conn.handler.informational(req, ev.status_code, self.frame,  # type: ignore
                                            self.ts)
                 if ev.status_code == 101:
-                    self._switched()
+                    self._switched(req)
                     return
             elif t is h11.EndOfMessage:
                 msg = self.msg
@@ -427,7 +451,7 @@ class ResponseDirection(_Direction):
                     if msg.request is not None and _switch_intent(msg.request):
                         if p.their_state is h11.SWITCHED_PROTOCOL or (
                                 msg.request.method == "CONNECT" and 200 <= msg.status < 300):
-                            self._switched()
+                            self._switched(msg.request)
                             return
                         conn.requests.resume(False)
                 trailing = p.trailing_data[0]
@@ -437,12 +461,12 @@ class ResponseDirection(_Direction):
                 return
             elif ev is h11.PAUSED:
                 if p.their_state is h11.SWITCHED_PROTOCOL:
-                    self._switched()
+                    self._switched(self.answering)
                 return
             elif t is h11.ConnectionClosed:
                 return
 
-    def _switched(self) -> None:
+    def _switched(self, request: HttpMessage | None) -> None:
         if self.msg is not None:
             msg, self.msg = self.msg, None
             msg.complete = True
@@ -450,9 +474,14 @@ class ResponseDirection(_Direction):
             self.conn.handler.end(msg)
         self.parser = None
         self.answering = None
-        self.conn.tunnelled = True
         self.conn.requests.resume(True)
-        self.conn.handler.tunnel(self.frame)
+        if request is not None and request.method != "CONNECT" and any(
+                t.strip().lower() == "h2c" for v in request.header_all("upgrade")
+                for t in v.split(",")):
+            self.conn.switch_to_http2("h2c upgrade", self.frame)
+        else:
+            self.conn.tunnelled = True
+            self.conn.handler.tunnel(self.frame)
 
     def close(self, frame: int, ts: float) -> None:
         if self.closed:
@@ -478,7 +507,7 @@ class HttpConnection:
     """Both directions of one HTTP/1.x connection; ``directions`` are the TCP sinks."""
 
     __slots__ = ("handler", "requests", "responses", "directions", "tunnelled", "max_head",
-                 "max_pending", "max_held", "midstream")
+                 "max_pending", "max_held", "midstream", "http2")
 
     def __init__(self, handler: HttpHandler | None = None, *, max_head: int = DEFAULT_MAX_HEAD,
                  max_pending: int = DEFAULT_MAX_PENDING, max_held: int = DEFAULT_MAX_HELD,
@@ -491,9 +520,18 @@ class HttpConnection:
         self.max_pending = max_pending
         self.max_held = max_held
         self.tunnelled = False
+        self.http2: str | None = None  # how the connection went to HTTP/2, if it did
         self.requests = RequestDirection(self)
         self.responses = ResponseDirection(self)
         self.directions: tuple[_Direction, _Direction] = (self.requests, self.responses)
+
+    def switch_to_http2(self, how: str, frame: int) -> None:
+        """HTTP/2 from here on: said once, then not read (a tunnel to this reader)."""
+        if self.http2 is None:
+            self.http2 = how
+            self.handler.http2(how, frame)
+        self.tunnelled = True
+        self.handler.tunnel(frame)
 
     def close(self, frame: int, ts: float) -> None:
         """The connection is over (FIN, RST, end of capture): finish both directions."""

@@ -211,3 +211,62 @@ def multipart_from_bytes(data: bytes) -> MultipartCase:
     r = ByteReader(data)
     cuts = sorted(r.uint(2) for _ in range(r.u8() % 12))
     return MultipartCase(r.mutate(_BODY), "bb", cuts)
+
+
+class XmlCase(NamedTuple):
+    body: bytes
+
+
+_XML = (b'<?xml version="1.0" encoding="utf-8"?>\n<NativeDicomModel xmlns="http://dicom.nema.org/'
+        b'PS3.19/models/NativeDICOM"><DicomAttribute tag="00081198" vr="SQ"><Item number="1">'
+        b'<DicomAttribute tag="00081150" vr="UI"><Value number="1">1.2.840.10008.5.1.4.1.1.2'
+        b'</Value></DicomAttribute><DicomAttribute tag="00081155" vr="UI"><Value number="1">'
+        b'1.2.3.4</Value></DicomAttribute><DicomAttribute tag="00081197" vr="US"><Value '
+        b'number="1">272</Value></DicomAttribute></Item><Value number="1" /></DicomAttribute>'
+        b'<DicomAttribute tag="00081199" vr="SQ"/></NativeDicomModel>')
+_XML_BITS = [b"<!DOCTYPE x [<!ENTITY a \"b\">]>", b"&a;", b"<Item>" * 70, b"</Item>",
+             b"<![CDATA[x]]>", b"\xff\xfe", b"<?pi x?>", b"&#0;", b"&#x110000;"]
+
+
+def check_xml(case: XmlCase) -> None:
+    """The Native DICOM Model reader: a dict in the DICOM JSON shape or XmlRefused, nothing
+    else, in bounded time; what store_response makes of it is escaped text."""
+    from dicomsniff.dicomweb.nativexml import XmlRefused, parse
+    from dicomsniff.dicomweb.payload import store_response
+
+    from .targets import assert_safe_text, time_limit
+
+    with time_limit():
+        try:
+            doc = parse(case.body)
+        except XmlRefused as exc:
+            assert str(exc)
+            return
+        assert isinstance(doc, dict)
+        resp = store_response(doc)
+        if resp is not None:
+            for item in resp["referenced"] + resp["failed"]:
+                assert_safe_text(item, "store response")
+
+
+def xml_strategy() -> st.SearchStrategy[XmlCase]:
+    @st.composite
+    def case(draw: st.DrawFn) -> XmlCase:
+        body = draw(mutated(st.just(_XML)))
+        if draw(st.booleans()):
+            at = draw(st.integers(0, len(body)))
+            body = body[:at] + draw(st.sampled_from(_XML_BITS)) + body[at:]
+        return XmlCase(body)
+    return case()
+
+
+def xml_from_bytes(data: bytes) -> XmlCase:
+    r = ByteReader(data)
+    mode = r.u8() % 3
+    if mode == 0:
+        return XmlCase(r.mutate(_XML))
+    if mode == 1:
+        body = r.mutate(_XML)
+        at = r.uint(2) % (len(body) + 1)
+        return XmlCase(body[:at] + r.pick(_XML_BITS) + body[at:])
+    return XmlCase(r.rest())

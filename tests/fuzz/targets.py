@@ -973,6 +973,9 @@ TARGETS.update({t.name: t for t in (
     Target("multipart", "MultipartReader on mutated multipart/related bodies, any split",
            _http.MultipartCase, _http.multipart_strategy, _http.check_multipart,
            _http.multipart_from_bytes, 400),
+    Target("nativexml", "PS3.19 XML Store Instances responses: mutated, with DTDs, entities, "
+           "deep nesting", _http.XmlCase, _http.xml_strategy, _http.check_xml,
+           _http.xml_from_bytes, 300),
 )})
 
 # The study journey's decoders (dicomsniff/analysis/journey), in a module of their own.
