@@ -139,11 +139,13 @@ class Analyzer:
         self.collect(self.rules.datasets)
         if want_dataset is not None:
             self.collect(_WantDataset(want_dataset))
-        MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
         # The study journey across associations (analysis/journey, docs/studies.md).
         from .journey import Journey
 
-        self.journey = Journey(max_tracked=self.rules.config.max_tracked).attach(self)
+        self.journey = Journey(max_tracked=self.rules.config.max_tracked)
+        if self.rules.config.scope != "local":  # a shard leaves them to the merge (parallel/)
+            MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
+            self.journey.attach(self)
 
     # -- seams ----------------------------------------------------------------------------
     def collect(self, policy: CollectionPolicy) -> None:

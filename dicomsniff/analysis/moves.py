@@ -15,6 +15,7 @@ number of transactions, however many sub-associations start.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..model import Association, Transaction
@@ -27,11 +28,18 @@ def _host(endpoint: str) -> str:
 
 class MoveLinker:
     """Subscribes to an Analyzer's association hooks; sets ``Transaction.sub_associations``
-    and ``Association.move_transaction``."""
+    and ``Association.move_transaction``.
 
-    def __init__(self) -> None:
+    ``known(association)`` (its transactions so far) and ``done(transaction)`` (final response
+    seen) default to the live objects; the merge of shards (parallel/crosspair.py) replays the
+    hooks over finished associations and gives what was true at each moment instead."""
+
+    def __init__(self, known: Callable[[Association], list[Transaction]] | None = None,
+                 done: Callable[[Transaction], bool] | None = None) -> None:
         # Open associations: how far their transactions were scanned, their outstanding C-MOVEs.
         self._open: dict[int, tuple[Association, list[int], list[Transaction]]] = {}
+        self._known = known or (lambda a: a.transactions)
+        self._done = done or (lambda t: t.done)
 
     def attach(self, analyzer: Any) -> MoveLinker:
         analyzer.on_association_start.append(self.started)
@@ -48,12 +56,13 @@ class MoveLinker:
 
     def _moves(self, a: Association, scanned: list[int], moves: list[Transaction]
                ) -> list[Transaction]:
-        txns = a.transactions
+        txns = self._known(a)
         for t in txns[scanned[0]:]:
             if t.command == "C-MOVE" and t.sent_by == "requestor" and t.move_destination:
                 moves.append(t)
         scanned[0] = len(txns)
-        moves[:] = [t for t in moves if not t.done]
+        done = self._done
+        moves[:] = [t for t in moves if not done(t)]
         return moves
 
     def _link(self, sub: Association) -> None:

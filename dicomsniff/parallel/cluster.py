@@ -8,9 +8,9 @@ them (associations in the order their connections started, transactions in the o
 requests arrived), so the records written from here on, JSON, report, DuckDB, Parquet, are the
 ones one process writes.
 
-What a shard cannot see: checks that compare associations between different pairs of hosts
-(the slow-response medians, a C-MOVE to a third host) see only their shard's associations;
-docs/many-captures.md says which.
+What a shard cannot see, what ties associations of different pairs of hosts together (the
+C-MOVE links, the rules that remember across associations, the study journey), is recorded by
+each shard and computed after the merge from every shard's records (:mod:`.crosspair`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ _PER_CAPTURE = ("CAPTURE-",)
 class ShardResult(Record):
     _fields = ("index", "associations", "capture_findings", "frames", "bytes", "first_ts",
                "last_ts", "ignored", "evicted", "findings_dropped", "problems", "frame_map",
-               "format", "reader_error")
+               "format", "reader_error", "events")
 
     def __init__(self, **kw: Any) -> None:
         for k in self._fields:
@@ -48,13 +48,17 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
     from ..analysis.rules import RuleConfig
     from ..analysis.run import analyze_source
     from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+    from .crosspair import Recorder
     from .shard import ShardFilter
 
     window = config.get("dedup_window", DEFAULT_DEDUP_WINDOW)
     capture = open_capture(list(specs), dedup_window=window)
+    rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits") or Limits(),
-                  rules=config.get("rules") or RuleConfig(), keep=True)
-    res = analyze_source(capture, an, select=lambda frames: ShardFilter(frames, index, count))
+                  rules=rules, keep=True)
+    rec = Recorder(an)  # what spans host pairs is computed after the merge
+    res = analyze_source(capture, an,
+                         select=lambda frames: rec.frames(ShardFilter(frames, index, count)))
     st = an.stats
     return ShardResult(
         index=index, associations=an.associations,
@@ -62,7 +66,7 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
         frames=st.frames, bytes=st.bytes, first_ts=st.first_ts, last_ts=st.last_ts,
         ignored=st.ignored_connections, evicted=st.evicted, findings_dropped=st.findings_dropped,
         problems=list(capture.problems), frame_map=capture.frame_map() if index == 0 else None,
-        format=res.format, reader_error=res.reader_error)
+        format=res.format, reader_error=res.reader_error, events=rec.result())
 
 
 class Merged(Record):
@@ -75,27 +79,25 @@ class Merged(Record):
             setattr(self, k, kw.get(k))
 
 
-def merge_shards(results: Sequence[ShardResult]) -> Merged:
-    """One capture's associations from its shards, numbered as one process numbers them."""
+def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None = None
+                 ) -> Merged:
+    """One capture's associations from its shards, numbered as one process numbers them, then
+    what spans host pairs computed from every shard's records (:func:`.crosspair.replay`;
+    ``config``: the one :func:`run_shard` was given)."""
+    from .crosspair import replay
+
+    config = config or {}
     results = sorted(results, key=lambda r: r.index)
+    # each shard's associations and transactions by its own ids, before they are renumbered
+    local = [({a.id: a for a in r.associations},
+              {t.id: t for a in r.associations for t in a.transactions}, r.events)
+             for r in results]
     assocs: list[Association] = [a for r in results for a in r.associations]
     assocs.sort(key=lambda a: (a.first_frame or 0, a.id))
     new_id = {id(a): n for n, a in enumerate(assocs, 1)}
     txns = [(t.request_frame or 0, t.id, id(a), t) for a in assocs for t in a.transactions]
     txns.sort(key=lambda x: (x[0], new_id[x[2]], x[1]))
     new_txn = {id(t): n for n, (_f, _i, _a, t) in enumerate(txns, 1)}
-    # ids inside one shard -> ids of the whole: links between associations (C-MOVE and its
-    # sub-associations, analysis/moves.py) are within a shard, so they map through its table
-    for r in results:
-        assoc_of = {a.id: new_id[id(a)] for a in r.associations}
-        txn_of = {t.id: new_txn[id(t)] for a in r.associations for t in a.transactions}
-        for a in r.associations:
-            if getattr(a, "move_transaction", None) is not None:
-                a.move_transaction = txn_of.get(a.move_transaction)
-            for t in a.transactions:
-                subs = getattr(t, "sub_associations", None)
-                if subs:
-                    t.sub_associations = [assoc_of[i] for i in subs if i in assoc_of]
     for a in assocs:
         a.id = new_id[id(a)]
         for t in a.transactions:
@@ -107,6 +109,10 @@ def merge_shards(results: Sequence[ShardResult]) -> Merged:
     for r in results:
         capture.extend(f for f in r.capture_findings
                        if r.index == 0 or not f.code.startswith(_PER_CAPTURE))
+    if all(r.events is not None for r in results):
+        capture.extend(f for f in replay(local, ports=config.get("ports", ()),
+                                         rules=config.get("rules"))
+                       if f.association is None)
     first = results[0]
     return Merged(
         associations=assocs, capture_findings=capture, frames=first.frames, bytes=first.bytes,
@@ -139,4 +145,4 @@ def analyze_on_dask(address: str, specs: Sequence[str], config: dict[str, Any], 
         client.close()
         if cluster is not None:
             cluster.close()
-    return merge_shards(results)
+    return merge_shards(results, config)

@@ -69,19 +69,25 @@ class Check(NamedTuple):
     func: Callable[..., Iterable[Hit]]
     codes: tuple[str, ...]
     phase: str  # "association" | "finish"
+    # Reads what the rules remember across associations (CaptureState): a shard of the
+    # connections sees only its part of that, so these run after the shards are merged
+    # (dicomsniff/parallel/crosspair.py); RuleConfig.scope chooses.
+    cross: bool = False
 
 
 CHECKS: list[Check] = []
 
 
-def check(*codes: str, phase: str = "association") -> Callable[[Callable], Callable]:
-    """Register a check for ``codes`` (each must be registered with :func:`code` first)."""
+def check(*codes: str, phase: str = "association",
+          cross: bool = False) -> Callable[[Callable], Callable]:
+    """Register a check for ``codes`` (each must be registered with :func:`code` first).
+    ``cross``: it reads the capture-wide memory (every capture-end check does)."""
 
     def deco(func: Callable[..., Iterable[Hit]]) -> Callable[..., Iterable[Hit]]:
         for c in codes:
             if c not in CODES:
                 raise KeyError(f"{func.__name__}: code {c} is not registered")
-        CHECKS.append(Check(func.__name__, func, codes, phase))
+        CHECKS.append(Check(func.__name__, func, codes, phase, cross or phase == "finish"))
         return func
 
     return deco
@@ -100,6 +106,10 @@ class RuleConfig(NamedTuple):
     throughput_min_bytes: int = 256 * 1024  # data set bytes before a throughput note is given
     max_tracked: int = 100_000  # entries per capture-wide memory (instances, MPPS, ...)
     disabled: frozenset[str] = frozenset()  # codes not to raise
+    # "all"; "local" (a shard of the connections: the checks across associations, the C-MOVE
+    # links and the study journey are left to the merge, dicomsniff/parallel/crosspair.py);
+    # "cross" (only those, replayed from the shards' records)
+    scope: str = "all"
 
 
 class AssocView:

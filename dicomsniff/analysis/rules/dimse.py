@@ -178,7 +178,7 @@ def _destination(a: Association, t: Transaction) -> str:
         f"{a.calling_ae}@{a.client.rsplit(':', 1)[0]}"
 
 
-@check(DUPLICATE_INSTANCE)
+@check(DUPLICATE_INSTANCE, cross=True)
 def stored_twice(v: AssocView) -> Iterator[Hit]:
     a, seen = v.assoc, v.state.instances
     dups: list[tuple[Transaction, tuple[int, int | None, str | None]]] = []
@@ -213,7 +213,7 @@ def _latency_key(a: Association, t: Transaction) -> tuple[str, str]:
     return (performer(a, t), t.command)
 
 
-@check(SLOW_RESPONSE)
+@check(SLOW_RESPONSE, cross=True)
 def slow_responses(v: AssocView) -> Iterator[Hit]:
     a, cfg, st = v.assoc, v.config, v.state
     done = [t for t in a.transactions if t.done and t.latency is not None]

@@ -85,7 +85,7 @@ def _supported_here(v: AssocView, a: Association) -> str:
             f"{listing([_name(u) for u in sorted(mem.abstract_syntaxes)])}.")
 
 
-@check(NEG_SOP_CLASS, NEG_TS, NEG_CONTEXT, NEG_NONE)
+@check(NEG_SOP_CLASS, NEG_TS, NEG_CONTEXT, NEG_NONE, cross=True)
 def refused_contexts(v: AssocView) -> Iterator[Hit]:
     a = v.assoc
     # a context the AC answers but the RQ never proposed is UL-AC-UNKNOWN-CONTEXT's to report

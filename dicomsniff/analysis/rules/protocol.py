@@ -147,7 +147,7 @@ def _in_flight(a: Association, end: float | None, by: str | None = None,
     return ""
 
 
-@check("ASSOC-REJECTED")
+@check("ASSOC-REJECTED", cross=True)
 def explain_reject(v: AssocView) -> list[Hit]:
     a = v.assoc
     if not a.reject:

@@ -54,7 +54,7 @@ def _tally(subs: list[AssocMeta], originator: tuple[str | None, int | None]) -> 
     return seen
 
 
-@check(SUBOPS, NO_SUBASSOC)
+@check(SUBOPS, NO_SUBASSOC, cross=True)
 def move_suboperations(v: AssocView) -> Iterator[Hit]:
     a = v.assoc
     if a.midstream:

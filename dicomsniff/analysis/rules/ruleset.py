@@ -48,6 +48,13 @@ class RuleSet:
         self.datasets = datasets.RulesPolicy(self._datasets)
         self._facts: Bounded[int, ConnFacts] = Bounded(max(1024, self.config.max_tracked))
         self._finished = False
+        # Which checks run (RuleConfig.scope): all, those of one association only (a shard),
+        # or only those across associations (after the merge).
+        scope = self.config.scope
+        self.checks = [c for c in CHECKS if scope == "all" or c.cross == (scope == "cross")]
+        # Every finished association's view, before its checks run (a shard records them
+        # for the checks across associations, dicomsniff/parallel/crosspair.py).
+        self.on_view: list[Callable[[AssocView], None]] = []
 
     # -- hooks ------------------------------------------------------------------------------
     def association_started(self, a: Association) -> None:
@@ -105,13 +112,15 @@ class RuleSet:
         self.datasets.forget(a.id)
         view = AssocView(a, self.config, self.state, how, self._facts.pop(a.id, None),
                          self._datasets.pop(a.id, None) or {}, tcp)
+        for cb in self.on_view:
+            cb(view)
         self.run_association(view, counts)
 
     # -- running checks ---------------------------------------------------------------------
     def run_association(self, view: AssocView, counts: dict[str, int] | None = None) -> None:
         """The association checks on one view (also usable without an engine, in tests)."""
         counts = counts if counts is not None else {}
-        for chk in CHECKS:
+        for chk in self.checks:
             if chk.phase != "association":
                 continue
             for hit in self._run(chk, view):
@@ -122,7 +131,7 @@ class RuleSet:
         if self._finished:
             return
         self._finished = True
-        for chk in CHECKS:
+        for chk in self.checks:
             if chk.phase != "finish":
                 continue
             for hit in self._run(chk, self.state, self.config):

@@ -44,7 +44,7 @@ def _ends(a: Association, t: Transaction) -> tuple[str | None, str | None]:
     return a.called_ae, a.calling_ae
 
 
-@check(MPPS_OPEN)
+@check(MPPS_OPEN, cross=True)
 def remember_mpps(v: AssocView) -> list[Hit]:
     a, mpps = v.assoc, v.state.mpps
     for t in a.transactions:
@@ -91,7 +91,7 @@ def mpps_not_completed(state: CaptureState, config: RuleConfig) -> Iterator[Hit]
                   rec["frame"])
 
 
-@check(COMMIT_FAILED)
+@check(COMMIT_FAILED, cross=True)
 def commitment(v: AssocView) -> Iterator[Hit]:
     a, st = v.assoc, v.state
     for t in a.transactions:
