@@ -10,7 +10,8 @@ and the study journey (:mod:`dicomsniff.analysis.journey`: worklist, modality, a
 
 So a shard runs with ``RuleConfig.scope = "local"`` (those are off) and a :class:`Recorder`
 writes down, in the order they happen and with the frame being read, what those consumers are
-fed: an association started, a transaction ended, a data set the journey reads, an
+fed: an association started, a transaction ended, a data set the journey reads (or a
+C-STORE response whose request came before the capture), an
 association ended (the rules' view of it: transport facts and decoded data sets), a refused
 connection attempt. Events are small; the associations themselves travel as before. After the
 merge renumbered the associations (one process's ids), :func:`replay` feeds every shard's
@@ -35,12 +36,12 @@ _END = 1 << 62  # frame key of events at the end of the capture (connections clo
 
 
 class _Message:
-    """What the journey reads of a message: its command's Message IDs."""
+    """What the journey reads of a message: its command and frame."""
 
-    __slots__ = ("command",)
+    __slots__ = ("command", "frame")
 
-    def __init__(self, command: dict[str, Any]) -> None:
-        self.command = command
+    def __init__(self, command: dict[str, Any], frame: int | None) -> None:
+        self.command, self.frame = command, frame
 
 
 class _Header:
@@ -103,7 +104,7 @@ class Recorder:
         analyzer.on_association_start.append(self._started)
         analyzer.on_transaction.append(self._transaction)
         analyzer.rules.on_view.append(self._closed)
-        analyzer.collect(JourneyPolicy(self._data))
+        analyzer.collect(JourneyPolicy(self._data, self._cut))
 
     def frames(self, packets: Iterable) -> Iterator:
         for pkt in packets:
@@ -127,9 +128,11 @@ class Recorder:
     def _closed(self, view: Any) -> None:
         self._add(view.assoc, "end", (view.ended_by, view.transport, view.datasets))
 
+    def _cut(self, a: Association, m: Any) -> None:
+        self._add(a, "cut", (dict(m.command), getattr(m, "frame", None)))
+
     def _data(self, a: Association, side: int, m: Any, got: Any) -> None:
-        cmd = {k: m.command[k] for k in ("MessageID", "MessageIDBeingRespondedTo")
-               if k in m.command}
+        cmd = (dict(m.command), getattr(m, "frame", None))
         if isinstance(got, tuple):  # (SmallSink, transfer syntax)
             sink, ts = got
             value: Any = (_Small(None if sink.buf is None else bytes(sink.buf), sink.partial,
@@ -206,8 +209,11 @@ def replay(shards: Sequence[tuple[dict[int, Association], dict[int, Transaction]
                 ruleset.transaction(a, t)
                 journey.on_transaction(a, t)
         elif kind == "data":
-            side, cmd, value = payload
-            journey.on_data(a, side, _Message(cmd), value)
+            side, (cmd, at), value = payload
+            journey.on_data(a, side, _Message(cmd, at), value)
+        elif kind == "cut":
+            cmd, at = payload
+            journey.on_cut(a, _Message(cmd, at))
         elif kind == "end":
             ended_by, transport, datasets = payload
             counts: dict[str, int] = {}
