@@ -7,7 +7,9 @@ commitment request answered on the same association, and the archive's Instance 
 Notification to the RIS. The modality builds its images and MPPS from the worklist response it
 received (read back from findscu's ``-X`` files), as a modality does; the broken variants change
 one thing each (knobs below). Print management and Unified Procedure Step get scenarios of their
-own (pynetdicom SCU and SCP: dcmprscp cannot report printer status, dcmtk has no UPS).
+own: print with dcmtk's printer (dcmprscp) and dcmtk's SCU (dcmpsprt renders the job, dcmprscu
+sends it) or pynetdicom's; the printer and print job status reports with a pynetdicom printer,
+since dcmprscp sends no N-EVENT-REPORT at all; UPS with pynetdicom both sides (dcmtk has no UPS).
 
 Layout: the modality and the RIS's IAN receiver (AE ``RISIAN``) sit in the SCU namespace, the
 worklist (``WORKLIST``), RIS (``RIS``), archive (``ARCHIVE``), printer and UPS SCP in the SCP
@@ -441,6 +443,142 @@ scenario("print-report-no-role", "print-report-no-role.pcap",
          "opens to the SCU, without SCP/SCU role selection", sample=False, films=["ok"],
          status="WARNING", status_info="SUPPLY LOW", callback=True, get_printer=False,
          delete_session=True)(printing)
+
+
+# -- print management with dcmtk -------------------------------------------------------------------
+
+DCMTK_PRINTER = """\
+[[GENERAL]]
+[PRINT]
+Directory = spool
+DetailedLog = true
+BinaryLog = false
+DeletePrintJobs = false
+[DATABASE]
+Directory = database
+[[COMMUNICATION]]
+[{name}]
+Aetitle = PRINTER
+Description = dicomsniff test printer (synthetic)
+Hostname = {host}
+Port = {port}
+Type = {kind}
+DisplayFormat = 1,1\\1,2\\2,2
+FilmSizeID = 8INX10IN\\14INX17IN
+FilmDestination = MAGAZINE\\PROCESSOR
+MediumType = PAPER\\CLEAR FILM\\BLUE FILM
+MagnificationType = REPLICATE\\BILINEAR\\CUBIC\\NONE
+MaxDensity = 320
+MinDensity = 20
+MaxPDU = 16384
+ImplicitOnly = false
+DisableNewVRs = false
+Supports12Bit = true
+SupportsPresentationLUT = true
+PresentationLUTMatchRequired = false
+SupportsImageSize = true
+SupportsDecimateCrop = true
+SupportsTrim = true
+"""
+
+
+def _dcmtk_print_dir(root: Path, name: str, host: str, kind: str) -> Path:
+    d = root / name
+    for sub in ("spool", "database"):
+        (d / sub).mkdir(parents=True, exist_ok=True)
+    (d / "dcmpstat.cfg").write_text(DCMTK_PRINTER.format(name=name.upper(), host=host,
+                                                         port=PRINT_PORT, kind=kind))
+    return d
+
+
+def _print_image(path: Path, n: int) -> Path:
+    """A small synthetic 12-bit CT image for dcmpsprt to render into a print job."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = generate_uid(entropy_srcs=["journey-print-dcmtk", str(n)])
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.PatientName, ds.PatientID = "SYNTHETIC^HEIDI", "DSJ0042"
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=["journey-print-dcmtk", "study"])
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["journey-print-dcmtk", "series"])
+    ds.Modality = "CT"
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+    ds.PixelData = bytes((i * (7 + n)) % 256 if i % 2 == 0 else 0 for i in range(64 * 64 * 2))
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def printing_dcmtk(s: Session, p: dict[str, Any]) -> Truth:
+    """dcmtk's print SCP (dcmprscp) with dcmtk's print SCU (dcmpsprt renders the job,
+    dcmprscu sends it) and/or pynetdicom's print SCU. dcmprscp answers N-CREATE, N-SET,
+    N-ACTION, N-DELETE and N-GET, but sends no N-EVENT-REPORT at all (no printer or print job
+    status reports): those faults are only in the pynetdicom printer's recordings."""
+    scp = _dcmtk_print_dir(s.work, "printer", "localhost", "LOCALPRINTER")
+    scu = _dcmtk_print_dir(s.work, "remote", s.scp_ip, "PRINTER")
+    s.server("dcmprscp", [f"{BIN}/dcmprscp", "-c", "dcmpstat.cfg", "-p", "PRINTER", "-v"],
+             PRINT_PORT, cwd=scp)
+    assocs: list[Truth] = []
+    out: dict[str, Any] = {}
+    if p["dcmtk_scu"]:
+        images = [_print_image(s.work / f"print{n}.dcm", n) for n in range(p["dcmtk_scu"])]
+        s.client("dcmpsprt", [f"{BIN}/dcmpsprt", "-c", "dcmpstat.cfg", "-p", "REMOTE", "-v",
+                              *images], cwd=scu)
+        (job,) = sorted((scu / "database").glob("SP_*.dcm"))
+        with s.capture():
+            s.client("dcmprscu", [f"{BIN}/dcmprscu", "-c", "dcmpstat.cfg", "-p", "REMOTE",
+                                  "-v", "--destination", "MAGAZINE", job], cwd=scu)
+            if p["films"]:
+                out = pnd_json(s.client("print-scu", peer(
+                    "print-scu", "--host", s.scp_ip, "--port", PRINT_PORT, "--aet", "CTSCANNER",
+                    "--called", "PRINTER", "--films", *p["films"],
+                    *(["--delete-session"] if p["delete_session"] else []))))
+    else:
+        with s.capture():
+            out = pnd_json(s.client("print-scu", peer(
+                "print-scu", "--host", s.scp_ip, "--port", PRINT_PORT, "--aet", "CTSCANNER",
+                "--called", "PRINTER", "--films", *p["films"],
+                *(["--delete-session"] if p["delete_session"] else []))))
+    time.sleep(0.3)
+    # What dcmprscp kept: one hardcopy image per image box it was given (HG_*), one stored
+    # print object per film box it printed (SP_*).
+    received = {"image_boxes_set": len(list((scp / "database").glob("HG_*.dcm"))),
+                "films_printed": len(list((scp / "database").glob("SP_*.dcm"))),
+                "images_rendered": p["dcmtk_scu"]}
+    if p["dcmtk_scu"]:
+        assocs.append(association(s, "DCMPSTAT", "PRINTER", PRINT_PORT))
+    if p["films"]:
+        ops = [op("N-CREATE", out["session"], sop_class=FILM_SESSION)]
+        for film in out["films"]:
+            ops.append(op("N-CREATE", film["N-CREATE"], sop_class=FILM_BOX,
+                          sop_instance=film["film_box"]))
+            ops += [op("N-SET", st, sop_class=IMAGE_BOX) for st in film["boxes"]]
+            if "N-ACTION" in film:
+                ops.append(op("N-ACTION", film["N-ACTION"], sop_class=FILM_BOX, action_type=1))
+                ops.append(op("N-DELETE", film["N-DELETE"], sop_class=FILM_BOX))
+        if p["delete_session"]:
+            ops.append(op("N-DELETE", out["session_delete"], sop_class=FILM_SESSION))
+        assocs.append(association(s, "CTSCANNER", "PRINTER", PRINT_PORT, operations=ops))
+    return {"server_ports": [PRINT_PORT], "associations": assocs,
+            "print": {**out, "dcmprscp": received}}
+
+
+scenario("print-dcmtk", "print-dcmtk.pcap",
+         "dcmtk print: dcmpsprt renders a synthetic CT image into a print job, dcmprscu sends "
+         "it to dcmprscp (N-GET printer, film session, presentation LUT, film box, image box "
+         "N-SET, print, N-DELETEs); then a pynetdicom SCU prints a film of two image boxes on "
+         "the same dcmprscp", sample=False, dcmtk_scu=1, films=["ok"],
+         delete_session=True)(printing_dcmtk)
+scenario("print-dcmtk-faults", "print-dcmtk-faults.pcap",
+         "pynetdicom print SCU against dcmtk's dcmprscp: a film box created and never printed, "
+         "a film box printed with one image box left empty", sample=False, dcmtk_scu=0,
+         films=["never-printed", "empty-box"], delete_session=False)(printing_dcmtk)
 
 
 # -- unified procedure step -----------------------------------------------------------------------

@@ -245,6 +245,34 @@ def test_print_lifecycle_faults() -> None:
         "PRINT-FILM-NOT-PRINTED", "PRINT-IMAGE-BOX-EMPTY", "PRINT-PRINTER-STATUS"}
 
 
+@pytest.mark.parametrize("name", ["print-dcmtk.pcap", "print-dcmtk-faults.pcap"])
+def test_print_with_dcmtk_printer(name: str) -> None:
+    """dcmtk's dcmprscp as the printer, with dcmtk's own SCU (dcmpsprt + dcmprscu) and
+    pynetdicom's: film session, film box, image box N-SET, print, N-DELETE followed against
+    what dcmprscp kept (a hardcopy image per image box set, a stored print per film printed)
+    and what the pynetdicom SCU was made to do."""
+    truth = MANIFEST[name]["print"]
+    r = run(name)
+    films = r.an.journey.printing.sessions
+    boxes = [fb for rec in films for fb in rec["film_boxes"]]
+    assert sum(fb["image_boxes_set"] for fb in boxes) == truth["dcmprscp"]["image_boxes_set"]
+    assert sum(1 for fb in boxes if fb["printed_frame"]) == truth["dcmprscp"]["films_printed"]
+    scus = [rec["scu"] for rec in films]
+    assert scus == (["DCMPSTAT"] if truth["dcmprscp"]["images_rendered"] else []) + [
+        "CTSCANNER"]
+    pnd = {fb["sop_instance"]: fb for fb in films[-1]["film_boxes"]}
+    assert set(pnd) == {f["film_box"] for f in truth["films"]}
+    for f in truth["films"]:
+        assert pnd[f["film_box"]]["image_boxes_set"] == len(f["boxes"])
+        assert bool(pnd[f["film_box"]]["printed_frame"]) == ("N-ACTION" in f)
+    never = [f["film_box"] for f in truth["films"] if f["what"] == "never-printed"]
+    empty = [f["film_box"] for f in truth["films"] if f["what"] == "empty-box"]
+    assert [f.uids["film_box"] for f in r.found("PRINT-FILM-NOT-PRINTED")] == never
+    assert [f.uids["film_box"] for f in r.found("PRINT-IMAGE-BOX-EMPTY")] == empty
+    assert not [c for c in r.codes() if c not in ("PRINT-FILM-NOT-PRINTED",
+                                                  "PRINT-IMAGE-BOX-EMPTY")]
+
+
 def test_print_report_without_role() -> None:
     r = run("print-report-no-role.pcap")
     (f,) = r.found("PRINT-REPORT-NO-ROLE")
