@@ -5,7 +5,9 @@ the server side of ``GET .../instances/{uid}`` answered by ``multipart/related;
 type="application/dicom"`` whose one part is a Part 10 instance of SIZE bytes (a real file
 meta header, then filler pixel data), feeds it to :class:`DicomwebAnalyzer` in CHUNK-byte
 pieces (the size TCP reassembly hands over), and prints time, throughput and peak RSS before
-and after. Nothing is written to disk; the stream is generated as it is fed.
+and after. Nothing is written to disk (unless ``--export DIR``: the instance is then written
+out by ``export-objects``' DICOMweb policy, as the command does); the stream is generated as it
+is fed.
 
 The number that matters is ``rss_growth_mib``: the peak resident set after the stream minus
 the one before it. Bodies are streamed and measured, never accumulated, so it is the same for
@@ -46,12 +48,19 @@ def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run(size: int, chunk: int = 65536, chunked: bool = False) -> dict:
+def run(size: int, chunk: int = 65536, chunked: bool = False,
+        export: str | None = None) -> dict:
     """Stream a ``size``-byte instance; returns the figures and what the analysis saw."""
     from dicomsniff.dicomweb.session import DicomwebAnalyzer
 
     head = _part10_head()
     web = DicomwebAnalyzer()
+    written: list = []
+    if export is not None:
+        from dicomsniff.objects.export import Exporter
+        from dicomsniff.objects.web import WebObjects
+
+        WebObjects(Exporter(export, done=written.append)).attach(web)
     conn = web.open_connection("192.0.2.1:50000", "192.0.2.2:8042", 1, 0.0)
     req, resp = conn.http.directions
     req.feed(f"GET /dicom-web/studies/1/series/2/instances/{SOP} HTTP/1.1\r\nHost: pacs\r\n"
@@ -90,7 +99,8 @@ def run(size: int, chunk: int = 65536, chunked: bool = False) -> dict:
             "status": t.status, "response_bytes": t.response_bytes,
             "parts": len(t.parts), "part_bytes": t.parts[0]["bytes"] if t.parts else None,
             "sop_instance": t.instances[0]["sop_instance"] if t.instances else None,
-            "findings": [f.code for f in web.findings]}
+            "findings": [f.code for f in web.findings],
+            "exported": [(w.path, w.bytes, w.partial, w.status) for w in written]}
 
 
 def _size(text: str) -> int:
@@ -104,8 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", default="2G", help="instance size (e.g. 256M, 2G)")
     ap.add_argument("--chunk", type=int, default=65536)
     ap.add_argument("--chunked", action="store_true", help="Transfer-Encoding: chunked")
+    ap.add_argument("--export", metavar="DIR", help="write the instance to DIR as "
+                                                    "export-objects does")
     args = ap.parse_args(argv)
-    print(json.dumps(run(_size(args.size), args.chunk, args.chunked)))
+    print(json.dumps(run(_size(args.size), args.chunk, args.chunked, args.export)))
     return 0
 
 

@@ -27,3 +27,17 @@ def test_one_gib_instance_streams_in_flat_memory(chunked: bool) -> None:
     assert r["findings"] == []
     # A body kept anywhere would add 1024 MiB; a copied chunk list, hundreds.
     assert r["rss_growth_mib"] < 16, r
+
+
+def test_export_of_a_256_mib_instance_streams_to_disk_in_flat_memory(tmp_path: Path) -> None:
+    """export-objects writes a WADO-RS instance as it streams: the file is whole and
+    byte-exact in length, memory holds one file buffer (1 MiB), not the instance."""
+    out = subprocess.run([sys.executable, "-m", "bench.dicomweb_stream", "--size", "256M",
+                          "--export", str(tmp_path)], cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=300)
+    r = json.loads(out.stdout)
+    [(path, size, partial, status)] = r["exported"]
+    assert size == 256 << 20 and not partial and status == "HTTP 200 (WADO-RS)"
+    assert Path(path).stat().st_size == 256 << 20
+    assert Path(path).name.endswith("_1.2.826.0.1.3680043.8.498.99999.dcm")
+    assert r["rss_growth_mib"] < 16, r

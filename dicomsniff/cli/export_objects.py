@@ -1,4 +1,5 @@
-"""``dicomsniff export-objects``: every object sent with C-STORE, as a Part 10 file.
+"""``dicomsniff export-objects``: every object sent with C-STORE, STOW-RS or retrieved with
+WADO, as a Part 10 file.
 
 Only argparse is imported at start-up (every subcommand module loads with the CLI); pydicom,
 rich and the analysis load when a command runs.
@@ -38,10 +39,14 @@ examples:
       only association #12 (the id 'dicomsniff analyze' shows)
   dicomsniff export-objects night.pcapng share/ --anonymize
       de-identified (PS3.15 basic profile), safe to attach to a ticket
+  dicomsniff export-objects dicomweb.pcap objects/
+      DICOMweb too: each instance of a STOW-RS request and of a WADO-RS or WADO-URI
+      response, as sent: A0004_192.0.2.1-to-192.0.2.2_1.2.826.0.1.3680043.dcm
 
 selection (combine; repeat one to widen it):
-  --association ID   association ID as numbered by 'dicomsniff analyze'
-  --ae TITLE         associations where TITLE is the calling or called AE (case-insensitive)
+  --association ID   association (or HTTP connection) ID as numbered by 'dicomsniff analyze'
+  --ae TITLE         associations where TITLE is the calling or called AE (case-insensitive);
+                     DIMSE only: HTTP has no AE titles
   --sop-class X      a SOP Class UID, or part of its name ("CT Image", "Secondary Capture")
 
 files: the data set bytes exactly as sent, behind File Meta Information giving the SOP
@@ -50,6 +55,9 @@ presentation context and the sender's AE title (0002,0016). A data set cut by a 
 the capture is written as NAME.partial.dcm, with a warning on standard error. Names use
 only A-Z a-z 0-9 . _ - and never replace an existing file (NAME-2.dcm instead). One line
 per object on standard output: file, SOP class, transfer syntax, size, C-STORE status.
+A DICOMweb instance is a PS3.10 file already: it is written byte for byte as its part of
+the multipart body carried it, and its status is the HTTP status (for STOW-RS with what
+the origin server said of that instance: stored, failed...).
 
 exit status: 0 exported; 2 file unusable, bad usage or OUTDIR not writable; 3 capture
 damaged part-way (what came before is exported); 130 interrupted (data sets in progress
@@ -59,9 +67,11 @@ are written as .partial.dcm).
 def add_parser(subparsers: Any) -> None:
     """Register ``export-objects``."""
     e = subparsers.add_parser(
-        "export-objects", help="write every C-STORE data set as a DICOM Part 10 file",
+        "export-objects", help="write every C-STORE data set and DICOMweb instance as a "
+                               "DICOM Part 10 file",
         description="Write every data set carried by C-STORE (including C-MOVE and C-GET "
-                    "sub-operations) as a DICOM Part 10 file, byte for byte as sent.",
+                    "sub-operations), and every instance of a STOW-RS request or a WADO "
+                    "response, as a DICOM Part 10 file, byte for byte as sent.",
         epilog=EXPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_capture_arguments(e)
     e.add_argument("outdir", metavar="OUTDIR", help="directory for the files (created if "
@@ -77,12 +87,14 @@ def run_export(args: argparse.Namespace) -> int:
     """Analyse the capture once, streaming each C-STORE data set into OUTDIR."""
     import time
 
+    from ..analysis.http import session as web_session
     from ..analysis.run import analyze_source
     from ..objects.analyzer import ObjectAnalyzer
     from ..objects.anonymize import AnonymizeUnavailable
     from ..objects.export import Exported, Exporter, ExportError
     from ..objects.filters import Filters
     from ..objects.report import object_line, size_text
+    from ..objects.web import WebObjects
     from ..sources.capture import CaptureError
 
     inflate.apply_option(args)
@@ -109,6 +121,7 @@ def run_export(args: argparse.Namespace) -> int:
     analyzer = ObjectAnalyzer(exporter, ports=args.port, keep=False, limits=limits_from(args))
     analyzer.on_transaction.append(exporter.on_transaction)
     analyzer.on_association.append(exporter.on_association)
+    WebObjects(exporter).attach(web_session(analyzer))
     bar = Progress(capture, args.no_progress, "exporting")
     started = time.monotonic()
     damaged, interrupted = None, False

@@ -73,8 +73,11 @@ class DicomwebConnection(HttpHandler):
         ex = Exchange(txn, msg, web)
         if msg.chunked or msg.content_length:
             cap = payload.JSON_CAP if web.service in (UPS, STOW) else 0
+            wanted = (self.owner.instance_factory(info, txn, 0) if web.service == STOW
+                      else None)
             ex.req_body = BodyReader(txn.request_content_type, copy_cap=cap,
-                                     content_encoding=msg.header("content-encoding"))
+                                     content_encoding=msg.header("content-encoding"),
+                                     instances=wanted)
         msg.tag = ex
 
     # -- responses ----------------------------------------------------------------------------
@@ -109,7 +112,8 @@ class DicomwebConnection(HttpHandler):
             ex.resp_body = BodyReader(ctype, copy_cap=payload.JSON_CAP, content_encoding=coding)
         elif service in (WADO_RS, WADO_URI):
             ex.resp_body = BodyReader(ctype, head_cap=payload.HEAD_BYTES,
-                                      content_encoding=coding)
+                                      content_encoding=coding,
+                                      instances=self.owner.instance_factory(info, txn, 1))
         else:
             ex.resp_body = BodyReader(ctype, content_encoding=coding)
 
@@ -148,7 +152,7 @@ class DicomwebConnection(HttpHandler):
             txn.request_bytes = msg.body_bytes
             txn.request_complete = msg.complete
             if ex.req_body is not None:
-                ex.req_body.close()
+                ex.req_body.close(msg.complete and not msg.body_missing)
             judge.request_done(self, ex)
             if msg.error:
                 self.finding(msg.end_frame or msg.head_frame, "warning",
@@ -164,7 +168,7 @@ class DicomwebConnection(HttpHandler):
         txn.response_bytes = msg.body_bytes
         txn.response_complete = msg.complete
         if ex.resp_body is not None:
-            ex.resp_body.close()
+            ex.resp_body.close(msg.complete and not msg.body_missing)
         if msg.error:
             self.finding(msg.end_frame or msg.head_frame, "warning", "DICOMWEB-HTTP-TRUNCATED",
                          f"{txn.command} {txn.action}: the response (status {txn.status}) "

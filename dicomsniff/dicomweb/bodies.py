@@ -5,11 +5,16 @@ streaming :class:`~dissectors.http.multipart.MultipartReader`; of each part only
 bytes are kept (``payload.HEAD_BYTES`` of an instance, to read its UIDs; a DICOM JSON part up
 to ``payload.JSON_CAP``) and dropped when the part ends, leaving a small summary. A single
 body keeps its first bytes (to tell what it is) and, when asked, a copy up to a cap.
+
+``instances`` (optional, from :mod:`.instances`) gives a sink for each ``application/dicom``
+part (or an ``application/dicom`` body): the instance's bytes go there as they pass, so a
+wanted instance is written out whole while memory still holds only the bounded buffers above.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from dissectors.http.mediatype import parse_media_type
@@ -70,11 +75,14 @@ class BodyReader(MultipartHandler):
 
     __slots__ = ("media_type", "params", "reader", "head", "head_cap", "copy", "copy_cap",
                  "overflow", "parts", "part_count", "problems", "_buf", "_buf_cap", "lost",
-                 "decoder", "coding")
+                 "decoder", "coding", "instances", "sink")
 
     def __init__(self, content_type: str | None, *, copy_cap: int = 0,
-                 head_cap: int = SNIFF_BYTES, content_encoding: str | None = None) -> None:
+                 head_cap: int = SNIFF_BYTES, content_encoding: str | None = None,
+                 instances: Callable[[int | None], Any] | None = None) -> None:
         self.media_type, self.params = parse_media_type(content_type)
+        self.instances = instances
+        self.sink: Any = None  # the InstanceSink of the instance passing now
         self.head = bytearray()
         self.head_cap = head_cap
         self.copy = bytearray() if copy_cap else None
@@ -103,6 +111,8 @@ class BodyReader(MultipartHandler):
                 self.problems.append(("MULTIPART-NO-BOUNDARY",
                                       f"{self.media_type} without a boundary parameter "
                                       "(RFC 2046 5.1.1): its parts cannot be read"))
+        elif instances is not None and self.media_type == "application/dicom" and not self.lost:
+            self.sink = instances(None)  # the body is one instance (WADO-URI, single part)
 
     # -- the body stream -------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -132,6 +142,8 @@ class BodyReader(MultipartHandler):
             return
         if len(self.head) < self.head_cap:
             self.head += data[:self.head_cap - len(self.head)]
+        if self.sink is not None:
+            self.sink.write(data)
         c = self.copy
         if c is not None and not self.overflow:
             if len(c) + len(data) > self.copy_cap:
@@ -144,13 +156,22 @@ class BodyReader(MultipartHandler):
         """Bytes missing: parts after this point cannot be delimited; the copy is useless."""
         self.lost = True
         self.copy = None
+        self._end_sink(False, bytes(self._buf) if self.reader is not None else bytes(self.head))
         if self.reader is not None:
             self.problems.append(("MULTIPART-GAP", "bytes missing from the capture inside "
                                   "a multipart body: the parts after the gap are not read"))
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """The body ended (``complete``: its end was seen, nothing missing)."""
         if self.reader is not None and not self.lost:
             self.reader.close()
+        self._end_sink(complete and not self.lost and self.reader is None,
+                       bytes(self._buf) if self.reader is not None else bytes(self.head))
+
+    def _end_sink(self, complete: bool, head: bytes) -> None:
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.close(complete, payload.instance_header(head))
 
     # -- multipart parts ---------------------------------------------------------------------
     def part(self, part: Part) -> None:
@@ -163,13 +184,19 @@ class BodyReader(MultipartHandler):
             self._buf_cap = payload.JSON_CAP
         else:
             self._buf_cap = SNIFF_BYTES
+        if self.instances is not None and mtype == "application/dicom":
+            self.sink = self.instances(part.index)
 
     def part_data(self, part: Part, data: bytes) -> None:
         b = self._buf
         if len(b) < self._buf_cap:
             b += data[:self._buf_cap - len(b)]
+        if self.sink is not None:
+            self.sink.write(data)
 
     def part_end(self, part: Part) -> None:
+        if self.sink is not None:
+            self._end_sink(part.complete, bytes(self._buf))
         if len(self.parts) >= MAX_PARTS_LISTED:
             self._buf = bytearray()
             return

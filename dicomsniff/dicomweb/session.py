@@ -8,7 +8,7 @@ that holds HTTP loads the parser (h11) and the interpretation (pydicom) behind i
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..model import Finding
 from .model import HttpConnectionInfo, WebTransaction
@@ -24,6 +24,8 @@ class DicomwebAnalyzer:
     exchange ends, ``on_finding(finding)`` as raised, ``on_connection(connection_info,
     transactions, findings)`` when a connection ends (the JSON writer and the report use it).
     With ``emit`` (the engine's), findings are counted and kept by the engine instead.
+    ``instance_policies`` (:class:`~.instances.InstancePolicy`) get the bytes of the instances
+    that STOW-RS requests and WADO responses carry, if they ask for them.
     """
 
     def __init__(self, *, keep: bool = True, max_findings: int = 100_000,
@@ -40,6 +42,7 @@ class DicomwebAnalyzer:
         self.on_finding: list[Callable[[Finding], None]] = []
         self.on_connection: list[Callable[[HttpConnectionInfo, list[WebTransaction],
                                            list[Finding]], None]] = []
+        self.instance_policies: list[Any] = []
         self._ids = 0
         self._conn_ids = 0
         self._next_id = next_id
@@ -80,6 +83,21 @@ class DicomwebAnalyzer:
             cb(info, conn.txns, conn.found)
         if not self.keep:
             conn.txns, conn.found = [], []
+
+    def instance_factory(self, info: HttpConnectionInfo, txn: WebTransaction,
+                         side: int) -> Callable[[int | None], Any] | None:
+        """What a body reader calls for each instance it meets (None: nobody wants any)."""
+        policies = self.instance_policies
+        if not policies:
+            return None
+
+        def sink(part: int | None) -> Any:
+            from .instances import Tee
+
+            got = [s for p in policies
+                   if (s := p.instance(info, txn, side, part)) is not None]
+            return got[0] if len(got) == 1 else Tee(got) if got else None
+        return sink
 
     def emit_transaction(self, info: HttpConnectionInfo, txn: WebTransaction) -> None:
         if self.keep:

@@ -5,6 +5,8 @@ temporary file in the output directory as they arrive (memory holds one buffer, 
 object), behind the File Meta Information built from the command and the negotiation. When the
 data set ends the file gets its final name, or a ``.partial.dcm`` one when TCP lost some of it.
 C-STOREs of C-MOVE and C-GET sub-operations are C-STOREs like any other: they are exported too.
+Instances carried by DICOMweb (STOW-RS requests, WADO responses) are PS3.10 files already: their
+sinks (:mod:`.web`) write them as they are, with no File Meta Information added (``meta`` None).
 """
 
 from __future__ import annotations
@@ -61,14 +63,16 @@ class ObjectSink:
 
     __slots__ = ("exporter", "key", "info", "stem", "meta", "fh", "tmp", "head")
 
-    def __init__(self, exporter: Exporter, key: tuple[int, int, Any], info: Exported,
-                 stem: str, meta: Callable[[str], bytes]) -> None:
+    def __init__(self, exporter: Exporter, key: tuple[Any, ...], info: Exported,
+                 stem: str, meta: Callable[[str], bytes] | None) -> None:
         self.exporter, self.key, self.info, self.stem, self.meta = exporter, key, info, stem, meta
         fd, self.tmp = exporter.create(f"dicomsniff-{os.getpid()}-{id(self):x}", ".tmp")
         self.fh = os.fdopen(fd, "wb", buffering=BUFFER)
         exporter._open.add(self)
         self.head: bytearray | None = None
-        if info.transfer_syntax is not None:
+        if meta is None:
+            pass  # a PS3.10 file already (DICOMweb): written byte for byte
+        elif info.transfer_syntax is not None:
             self._write(self.meta(info.transfer_syntax))
         else:
             self.head = bytearray()  # negotiation not captured: guess from the first bytes
@@ -80,6 +84,7 @@ class ObjectSink:
             raise ExportError(exc.errno, f"cannot write {self.tmp}: {exc.strerror}") from None
 
     def _flush_head(self) -> None:
+        assert self.meta is not None
         head = bytes(self.head or b"")
         self.head = None
         ts = part10.guess_transfer_syntax(head) or part10.IMPLICIT_LE
@@ -154,6 +159,47 @@ class Exporter:
                                     sender)
 
         return ObjectSink(self, key, info, stem, meta)
+
+    def expect(self, key: tuple[Any, ...], info: Exported) -> None:
+        """An object whose status comes later (``answer``): reported once both are known."""
+        self._waiting[key] = info
+
+    def answer(self, key: tuple[Any, ...], status: str) -> None:
+        """The status of an object ``expect`` ed (reported now if its file is done)."""
+        info = self._waiting.get(key)
+        if info is not None:
+            info.status = status
+            self._report(key, info)
+
+    def waiting(self, prefix: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Keys of objects still waiting whose key starts with ``prefix``."""
+        return [k for k in self._waiting if k[:len(prefix)] == prefix]
+
+    def drop(self, sink: ObjectSink) -> None:
+        """An object not wanted after all (filtered once its header was read): no file."""
+        self._open.discard(sink)
+        self._waiting.pop(sink.key, None)
+        try:
+            sink.fh.close()
+        except OSError:
+            pass
+        if os.path.exists(sink.tmp):
+            os.unlink(sink.tmp)
+
+    def skip(self, sink: ObjectSink, note: str) -> None:
+        """An object not written (why in ``note``): no file, one warning, still reported."""
+        self._open.discard(sink)
+        try:
+            sink.fh.close()
+        except OSError:
+            pass
+        if os.path.exists(sink.tmp):
+            os.unlink(sink.tmp)
+        sink.info.note = note
+        self.stats.skipped += 1
+        self.warn(f"#{sink.info.association}: {sink.info.sop_instance or 'an object'} not "
+                  f"written: {note}")
+        self._report(sink.key, sink.info)
 
     # -- files -------------------------------------------------------------------------------
     def create(self, stem: str, suffix: str) -> tuple[int, str]:
@@ -238,7 +284,7 @@ class Exporter:
         return path
 
     # -- statuses ----------------------------------------------------------------------------
-    def _report(self, key: tuple[int, int, Any], info: Exported) -> None:
+    def _report(self, key: tuple[Any, ...], info: Exported) -> None:
         if info.status is not None and (info.path is not None or info.note is not None):
             self._waiting.pop(key, None)
             self.done(info)
