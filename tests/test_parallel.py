@@ -196,21 +196,100 @@ def one_process_assocs(path: Path):
     return an.associations
 
 
-def test_dask_local_cluster_gives_the_records_of_one_process(tmp_path: Path) -> None:
+CLUSTER = """
+import sys, time
+from distributed import LocalCluster
+c = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+print(c.scheduler_address, flush=True)
+sys.stdin.read()  # until the test closes it
+c.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def dask_address():
+    """One Dask cluster (scheduler and two worker processes) for the module's tests, given
+    to dicomsniff by its address as a real cluster is: starting one costs seconds."""
     pytest.importorskip("distributed")
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        address = proc.stdout.readline().strip()
+        assert address.startswith("tcp://"), address
+        yield address
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_dask_cluster_gives_the_records_of_one_process(dask_address: str,
+                                                        tmp_path: Path) -> None:
     from dicomsniff.parallel.cluster import analyze_on_dask
 
     # what spans host pairs, after the shards' records came back from the workers
     apart = clients_apart(CAPTURES / "journey/journey-commit-gaps.pcap", tmp_path / "a.pcap")
-    got = analyze_on_dask("local", [str(apart)], {}, workers=2, shards=3)
+    got = analyze_on_dask(dask_address, [str(apart)], {}, shards=3)
     assert records(got.associations, got.capture_findings) == one_process(apart)
-
     sensors = [str(p) for p in sorted((CAPTURES / "sensors").glob("*.pcap"))]
-    merged = analyze_on_dask("local", [str(CAPTURES / "store-concurrent.pcap")], {}, workers=2)
-    assert records(merged.associations, merged.capture_findings) == one_process(
-        CAPTURES / "store-concurrent.pcap")
-    both = analyze_on_dask("local", sensors, {}, workers=2, shards=4)
+    both = analyze_on_dask(dask_address, sensors, {}, shards=4)
     an = Analyzer()
     analyze_source(open_capture(sensors), an)
     assert records(both.associations, both.capture_findings) == records(
         an.associations, [f for f in an.findings if f.association is None])
+
+
+PARQUET_ROWS = """
+import json, sys
+import pyarrow.dataset as ds
+every = []
+for d in sys.argv[1:]:
+    out = {}
+    for table in ("associations", "transactions", "findings"):
+        t = ds.dataset(d + "/" + table, format="parquet", partitioning="hive").to_table()
+        rows = [{k: v for k, v in r.items() if k != "run_id"} for r in t.to_pylist()]
+        out[table] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
+    runs = ds.dataset(d + "/runs", format="parquet").to_table().to_pylist()
+    out["summary"] = [json.loads(r["summary"]) for r in runs]
+    every.append(out)
+print(json.dumps(every))
+"""
+
+
+def test_dask_shards_write_their_own_parquet_parts(dask_address: str, tmp_path: Path) -> None:
+    """--dask with --parquet alone: each shard writes its part of the dataset, the client
+    the capture-level findings and the run; the dataset is the one one process writes."""
+    pytest.importorskip("pyarrow")
+    import os
+    import subprocess
+    import sys
+
+    apart = clients_apart(CAPTURES / "journey/journey-commit-gaps.pcap", tmp_path / "a.pcap")
+    one, many = tmp_path / "one", tmp_path / "many"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", str(apart),
+                               "--no-progress", *args], capture_output=True, text=True,
+                              timeout=300, env={**os.environ, "COLUMNS": "400"})
+
+    r1 = cli("--parquet", str(one), "--json")
+    r2 = cli("--parquet", str(many), "--dask", dask_address)
+    assert r1.returncode == 0 and r2.returncode == 0, r2.stderr
+    assert f"written by the shards to {many}" in r2.stdout
+    parts = {p.name.split("-")[2] for p in many.glob("*/day=*/*.parquet")}
+    assert len(parts) >= 2  # several shards wrote their own files
+
+    read = subprocess.run([sys.executable, "-c", PARQUET_ROWS, str(one), str(many)],
+                          check=True, capture_output=True, text=True, timeout=120)
+    want, got = json.loads(read.stdout)
+    for table in ("associations", "transactions", "findings"):
+        assert got[table] == want[table], table
+    assert any('"STUDY-' in r for r in got["findings"])  # the journey, after the merge
+    (s1,), (s2,) = want["summary"], got["summary"]
+    assert s2 == {k: v for k, v in s1.items() if k in s2}

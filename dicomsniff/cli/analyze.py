@@ -160,6 +160,14 @@ def run(args: argparse.Namespace) -> int:
         analyzer.on_finding.append(store.finding)
     where = None if capture.single else capture.describe
     result = None
+    if args.dask and store is not None and not (args.db or args.json or args.csv):
+        # only the Parquet dataset: each shard writes its part, the client stays small
+        try:
+            return _parts_on_dask(args, capture, limits, rules, store, out)
+        except KeyboardInterrupt:
+            return fail("interrupted", EXIT_INTERRUPTED)
+        except Exception as exc:  # the cluster's own errors (address, workers): one line
+            return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
     if args.dask:
         try:
             _stats, _assocs, _capf, _err, where = _on_dask(args, capture, analyzer, limits,
@@ -296,6 +304,75 @@ def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any,
             cb(f)
     return (stats, merged.associations, merged.capture_findings, merged.reader_error,
             None if capture.single else fmap.describe)
+
+
+def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: Any,
+                   store: Any, out: Any) -> int:
+    """``--dask`` with ``--parquet`` alone: the shards write their parts of the dataset
+    (dicomsniff/parallel/parts.py); the client writes the capture-level findings and the run,
+    and prints the summary: the headline, findings by code, the service table."""
+    from rich.console import Console
+
+    from ..analysis.engine import Stats
+    from ..parallel.parts import parquet_on_dask
+    from ..report.digest import digest_table
+    from ..report.text import findings_list, headline, summary_table
+
+    config = {"ports": list(args.port), "limits": limits, "rules": rules}
+    if args.dedup_window is not None:
+        config["dedup_window"] = args.dedup_window
+    capture.close()
+    got = parquet_on_dask(args.dask, capture.paths, config,
+                          {"parquet": args.parquet, "run_id": store.run_id,
+                           "capture": store.capture, "files": store.files,
+                           "sensor": store.sensor}, workers=args.workers)
+    said = set(capture.problems)
+    capture.problems.extend(p for p in got.problems if p not in said)
+    stats = Stats(frames=got.frames, bytes=got.bytes, first_ts=got.first_ts,
+                  last_ts=got.last_ts, ignored_connections=got.ignored, evicted=got.evicted,
+                  findings_dropped=got.findings_dropped)
+    stats.by_severity.update(got.by_severity)
+    for f in got.capture_findings:
+        stats.by_severity[f.severity] = stats.by_severity.get(f.severity, 0) + 1
+        store.finding(f)
+    stats.findings = got.findings + len(got.capture_findings) + got.findings_dropped
+    summary = got.summary
+    rows = summary.table()
+    store.locate = got.frame_map.locate
+    store.close({"frames": stats.frames, "bytes": stats.bytes,
+                 "associations": summary.associations, "outcomes": summary.outcomes,
+                 "findings": stats.findings, "by_severity": stats.by_severity,
+                 "capture_error": got.reader_error, "services": rows},
+                stats.first_ts, stats.last_ts, stats.frames, stats.bytes)
+    console = Console(file=out, highlight=False, soft_wrap=False,
+                      width=None if out.isatty() else _file_width())
+    console.on_broken_pipe = quiet_broken_pipe  # type: ignore[method-assign]
+    console.print(headline(stats, summary.associations, summary.outcomes))
+    console.print(f"associations, transactions and findings: written by the shards to "
+                  f"{args.parquet} (run {store.run_id}); docs/many-captures.md has queries")
+    if got.capture_findings:
+        console.print(digest_table(got.capture_findings) or "")
+        console.print(findings_list(got.capture_findings,
+                                    where=None if capture.single else got.frame_map.describe))
+    if rows:
+        console.print(summary_table(rows))
+    if out is not sys.stdout:
+        out.close()
+    else:
+        out.flush()
+    if capture.single and got.reader_error:
+        sys.stderr.write(f"dicomsniff: {capture_name(args)}: capture damaged: "
+                         f"{got.reader_error} (the {stats.frames} frames before it were "
+                         "analysed)\n")
+        return EXIT_DAMAGED
+    if finish_input(capture):
+        return EXIT_DAMAGED
+    if args.fail_on:
+        order = ("error", "warning", "info")
+        worst = order[: order.index(args.fail_on) + 1]
+        if any(stats.by_severity.get(s, 0) for s in worst):
+            return EXIT_FINDINGS
+    return EXIT_OK
 
 
 def _file_width() -> int:

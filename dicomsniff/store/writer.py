@@ -82,7 +82,9 @@ class StoreWriter:
     def __init__(self, *, db: str | None = None, parquet: str | None = None,
                  capture: str = "", files: list[str] | None = None, sensor: str | None = None,
                  locate: Callable[[int], tuple[str, int] | None] | None = None,
-                 run_id: str | None = None, batch: int = _BATCH) -> None:
+                 run_id: str | None = None, batch: int = _BATCH, part: str = "") -> None:
+        """``part``: a prefix for this writer's Parquet file names, so several writers of one
+        run (the shards of ``--dask``, dicomsniff/parallel/parts.py) never collide."""
         if not db and not parquet:
             raise ValueError("a DuckDB file or a Parquet directory is needed")
         self.run_id = run_id or (_dt.datetime.now(_UTC).strftime("%Y%m%dT%H%M%SZ-")
@@ -94,6 +96,7 @@ class StoreWriter:
         self.locate = locate
         self.batch = batch
         self.parquet = parquet
+        self.part = part
         self._rows: dict[str, list[tuple]] = {t: [] for t in TABLES}
         self._pending = 0
         self._parts = 0
@@ -183,7 +186,7 @@ class StoreWriter:
             self._parts += 1
             ds.write_dataset(batch, os.path.join(self.parquet, table), format="parquet",
                              partitioning=["day"], partitioning_flavor="hive",
-                             basename_template=f"{self.run_id}-{self._parts}-{{i}}.parquet",
+                             basename_template=f"{self.run_id}-{self.part}{self._parts}-{{i}}.parquet",
                              existing_data_behavior="overwrite_or_ignore")
 
     def close(self, summary: dict[str, Any], first_ts: float | None = None,
