@@ -16,14 +16,15 @@ each shard and computed after the merge from every shard's records (:mod:`.cross
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from dissectors._plain import Record
 
 from ..model import Association, Finding
 
-__all__ = ["ShardResult", "analyze_on_dask", "merge_shards", "run_shard"]
+__all__ = ["ShardResult", "analyze_on_dask", "connect", "merge_shards", "run_shard"]
 
 # capture-level findings every shard raises alike (about the files): kept from shard 0 only
 _PER_CAPTURE = ("CAPTURE-",)
@@ -126,23 +127,35 @@ def analyze_on_dask(address: str, specs: Sequence[str], config: dict[str, Any], 
                     shards: int | None = None, workers: int = 2) -> Merged:
     """Run the shards on the Dask cluster at ``address`` (``local``: a LocalCluster of
     ``workers`` processes on this machine) and merge them."""
-    from distributed import Client, LocalCluster
-
     paths = [s if s == "-" else os.path.abspath(s) for s in specs]  # same paths on workers
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(address)
-    try:
+    with connect(address, workers) as client:
         n = shards or max(1, sum(client.nthreads().values()))
         futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
                              pure=False)
         results = client.gather(futures)
+    return merge_shards(results, config)
+
+
+@contextmanager
+def connect(address: str, workers: int = 2) -> Iterator[Any]:
+    """A Dask client of the cluster at ``address``, or of a LocalCluster of ``workers``
+    processes (``local``). Dask's own log lines (connections closing as a LocalCluster stops)
+    are kept off the terminal: errors reach the user as exceptions, one line each."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.CRITICAL)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    try:
+        yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
-    return merge_shards(results, config)

@@ -120,20 +120,11 @@ def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
     """Shards on the cluster at ``address`` (``local``: a LocalCluster of ``workers``), each
     writing its Parquet part (``store``: ``parquet``, ``run_id``, ``capture``, ``files``,
     ``sensor``); returns what the client writes and prints (no association)."""
-    from distributed import Client, LocalCluster
-
-    from .cluster import run_shard
+    from .cluster import connect, run_shard
 
     paths = [s if s == "-" else os.path.abspath(s) for s in specs]
     store = dict(store, parquet=os.path.abspath(store["parquet"]))
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    else:
-        client = Client(address)
-    try:
+    with connect(address, workers) as client:
         n = shards or max(1, sum(client.nthreads().values()))
         futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
                              pure=False)
@@ -142,10 +133,6 @@ def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
                                          pure=False))
         merged = client.submit(operator.getitem, planned, "merged", pure=False).result()
         del futures, planned
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     by_severity: dict[str, int] = {}
     rows: dict[str, int] = {}
     for p in parts:
