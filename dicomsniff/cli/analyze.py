@@ -11,7 +11,7 @@ import signal
 import sys
 from typing import Any
 
-from ..parallel.options import add_cluster_options
+from ..parallel.options import add_cluster_options, add_jobs_option
 from ..report.options import add_format_options, add_selection_options, selection_from
 from .args import (
     EXIT_DAMAGED,
@@ -84,6 +84,7 @@ def add_parser(subparsers: Any) -> None:
     from ..store.options import add_store_options
 
     add_store_options(a)
+    add_jobs_option(a)
     add_cluster_options(a)
     a.set_defaults(handler=run)
 
@@ -178,11 +179,20 @@ def run(args: argparse.Namespace) -> int:
             raise  # output closed (| head): quiet, as without --dask
         except Exception as exc:  # the cluster's own errors (address, workers): one line
             return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
+    jobs = 1
+    reader_error_j = None
+    if not args.dask:
+        from ..parallel.local import jobs_for
+
+        jobs = jobs_for(args.jobs, args.capture, capture.size or 0)
     bar = Progress(capture, args.no_progress or bool(args.dask), "reading")
     interrupted = 0  # the signal that stopped the reading
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        if not args.dask:
+        if not args.dask and jobs > 1:
+            reader_error_j = _on_cores(args, capture, analyzer, jobs, limits, rules,
+                                       bar.callback)
+        elif not args.dask:
             result = analyze_source(capture, analyzer, bar.callback)
     except CaptureError as exc:
         bar.stop()
@@ -204,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         stats = analyzer.stats
         associations = analyzer.associations
         capture_findings = [f for f in analyzer.findings if f.association is None]
-        reader_error = result.reader_error if result else None
+        reader_error = result.reader_error if result else reader_error_j
     rows = summary.table()
     if store is not None:
         store.close({"frames": stats.frames, "bytes": stats.bytes,
@@ -373,6 +383,22 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
         if any(stats.by_severity.get(s, 0) for s in worst):
             return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, limits: Any,
+              rules: Any, progress: Any) -> str | None:
+    """``-j N``: N processes, each analysing its share of the connections
+    (dicomsniff/parallel/local.py); their findings told to ``analyzer``'s subscribers in
+    capture order. Returns the capture's damage, if any."""
+    from ..parallel.local import replay, run_jobs
+    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+
+    window = DEFAULT_DEDUP_WINDOW if args.dedup_window is None else args.dedup_window
+    config = {"ports": list(args.port), "limits": limits, "rules": rules}
+    logs = run_jobs(lambda: open_capture(args.capture, dedup_window=window), capture, jobs,
+                    config, progress)
+    replay(logs, analyzer)
+    return logs[0].extra["reader_error"]
 
 
 def _file_width() -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_cluster_options"]
+__all__ = ["add_cluster_options", "add_jobs_option"]
 
 
 def _positive(text: str) -> int:
@@ -26,3 +26,12 @@ def add_cluster_options(parser: Any) -> None:
                         "paths), or 'local' for a LocalCluster on this machine")
     g.add_argument("--workers", type=_positive, default=2, metavar="N",
                    help="worker processes of --dask local (default 2)")
+
+
+def add_jobs_option(parser: Any) -> None:
+    parser.add_argument(
+        "-j", "--jobs", type=_positive, default=None, metavar="N",
+        help="analyse with N processes, each taking the connections of its share (default: "
+             "the cores available, for captures of 8 MB or more; one process below that, "
+             "and always for standard input). The records are those of -j 1, in the same "
+             "order; they are held until every process is done (docs/performance.md)")

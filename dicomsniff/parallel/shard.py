@@ -21,22 +21,28 @@ from collections.abc import Iterable, Iterator
 
 from dissectors.net import l3_offset, tcp_segment
 
-__all__ = ["ShardFilter", "flow_shard"]
+__all__ = ["ConnectionFilter", "ShardFilter", "flow_shard"]
 
 _FAST = struct.Struct("!12xHB8xB")  # Ethernet type, IPv4 version/IHL, protocol
 _EMPTY = memoryview(b"")
 _MAX_CACHE = 1 << 18  # flow keys remembered (their shard); the cache is cleared beyond
 
 
-def flow_shard(key: bytes, count: int) -> int:
+def flow_shard(key: bytes, count: int, *, ports: bool = False) -> int:
     """The shard (0..count-1) of a flow key (``src addr + dst addr + src port + dst port``, as
     :func:`dissectors.net.tcp_segment` gives it): a hash of the two host addresses, in either
-    order. Ports are left out on purpose: the associations DICOM ties together run between
+    order. Ports are left out by default: the associations DICOM ties together run between
     the same two hosts (a C-MOVE and the sub-association bringing its C-STOREs back to the
     requestor, a storage commitment result on a new association, MPPS beside the images), so
-    one worker sees both."""
+    one worker sees both, and a cluster needs no step after its shards.
+
+    ``ports=True`` hashes the two endpoints (address and port), so the connections between
+    two hosts spread over the shards: what the one-machine workers (``-j N``,
+    :mod:`.local`) use, whose parent links the associations after the merge."""
     half = (len(key) - 4) // 2
     a, b = key[:half], key[half:2 * half]
+    if ports:
+        a, b = a + key[2 * half:2 * half + 2], b + key[2 * half + 2:2 * half + 4]
     return zlib.crc32(a + b if a <= b else b + a) % count
 
 
@@ -92,3 +98,73 @@ class ShardFilter:
                     yield ts, 1, empty, 0
         finally:
             self.kept, self.skipped = kept, skipped
+
+
+_IPV4 = struct.Struct("!12xHB5xHxB")  # Ethernet type, IPv4 version/IHL, flags/offset, protocol
+
+
+class ConnectionFilter:
+    """Shard ``index`` of ``count`` by connection (:func:`flow_shard` with ``ports=True``),
+    for the ``-j`` workers.
+
+    A TCP segment goes to the worker of its connection; every other frame (not TCP, an IP
+    fragment, a header too short to read) goes to every worker: each worker's engine then
+    reassembles the fragments itself and keeps the datagram only if its connection is its own
+    (:meth:`owns`), and capture-level findings about such frames are taken from one worker.
+    ``frame`` is the number of the frame the engine is analysing (the merge orders the
+    workers' events by it); ``done`` turns true once every frame was read."""
+
+    def __init__(self, packets: Iterable, index: int, count: int) -> None:
+        if not 0 <= index < count:
+            raise ValueError(f"shard {index} of {count}")
+        self.packets = packets
+        self.index = index
+        self.count = count
+        self.frame = 0
+        self.done = False
+        self.kept = 0
+        self._cache: dict[bytes, bool] = {}
+
+    def owns(self, key: bytes) -> bool:
+        """Is the connection of flow key ``key`` this worker's?"""
+        mine = self._cache.get(key)
+        if mine is None:
+            if len(self._cache) >= _MAX_CACHE:
+                self._cache.clear()
+            mine = self._cache[key] = flow_shard(key, self.count, ports=True) == self.index
+        return mine
+
+    def __iter__(self) -> Iterator:
+        cache = self._cache
+        owns = self.owns
+        unpack = _IPV4.unpack_from
+        empty = _EMPTY
+        n = kept = 0
+        try:
+            for pkt in self.packets:
+                n += 1
+                self.frame = n
+                ts, linktype, buf, _olen = pkt
+                if linktype == 1 and len(buf) >= 38:
+                    etype, vihl, frag, proto = unpack(buf, 0)
+                    if etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
+                        key = bytes(buf[26:38])
+                        mine = cache.get(key)
+                        if mine is None:
+                            mine = owns(key)
+                        if mine:
+                            kept += 1
+                            yield pkt
+                        else:
+                            yield ts, 1, empty, 0
+                        continue
+                etype, off = l3_offset(linktype, buf)
+                seg = tcp_segment(buf, etype, off) if off >= 0 else None
+                if seg is None or owns(seg[0]):  # not a whole TCP segment: every worker
+                    kept += 1
+                    yield pkt
+                else:
+                    yield ts, 1, empty, 0
+        finally:
+            self.kept = kept
+            self.done = True

@@ -1,0 +1,474 @@
+"""``-j N``: the cores of this machine, each analysing the connections of its shard.
+
+Each worker (forked, so nothing is imported twice) opens the capture itself and reads every
+frame; a :class:`~.shard.ConnectionFilter` lets through the TCP segments of its connections
+(a hash of the two endpoints: an association and its TCP stream stay in one worker) and the
+frames every worker needs (not TCP, IP fragments). Nothing is pickled per packet: a worker
+sends back, once, what its engine reported, as a log of events in the order they happened,
+each tagged with the frame being analysed. Its engine runs the per-connection work only:
+reassembly, the upper layer, DIMSE, the association tracker, DICOMweb. What links
+connections together runs in the parent, on the merged log, in capture order, with the
+parent's own :class:`~dicomsniff.analysis.engine.Analyzer` and its subscribers, as one
+process runs them:
+
+* the ids (associations and HTTP connections share one counter, transactions another) are
+  renumbered in the order the workers allocated them, frame by frame;
+* the rules (:mod:`dicomsniff.analysis.rules`): the capture-wide memory, the association
+  checks (given the transport facts and the data sets the worker collected), the
+  capture-wide checks;
+* the C-MOVE <-> sub-association links (:mod:`dicomsniff.analysis.moves`), the study journey;
+* then the subscribers of the command (summary, JSON Lines, report, store).
+
+So the records are the ones ``-j 1`` writes, in the same order (``tests/test_jobs.py``).
+What differs: the caps on open connections (``--max-streams``) apply per worker, and the
+records of the capture are held until the merge (one process streams them).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..analysis.engine import Analyzer
+from ..analysis.rules.base import AssocView
+from ..model import Association, Finding
+from .shard import ConnectionFilter
+
+__all__ = ["MIN_BYTES", "WorkerLog", "default_jobs", "jobs_for", "merge_logs", "replay",
+           "run_jobs", "run_worker"]
+
+# Below this many bytes of capture, one process: forking, every worker reading the whole
+# file and the merge cost more than the analysis they share (docs/performance.md).
+MIN_BYTES = 8 << 20
+
+_AFTER = 1 << 62  # events after the last frame (the end of the capture) sort after all frames
+
+
+def default_jobs() -> int:
+    """The cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+class _Tcp:
+    """What the association checks read of a connection's two reassemblers."""
+
+    __slots__ = ("retransmissions", "retransmission_frames")
+
+    def __init__(self, d: Any) -> None:
+        self.retransmissions = d.retransmissions
+        self.retransmission_frames = list(getattr(d, "retransmission_frames", ()))
+
+
+class _Msg:
+    """The part of a DIMSE message the study journey reads (its command set, its frame)."""
+
+    __slots__ = ("command", "frame")
+
+    def __init__(self, m: Any) -> None:
+        self.command, self.frame = dict(m.command), getattr(m, "frame", None)
+
+
+class _Small:
+    """A small data set the study journey collected (its bytes, as the sink held them)."""
+
+    __slots__ = ("buf", "partial", "size")
+
+    def __init__(self, sink: Any) -> None:
+        self.buf = None if sink.buf is None else bytes(sink.buf)
+        self.partial, self.size = sink.partial, sink.size
+
+
+class _Header:
+    """The attributes a C-STORE's header reader found, as the study journey reads them."""
+
+    __slots__ = ("values", "error", "partial")
+
+    def __init__(self, reader: Any) -> None:
+        self.values, self.error = reader.values, reader.error
+        self.partial = getattr(reader, "partial", False)
+
+
+class _Closed:
+    """An HTTP connection as the report reads it (``web.closed``)."""
+
+    __slots__ = ("info", "txns", "found")
+
+    def __init__(self, info: Any, txns: list, found: list) -> None:
+        self.info, self.txns, self.found = info, txns, found
+
+
+class _Fragments:
+    """The engine's IP reassembly, keeping only the datagrams of this worker's connections
+    (every worker is given every fragment)."""
+
+    def __init__(self, inner: Any, owns: Callable[[bytes], bool]) -> None:
+        self._inner = inner
+        self._owns = owns
+
+    def add(self, buf: Any, etype: int, off: int, frame: int, ts: float) -> Any:
+        from dissectors.net import tcp_segment
+
+        whole = self._inner.add(buf, etype, off, frame, ts)
+        if whole is None:
+            return None
+        seg = tcp_segment(whole, etype, 0)
+        if seg is not None and not self._owns(seg[0]):
+            return None
+        return whole
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class WorkerLog:
+    """What one worker's engine reported, in order: ``(stage, key, seq, kind, payload)``.
+
+    ``stage`` 0: while frames are read (``key``: the frame); 1: after the last frame, before
+    the engine's end (capture-level findings about the file); 2: the engine's end (``key``: the
+    first frame of the connection being closed; then the capture-level findings about IP
+    fragments)."""
+
+    def __init__(self, index: int, filt: ConnectionFilter) -> None:
+        self.index = index
+        self.filt = filt
+        self.stage = 0
+        self.events: list[tuple] = []
+        self.stats: dict[str, Any] = {}
+        self.extra: dict[str, Any] = {}
+
+    def add(self, kind: str, *payload: Any) -> None:
+        stage = 1 if self.stage == 0 and self.filt.done else self.stage
+        self.events.append((stage, self.filt.frame if stage == 0 else 0, len(self.events), kind,
+                            payload))
+
+    def keyed(self) -> list[tuple]:
+        """The events with their merge keys; at the end of the capture each connection's events
+        take the first frame of that connection, so the workers' closes interleave as one
+        engine closes its open connections (oldest first)."""
+        out: list[tuple] = []
+        group: list[tuple] = []
+        for ev in self.events:
+            stage, key, seq, kind, payload = ev
+            if stage < 2:
+                out.append(ev)
+                continue
+            group.append(ev)
+            if kind in ("assoc", "web"):
+                first = payload[0].first_frame or 0
+                out.extend((2, first, s, k, p) for _st, _k, s, k, p in group)
+                group = []
+        out.extend((2, _AFTER, s, k, p) for _st, _k, s, k, p in group)
+        return out
+
+
+def _install(an: Analyzer, log: WorkerLog) -> Any:
+    """Turn ``an`` (built with ``RuleConfig.scope="local"``: no C-MOVE links, no journey)
+    into a worker: no rule runs here (the parent runs them all, in capture order), and what
+    the consumers across connections would have been fed goes to ``log``."""
+    from ..analysis.http import session
+    from ..analysis.journey.collect import JourneyPolicy
+
+    rules = an.rules
+    rules.checks = []
+    for hooks in (an.on_association_start, an.on_transaction):
+        hooks[:] = [cb for cb in hooks if getattr(cb, "__self__", None) is not rules]
+    rules.on_view.append(lambda v: log.add(
+        "close", v.assoc, v.ended_by, v.transport, v.datasets,
+        None if v.tcp is None else (_Tcp(v.tcp[0]), _Tcp(v.tcp[1]))))
+    rules.state.refused_attempt = lambda client, server, frame, ts: log.add(
+        "refused", client, server, frame, ts)
+    an.collect(JourneyPolicy(
+        lambda a, side, m, got: log.add(
+            "data", a, side, _Msg(m),
+            (_Small(got[0]), got[1]) if isinstance(got, tuple) else _Header(got)),
+        lambda a, m: log.add("cut", a, _Msg(m))))
+    an.fragments = _Fragments(an.fragments, log.filt.owns)  # type: ignore[assignment]
+
+    next_aid, next_tid = an.next_association_id, an.next_transaction_id
+
+    def aid() -> int:
+        n = next_aid()
+        log.add("aid", n)
+        return n
+
+    def tid() -> int:
+        n = next_tid()
+        log.add("tid", n)
+        return n
+
+    an.next_association_id = aid  # type: ignore[method-assign]
+    an.next_transaction_id = tid  # type: ignore[method-assign]
+    an.on_association_start.append(lambda a: log.add("start", a))
+    an.on_transaction.append(lambda a, t: log.add("txn", a, t))
+    an.on_association.append(lambda a: log.add("assoc", a))
+    an.on_finding.append(lambda f: log.add("finding", f))
+    web = session(an)  # after the id counters: it takes them now
+    web.on_transaction.append(lambda info, t: log.add("wtxn", info, t))
+    web.on_connection.append(lambda info, txns, found: log.add(
+        "web", info, list(txns), list(found)))
+    finish = an.finish
+
+    def end() -> None:
+        log.stage = 2
+        finish()
+
+    an.finish = end  # type: ignore[method-assign]
+    return web
+
+
+def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
+               progress: Callable[[int, int], None] | None = None) -> WorkerLog:
+    """Analyse shard ``index`` of ``count`` of ``capture`` (a CaptureSet, read here and
+    closed); ``config``: ``ports``, ``limits``, ``rules`` as the command's Analyzer has them."""
+    from ..analysis.run import analyze_source
+
+    from ..analysis.rules import RuleConfig
+
+    rules = (config.get("rules") or RuleConfig())._replace(scope="local")
+    an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
+                  rules=rules)
+    holder: list[WorkerLog] = []
+
+    def select(frames: Any) -> ConnectionFilter:
+        filt = ConnectionFilter(frames, index, count)
+        holder.append(WorkerLog(index, filt))
+        _install(an, holder[0])
+        return filt
+
+    res = analyze_source(capture, an, progress, select=select)
+    log = holder[0]
+    st = an.stats
+    log.stats = {"frames": st.frames, "bytes": st.bytes, "first_ts": st.first_ts,
+                 "last_ts": st.last_ts, "connections": st.connections,
+                 "ignored_connections": st.ignored_connections, "evicted": st.evicted}
+    log.extra = {"reader_error": res.reader_error, "format": res.format}
+    return log
+
+
+def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
+             config: dict[str, Any],
+             progress: Callable[[int, int], None] | None = None) -> list[WorkerLog]:
+    """Fork ``count - 1`` workers (each opens the capture with ``open_capture``), analyse
+    shard 0 here on ``capture``, and gather every worker's log (index order)."""
+    kids: list[tuple[int, int]] = []
+    try:
+        for index in range(1, count):
+            r, w = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                os.close(r)
+                code = 0
+                try:
+                    log = run_worker(open_capture(), index, count, config)
+                    del log.filt
+                    data = pickle.dumps(("ok", log), pickle.HIGHEST_PROTOCOL)
+                except BaseException as exc:  # noqa: BLE001 - reported by the parent
+                    data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+                    code = 1
+                try:
+                    with os.fdopen(w, "wb") as out:
+                        out.write(struct.pack("!Q", len(data)))
+                        out.write(data)
+                finally:
+                    os._exit(code)
+            os.close(w)
+            kids.append((pid, r))
+        logs = [run_worker(capture, 0, count, config, progress)]
+        while kids:
+            pid, r = kids.pop(0)
+            logs.append(_receive(pid, r))
+        return logs
+    finally:
+        for pid, r in kids:  # interrupted, or a worker failed: stop the others
+            try:
+                os.kill(pid, 15)
+            except OSError:
+                pass
+            os.close(r)
+            try:
+                os.waitpid(pid, 0)
+            except OSError:
+                pass
+
+
+def _receive(pid: int, fd: int) -> WorkerLog:
+    with os.fdopen(fd, "rb", closefd=True) as inp:
+        head = inp.read(8)
+        data = inp.read(struct.unpack("!Q", head)[0]) if len(head) == 8 else b""
+    _pid, status = os.waitpid(pid, 0)
+    if not data:
+        raise RuntimeError(f"a -j worker ended without a result (status {status})")
+    what, value = pickle.loads(data)
+    if what != "ok":
+        raise RuntimeError(f"a -j worker failed: {value}")
+    return value
+
+
+def _renumber(logs: Sequence[WorkerLog], events: list[tuple]) -> None:
+    """Give the workers' associations, HTTP connections and transactions the ids one process
+    gives them: in the order they were allocated."""
+    amap: dict[tuple[int, int], int] = {}
+    tmap: dict[tuple[int, int], int] = {}
+    for w, ev in events:
+        kind = ev[3]
+        if kind == "aid":
+            amap[(w, ev[4][0])] = len(amap) + 1
+        elif kind == "tid":
+            tmap[(w, ev[4][0])] = len(tmap) + 1
+    done: set[int] = set()
+
+    def finding(w: int, f: Finding) -> None:
+        if id(f) not in done:
+            done.add(id(f))
+            if f.association is not None:
+                f.association = amap.get((w, f.association), f.association)
+
+    for w, ev in events:
+        kind, payload = ev[3], ev[4]
+        if kind in ("start", "assoc", "close", "txn", "data", "cut"):
+            a = payload[0]
+            if id(a) in done:
+                continue
+            done.add(id(a))
+            a.id = amap[(w, a.id)]
+            for t in a.transactions:
+                t.id = tmap.get((w, t.id), t.id)
+                t.association = a.id
+            for f in a.findings:
+                finding(w, f)
+        elif kind in ("web", "wtxn"):
+            info = payload[0]
+            if id(info) not in done:
+                done.add(id(info))
+                info.id = amap[(w, info.id)]
+            txns = payload[1] if kind == "web" else [payload[1]]
+            for t in txns:
+                if id(t) not in done:
+                    done.add(id(t))
+                    t.id = tmap.get((w, t.id), t.id)
+                    t.connection = info.id
+            if kind == "web":
+                for f in payload[2]:
+                    finding(w, f)
+        elif kind == "finding":
+            finding(w, payload[0])
+
+
+def merge_logs(logs: Sequence[WorkerLog]) -> list[tuple[int, tuple]]:
+    """Every worker's events, in the order one engine would have made them: ``(worker,
+    event)``. Capture-level findings about frames every worker read are kept once."""
+    merged = sorted(((ev[0], ev[1], log.index, ev[2]), log.index, ev)
+                    for log in logs for ev in log.keyed())
+    out: list[tuple[int, tuple]] = []
+    seen: set[tuple] = set()
+    for _key, w, ev in merged:
+        if ev[3] == "finding" and ev[4][0].association is None:
+            f = ev[4][0]
+            if ev[0] > 0 and w != 0:
+                continue  # about the file or the fragments: every worker says the same
+            sig = (f.frame, f.code, f.message)
+            if sig in seen:
+                continue
+            seen.add(sig)
+        out.append((w, ev))
+    return out
+
+
+def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
+    """Tell ``an`` (the command's engine, which read no frame) what the workers found, in
+    capture order: its rules, links, journey and subscribers run as they run in one process."""
+    from ..analysis.http import session
+    from ..analysis.moves import MoveLinker
+
+    events = merge_logs(logs)
+    _renumber(logs, events)
+    first = logs[0]
+    st = an.stats
+    for k in ("frames", "bytes", "first_ts", "last_ts"):  # as one engine has them at the end
+        setattr(st, k, first.stats[k])
+    web = session(an)
+    now = [0]  # the frame being replayed
+    ended: set[int] = set()  # transactions whose end was replayed (id())
+
+    def known(a: Association) -> list:
+        txns = a.transactions
+        n = len(txns)
+        while n and (txns[n - 1].request_frame or 0) > now[0]:
+            n -= 1
+        return txns if n == len(txns) else txns[:n]
+
+    # The links are made as one process makes them, but on finished associations: the
+    # linker is told which transactions existed and which had ended at each moment.
+    linker = MoveLinker(known=known, done=lambda t: id(t) in ended)
+    for hooks in (an.on_association_start, an.on_association):
+        for i, cb in enumerate(hooks):
+            owner = getattr(cb, "__self__", None)
+            if isinstance(owner, MoveLinker):
+                hooks[i] = getattr(linker, cb.__name__)
+    rules = an.rules
+    for _w, ev in events:
+        stage, frame, _seq, kind, payload = ev
+        now[0] = frame if stage == 0 else _AFTER
+        if kind == "start":
+            for cb in an.on_association_start:
+                cb(payload[0])
+        elif kind == "txn":
+            ended.add(id(payload[1]))
+            for cb in an.on_transaction:
+                cb(payload[0], payload[1])
+        elif kind == "finding":
+            an.emit(payload[0])
+        elif kind == "close":
+            a, how, facts, datasets, tcp = payload
+            counts: dict[str, int] = {}
+            for f in a.findings:
+                counts[f.code] = counts.get(f.code, 0) + 1
+            rules.datasets.forget(a.id)
+            rules.run_association(AssocView(a, rules.config, rules.state, how, facts,
+                                            datasets or {}, tcp), counts)
+        elif kind == "assoc":
+            a = payload[0]
+            if an.keep:
+                an.associations.append(a)
+            for cb in an.on_association:
+                cb(a)
+        elif kind == "data":
+            an.journey.on_data(*payload)
+        elif kind == "cut":
+            an.journey.on_cut(*payload)
+        elif kind == "refused":
+            rules.state.refused_attempt(*payload)
+        elif kind == "wtxn":
+            web.emit_transaction(*payload)
+        elif kind == "web":
+            info, txns, found = payload
+            if web.keep:
+                web.connections.append(info)
+                web.closed.append(_Closed(info, txns, found))  # type: ignore[arg-type]
+            for cb in web.on_connection:
+                cb(info, txns, found)
+    st.connections = sum(log.stats["connections"] for log in logs)
+    st.ignored_connections = sum(log.stats["ignored_connections"] for log in logs)
+    st.evicted = sum(log.stats["evicted"] for log in logs)
+    an.associations.sort(key=lambda a: (a.first_frame or 0))
+    an.journey.finish()
+    rules.finish()
+
+
+def jobs_for(requested: int | None, specs: Sequence[Any], size: int) -> int:
+    """How many processes analyse the capture given as ``specs`` (``size`` bytes):
+    ``requested`` (``-j``), else the cores when the capture is at least :data:`MIN_BYTES`;
+    one for standard input or any stream (it cannot be read twice) and where processes cannot
+    be forked."""
+    if not hasattr(os, "fork") or not specs or any(
+            not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-" for s in specs):
+        return 1
+    if requested is not None:
+        return requested
+    return default_jobs() if size >= MIN_BYTES else 1

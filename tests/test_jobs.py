@@ -1,0 +1,141 @@
+"""``analyze -j N`` (dicomsniff/parallel/local.py): worker processes, each analysing its share
+of the connections, whose merged output is exactly what one process writes: the same JSON
+Lines and the same report, byte for byte, on every capture under captures/."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicomsniff.cli import main
+from dicomsniff.parallel.local import MIN_BYTES, jobs_for, run_worker
+from dicomsniff.parallel.shard import flow_shard
+from dicomsniff.sources.merge import open_capture
+from tests import builders as b
+from tests import hostile_cases as h
+from tests.fuzz.pcapwriter import write_pcap
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+EVERY = sorted(p for p in CAPTURES.rglob("*") if p.suffix in (".pcap", ".pcapng"))
+
+
+def outputs(capsys, path: Path | str, jobs: int, *extra: str) -> tuple[str, str]:
+    """The JSON Lines and the report of ``analyze -j jobs``."""
+    code = main(["analyze", str(path), "--json", "-j", str(jobs), *extra])
+    js = capsys.readouterr().out
+    assert main(["analyze", str(path), "-j", str(jobs), "--all-contexts", *extra]) == code
+    return js, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", EVERY, ids=lambda p: str(p.relative_to(CAPTURES)))
+def test_two_workers_write_what_one_process_writes(path: Path, capsys) -> None:
+    one = outputs(capsys, path, 1)
+    assert one[0].rstrip().splitlines()[-1].startswith('{"type":"summary"')
+    assert outputs(capsys, path, 2) == one
+
+
+def _associations(path: Path, index: int, count: int) -> int:
+    log = run_worker(open_capture(str(path)), index, count, {})
+    return sum(1 for ev in log.events if ev[3] == "assoc")
+
+
+def test_the_comparison_really_spreads_connections_over_workers() -> None:
+    """Connections between the same two hosts go to different workers (the hash includes the
+    ports), so the comparison above covers links made after the merge: C-MOVE and its
+    sub-association, storage commitment across associations, the study journey."""
+    spread = {p.name for p in EVERY
+              if all(_associations(p, i, 2) for i in range(2))}
+    for name in ("move.pcap", "journey-clean.pcap", "store-many-associations.pcap"):
+        assert name in spread, name
+    assert len(spread) >= 15
+
+
+def test_an_association_and_its_reverse_direction_share_a_worker() -> None:
+    from dissectors.net import reverse_key
+
+    keys = [bytes([10, 0, 0, 1, 10, 0, 0, 2]) + p.to_bytes(2, "big") + b"\x2b\x67"
+            for p in range(40000, 40200)]
+    shards = [flow_shard(k, 2, ports=True) for k in keys]
+    assert shards == [flow_shard(reverse_key(k), 2, ports=True) for k in keys]
+    assert set(shards) == {0, 1}  # one pair of hosts, both workers
+
+
+def _echo_on(port: int) -> list[bytes]:
+    rq, ac = b.echo_exchange()
+    c = b.TcpConversation(client=("192.0.2.1", port), server=("192.0.2.2", 104)).handshake()
+    c.send(0, b.associate_rq(), mss=9000)
+    c.send(1, b.associate_ac()).send(0, rq[len(b.associate_rq()):])
+    c.send(1, ac[len(b.associate_ac()):])
+    return c.close().frames
+
+
+def test_ip_fragments_reach_the_worker_of_their_connection(tmp_path: Path, capsys) -> None:
+    """Every worker is given every fragment; the datagram is analysed by its connection's
+    worker only, and fragment findings are said once."""
+    ports = [p for p in range(50000, 50100)]
+    a = next(p for p in ports if flow_shard(_key(p), 2, ports=True) == 0)
+    c = next(p for p in ports if flow_shard(_key(p), 2, ports=True) == 1)
+    frames: list[bytes] = []
+    for port in (a, c):
+        conv = _echo_on(port)
+        rq = next(i for i, f in enumerate(conv) if len(f) > 100)  # the A-ASSOCIATE-RQ
+        frames += conv[:rq] + h.ipv4_fragments(conv[rq], 3, overlap_with=b"X" * 200) + \
+            conv[rq + 1:]
+    frames += h.ipv4_fragments(_echo_on(a + 1000)[3], 3)[:1]  # never completed
+    path = write_pcap(tmp_path / "frag.pcap", frames)
+    one = outputs(capsys, path, 1)
+    recs = [json.loads(line) for line in one[0].splitlines()]
+    assert sum(r["type"] == "association" for r in recs) == 2
+    codes = [r["code"] for r in recs if r["type"] == "finding"]
+    assert codes.count("IP-FRAGMENT-CONFLICT") == 1 and "IP-FRAGMENT-INCOMPLETE" in codes
+    assert outputs(capsys, path, 2) == one
+
+
+def _key(port: int) -> bytes:
+    return bytes([192, 0, 2, 1, 192, 0, 2, 2]) + port.to_bytes(2, "big") + (104).to_bytes(2,
+                                                                                          "big")
+
+
+def test_many_host_pairs_and_several_files(tmp_path: Path, capsys) -> None:
+    """Ten captures moved onto ten host pairs and merged; and two sensors' files read as one
+    capture: -j 2 and -j 4 write what one process writes."""
+    from tests.test_parallel import hosts_apart
+
+    path = hosts_apart(tmp_path)
+    one = outputs(capsys, path, 1)
+    assert outputs(capsys, path, 3) == one
+    sensors = sorted(str(p) for p in (CAPTURES / "sensors").glob("*.pcap"))
+    code = main(["analyze", *sensors, "--json", "-j", "1"])
+    js = capsys.readouterr().out
+    assert main(["analyze", *sensors, "--json", "-j", "2"]) == code
+    assert capsys.readouterr().out == js
+
+
+def test_standard_input_and_small_captures_use_one_process(tmp_path: Path) -> None:
+    echo = str(CAPTURES / "echo.pcap")
+    assert jobs_for(None, [echo], 24_000) == 1  # below MIN_BYTES: not worth it
+    assert jobs_for(None, [echo], MIN_BYTES) >= 1  # the cores available
+    assert jobs_for(3, [echo], 24_000) == 3  # asked for: done (the tests above)
+    assert jobs_for(4, ["-"], MIN_BYTES) == 1  # standard input cannot be read twice
+    with open(echo, "rb") as f:
+        assert jobs_for(4, [f], MIN_BYTES) == 1  # nor can a stream
+    res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", "-", "--json", "-j",
+                          "2"], stdin=open(echo, "rb"), capture_output=True, text=True,
+                         check=False)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.count('"type":"association"') == 1
+
+
+def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
+    for bad in ("0", "-2", "two"):
+        res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze",
+                              str(CAPTURES / "echo.pcap"), "-j", bad], capture_output=True,
+                             text=True, check=False)
+        assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "dicomsniff", "live", "-i", "lo", "-j", "2"],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
