@@ -226,9 +226,8 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
                progress: Callable[[int, int], None] | None = None) -> WorkerLog:
     """Analyse shard ``index`` of ``count`` of ``capture`` (a CaptureSet, read here and
     closed); ``config``: ``ports``, ``limits``, ``rules`` as the command's Analyzer has them."""
-    from ..analysis.run import analyze_source
-
     from ..analysis.rules import RuleConfig
+    from ..analysis.run import analyze_source
 
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
