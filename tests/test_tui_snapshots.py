@@ -84,3 +84,17 @@ def test_findings_panel(snap_compare):
 
     assert snap_compare(app_for("abort-mid-transfer.pcap"), run_before=before,
                         terminal_size=(130, 12))
+
+
+def test_dicomweb_transactions_beside_the_associations(snap_compare):
+    """The DICOMweb list ('w') of the mixed DIMSE + DICOMweb capture, a WADO-RS selected."""
+    async def before(pilot):
+        await loaded(pilot)
+        await pilot.press("w")
+        await pilot.pause()
+        await pilot.press("down")
+        await pilot.pause()
+
+    assert snap_compare(DicomBrowser(FileSource(str(CAPTURES / "dicomweb"
+                                                    / "mixed-dimse-dicomweb.pcap"))),
+                        run_before=before, terminal_size=(130, 30))

@@ -34,6 +34,9 @@ class Batch:
     ended: list[Association] = field(default_factory=list)
     transactions: list[Transaction] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    # DICOMweb: (HTTP connection, transaction) as each exchange ends; connections at their end
+    web: list[tuple[Any, Any]] = field(default_factory=list)
+    web_ended: list[Any] = field(default_factory=list)
     progress: tuple[int, int] | None = None  # bytes read, total (0: unknown)
     finished: bool = False
     error: str | None = None  # the capture is damaged part-way, or the source failed
@@ -41,7 +44,7 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(self.started or self.ended or self.transactions or self.findings
-                    or self.progress or self.finished)
+                    or self.web or self.web_ended or self.progress or self.finished)
 
 
 class Collector:
@@ -63,6 +66,20 @@ class Collector:
         analyzer.on_transaction.append(self.transaction)
         analyzer.on_finding.append(self.finding)
         self.log = getattr(analyzer, "log", None)
+        if hasattr(analyzer, "next_transaction_id"):  # an engine with the dispatch table
+            from ..analysis.http import session
+
+            web = session(analyzer)  # DICOMweb: its own hooks (HTTP connections)
+            web.on_transaction.append(self.web_transaction)
+            web.on_connection.append(self.web_connection)
+
+    def web_transaction(self, connection: Any, transaction: Any) -> None:
+        with self._lock:
+            self._batch.web.append((connection, transaction))
+
+    def web_connection(self, connection: Any, transactions: Any, findings: Any) -> None:
+        with self._lock:
+            self._batch.web_ended.append(connection)
 
     def association_started(self, a: Association) -> None:
         with self._lock:

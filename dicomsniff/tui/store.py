@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..model import Association, Finding
 from .feed import Batch
@@ -84,6 +85,11 @@ class Store:
     finished: bool = False
     error: str | None = None
     frames: int = 0
+    # DICOMweb (dicomsniff/dicomweb): HTTP connections by id, their transactions in order
+    web_connections: dict[int, Any] = field(default_factory=dict)
+    web_transactions: list[Any] = field(default_factory=list)
+    web_ended: set[int] = field(default_factory=set)
+    web_changed: bool = False
 
     def apply(self, batch: Batch) -> tuple[list[Association], set[int]]:
         """Take a batch in; returns (new associations, ids of associations that changed)."""
@@ -102,6 +108,14 @@ class Store:
             self.findings.append(f)
             if f.association is not None:
                 changed.add(f.association)
+        for conn, txn in batch.web:
+            self.web_connections.setdefault(conn.id, conn)
+            self.web_transactions.append(txn)
+        for conn in batch.web_ended:
+            self.web_connections.setdefault(conn.id, conn)
+            self.web_ended.add(conn.id)
+        if batch.web or batch.web_ended:
+            self.web_changed = True
         for i in changed:
             self.summaries.pop(i, None)
         if batch.progress is not None:
@@ -120,6 +134,18 @@ class Store:
         if s is None:
             s = self.summaries[a.id] = summarize(a, a.id in self.ended or self.finished)
         return s
+
+    def is_web(self, ident: int | None) -> bool:
+        """Is ``ident`` an HTTP connection (ids are shared with associations)?"""
+        return ident is not None and ident in self.web_connections
+
+    def web_findings(self, txn: Any) -> list[Finding]:
+        """The findings of ``txn``'s connection raised between its request and the end of its
+        response (the frames the exchange spans)."""
+        first = txn.request_frame or 0
+        last = max([first, txn.request_end_frame or 0, *(txn.response_frames or [])])
+        return [f for f in self.findings if f.association == txn.connection
+                and f.frame is not None and first <= f.frame <= last]
 
     def get(self, ident: int | None) -> Association | None:
         return None if ident is None else self.associations.get(ident)

@@ -67,7 +67,7 @@ class FindingsScreen(FilterSearch, Screen):
         f = app.filter
         store = app.store
         rows = [x for x in store.findings
-                if f.empty or x.association is None
+                if f.empty or x.association is None or store.is_web(x.association)
                 or (a := store.get(x.association)) is not None and f.matches(a)]
         t = self.table
         rows.sort(key=lambda x: (x.frame or 0))
@@ -124,6 +124,11 @@ class FindingsScreen(FilterSearch, Screen):
             return
         if f.association is None:
             self.action_packet()
+            return
+        if app_of(self).store.is_web(f.association):  # an HTTP connection: its exchange
+            from .web import WebScreen
+
+            self.app.push_screen(WebScreen(f.association, f.frame))
             return
         app_of(self).open_ladder([f.association], f.frame)
 

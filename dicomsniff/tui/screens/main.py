@@ -39,6 +39,7 @@ class MainScreen(FilterSearch, Screen):
         Binding("space", "mark", "Mark"),
         Binding("slash", "filter", "Filter"),
         Binding("f", "findings", "Findings"),
+        Binding("w", "web", "DICOMweb", show=False),  # the status line says "(w)"
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
         Binding("x", "export", "Export"),
@@ -138,6 +139,10 @@ class MainScreen(FilterSearch, Screen):
             s.append(f" · {len(t.marks)} marked", style="magenta")
         if store.findings:
             s.append(f" · {len(store.findings)} findings (f)")
+        if store.web_transactions:
+            s.append(f" · {len(store.web_transactions)} DICOMweb (w)", style="bold")
+            if not store.associations:
+                t.empty_text = ("no DICOM association; DICOMweb transactions: press w")
         label = next(c.label for c in t.columns if c.key == t.sort_column)
         s.append(f" · sorted by {label} {'▼' if t.sort_reverse else '▲'}", style="dim")
         prog = progress_text(app)
@@ -198,6 +203,11 @@ class MainScreen(FilterSearch, Screen):
         from .findings import FindingsScreen
 
         self.app.push_screen(FindingsScreen())
+
+    def action_web(self) -> None:
+        from .web import WebScreen
+
+        self.app.push_screen(WebScreen())
 
     def action_export(self) -> None:
         """The marked rows, else every row shown (the filter's result), never just the one

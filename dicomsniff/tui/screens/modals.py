@@ -35,7 +35,9 @@ KEYS = [
                                               "one)"),
                       ("Space", "mark / unmark for a multi-selection; u unmarks all"),
                       ("s  S", "sort by the next column / reverse"),
-                      ("f", "findings panel")]),
+                      ("f", "findings panel"),
+                      ("w", "DICOMweb: every HTTP request (QIDO-RS, WADO-RS, WADO-URI, "
+                            "STOW-RS, UPS-RS) with its response")]),
     ("Ladder", [("Up Down", "previous / next message"), ("Left Right", "scroll sideways"),
                 ("c", "collapse runs of the same exchange, or draw each one"),
                 ("r", "show / hide related associations (C-MOVE sub-operations, storage "
@@ -44,8 +46,12 @@ KEYS = [
                 ("1 2 3 4", "detail tabs: Message, Negotiation, Data set, Bytes"),
                 ("Tab", "move between the ladder and the detail pane"),
                 ("Esc", "back to the list")]),
-    ("Findings", [("Enter", "the association's ladder at the finding's packet"),
+    ("Findings", [("Enter", "the association's ladder at the finding's packet (a DICOMweb "
+                            "finding: its exchange)"),
                   ("p", "the packet in hex"), ("s  S", "sort")]),
+    ("DICOMweb", [("Up Down", "the exchange, in full on the right: request, response, "
+                              "timing, instances, findings"),
+                  ("s  S", "sort"), ("Esc", "back to the list")]),
 ]
 
 FILTER_EXAMPLES = [
