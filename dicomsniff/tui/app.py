@@ -120,6 +120,12 @@ class DicomBrowser(App[int]):
         if ids:
             self.push_screen(LadderScreen(list(ids), frame))
 
+    def open_web(self, connection: int | None = None, frame: int | None = None) -> None:
+        """The DICOMweb transactions, at ``connection``'s exchange holding ``frame``."""
+        from .screens.web import WebScreen
+
+        self.push_screen(WebScreen(connection, frame))
+
     def open_export(self, associations: Sequence[Association]) -> None:
         from .screens.modals import ExportScreen
 

@@ -126,9 +126,7 @@ class FindingsScreen(FilterSearch, Screen):
             self.action_packet()
             return
         if app_of(self).store.is_web(f.association):  # an HTTP connection: its exchange
-            from .web import WebScreen
-
-            self.app.push_screen(WebScreen(f.association, f.frame))
+            app_of(self).open_web(f.association, f.frame)
             return
         app_of(self).open_ladder([f.association], f.frame)
 

@@ -205,9 +205,7 @@ class MainScreen(FilterSearch, Screen):
         self.app.push_screen(FindingsScreen())
 
     def action_web(self) -> None:
-        from .web import WebScreen
-
-        self.app.push_screen(WebScreen())
+        app_of(self).open_web()
 
     def action_export(self) -> None:
         """The marked rows, else every row shown (the filter's result), never just the one
