@@ -98,3 +98,17 @@ def test_dicomweb_transactions_beside_the_associations(snap_compare):
     assert snap_compare(DicomBrowser(FileSource(str(CAPTURES / "dicomweb"
                                                     / "mixed-dimse-dicomweb.pcap"))),
                         run_before=before, terminal_size=(130, 30))
+
+
+def test_studies_list_and_a_study_timeline(snap_compare):
+    """t: the studies the journey followed; Enter: one study's timeline (journey-mismatch)."""
+    async def before(pilot):
+        await loaded(pilot)
+        await pilot.press("t")
+        await until(pilot, lambda: pilot.app.screen.id == "studies-screen")
+        await pilot.press("enter")
+        await until(pilot, lambda: pilot.app.screen.id == "study-screen")
+        await pilot.pause()
+
+    assert snap_compare(app_for("journey/journey-mismatch.pcap"), run_before=before,
+                        terminal_size=(100, 40))

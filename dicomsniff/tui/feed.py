@@ -37,6 +37,7 @@ class Batch:
     # DICOMweb: (HTTP connection, transaction) as each exchange ends; connections at their end
     web: list[tuple[Any, Any]] = field(default_factory=list)
     web_ended: list[Any] = field(default_factory=list)
+    studies: list[dict[str, Any]] = field(default_factory=list)  # journey records, released
     progress: tuple[int, int] | None = None  # bytes read, total (0: unknown)
     finished: bool = False
     error: str | None = None  # the capture is damaged part-way, or the source failed
@@ -44,7 +45,8 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(self.started or self.ended or self.transactions or self.findings
-                    or self.web or self.web_ended or self.progress or self.finished)
+                    or self.web or self.web_ended or self.studies or self.progress
+                    or self.finished)
 
 
 class Collector:
@@ -65,6 +67,9 @@ class Collector:
         analyzer.on_association.append(self.association_ended)
         analyzer.on_transaction.append(self.transaction)
         analyzer.on_finding.append(self.finding)
+        journey = getattr(analyzer, "journey", None)
+        if journey is not None:  # each study's record once it is released (its journey over)
+            journey.on_study.append(self.study)
         self.log = getattr(analyzer, "log", None)
         if hasattr(analyzer, "next_transaction_id"):  # an engine with the dispatch table
             from ..analysis.http import session
@@ -96,6 +101,11 @@ class Collector:
     def finding(self, f: Finding) -> None:
         with self._lock:
             self._batch.findings.append(f)
+
+    def study(self, st: Any) -> None:
+        rec = st.record()  # built here, in the analysis thread: a plain dict crosses over
+        with self._lock:
+            self._batch.studies.append(rec)
 
     def progress(self, done: int, total: int, frames: int = 0) -> None:
         """Called from the analysis thread; raises :class:`Cancelled` once the app quits."""

@@ -80,6 +80,7 @@ class Store:
     associations: dict[int, Association] = field(default_factory=dict)
     ended: set[int] = field(default_factory=set)
     findings: list[Finding] = field(default_factory=list)
+    studies: list[dict[str, Any]] = field(default_factory=list)  # the journey's study records
     summaries: dict[int, Summary] = field(default_factory=dict)
     progress: tuple[int, int] | None = None
     finished: bool = False
@@ -116,6 +117,7 @@ class Store:
             self.web_ended.add(conn.id)
         if batch.web or batch.web_ended:
             self.web_changed = True
+        self.studies.extend(batch.studies)
         for i in changed:
             self.summaries.pop(i, None)
         if batch.progress is not None:
@@ -149,6 +151,11 @@ class Store:
 
     def get(self, ident: int | None) -> Association | None:
         return None if ident is None else self.associations.get(ident)
+
+    def study_findings(self, uid: str) -> list[Finding]:
+        """The journey findings about one study (they name it in ``uids``)."""
+        return [f for f in self.findings
+                if f.uids and f.uids.get("study_instance_uid") == uid]
 
     def counts(self) -> dict[str, int]:
         """Rows per state, for the status line."""

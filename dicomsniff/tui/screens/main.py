@@ -40,6 +40,7 @@ class MainScreen(FilterSearch, Screen):
         Binding("slash", "filter", "Filter"),
         Binding("f", "findings", "Findings"),
         Binding("w", "web", "DICOMweb", show=False),  # the status line says "(w)"
+        Binding("t", "studies", "Studies", show=False),  # the status line says "(t)"
         Binding("s", "sort", "Sort"),
         Binding("S", "reverse", "Reverse", show=False),
         Binding("x", "export", "Export"),
@@ -139,6 +140,9 @@ class MainScreen(FilterSearch, Screen):
             s.append(f" · {len(t.marks)} marked", style="magenta")
         if store.findings:
             s.append(f" · {len(store.findings)} findings (f)")
+        if store.studies:
+            n = len(store.studies)
+            s.append(f" · {n} stud{'y' if n == 1 else 'ies'} (t)")
         if store.web_transactions:
             s.append(f" · {len(store.web_transactions)} DICOMweb (w)", style="bold")
             if not store.associations:
@@ -198,6 +202,11 @@ class MainScreen(FilterSearch, Screen):
     def action_reverse(self) -> None:
         self.table.sort_reverse = not self.table.sort_reverse
         self.rebuild()
+
+    def action_studies(self) -> None:
+        from .studies import StudiesScreen
+
+        self.app.push_screen(StudiesScreen())
 
     def action_findings(self) -> None:
         from .findings import FindingsScreen

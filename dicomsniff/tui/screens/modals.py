@@ -37,7 +37,9 @@ KEYS = [
                       ("s  S", "sort by the next column / reverse"),
                       ("f", "findings panel"),
                       ("w", "DICOMweb: every HTTP request (QIDO-RS, WADO-RS, WADO-URI, "
-                            "STOW-RS, UPS-RS) with its response")]),
+                            "STOW-RS, UPS-RS) with its response"),
+                      ("t", "studies: each study's journey (worklist, MPPS, images, "
+                            "commitment, IAN); Enter its timeline, l its ladder")]),
     ("Ladder", [("Up Down", "previous / next message"), ("Left Right", "scroll sideways"),
                 ("c", "collapse runs of the same exchange, or draw each one"),
                 ("r", "show / hide related associations (C-MOVE sub-operations, storage "
