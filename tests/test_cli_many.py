@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -47,6 +48,14 @@ def sql(db: Path, query: str) -> list[list]:
     r = subprocess.run([sys.executable, "-c", script, str(db), query], capture_output=True,
                        text=True, check=True, timeout=120)
     return json.loads(r.stdout)
+
+
+def _renumber(m: re.Match, index: dict[str, int], per: int) -> str:
+    """ "frames a.pcap#5-b.pcap#3" (or "-12", the same file) -> merged "frames A-B", for
+    pieces of ``per`` frames."""
+    a = index[m.group(1)] * per + int(m.group(2))
+    b = index[m.group(3) or m.group(1)] * per + int(m.group(4))
+    return f"frames {a}-{b}"
 
 
 def _records(text: str) -> list[dict]:
@@ -123,7 +132,11 @@ def test_diagram_export_and_show_read_pieces_as_the_whole(pieces: list[Path],
     d1, d2 = tmp_path / "whole.mmd", tmp_path / "split.mmd"
     assert cli("diagram", str(MOVE), "-o", str(d1)).returncode == 0
     assert cli("diagram", *specs, "-o", str(d2)).returncode == 0
-    strip = [line for line in d2.read_text().splitlines() if "dicomsniff:" not in line]
+    index = {p.name: k for k, p in enumerate(pieces)}
+    named = re.compile(r"frames ([\w.]+)#35;(\d+)-(?:([\w.]+)#35;)?(\d+)")
+    strip = [named.sub(lambda m: _renumber(m, index, 40), line)
+             for line in d2.read_text().splitlines() if "dicomsniff:" not in line]
+    assert any("#35;" in line for line in d2.read_text().splitlines())  # named by file
     assert strip == [line for line in d1.read_text().splitlines() if "dicomsniff:" not in line]
     o1, o2 = tmp_path / "o1", tmp_path / "o2"
     assert cli("export-objects", str(MOVE), str(o1)).returncode == 0
@@ -171,3 +184,41 @@ def test_conformance_and_diff_open_pieces_as_the_other_subcommands(pieces: list[
     both = _records(cli("conformance", *sensors, "--json").stdout.decode())[-1]
     one = _records(cli("analyze", *sensors, "--json").stdout.decode())[-1]
     assert both["associations"] == one["associations"] >= 1
+
+
+def test_diagrams_and_report_name_frames_by_file(tmp_path: Path) -> None:
+    """Several files: the diagram's frames are "file#n" (the file and its own frame number,
+    as Wireshark shows it there), in the SVG gutter and in collapsed runs; the report says
+    the file of each transaction's request."""
+    src = CAPTURES / "store-concurrent.pcap"
+    d = tmp_path / "p"
+    d.mkdir()
+    subprocess.run(["editcap", "-c", "100", str(src), str(d / "sc.pcap")], check=True,
+                   capture_output=True)
+    pieces = sorted(d.iterdir())
+    assert len(pieces) >= 3
+
+    def name(n: int) -> str:  # merged frame -> "file#n" (pieces of 100 frames)
+        return f"{pieces[(n - 1) // 100].name}#{(n - 1) % 100 + 1}"
+
+    whole, split = tmp_path / "w.svg", tmp_path / "s.svg"
+    assert cli("diagram", str(src), "-o", str(whole)).returncode == 0
+    r = cli("diagram", *map(str, reversed(pieces)), "-o", str(split))
+    assert r.returncode == 0, r.stderr
+    frames = [int(n) for n in re.findall(r">frame (\d+)<", whole.read_text())]
+    named = re.findall(r">(sc_[^<#]+\.pcap#\d+)<", split.read_text())
+    assert frames and named == [name(n) for n in frames]
+    assert ">frame " not in split.read_text().replace(">frame<", "")
+    m1 = cli("diagram", str(src), "--format", "mermaid").stdout.decode()
+    m2 = cli("diagram", *map(str, pieces), "--format", "mermaid").stdout.decode().replace(
+        "#35;", "#")  # mermaid escapes #
+    runs = re.findall(r"frames (\d+)-(\d+)", m1)
+    assert runs
+    for a, b in runs:
+        fa, fb = name(int(a)), name(int(b))
+        same = fa.split("#")[0] == fb.split("#")[0]
+        assert f"frames {fa}-{fb.split('#')[1] if same else fb}" in m2
+    rep = cli("analyze", *map(str, pieces)).stdout.decode()
+    whole_json = _records(cli("analyze", str(src), "--json").stdout.decode())
+    for t in (x for x in whole_json if x["type"] == "transaction"):
+        assert f"request in {name(t['request_frame'])}" in rep

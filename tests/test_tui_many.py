@@ -47,3 +47,34 @@ def test_the_tui_reads_frames_back_from_the_pieces(pieces: list[Path]) -> None:
         assert read_frame(ref, n) == read_frame(str(MOVE), n)
     r = cli("tui", str(pieces[0]), "-")
     assert r.returncode == 2 and "standard input" in r.stderr.decode()
+
+
+def test_the_tui_names_frames_by_file(pieces: list[Path]) -> None:
+    """Several files: the TUI says each frame's file and number there (the ladder, the
+    message, the transaction and finding details, the packet view), as the report does."""
+    from dicomsniff.sources.merge import CaptureRef
+    from dicomsniff.tui import framenames
+    from dicomsniff.tui.describe import transaction_rows
+    from dicomsniff.tui.feed import Collector, FileSource
+
+    def name(n: int) -> str:
+        return f"{pieces[(n - 1) // 40].name}#{(n - 1) % 40 + 1}"
+
+    collector = Collector()
+    try:
+        FileSource(CaptureRef(list(map(str, pieces)))).run(collector)
+        assocs = collector.drain().ended
+        assert len(assocs) == 2
+        assert framenames.frame(45) == f"frame 45 ({name(45)})"
+        t = assocs[0].transactions[0]
+        rows = dict(transaction_rows(t, None))
+        assert rows["request"].startswith(f"frame {t.request_frame} ({name(t.request_frame)})")
+        from dicomsniff.export.sequence import build
+
+        d = build(assocs, log=collector.log, where=framenames.describe)
+        framed = [it for it in d.items if it.frame is not None]
+        assert framed and all(it.frame_name == name(it.frame) for it in framed)
+        FileSource(CaptureRef([str(MOVE)])).run(Collector())
+        assert framenames.frame(45) == "frame 45"  # one file: its own numbers, as before
+    finally:
+        framenames.use(None)

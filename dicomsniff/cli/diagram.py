@@ -191,7 +191,8 @@ def run(args: argparse.Namespace) -> int:
                     options=Options(level=args.level, collapse=not args.no_collapse,
                                     timing=args.timing, max_messages=args.max_messages),
                     capture_findings=capture_findings, title=f"dicomsniff: {name}",
-                    web=[] if filters else web.closed)
+                    web=[] if filters else web.closed,
+                    where=None if capture.single else capture.describe)
     if fmt == "png":  # dicomsniff's SVG rasterised whole (PlantUML's PNGs stop at 4096 px)
         from ..export import png
 

@@ -11,7 +11,7 @@ Labels are lists of plain-text lines: each writer escapes them for its own synta
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,7 @@ class Message:
     style: str = "normal"  # normal | muted | warning | failure
     frame: int | None = None
     time: float | None = None
+    frame_name: str | None = None  # several capture files: "file#n", the file's own number
 
 
 @dataclass(slots=True)
@@ -56,6 +57,7 @@ class Note:
     style: str = "info"  # info | muted | warning | failure
     frame: int | None = None
     time: float | None = None
+    frame_name: str | None = None  # several capture files: "file#n", the file's own number
 
 
 Item = Message | Note
@@ -105,8 +107,10 @@ def _split(endpoint: str) -> tuple[str, str]:
 class _Builder:
     """Collects rows (sort key, item) with temporary lifeline ids, then orders and numbers."""
 
-    def __init__(self, log: WireLog | None, opts: Options, multi: bool) -> None:
+    def __init__(self, log: WireLog | None, opts: Options, multi: bool,
+                 where: Callable[[int], str | None] | None = None) -> None:
         self.log = log
+        self.where = where  # several capture files: merged frame -> "file#n"
         self.opts = opts
         self.multi = multi
         self.rows: list[tuple[int, int, Item]] = []
@@ -128,10 +132,27 @@ class _Builder:
     def add(self, item: Item, frame: int | None, fallback: int | None = None) -> None:
         f = frame if frame is not None else fallback
         item.frame = frame
+        if self.where is not None and frame is not None:
+            item.frame_name = self.where(frame)
         self.rows.append((f if f is not None else 1 << 62, len(self.rows), item))
 
     def time(self, frame: int | None) -> float | None:
         return self.log.time(frame) if self.log is not None else None
+
+    def fr(self, frame: int | None) -> str:
+        """A frame as the user finds it: its number, or "file#n" with several files."""
+        name = self.where(frame) if self.where is not None and frame is not None else None
+        return name or str(frame)
+
+    def frames(self, first: int | None, last: int | None) -> str:
+        """"frames 12-40", or with several files "frames ct_1.pcap#5-33" (one file) or
+        "frames ct_1.pcap#90-ct_2.pcap#3" (a run across a rotation)."""
+        a, b = self.fr(first), self.fr(last)
+        fa, _, _na = a.rpartition("#")
+        fb, _, nb = b.rpartition("#")
+        if fa and fa == fb:
+            b = nb
+        return f"frames {a}-{b}"
 
     def latency(self, start: float | None, end: float | None) -> str:
         if not self.opts.timing or start is None or end is None:
@@ -264,7 +285,7 @@ class _Builder:
                 # pending responses interleaved with a sub-association's C-STOREs would read
                 # as if it came after them.
                 self.add(Message(dst, src, [f"{p}{t.command}-RSP x {len(group)}", "Pending",
-                                            f"frames {group[0]}-{group[-1]}"],
+                                            self.frames(group[0], group[-1])],
                                  True, time=self.time(group[0])), group[0])
                 continue
             for f in group:
@@ -290,7 +311,7 @@ class _Builder:
         s = 0 if first.sent_by == "requestor" else 1
         src, dst = sides[s], sides[1 - s]
         lines = [f"{p}{cmd}-RQ x {len(run)}", L.sop_summary(run),
-                 f"frames {first.request_frame}-{run[-1].request_frame}"]
+                 self.frames(first.request_frame, run[-1].request_frame)]
         self.add(Message(src, dst, [x for x in lines if x],
                          style=L.worst(L.request_style(t) for t in run),
                          time=first.request_time), first.request_frame)
@@ -300,14 +321,14 @@ class _Builder:
         first_rsp = min(answered, key=lambda t: t.response_frames[-1])
         last = max(answered, key=lambda t: t.response_frames[-1])
         lines = [f"{p}{cmd}-RSP x {len(answered)}", L.status_summary(run),
-                 f"frames {first_rsp.response_frames[-1]}-{last.response_frames[-1]}"]
+                 self.frames(first_rsp.response_frames[-1], last.response_frames[-1])]
         pending = sum(t.pending for t in run)
         if pending:
             lines.append(f"{pending} pending responses")
         for cat in ("Failure", "Warning"):
             bad = next((t for t in answered if t.status_category == cat), None)
             if bad is not None:
-                lines.append(f"first {cat.lower()}: frame {bad.response_frames[-1]}, "
+                lines.append(f"first {cat.lower()}: frame {self.fr(bad.response_frames[-1])}, "
                              f"{L.status_text(bad)}")
                 break
         lat = [t.latency for t in answered if t.latency is not None]
@@ -457,11 +478,13 @@ def _data_only(pdu: Pdu) -> bool:
 def build(associations: Sequence[Association], *, log: WireLog | None = None,
           selection: Selection | None = None, options: Options | None = None,
           capture_findings: Sequence[Finding] = (), title: str = "DICOM sequence",
-          web: Sequence[Any] = ()) -> Diagram:
+          web: Sequence[Any] = (), where: Callable[[int], str | None] | None = None) -> Diagram:
     """The diagram of ``associations`` (already selected), interleaved by frame; ``web``:
-    DICOMweb connections (dicomsniff/dicomweb/session.py's ``closed``) drawn among them."""
+    DICOMweb connections (dicomsniff/dicomweb/session.py's ``closed``) drawn among them.
+    ``where(frame)``: a capture of several files names each frame "file#n" (the file and its
+    own frame number, as Wireshark shows it there), not by its merged number."""
     opts = options or Options()
-    b = _Builder(log, opts, multi=len(associations) + len(web) > 1)
+    b = _Builder(log, opts, multi=len(associations) + len(web) > 1, where=where)
     for a in associations:
         b.association(a, selection)
     for w in web:

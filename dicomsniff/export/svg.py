@@ -51,10 +51,22 @@ class _Layout:
     gutter: float
     width: float
     t0: float | None = None  # set with --timing: the gutter shows '+s' offsets
+    frame_w: float = 0.0  # the gutter's frame column
+
+
+def _frame_label(item: Message | Note) -> str:
+    """The gutter's frame: "frame 123", or "file#n" for a capture of several files."""
+    return item.frame_name or f"frame {item.frame}"
+
+
+def _frame_width(d: Diagram) -> float:
+    widest = max((text_width(_frame_label(it), 11) for it in d.items
+                  if it.frame is not None), default=0.0)
+    return max(text_width("frame 000000", 11), widest)
 
 
 def _gutter_width(d: Diagram) -> float:
-    w = text_width("frame 000000", 11)
+    w = _frame_width(d)
     if d.timing:
         w += text_width("+0000.000 s", 11) + 10
     return w + 12
@@ -97,7 +109,7 @@ def _columns(d: Diagram) -> _Layout:
             left, right = min(left, mid - half), max(right, mid + half)
     shift = MARGIN + gutter - left
     xs = [x + shift for x in xs]
-    return _Layout(xs, head_w, gutter, right + shift + MARGIN)
+    return _Layout(xs, head_w, gutter, right + shift + MARGIN, frame_w=_frame_width(d))
 
 
 class _Canvas:
@@ -180,9 +192,9 @@ def _note(c: _Canvas, lay: _Layout, y: float, n: Note) -> float:
 
 def _gutter(c: _Canvas, lay: _Layout, y: float, item: Message | Note) -> None:
     if item.frame is not None:
-        c.text(MARGIN, y, f"frame {item.frame}", size=11, color="#78909C")
+        c.text(MARGIN, y, _frame_label(item), size=11, color="#78909C")
     if lay.t0 is not None and item.time is not None:
-        c.text(MARGIN + text_width("frame 000000", 11) + 10, y, f"+{item.time - lay.t0:.3f} s",
+        c.text(MARGIN + lay.frame_w + 10, y, f"+{item.time - lay.t0:.3f} s",
                size=11, color="#78909C")
 
 
@@ -217,7 +229,7 @@ def render(d: Diagram) -> str:
               'stroke="#90A4AE" stroke-width="1" stroke-dasharray="5 5"/>')
     c.text(MARGIN, top + 28, "frame", size=11, color="#90A4AE")
     if lay.t0 is not None:
-        c.text(MARGIN + text_width("frame 000000", 11) + 10, top + 28, "time", size=11,
+        c.text(MARGIN + lay.frame_w + 10, top + 28, "time", size=11,
                color="#90A4AE")
     c.parts += body.parts
     _heads(c, d, lay, top)

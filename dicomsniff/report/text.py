@@ -222,7 +222,7 @@ def association_block(a: Association, *, verbose: bool = False, local: bool = Fa
         parts.append(_side_text("Acceptor", a.acceptor, verbose))
     parts.extend(_contexts(a, verbose))
     if txns:
-        parts.append(transactions_table(txns))
+        parts.append(transactions_table(txns, where))
     if len(txns) < len(a.transactions):
         parts.append(Text(f"{len(a.transactions) - len(txns)} more transaction(s) not "
                           "selected", style="dim"))
@@ -250,9 +250,10 @@ def suboperations_text(so: dict[str, Any]) -> str:
     return "sub-ops: " + ", ".join(words)
 
 
-def transaction_body(t: Transaction) -> Text:
+def transaction_body(t: Transaction, where: Where | None = None) -> Text:
     """A transaction in a few lines that wrap at spaces: id, command, status, time, bytes;
-    SOP class; SOP instance UID alone on its line; sub-operations, links, comments."""
+    SOP class; SOP instance UID alone on its line; sub-operations, links, comments.
+    ``where(frame)``: a capture of several files says the request's file and frame there."""
     b = Text()
     b.append(f"txn {t.id}  ", style="dim")
     b.append(t.command, style="bold")
@@ -286,15 +287,20 @@ def transaction_body(t: Transaction) -> Text:
     if extra:
         b.append("\n" + "; ".join(extra), style="dim")
     if t.cancel_frame:
-        b.append(f"\ncancelled (frame {t.cancel_frame})", style="magenta")
+        named = where(t.cancel_frame) if where is not None else None
+        b.append(f"\ncancelled (frame {t.cancel_frame}" + (f", {named})" if named else ")"),
+                 style="magenta")
+    named = where(t.request_frame) if where is not None and t.request_frame else None
+    if named:
+        b.append(f"\nrequest in {named}", style="dim")
     if t.error_comment:
         b.append(f"\n{t.error_comment}", style="dim")
     return b
 
 
-def transactions_table(txns: list[Transaction]) -> Stacked:
-    rows = [(Text("-" if t.request_frame is None else str(t.request_frame)), transaction_body(t))
-            for t in txns]
+def transactions_table(txns: list[Transaction], where: Where | None = None) -> Stacked:
+    rows = [(Text("-" if t.request_frame is None else str(t.request_frame)),
+             transaction_body(t, where)) for t in txns]
     return Stacked(rows, header=Text(" frame transaction (txn N: show --transaction N)",
                                      style="bold"))
 

@@ -19,6 +19,7 @@ from dissectors.wiretext import shorten
 from ..model import Association, Side, Transaction
 from ..report.text import findings_list, transactions_table
 from ..uids import uid_name
+from . import framenames
 from .refs import Ref
 from .rows import clock, date, duration, size
 
@@ -118,7 +119,7 @@ def transaction_rows(t: Transaction, t0: float | None) -> list[tuple[str, Any]]:
     if t.action_type is not None:
         rows.append(("action type", t.action_type))
     rows += [
-        ("request", f"frame {t.request_frame} at {at(t.request_time)}"),
+        ("request", f"{framenames.frame(t.request_frame)} at {at(t.request_time)}"),
         ("responses", f"{t.pending} pending, frames "
                       f"{', '.join(map(str, t.response_frames[:12]))}"
                       + (" ..." if len(t.response_frames) > 12 else "")),
@@ -132,7 +133,7 @@ def transaction_rows(t: Transaction, t0: float | None) -> list[tuple[str, Any]]:
     if t.response_dataset_bytes:
         rows.append(("response data sets", size(t.response_dataset_bytes)))
     if t.cancel_frame is not None:
-        rows.append(("cancelled", f"C-CANCEL-RQ in frame {t.cancel_frame}"))
+        rows.append(("cancelled", f"C-CANCEL-RQ in {framenames.frame(t.cancel_frame)}"))
     return rows
 
 
@@ -151,7 +152,7 @@ def message(ref: Ref) -> RenderableType:
     else:
         title = Text(_TITLES.get(ref.kind, ref.kind), style="bold")
     if ref.frame is not None:
-        title.append(f"  frame {ref.frame}", style="dim")
+        title.append(f"  {framenames.frame(ref.frame)}", style="dim")
     parts.append(title)
     if a is not None:
         parts.append(association_line(a))
@@ -165,7 +166,7 @@ def message(ref: Ref) -> RenderableType:
         parts.append(command_table(t.response_command, "Final response command set"))
         if len(ref.run) > 1:
             parts.append(Text(f"The {len(ref.run)} exchanges of this run", style="bold"))
-            parts.append(transactions_table(ref.run[:RUN_ROWS]))
+            parts.append(transactions_table(ref.run[:RUN_ROWS], framenames.describe))
     elif a is not None:
         parts.append(_kv(_association_rows(a, ref.kind)))
     if ref.findings:

@@ -55,9 +55,11 @@ def export(fmt: str, path: str, associations: Sequence[Association], *,
         from ..export.sequence import Message, Options, build
 
         name = os.path.basename(capture) if capture else "live capture"
+        from .framenames import describe
+
         d = build(assocs, log=log, options=Options(collapse=collapse, timing=True,
                                                    max_messages=5000),
-                  title=f"dicomsniff: {name}")
+                  title=f"dicomsniff: {name}", where=describe)
         render = {"svg": svg.render, "plantuml": plantuml.render, "mermaid": mermaid.render}
         text = render[fmt](d)
         with open(path, "w", encoding="utf-8") as out:

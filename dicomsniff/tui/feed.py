@@ -153,13 +153,19 @@ class FileSource:
     def run(self, collector: Collector) -> None:
         from ..analysis.run import analyze_source
         from ..sources.capture import CaptureError
+        from ..sources.merge import CaptureRef
+        from . import framenames
 
         analyzer = _analyzer(self.ports, **self.options)
         collector.attach(analyzer)
         error = None
         frames = 0
         try:
-            result = analyze_source(self.capture_path, analyzer,
+            source: Any = self.capture_path
+            if isinstance(source, CaptureRef):  # several files: frames named "file#n" too
+                source = source.open()
+                framenames.use(None if source.single else source.describe)
+            result = analyze_source(source, analyzer,
                                     progress=lambda done, total: collector.progress(done, total))
             error, frames = result.reader_error, result.packets
         except Cancelled:

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ...model import Association, Finding
+from .. import framenames
 from ..rows import FINDING_COLUMNS, SEVERITY_STYLE, finding_cells, finding_sort_key
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
@@ -112,7 +113,8 @@ class FindingsScreen(FilterSearch, Screen):
             t.append(f"{f.severity.upper()} ", style=SEVERITY_STYLE.get(f.severity, ""))
             t.append(f.code, style="bold")
             where = "capture" if f.association is None else f"#{f.association}"
-            t.append(f"  {where}" + (f"  frame {f.frame}" if f.frame is not None else "")
+            t.append(f"  {where}" + (f"  {framenames.frame(f.frame)}" if f.frame is not None
+                                     else "")
                      + (f"  {f.section}" if f.section else ""), style="dim")
             t.append("\n" + f.message)
         self.query_one("#finding-text", Static).update(t)

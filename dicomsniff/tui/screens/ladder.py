@@ -18,6 +18,7 @@ from textual.widgets import Footer, Static
 from ...export.selection import SelectionError, select
 from ...export.sequence import Options, build
 from ...model import Association, Transaction
+from .. import framenames
 from ..filter import Filter
 from ..ladder import layout
 from ..refs import Ref, Resolver
@@ -143,7 +144,7 @@ class LadderScreen(FilterSearch, Screen):
         sel = _Shown(f, f.text) if f.filters_transactions else None
         d = build(assocs, log=app.collector.log, selection=sel,  # type: ignore[arg-type]
                   options=Options(collapse=app.collapse, timing=True,
-                                  max_messages=MAX_MESSAGES))
+                                  max_messages=MAX_MESSAGES), where=framenames.describe)
         old = self.view.ladder
         keep = None
         if old is not None and old.items and self.view.cursor < len(old.items):

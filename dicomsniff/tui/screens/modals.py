@@ -18,6 +18,7 @@ from textual.widgets import Button, Input, Label, Log, RadioButton, RadioSet, St
 from dissectors.net import l3_offset, tcp_segment
 
 from ...model import Association, Finding
+from .. import framenames
 from ..exports import FORMATS, default_name, format_for
 from ..filter import help_rows
 from ..frames import hexdump, read_frame
@@ -187,7 +188,7 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
 
 def describe_frame(number: int, ts: float, linktype: int, data: bytes) -> Text:
     t = Text()
-    t.append(f"frame {number}", style="bold")
+    t.append(framenames.frame(number), style="bold")
     t.append(f"  {date(ts)} {clock(ts)} UTC  {len(data)} bytes  link type {linktype}")
     etype, off = l3_offset(linktype, data)
     seg = tcp_segment(data, etype, off) if off >= 0 else None
@@ -217,7 +218,8 @@ class PacketScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="packet"):
-            yield Static(Text(f"frame {self.frame}: reading...", style="dim"), id="packet-head")
+            yield Static(Text(f"{framenames.frame(self.frame)}: reading...", style="dim"),
+                         id="packet-head")
             yield Log(id="packet-hex", highlight=False)
 
     def on_mount(self) -> None:
@@ -232,7 +234,7 @@ class PacketScreen(ModalScreen[None]):
     def _show(self, got: tuple[float, int, bytes] | None) -> None:
         head = self.query_one("#packet-head", Static)
         if got is None:
-            head.update(Text(f"frame {self.frame} cannot be read", style="red"))
+            head.update(Text(f"{framenames.frame(self.frame)} cannot be read", style="red"))
             return
         text = describe_frame(self.frame, *got)
         if self.finding is not None:

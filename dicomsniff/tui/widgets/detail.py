@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 
 from dissectors.dimse.status import category
 
-from .. import describe
+from .. import describe, framenames
 from ..dataset import Entry, collect, decode, wanted_messages
 from ..frames import hexdump, message_pdus, read_frame
 from ..refs import Ref
@@ -172,7 +172,7 @@ class DetailPane(Vertical):
             status = c.command.get("Status")
             if isinstance(status, int):
                 label.append(f"  status 0x{status:04X} {category(status)}", style="dim")
-            label.append(f"  frame {c.frame}, {c.total} bytes", style="dim")
+            label.append(f"  {framenames.frame(c.frame)}, {c.total} bytes", style="dim")
             roots.append((label, decode(c, t.transfer_syntax)))
         note = "" if roots else "this message carries no data set"
         self.app.call_from_thread(self._show_dataset, token, roots, note)
@@ -242,7 +242,8 @@ class DetailPane(Vertical):
             elif ref.frame is not None:
                 got = read_frame(self.capture_path or "", ref.frame)
                 if got is not None:
-                    lines.append(f"frame {ref.frame}, {len(got[2])} bytes, link type {got[1]}")
+                    lines.append(f"{framenames.frame(ref.frame)}, {len(got[2])} bytes, "
+                                 f"link type {got[1]}")
                     lines += hexdump(got[2], per_line=per_line)
         except _Stop:
             return
