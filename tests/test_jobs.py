@@ -54,14 +54,21 @@ def test_the_comparison_really_spreads_connections_over_workers() -> None:
     assert len(spread) >= 15
 
 
-def test_an_association_and_its_reverse_direction_share_a_worker() -> None:
+def test_connections_are_dealt_out_evenly_and_both_directions_go_together() -> None:
+    from dicomsniff.parallel.shard import ConnectionFilter
     from dissectors.net import reverse_key
 
     keys = [bytes([10, 0, 0, 1, 10, 0, 0, 2]) + p.to_bytes(2, "big") + b"\x2b\x67"
             for p in range(40000, 40200)]
-    shards = [flow_shard(k, 2, ports=True) for k in keys]
-    assert shards == [flow_shard(reverse_key(k), 2, ports=True) for k in keys]
-    assert set(shards) == {0, 1}  # one pair of hosts, both workers
+    filters = [ConnectionFilter(i, 2) for i in range(2)]
+    for k in keys:  # both workers see the connections in the same order
+        mine = [f.owns(k) for f in filters]
+        assert sorted(mine) == [False, True]  # exactly one worker
+        assert [f.owns(reverse_key(k)) for f in filters] == mine
+    assert sum(filters[0].owns(k) for k in keys) == 100  # one pair of hosts, even shares
+    # the hash beyond the dealt table: also one worker, both directions
+    assert [flow_shard(k, 2, ports=True) for k in keys] == [
+        flow_shard(reverse_key(k), 2, ports=True) for k in keys]
 
 
 def _echo_on(port: int) -> list[bytes]:
@@ -76,9 +83,7 @@ def _echo_on(port: int) -> list[bytes]:
 def test_ip_fragments_reach_the_worker_of_their_connection(tmp_path: Path, capsys) -> None:
     """Every worker is given every fragment; the datagram is analysed by its connection's
     worker only, and fragment findings are said once."""
-    ports = [p for p in range(50000, 50100)]
-    a = next(p for p in ports if flow_shard(_key(p), 2, ports=True) == 0)
-    c = next(p for p in ports if flow_shard(_key(p), 2, ports=True) == 1)
+    a, c = 50001, 50002  # dealt to worker 0 and worker 1
     frames: list[bytes] = []
     for port in (a, c):
         conv = _echo_on(port)
@@ -93,11 +98,6 @@ def test_ip_fragments_reach_the_worker_of_their_connection(tmp_path: Path, capsy
     codes = [r["code"] for r in recs if r["type"] == "finding"]
     assert codes.count("IP-FRAGMENT-CONFLICT") == 1 and "IP-FRAGMENT-INCOMPLETE" in codes
     assert outputs(capsys, path, 2) == one
-
-
-def _key(port: int) -> bytes:
-    return bytes([192, 0, 2, 1, 192, 0, 2, 2]) + port.to_bytes(2, "big") + (104).to_bytes(2,
-                                                                                          "big")
 
 
 def test_many_host_pairs_and_several_files(tmp_path: Path, capsys) -> None:

@@ -1,9 +1,10 @@
 """``-j N``: the cores of this machine, each analysing the connections of its shard.
 
 Each worker (forked, so nothing is imported twice) opens the capture itself and reads every
-frame; a :class:`~.shard.ConnectionFilter` lets through the TCP segments of its connections
-(a hash of the two endpoints: an association and its TCP stream stay in one worker) and the
-frames every worker needs (not TCP, IP fragments). Nothing is pickled per packet: a worker
+frame; a :class:`~.shard.ConnectionFilter` gives its engine the TCP segments of its
+connections (dealt out in the order they appear, so an association and its TCP stream stay in
+one worker and the shares are even) and the frames every worker needs (not TCP, IP
+fragments); the other frames cost a look at their headers. Nothing is pickled per packet: a worker
 sends back, once, what its engine reported, as a log of events in the order they happened,
 each tagged with the frame being analysed. Its engine runs the per-connection work only:
 reassembly, the upper layer, DIMSE, the association tracker, DICOMweb. What links
@@ -30,6 +31,7 @@ import os
 import pickle
 import struct
 from collections.abc import Callable, Sequence
+from itertools import groupby
 from typing import Any
 
 from ..analysis.engine import Analyzer
@@ -232,16 +234,32 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
                   rules=rules)
-    holder: list[WorkerLog] = []
+    filt = ConnectionFilter(index, count)
+    log = WorkerLog(index, filt)
+    _install(an, log)
+    consume = an.consume
 
-    def select(frames: Any) -> ConnectionFilter:
-        filt = ConnectionFilter(frames, index, count)
-        holder.append(WorkerLog(index, filt))
-        _install(an, holder[0])
-        return filt
+    def by_runs(packets: Any, frame: int = 0, progress: Any = None, every: int = 1 << 14
+                ) -> int:
+        """The engine is given the runs of frames this worker analyses, each numbered where
+        it is in the capture; the other frames cost a look at their headers, nothing more."""
+        wanted = filt.wanted
+        try:
+            for mine, run in groupby(packets, wanted):
+                if mine:
+                    start = frame
+                    frame = consume(run, frame, progress, every)
+                    filt.kept += frame - start
+                else:
+                    frame += sum(1 for _ in run)
+        finally:
+            filt.done = True
+            an.stats.first_ts, an.stats.last_ts = filt.first_ts, filt.last_ts
+            an.stats.frames = frame
+        return frame
 
-    res = analyze_source(capture, an, progress, select=select)
-    log = holder[0]
+    an.consume = by_runs  # type: ignore[method-assign]
+    res = analyze_source(capture, an, progress)
     st = an.stats
     log.stats = {"frames": st.frames, "bytes": st.bytes, "first_ts": st.first_ts,
                  "last_ts": st.last_ts, "connections": st.connections,

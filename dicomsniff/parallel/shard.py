@@ -19,13 +19,14 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator
 
-from dissectors.net import l3_offset, tcp_segment
+from dissectors.net import l3_offset, reverse_key, tcp_segment
 
 __all__ = ["ConnectionFilter", "ShardFilter", "flow_shard"]
 
 _FAST = struct.Struct("!12xHB8xB")  # Ethernet type, IPv4 version/IHL, protocol
 _EMPTY = memoryview(b"")
 _MAX_CACHE = 1 << 18  # flow keys remembered (their shard); the cache is cleared beyond
+_MAX_DEALT = 1 << 16  # connections dealt out in order by ConnectionFilter (then hashed)
 
 
 def flow_shard(key: bytes, count: int, *, ports: bool = False) -> int:
@@ -100,71 +101,75 @@ class ShardFilter:
             self.kept, self.skipped = kept, skipped
 
 
-_IPV4 = struct.Struct("!12xHB5xHxB")  # Ethernet type, IPv4 version/IHL, flags/offset, protocol
+# Ethernet type, IPv4 version/IHL, flags/offset, protocol, then addresses and ports (the key)
+_IPV4 = struct.Struct("!12xHB5xHxB2x12s")
 
 
 class ConnectionFilter:
-    """Shard ``index`` of ``count`` by connection (:func:`flow_shard` with ``ports=True``),
-    for the ``-j`` workers.
+    """Shard ``index`` of ``count`` by connection, for the ``-j`` workers (see :meth:`owns`).
 
     A TCP segment goes to the worker of its connection; every other frame (not TCP, an IP
     fragment, a header too short to read) goes to every worker: each worker's engine then
     reassembles the fragments itself and keeps the datagram only if its connection is its own
     (:meth:`owns`), and capture-level findings about such frames are taken from one worker.
-    ``frame`` is the number of the frame the engine is analysing (the merge orders the
-    workers' events by it); ``done`` turns true once every frame was read."""
 
-    def __init__(self, packets: Iterable, index: int, count: int) -> None:
+    :meth:`wanted` is asked about every frame in order (the worker's engine is given the runs
+    of frames it wants, numbered where they are in the capture, and never sees the others):
+    ``frame`` is the number of the last frame asked about, so while the engine analyses a
+    frame it is that frame's number (the merge orders the workers' events by it); ``done``
+    turns true once every frame was read. ``first_ts``/``last_ts``: of the capture."""
+
+    def __init__(self, index: int, count: int) -> None:
         if not 0 <= index < count:
             raise ValueError(f"shard {index} of {count}")
-        self.packets = packets
         self.index = index
         self.count = count
         self.frame = 0
         self.done = False
         self.kept = 0
-        self._cache: dict[bytes, bool] = {}
+        self.first_ts: float | None = None
+        self.last_ts: float | None = None
+        self._cache: dict[bytes, bool] = {}  # flow key -> mine, as dealt
+        self._dealt = 0
+        self._hashed: dict[bytes, bool] = {}  # beyond _MAX_DEALT: flow key -> mine, hashed
+        self._unpack = _IPV4.unpack_from
 
     def owns(self, key: bytes) -> bool:
-        """Is the connection of flow key ``key`` this worker's?"""
-        mine = self._cache.get(key)
+        """Is the connection of flow key ``key`` this worker's?
+
+        Connections are dealt out in the order they first appear (both directions at once):
+        every worker reads the same frames in the same order, so all deal alike, and the
+        shares are even whatever the hash would have made of a few large connections (a
+        bulk capture is often four). Beyond :data:`_MAX_DEALT` connections, the hash of the
+        two endpoints decides (a table that never forgets must be bounded)."""
+        cache = self._cache
+        mine = cache.get(key)
         if mine is None:
-            if len(self._cache) >= _MAX_CACHE:
-                self._cache.clear()
-            mine = self._cache[key] = flow_shard(key, self.count, ports=True) == self.index
+            if self._dealt < _MAX_DEALT:
+                mine = self._dealt % self.count == self.index
+                self._dealt += 1
+                cache[key] = cache[reverse_key(key)] = mine
+            else:
+                mine = self._hashed.get(key)
+                if mine is None:
+                    if len(self._hashed) >= _MAX_CACHE:
+                        self._hashed.clear()
+                    mine = self._hashed[key] = flow_shard(key, self.count,
+                                                          ports=True) == self.index
         return mine
 
-    def __iter__(self) -> Iterator:
-        cache = self._cache
-        owns = self.owns
-        unpack = _IPV4.unpack_from
-        empty = _EMPTY
-        n = kept = 0
-        try:
-            for pkt in self.packets:
-                n += 1
-                self.frame = n
-                ts, linktype, buf, _olen = pkt
-                if linktype == 1 and len(buf) >= 38:
-                    etype, vihl, frag, proto = unpack(buf, 0)
-                    if etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
-                        key = bytes(buf[26:38])
-                        mine = cache.get(key)
-                        if mine is None:
-                            mine = owns(key)
-                        if mine:
-                            kept += 1
-                            yield pkt
-                        else:
-                            yield ts, 1, empty, 0
-                        continue
-                etype, off = l3_offset(linktype, buf)
-                seg = tcp_segment(buf, etype, off) if off >= 0 else None
-                if seg is None or owns(seg[0]):  # not a whole TCP segment: every worker
-                    kept += 1
-                    yield pkt
-                else:
-                    yield ts, 1, empty, 0
-        finally:
-            self.kept = kept
-            self.done = True
+    def wanted(self, pkt: tuple) -> bool:
+        """Does this worker analyse frame ``pkt`` (the next one of the capture)?"""
+        self.frame += 1
+        ts, linktype, buf, _olen = pkt
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        if linktype == 1 and len(buf) >= 38:
+            etype, vihl, frag, proto, key = self._unpack(buf, 0)
+            if etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
+                mine = self._cache.get(key)
+                return self.owns(key) if mine is None else mine
+        etype, off = l3_offset(linktype, buf)
+        seg = tcp_segment(buf, etype, off) if off >= 0 else None
+        return seg is None or self.owns(seg[0])  # not a whole TCP segment: every worker
