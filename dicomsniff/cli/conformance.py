@@ -182,7 +182,7 @@ def check_output(args: argparse.Namespace) -> str | None:
 
 def cmd_conformance(args: argparse.Namespace) -> int:
     from ..conformance.run import FileProblem
-    from ..conformance.views import ae_records, all_tables, pair_records
+    from ..conformance.views import ae_records, all_tables, pair_records, web_records
 
     problem = check_output(args)
     if problem is None and args.fail_on_gap and not args.require:
@@ -224,14 +224,16 @@ def cmd_conformance(args: argparse.Namespace) -> int:
     try:
         if args.json:
             out = open_text(args.output)
-            for rec in ae_records(facts) + pair_records(facts):
+            for rec in ae_records(facts) + pair_records(facts) + web_records(facts):
                 out.write(json.dumps(rec) + "\n")
             for r in reqs or ():
                 out.write(json.dumps(r.to_record()) + "\n")
             summary = {"type": "summary", "files": facts.files,
                        "associations": facts.associations, "aes": len(facts.aes),
                        "pairs": len(facts.pairs), "unattributed": facts.unattributed,
-                       "dropped": facts.dropped, "capture_errors": damaged}
+                       "dropped": facts.dropped, "capture_errors": damaged,
+                       "dicomweb_requests": facts.web.transactions,
+                       "dicomweb_servers": len(facts.web.servers)}
             if reqs is not None:
                 summary["requirements"] = _status_counts(reqs)
             out.write(json.dumps(summary) + "\n")

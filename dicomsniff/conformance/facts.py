@@ -27,6 +27,7 @@ from dissectors.dimse.status import category
 from ..model import Association, context_result_text
 from ..uids import uid_keyword
 from .latency import Latencies
+from .web import WebConformance, WebFacts
 
 MAX_AES = 10_000
 MAX_PAIRS = 20_000
@@ -262,6 +263,7 @@ class Facts:
         self.unattributed = 0  # associations begun before the capture: AE titles unknown
         self.dropped = 0  # associations beyond the AE/pair caps
         self.capture_findings: Counter[str] = Counter()
+        self.web = WebFacts()  # DICOMweb origin servers and user agents (conformance/web.py)
 
     def ae(self, title: str) -> AE | None:
         a = self.aes.get(title)
@@ -295,6 +297,7 @@ class Facts:
         self.unattributed += o.unattributed
         self.dropped += o.dropped
         self.capture_findings.update(o.capture_findings)
+        self.web.merge(o.web)
 
 
 def _roles(rq: dict[str, Any] | None, ac: dict[str, Any] | None,
@@ -341,6 +344,8 @@ class ConformanceBuilder:
     def attach(self, analyzer: Any) -> ConformanceBuilder:
         analyzer.on_association.append(self.association)
         analyzer.on_finding.append(self.finding)
+        if hasattr(analyzer, "next_transaction_id"):  # an engine: its DICOMweb session too
+            WebConformance(self.facts.web).attach(analyzer)
         return self
 
     def finding(self, f: Any) -> None:

@@ -163,7 +163,9 @@ def write_markdown(out: IO[str], facts: Facts, tables: dict[str, Table],
                    note: str | None = None, every_context: bool = False) -> None:
     out.write("# Conformance observed on the wire\n\n")
     out.write(f"Captures: {', '.join(md(f) for f in facts.files)}. "
-              f"{facts.associations} associations, {len(facts.aes)} AE titles.\n\n")
+              f"{facts.associations} associations, {len(facts.aes)} AE titles"
+              + (f", {facts.web.transactions} DICOMweb requests to {len(facts.web.servers)} "
+                 "origin server(s)" if facts.web.transactions else "") + ".\n\n")
     if note:
         out.write(md(note) + "\n\n")
     for title in sorted(facts.aes):
@@ -187,6 +189,9 @@ def write_markdown(out: IO[str], facts: Facts, tables: dict[str, Table],
         for head, cols, rows in pairs:
             out.write(f"### {md(head)}\n\n")
             md_table(out, cols, rows)
+    if "dicomweb" in tables:
+        out.write("## DICOMweb (origin servers and the services they answered)\n\n")
+        md_table(out, tables["dicomweb"].columns, tables["dicomweb"].rows)
     if "requirements" in tables:
         out.write("## Requirements\n\n")
         md_table(out, tables["requirements"].columns, tables["requirements"].rows)
@@ -247,8 +252,10 @@ def print_terminal(console: Any, facts: Facts, tables: dict[str, Table],
     from rich.rule import Rule
     from rich.text import Text
 
-    head = Text(f"{len(facts.aes)} AE titles, {facts.associations} associations in "
-                f"{len(facts.files)} capture(s)", style="bold")
+    head = Text(f"{len(facts.aes)} AE titles, {facts.associations} associations"
+                + (f", {facts.web.transactions} DICOMweb requests to "
+                   f"{len(facts.web.servers)} origin server(s)" if facts.web.transactions
+                   else "") + f" in {len(facts.files)} capture(s)", style="bold")
     console.print(head)
     if note:
         console.print(Text(note, style="dim"))
@@ -289,6 +296,21 @@ def print_terminal(console: Any, facts: Facts, tables: dict[str, Table],
         console.print(Rule(Text("Compatibility (SCU -> SCP)", style="bold"), align="left"))
         for head, cols, rows in pairs:
             console.print(_rich_table(*_drop_empty(cols, rows), head))
+    if "dicomweb" in tables:
+        console.print()
+        console.print(Rule(Text("DICOMweb", style="bold cyan"), align="left"))
+        by_server: dict[str, list[list[Any]]] = {}
+        for r in tables["dicomweb"].rows:
+            by_server.setdefault(r[0], []).append(r)
+        for server, rows in by_server.items():
+            line = Text(f"  origin server {server}", style="bold")
+            line.append(f"  software: {rows[0][1]}  user agents: "
+                        f"{'; '.join(sorted({r[4] for r in rows}))}", style="dim")
+            console.print(line)
+            console.print(_rich_table(
+                ["service", "transaction", "requests", "HTTP statuses",
+                 "latency p50 / p95 / max", "media types"],
+                [[r[2], r[3], r[5], r[6], f"{r[7]} / {r[8]} / {r[9]}", r[10]] for r in rows]))
 
 
 def _requirements_table(req: Table) -> Any:

@@ -260,11 +260,38 @@ def requirements_table(reqs: list[Any]) -> Table:
                                   "reason", "evidence"], rows)
 
 
+def _statuses_http(c: Counter[int]) -> str:
+    return ", ".join(f"{k} ({n})" for k, n in sorted(c.items()))
+
+
+def dicomweb_table(facts: Facts) -> Table:
+    """Per origin server, each DICOMweb service and transaction it answered: who asked,
+    how often, with what statuses, response times and media types (conformance/web.py)."""
+    rows = []
+    for name in sorted(facts.web.servers):
+        e = facts.web.servers[name]
+        for (service, action), s in sorted(e.services.items()):
+            rows.append([name, counts(e.software) or "-", service, action,
+                         counts(e.peers), s.requests,
+                         _statuses_http(s.statuses) + (f", no response ({s.unanswered})"
+                                                       if s.unanswered else ""),
+                         ms(s.latency.quantile(0.5)), ms(s.latency.quantile(0.95)),
+                         ms(s.latency.max if s.latency.count else None),
+                         counts(s.content_types) or "-",
+                         counts(s.transfer_syntaxes, ts_label) or "-"])
+    return Table("DICOMweb", ["origin server", "server software", "service", "transaction",
+                              "user agents", "requests", "HTTP statuses", "latency p50",
+                              "latency p95", "latency max", "media types",
+                              "transfer syntaxes"], rows)
+
+
 def all_tables(facts: Facts, reqs: list[Any] | None = None) -> dict[str, Table]:
     out = {"aes": aes_table(facts), "services": services_table(facts),
            "proposed": proposed_table(facts), "accepted": accepted_table(facts),
            "dimse": dimse_table(facts), "negotiation": negotiation_table(facts),
            "compatibility": compatibility_table(facts)}
+    if facts.web.servers:
+        out["dicomweb"] = dicomweb_table(facts)
     if reqs is not None:
         out["requirements"] = requirements_table(reqs)
     return out
@@ -318,6 +345,32 @@ def ae_records(facts: Facts) -> list[dict[str, Any]]:
             "peers": sorted(a.peers),
             "services": services,
         })
+    return out
+
+
+def web_records(facts: Facts) -> list[dict[str, Any]]:
+    """``{"type": "dicomweb_server", ...}`` per origin server and ``{"type": "user_agent",
+    ...}`` per user agent: the DICOMweb services each answered or used."""
+    out = []
+    for kind, table, key in (("dicomweb_server", facts.web.servers, "server"),
+                             ("user_agent", facts.web.agents, "user_agent")):
+        for name in sorted(table):
+            e = table[name]
+            out.append({
+                "type": kind, key: name, "addresses": sorted(e.addresses),
+                "software": sorted(e.software),
+                ("user_agents" if kind == "dicomweb_server" else "servers"): sorted(e.peers),
+                "services": [{"service": svc, "transaction": action, "requests": s.requests,
+                              "no_response": s.unanswered,
+                              "statuses": {str(k): n for k, n in sorted(s.statuses.items())},
+                              "latency": {"count": s.latency.count,
+                                          "p50": s.latency.quantile(0.5),
+                                          "p95": s.latency.quantile(0.95),
+                                          "max": s.latency.max if s.latency.count else None},
+                              "accept": dict(s.accept), "media_types": dict(s.content_types),
+                              "transfer_syntaxes": dict(s.transfer_syntaxes)}
+                             for (svc, action), s in sorted(e.services.items())],
+                "services_dropped": e.services_dropped})
     return out
 
 

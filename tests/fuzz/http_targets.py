@@ -270,3 +270,45 @@ def xml_from_bytes(data: bytes) -> XmlCase:
         at = r.uint(2) % (len(body) + 1)
         return XmlCase(body[:at] + r.pick(_XML_BITS) + body[at:])
     return XmlCase(r.rest())
+
+
+class Part10Case(NamedTuple):
+    data: bytes
+    cuts: list[int]
+
+
+@functools.lru_cache(maxsize=1)
+def _part10_seed() -> bytes:
+    from bench.dicomweb_stream import _part10_head
+
+    return _part10_head() + b"\x00" * 64
+
+
+def check_part10(case: Part10Case) -> None:
+    """The journey's STOW-RS header walk (analysis/journey/web.py): any bytes, any split, no
+    exception, the meta group bounded, the same values whatever the split."""
+    from dicomsniff.analysis.journey.web import MAX_META, Part10Header
+
+    from .targets import time_limit
+
+    def walk(cuts: list[int]) -> dict:
+        h = Part10Header()
+        for piece in chunks(case.data, cuts):
+            h.write(piece)
+            assert len(h.buf) <= MAX_META + 144 + len(piece)
+        h.close(True)
+        return dict(h.values)
+
+    with time_limit():
+        assert walk(case.cuts) == walk([])
+
+
+def part10_strategy() -> st.SearchStrategy[Part10Case]:
+    return st.builds(lambda d, cuts: Part10Case(d, cuts), mutated(st.just(_part10_seed())),
+                     split_points(len(_part10_seed()) + 64))
+
+
+def part10_from_bytes(data: bytes) -> Part10Case:
+    r = ByteReader(data)
+    cuts = sorted(r.uint(2) for _ in range(r.u8() % 12))
+    return Part10Case(r.mutate(_part10_seed()), cuts)

@@ -976,6 +976,9 @@ TARGETS.update({t.name: t for t in (
     Target("nativexml", "PS3.19 XML Store Instances responses: mutated, with DTDs, entities, "
            "deep nesting", _http.XmlCase, _http.xml_strategy, _http.check_xml,
            _http.xml_from_bytes, 300),
+    Target("part10head", "the journey's STOW-RS part header walk: mutated PS3.10 heads, any "
+           "split", _http.Part10Case, _http.part10_strategy, _http.check_part10,
+           _http.part10_from_bytes, 300),
 )})
 
 # The study journey's decoders (dicomsniff/analysis/journey), in a module of their own.

@@ -99,6 +99,9 @@ class Journey:
         analyzer.on_association.append(self.on_association)
         self.policy = collect.JourneyPolicy(self.on_data, self.on_cut)
         analyzer.collect(self.policy)
+        from .web import WebStores  # STOW-RS stores: images arriving at the archive too
+
+        WebStores(self).attach(analyzer)
         return self
 
     # -- data sets ----------------------------------------------------------------------------
@@ -191,6 +194,9 @@ class Journey:
 
     def _study(self, uid: str, a: Association, frame: int | None,
                ts: float | None) -> Study:
+        return self._study_in(uid, a.id, frame, ts)
+
+    def _study_in(self, uid: str, carrier: int, frame: int | None, ts: float | None) -> Study:
         self.idle_settled.pop(uid, None)
         self.idle_open.pop(uid, None)
         st = self.studies.get(uid)
@@ -199,8 +205,8 @@ class Journey:
                 self._evict()
             st = Study(uid)
             self.studies[uid] = st
-        st.touch(a.id, frame, ts)
-        self.touched.setdefault(a.id, set()).add(uid)
+        st.touch(carrier, frame, ts)
+        self.touched.setdefault(carrier, set()).add(uid)
         return st
 
     def _evict(self) -> None:
@@ -228,20 +234,26 @@ class Journey:
     def _store(self, a: Association, t: Transaction, req: list[Any]) -> None:
         reader = req[0] if req else None
         v = reader.values if reader is not None else {}
+        self.stored(a.id, self._seen(a, t), t.sop_instance or v.get("sop_instance"),
+                    t.sop_class, t.status_category, v, a.midstream)
+
+    def stored(self, carrier: int, seen: Seen, sop: str | None, sop_class: str | None,
+               status_category: str | None, v: dict[str, Any], midstream: bool = False) -> None:
+        """An instance stored (a C-STORE, or a STOW-RS part: see :mod:`.web`), with the
+        attributes its header showed (``v``, a HeaderReader's values); ``carrier`` is the
+        association or HTTP connection (its end is :meth:`carrier_ended`)."""
         study_uid = v.get("study_instance_uid")
-        sop = t.sop_instance or v.get("sop_instance")
         if not isinstance(study_uid, str) or not study_uid or not sop:
             return
-        st = self._study(study_uid, a, t.request_frame, t.request_time)
+        st = self._study_in(study_uid, carrier, seen.frame, seen.ts)
         inst = self._instance(st, sop)
         if inst is None:
             return
-        seen = self._seen(a, t)
-        if a.midstream:
+        if midstream:
             st.midstream = True
-        inst.stored, inst.store_status = seen, t.status_category
+        inst.stored, inst.store_status = seen, status_category
         inst.stored_to = seen.receiver
-        inst.sop_class = t.sop_class
+        inst.sop_class = sop_class
         inst.series = v.get("series_instance_uid") or inst.series  # type: ignore[assignment]
         inst.attrs = {
             "patient_id": v.get("patient_id"), "patient_name": v.get("patient_name"),
@@ -477,12 +489,15 @@ class Journey:
         if self.pending_count.pop(a.id, 0):
             for key in [k for k in self.pending if k[0] == a.id]:
                 del self.pending[key]
-        now = a.end if a.end is not None else a.start
-        for uid in self.touched.pop(a.id, ()):
+        self.carrier_ended(a.id, a.end if a.end is not None else a.start)
+
+    def carrier_ended(self, carrier: int, now: float | None) -> None:
+        """An association or HTTP connection that carried studies is over."""
+        for uid in self.touched.pop(carrier, ()):
             st = self.studies.get(uid)
             if st is None:
                 continue
-            st.open.discard(a.id)
+            st.open.discard(carrier)
             if st.open:
                 continue
             if self._settled(st) and (st.ians or not self.ian_seen):

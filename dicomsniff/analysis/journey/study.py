@@ -254,7 +254,9 @@ class Study:
             key = (sps, i.stored.assoc, i.stored_to)
             ev = stored.get(key)
             if ev is None:
-                add(sps, "stored", "C-STORE", i.stored, instances=0, last_frame=None,
+                service = ("STOW-RS" if (i.stored_to or "").startswith("STOW-RS ")
+                           else "C-STORE")  # journey/web.py names the receiver so
+                add(sps, "stored", service, i.stored, instances=0, last_frame=None,
                     statuses={})
                 ev = stored[key] = events[sps][-1]
             ev["instances"] += 1
