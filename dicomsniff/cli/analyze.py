@@ -390,13 +390,14 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
     """``-j N``: N processes, each analysing its share of the connections
     (dicomsniff/parallel/local.py); their findings told to ``analyzer``'s subscribers in
     capture order. Returns the capture's damage, if any."""
-    from ..parallel.local import replay, run_jobs
+    from ..parallel.local import note_peak_rss, replay, run_jobs
     from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
 
     window = DEFAULT_DEDUP_WINDOW if args.dedup_window is None else args.dedup_window
     config = {"ports": list(args.port), "limits": limits, "rules": rules}
     logs = run_jobs(lambda: open_capture(args.capture, dedup_window=window), capture, jobs,
                     config, progress)
+    note_peak_rss(logs)
     replay(logs, analyzer)
     return logs[0].extra["reader_error"]
 

@@ -39,8 +39,8 @@ from ..analysis.rules.base import AssocView
 from ..model import Association, Finding
 from .shard import ConnectionFilter
 
-__all__ = ["MIN_BYTES", "WorkerLog", "default_jobs", "jobs_for", "merge_logs", "replay",
-           "run_jobs", "run_worker"]
+__all__ = ["MIN_BYTES", "WorkerLog", "default_jobs", "jobs_for", "merge_logs",
+           "note_peak_rss", "replay", "run_jobs", "run_worker"]
 
 # Below this many bytes of capture, one process: forking, every worker reading the whole
 # file and the merge cost more than the analysis they share (docs/performance.md).
@@ -264,8 +264,33 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
     log.stats = {"frames": st.frames, "bytes": st.bytes, "first_ts": st.first_ts,
                  "last_ts": st.last_ts, "connections": st.connections,
                  "ignored_connections": st.ignored_connections, "evicted": st.evicted}
-    log.extra = {"reader_error": res.reader_error, "format": res.format}
+    log.extra = {"reader_error": res.reader_error, "format": res.format,
+                 "maxrss_kb": _maxrss_kb()}
     return log
+
+
+def _maxrss_kb() -> int:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def note_peak_rss(logs: Sequence[WorkerLog]) -> None:
+    """``$DICOMSNIFF_JOBS_RSS`` names a file: at exit, write each process's peak RSS in KiB
+    (this one, then the workers), for the benchmark (bench/README.md): ``wait4`` tells the
+    largest of them only, and ``-j`` memory is their sum."""
+    path = os.environ.get("DICOMSNIFF_JOBS_RSS")
+    if not path:
+        return
+    import atexit
+
+    workers = [log.extra.get("maxrss_kb", 0) for log in logs[1:]]
+
+    def write() -> None:
+        with open(path, "w") as f:
+            f.write(" ".join(str(k) for k in [_maxrss_kb(), *workers]) + "\n")
+
+    atexit.register(write)
 
 
 def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
