@@ -96,6 +96,15 @@ class _Header:
         self.partial = getattr(reader, "partial", False)
 
 
+class _Values:
+    """A STOW-RS part's header as the study journey reads it (``values``)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, head: Any) -> None:
+        self.values = dict(head.values)
+
+
 class _Closed:
     """An HTTP connection as the report reads it (``web.closed``)."""
 
@@ -175,6 +184,7 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
     the consumers across connections would have been fed goes to ``log``."""
     from ..analysis.http import session
     from ..analysis.journey.collect import JourneyPolicy
+    from ..analysis.journey.web import WebStores
 
     rules = an.rules
     rules.checks = []
@@ -211,7 +221,17 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
     an.on_association.append(lambda a: log.add("assoc", a))
     an.on_finding.append(lambda f: log.add("finding", f))
     web = session(an)  # after the id counters: it takes them now
-    web.on_transaction.append(lambda info, t: log.add("wtxn", info, t))
+    # STOW-RS parts as the study journey reads them (analysis/journey/web.py): read here,
+    # handed to the parent's journey with their transaction
+    stow = WebStores(None)
+    web.instance_policies.append(stow)
+
+    def web_transaction(info: Any, t: Any) -> None:
+        heads = {k[1]: _Values(stow.heads.pop(k)) for k in [k for k in stow.heads
+                                                           if k[0] == t.id]}
+        log.add("wtxn", info, t, heads)
+
+    web.on_transaction.append(web_transaction)
     web.on_connection.append(lambda info, txns, found: log.add(
         "web", info, list(txns), list(found)))
     finish = an.finish
@@ -426,6 +446,7 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     """Tell ``an`` (the command's engine, which read no frame) what the workers found, in
     capture order: its rules, links, journey and subscribers run as they run in one process."""
     from ..analysis.http import session
+    from ..analysis.journey.web import WebStores
     from ..analysis.moves import MoveLinker
 
     events = merge_logs(logs)
@@ -453,6 +474,7 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
             owner = getattr(cb, "__self__", None)
             if isinstance(owner, MoveLinker):
                 hooks[i] = getattr(linker, cb.__name__)
+    stows = [p for p in web.instance_policies if isinstance(p, WebStores)]
     rules = an.rules
     for _w, ev in events:
         stage, frame, _seq, kind, payload = ev
@@ -487,7 +509,11 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
         elif kind == "refused":
             rules.state.refused_attempt(*payload)
         elif kind == "wtxn":
-            web.emit_transaction(*payload)
+            info, t, heads = payload
+            for ws in stows:
+                for part, head in heads.items():
+                    ws.heads[(t.id, part)] = head
+            web.emit_transaction(info, t)
         elif kind == "web":
             info, txns, found = payload
             if web.keep:
