@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from dissectors.dimse.assembler import Message, MessageAssembler
-from dissectors.dimse.command import is_response, service_name
+from dissectors.dimse.command import service_name
 from dissectors.dimse.status import category as status_category
 from dissectors.dimse.status import meaning as status_meaning
 from dissectors.ul import events as ev
@@ -39,6 +39,10 @@ _UL_SEVERITY = {"UL-STREAM-TRUNCATED": "info", "UL-PDV-ODD": "warning",
                 "DIMSE-CMD-ORDER": "warning"}
 
 _SECTIONS = {"UL": "PS3.8 9.3", "DIMSE": "PS3.7 6.3"}
+_SUBOPS = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations")
+# Status class per code seen (PS3.7 Annex C), filled as codes appear: a response costs a dict
+# lookup, not a call (a handful of distinct codes per capture; bounded by the 65,536 codes)
+_CATEGORY: dict[int, str] = {}
 
 
 def _side_from(user: ev.UserInfo, side: Side) -> None:
@@ -72,7 +76,12 @@ def _where(step: Step) -> str:
 class AssociationTracker:
     """Builds one :class:`Association` from both directions' events."""
 
-    __slots__ = ("assoc", "asm", "states", "seen_pdu", "data_ok", "outstanding", "by_message",
+    # The fused small-message path: a whole command set, and the end of a data set nobody
+    # collects, handled as they come (``MessageAssembler.whole_command``/``data_done``) rather
+    # than through the assembler's queue; False only to test that both give the same.
+    fused = True
+
+    __slots__ = ("assoc", "asm", "states", "seen_pdu", "data_ok", "outstanding",
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
                  "started", "announced", "ul", "pdv_seen", "held_findings",
@@ -95,7 +104,6 @@ class AssociationTracker:
         # per side: P-DATA seen and the sender in Sta6, where P-DATA needs no state check
         self.data_ok = [False, False]
         self.outstanding: dict[tuple[int, int], Transaction] = {}
-        self.by_message: dict[int, Transaction] = {}  # id(Message) -> transaction
         self.emit_finding = emit_finding
         self.code_counts: dict[str, int] = {}
         self._txn_seq = txn_seq
@@ -156,6 +164,10 @@ class AssociationTracker:
                 self.proven = True
                 if not self.announced and a.midstream:
                     self._announce()  # picked up mid-stream: the first we know of it
+                m = None if asm.problems or not self.fused else asm.data_done(e)
+                if m is not None:  # fused: no queue (the same as the general way below)
+                    self._on_complete(side, m)
+                    continue
                 asm.on_data_complete(e)
             elif t is ev.PdvBytes:
                 asm.on_bytes(e)
@@ -165,6 +177,12 @@ class AssociationTracker:
                     self._first_pdv(side, e.frame)
                 if not self.announced and a.midstream:
                     self._announce()  # picked up mid-stream: the first we know of it
+                m = None if asm.problems or not self.fused else asm.whole_command(e)
+                if m is not None:  # fused: no queue (the same as the general way below)
+                    self._on_command(side, m)
+                    if m.complete:
+                        self._on_complete(side, m)
+                    continue
                 asm.on_command(e)
             elif t is ev.PDataTF:
                 counts["P-DATA-TF"] = counts.get("P-DATA-TF", 0) + 1
@@ -333,14 +351,15 @@ class AssociationTracker:
 
     # -- DIMSE ----------------------------------------------------------------------------
     def _on_messages(self, side: int, asm: MessageAssembler) -> None:
-        for frame, code, text in asm.problems:
-            if (code == "DIMSE-DATA-ORPHAN" and self.assoc.midstream
-                    and not self.seen_command[side]):
-                self.midstream_leftovers += 1  # the rest of a message begun before capture
-                continue
-            self.finding("warning" if code == "DIMSE-CMD-ORDER" else "error", code,
-                         f"{SIDES[side]}: {text}", frame)
-        asm.problems.clear()
+        if asm.problems:
+            for frame, code, text in asm.problems:
+                if (code == "DIMSE-DATA-ORPHAN" and self.assoc.midstream
+                        and not self.seen_command[side]):
+                    self.midstream_leftovers += 1  # the rest of a message begun before capture
+                    continue
+                self.finding("warning" if code == "DIMSE-CMD-ORDER" else "error", code,
+                             f"{SIDES[side]}: {text}", frame)
+            asm.problems.clear()
         for kind, m in asm.out:
             if kind == "command":
                 self._on_command(side, m)
@@ -363,7 +382,7 @@ class AssociationTracker:
             return
         seen_before = self.seen_command[1 - side]
         self.seen_command[side] = True
-        if is_response(cf):
+        if cf & 0x8000:  # a response (is_response, inlined: once per message)
             mid = cmd.get("MessageIDBeingRespondedTo")
             t = self.outstanding.get((1 - side, mid)) if isinstance(mid, int) else None
             if t is None and a.midstream and not seen_before:
@@ -380,24 +399,25 @@ class AssociationTracker:
                              m.frame, "PS3.7 9.3")
             status = cmd.get("Status")
             t.response_frames.append(m.frame)
-            self.by_message[id(m)] = t
+            m.owner = t
             if not isinstance(status, int):
                 self.finding("error", "DIMSE-RSP-NO-STATUS",
                              f"{t.command}-RSP without a Status (0000,0900)", m.frame,
                              "PS3.7 9.3")
                 return
-            cat = status_category(status)
+            cat = _CATEGORY.get(status)
+            if cat is None:
+                cat = _CATEGORY[status] = status_category(status)
+            t.status, t.status_category = status, cat
+            if _SUBOPS[0] in cmd or _SUBOPS[1] in cmd:
+                self._suboperations(t, cmd)
             if cat == "Pending":
                 t.pending += 1
-                t.status, t.status_category = status, cat
-                self._suboperations(t, cmd)
                 return
-            t.status, t.status_category = status, cat
             t.status_meaning = status_meaning(status, t.command, t.sop_class)
             t.response_time = m.ts
             t.response_command = cmd
             t.error_comment = cmd.get("ErrorComment")  # type: ignore[assignment]
-            self._suboperations(t, cmd)
             del self.outstanding[(1 - side, mid)]
             self.final_waiting[id(m)] = t  # reported when its data set (if any) is in too
             return
@@ -417,7 +437,7 @@ class AssociationTracker:
             event_type=cmd.get("EventTypeID"), action_type=cmd.get("ActionTypeID"),
             request_command=cmd)
         a.transactions.append(t)
-        self.by_message[id(m)] = t
+        m.owner = t
         if pc is None or (pc.result is not None and pc.result != 0):
             if not a.midstream:
                 why = "was never proposed" if pc is None else "was not accepted"
@@ -435,7 +455,7 @@ class AssociationTracker:
 
     @staticmethod
     def _suboperations(t: Transaction, cmd: dict) -> None:
-        if "NumberOfRemainingSuboperations" in cmd or "NumberOfCompletedSuboperations" in cmd:
+        if _SUBOPS[0] in cmd or _SUBOPS[1] in cmd:
             t.suboperations = {
                 "remaining": cmd.get("NumberOfRemainingSuboperations"),
                 "completed": cmd.get("NumberOfCompletedSuboperations"),
@@ -443,10 +463,11 @@ class AssociationTracker:
                 "warning": cmd.get("NumberOfWarningSuboperations")}
 
     def _on_complete(self, side: int, m: Message) -> None:
-        t = self.by_message.pop(id(m), None)
+        t = m.owner
         if t is None:
             return
-        if is_response(m.command_field):
+        m.owner = None
+        if m.command_field & 0x8000:  # a response
             t.response_dataset_bytes += m.dataset_bytes
             if self.final_waiting.pop(id(m), None) is not None:
                 for cb in self.on_transaction:
@@ -505,7 +526,6 @@ class AssociationTracker:
                 cb(a, t)
         self.final_waiting.clear()
         self.outstanding.clear()
-        self.by_message.clear()
 
 
 _TYPE_OF = {ev.AssociateRQ: pdu.A_ASSOCIATE_RQ, ev.AssociateAC: pdu.A_ASSOCIATE_AC,

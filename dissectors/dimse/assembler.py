@@ -37,10 +37,13 @@ class Message(Record):
     partial: bool = False
     problems: list[tuple[str, str]] = Factory(list)
     dataset_missing: int = 0
+    # The consumer's object for this message (the tracker's transaction), so that it finds it
+    # again when the message completes without a lookup table.
+    owner: object | None = None
 
 
 class _Pending(Record):
-    cmd: bytearray
+    cmd: bytearray | bytes  # command fragments so far (b"": the command set is complete)
     first_frame: int
     message: Message | None = None
     sink: object | None = None
@@ -138,7 +141,7 @@ class MessageAssembler:
         out = self.out
         out.append(("command", msg))
         if expects:
-            p = _Pending(bytearray(), first_frame, msg)
+            p = _Pending(b"", first_frame, msg)
             self._pending[ctx] = p
             if self.want_dataset is not None:
                 p.sink = self.want_dataset(msg)
@@ -152,6 +155,60 @@ class MessageAssembler:
             out.append(("complete", msg))
             if self._current == ctx:
                 self._current = None
+
+    # -- the fused path: the common case without the ``out`` queue ------------------------
+    def whole_command(self, e: PdvCommand) -> Message | None:
+        """A command set in one fragment with no message in progress on any context (the
+        common case): decoded and returned at once, without the ``out`` queue; the caller
+        handles it as ``("command", m)`` and, if ``m.complete`` (no data set announced), as
+        ``("complete", m)`` too. None, with nothing done, when anything is unusual (a
+        fragment, a message in progress, a problem in the command set): then
+        :meth:`on_command`. Same results as :meth:`on_command` (tests/test_fused_path.py)."""
+        if not e.last or self._pending:
+            return None
+        cmd, problems = decode_command(e.value)
+        cf = cmd.get("CommandField")
+        if problems or not isinstance(cf, int):
+            return None
+        ctx = e.context_id
+        dst = cmd.get("CommandDataSetType")
+        expects = dst is not None and dst != NO_DATASET
+        msg = Message(ctx, cmd, cf, e.frame, e.ts, e.frame, expects)
+        if expects:
+            self._current = ctx
+            p = _Pending(b"", e.frame, msg)
+            self._pending[ctx] = p
+            if self.want_dataset is not None:
+                p.sink = self.want_dataset(msg)
+            if self.observe is not None:
+                self.observe(msg)
+        else:
+            if self.observe is not None:
+                self.observe(msg)
+            msg.complete = True
+            msg.end_ts = e.ts
+            self._current = None
+        return msg
+
+    def data_done(self, e: DataComplete) -> Message | None:
+        """The data set of the message in progress on ``e``'s context ended, nobody collects
+        it: the message, complete, returned at once (the caller handles it as
+        ``("complete", m)``). None, with nothing done, otherwise: then
+        :meth:`on_data_complete`."""
+        ctx = e.context_id
+        p = self._pending.get(ctx)
+        if p is None or p.message is None or p.sink is not None:
+            return None
+        m = p.message
+        partial = m.partial or e.partial
+        m.partial = partial
+        m.dataset_last_frame = e.frame
+        m.end_ts = e.ts
+        m.complete = not partial
+        del self._pending[ctx]
+        if self._current == ctx:
+            self._current = None
+        return m
 
     def on_data(self, e: PdvData) -> None:
         ctx = e.context_id
