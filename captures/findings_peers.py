@@ -21,16 +21,11 @@ until SIGTERM; clients print one JSON line with what they did. Roles:
 from __future__ import annotations
 
 import argparse
-import json
-import signal
-import socket
-import sys
-import threading
 import time
 from typing import Any
 
+from pnd_common import TRANSFER, associate, emit, serve
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.dimse_primitives import C_ECHO
 from pynetdicom.sop_class import (
@@ -38,33 +33,6 @@ from pynetdicom.sop_class import (
     StorageCommitmentPushModel,
     Verification,
 )
-
-TRANSFER = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-
-def _emit(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, sort_keys=True), flush=True)
-
-
-def _serve(ae: AE, host: str, port: int, handlers: list[Any], rcvbuf: int = 0) -> None:
-    """Serve until SIGTERM; ``rcvbuf`` shrinks the listening socket's receive buffer (accepted
-    sockets inherit it), so that a stalled reader shows a zero window quickly."""
-    if rcvbuf:
-        from pynetdicom import transport
-
-        bind = transport.AssociationServer.server_bind
-
-        def small_buffer(self: Any) -> None:
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            bind(self)
-
-        transport.AssociationServer.server_bind = small_buffer  # type: ignore[method-assign]
-    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
 
 
 def store_scp(args: argparse.Namespace) -> None:
@@ -93,7 +61,7 @@ def store_scp(args: argparse.Namespace) -> None:
     ae.add_supported_context(Verification, TRANSFER)
     for cx in AllStoragePresentationContexts:
         ae.add_supported_context(cx.abstract_syntax, TRANSFER)
-    _serve(ae, args.bind, args.port,
+    serve(ae, args.bind, args.port,
            [(evt.EVT_C_STORE, on_store), (evt.EVT_DATA_RECV, on_data)], args.rcvbuf)
 
 
@@ -101,22 +69,11 @@ def commit_silent(args: argparse.Namespace) -> None:
     ae = AE(ae_title=args.aet)
     ae.add_supported_context(StorageCommitmentPushModel, TRANSFER)
     ae.add_supported_context(Verification, TRANSFER)
-    _serve(ae, args.bind, args.port, [(evt.EVT_N_ACTION, lambda e: (0x0000, None))])
-
-
-def _associate(args: argparse.Namespace, contexts: list[str]) -> Any:
-    ae = AE(ae_title=args.aet)
-    for sop in contexts:
-        ae.add_requested_context(sop, TRANSFER)
-    assoc = ae.associate(args.host, args.port, ae_title=args.called)
-    if not assoc.is_established:
-        _emit({"established": False})
-        sys.exit(2)
-    return assoc
+    serve(ae, args.bind, args.port, [(evt.EVT_N_ACTION, lambda e: (0x0000, None))])
 
 
 def echo_burst(args: argparse.Namespace) -> None:
-    assoc = _associate(args, [Verification])
+    assoc = associate(args, [Verification])
     ctx = assoc.accepted_contexts[0].context_id
     for mid in range(1, args.count + 1):
         req = C_ECHO()
@@ -128,17 +85,17 @@ def echo_burst(args: argparse.Namespace) -> None:
         _ctx, rsp = assoc.dimse.get_msg(block=True)
         statuses.append(f"0x{rsp.Status:04X}" if rsp is not None else "none")
     assoc.release()
-    _emit({"established": True, "C-ECHO": statuses})
+    emit({"established": True, "C-ECHO": statuses})
 
 
 def idle(args: argparse.Namespace) -> None:
-    assoc = _associate(args, [Verification])
+    assoc = associate(args, [Verification])
     first = assoc.send_c_echo()
     time.sleep(args.idle)
     alive = assoc.is_established
     if alive:
         assoc.release()
-    _emit({"established": True, "C-ECHO": f"0x{first.Status:04X}" if first else "none",
+    emit({"established": True, "C-ECHO": f"0x{first.Status:04X}" if first else "none",
            "alive_after_idle": alive})
 
 
@@ -159,7 +116,7 @@ def _mpps(aet: str, uid_suffix: str) -> Dataset:
 
 
 def mpps_open(args: argparse.Namespace) -> None:
-    assoc = _associate(args, [ModalityPerformedProcedureStep])
+    assoc = associate(args, [ModalityPerformedProcedureStep])
     out: dict[str, Any] = {"established": True}
     st, _ = assoc.send_n_create(_mpps(args.aet, "A"), ModalityPerformedProcedureStep,
                                 args.instance_a)
@@ -172,7 +129,7 @@ def mpps_open(args: argparse.Namespace) -> None:
     st, _ = assoc.send_n_set(mod, ModalityPerformedProcedureStep, args.instance_b)
     out["N-SET-B"] = f"0x{st.Status:04X}"
     assoc.release()
-    _emit(out)
+    emit(out)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,18 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from pnd_common import COMMIT_INSTANCE, TRANSFER, associate, emit, enable_nodelay, serve, status
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     CTImageStorage,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
     generate_uid,
 )
 from pynetdicom import AE, evt
@@ -52,37 +49,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-COMMIT_INSTANCE = "1.2.840.10008.1.20.1.1"
-TRANSFER = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 UPS_GLOBAL = "1.2.840.10008.5.1.4.34.5"  # UPS Global Subscription SOP Instance (PS3.4 CC.3.1)
-
-
-def _emit(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, sort_keys=True), flush=True)
-
-
-def _status(ds: Dataset | None) -> str:
-    return f"0x{ds.Status:04X}" if ds is not None and "Status" in ds else "none"
-
-
-def _serve(ae: AE, host: str, port: int, handlers: list[Any]) -> None:
-    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
-
-
-def _associate(args: argparse.Namespace, contexts: list[str], **kw: Any) -> Any:
-    ae = AE(ae_title=args.aet)
-    for sop in contexts:
-        ae.add_requested_context(sop, TRANSFER)
-    assoc = ae.associate(args.host, args.port, ae_title=args.called, **kw)
-    if not assoc.is_established:
-        _emit({"established": False})
-        sys.exit(2)
-    return assoc
 
 
 def _after_pdu(on_sent: list[Any]) -> list[Any]:
@@ -200,7 +167,7 @@ def archive(args: argparse.Namespace) -> None:
     ae.add_supported_context(CTImageStorage, TRANSFER)
     ae.add_supported_context(Verification, TRANSFER)
     ae.add_supported_context(StorageCommitmentPushModel, TRANSFER, scu_role=True, scp_role=True)
-    _serve(ae, args.bind, args.port,
+    serve(ae, args.bind, args.port,
            [(evt.EVT_C_STORE, on_store), (evt.EVT_N_ACTION, on_action), *_after_pdu(queue)])
 
 
@@ -210,7 +177,7 @@ def ian_receiver(args: argparse.Namespace) -> None:
 
     ae = AE(ae_title=args.aet)
     ae.add_supported_context(InstanceAvailabilityNotification, TRANSFER)
-    _serve(ae, args.bind, args.port, [(evt.EVT_N_CREATE, on_create)])
+    serve(ae, args.bind, args.port, [(evt.EVT_N_CREATE, on_create)])
 
 
 # -- the modality's N-services -----------------------------------------------------------------
@@ -225,13 +192,13 @@ def mpps(args: argparse.Namespace) -> None:
     from pynetdicom.sop_class import ModalityPerformedProcedureStep
 
     ds = _from_json(json.loads(Path(args.dataset).read_text()))
-    assoc = _associate(args, [ModalityPerformedProcedureStep])
+    assoc = associate(args, [ModalityPerformedProcedureStep])
     if args.op == "create":
         st, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, args.instance)
     else:
         st, _ = assoc.send_n_set(ds, ModalityPerformedProcedureStep, args.instance)
     assoc.release()
-    _emit({"established": True, args.op: _status(st)})
+    emit({"established": True, args.op: status(st)})
 
 
 def commit(args: argparse.Namespace) -> None:
@@ -255,12 +222,12 @@ def commit(args: argparse.Namespace) -> None:
         item.ReferencedSOPClassUID = CTImageStorage
         item.ReferencedSOPInstanceUID = uid
         info.ReferencedSOPSequence.append(item)
-    assoc = _associate(args, [StorageCommitmentPushModel],
+    assoc = associate(args, [StorageCommitmentPushModel],
                        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
     st, _ = assoc.send_n_action(info, 1, StorageCommitmentPushModel, COMMIT_INSTANCE)
     got.wait(args.timeout)
     assoc.release()
-    _emit({"established": True, "N-ACTION": _status(st), "reports": reports})
+    emit({"established": True, "N-ACTION": status(st), "reports": reports})
 
 
 # -- print -------------------------------------------------------------------------------------
@@ -355,7 +322,7 @@ def print_scp(args: argparse.Namespace) -> None:
     ae = AE(ae_title=args.aet)
     ae.add_supported_context(BasicGrayscalePrintManagementMeta, TRANSFER)
     ae.add_supported_context(Verification, TRANSFER)
-    _serve(ae, args.bind, args.port,
+    serve(ae, args.bind, args.port,
            [(evt.EVT_N_CREATE, on_create), (evt.EVT_N_SET, on_set),
             (evt.EVT_N_DELETE, on_delete), (evt.EVT_N_GET, on_get),
             (evt.EVT_N_ACTION, on_action), *_after_pdu(queue)])
@@ -377,14 +344,14 @@ def print_scu(args: argparse.Namespace) -> None:
         lae.add_supported_context(BasicGrayscalePrintManagementMeta, TRANSFER)
         server = lae.start_server(("", args.listen), block=False,
                                   evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
-    assoc = _associate(args, [BasicGrayscalePrintManagementMeta],
+    assoc = associate(args, [BasicGrayscalePrintManagementMeta],
                        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
     meta = BasicGrayscalePrintManagementMeta
     out: dict[str, Any] = {"established": True, "films": []}
     if args.get_printer:
         st, _ = assoc.send_n_get([0x21100010, 0x21100020], Printer, PrinterInstance,
                                  meta_uid=meta)
-        out["N-GET"] = _status(st)
+        out["N-GET"] = status(st)
     session = Dataset()
     session.NumberOfCopies = "1"
     session.PrintPriority = "MED"
@@ -392,7 +359,7 @@ def print_scu(args: argparse.Namespace) -> None:
     session.FilmDestination = "MAGAZINE"
     session_uid = generate_uid(entropy_srcs=["journey-print", args.aet, "session"])
     st, _ = assoc.send_n_create(session, BasicFilmSession, session_uid, meta_uid=meta)
-    out["session"] = _status(st)
+    out["session"] = status(st)
     for n, what in enumerate(args.films):
         film = Dataset()
         film.ImageDisplayFormat = "STANDARD\\1,2"
@@ -404,7 +371,7 @@ def print_scu(args: argparse.Namespace) -> None:
         film.ReferencedFilmSessionSequence = [ref]
         film_uid = generate_uid(entropy_srcs=["journey-print", args.aet, "film", str(n)])
         st, rsp = assoc.send_n_create(film, BasicFilmBox, film_uid, meta_uid=meta)
-        rec = {"what": what, "film_box": film_uid, "N-CREATE": _status(st), "boxes": []}
+        rec = {"what": what, "film_box": film_uid, "N-CREATE": status(st), "boxes": []}
         refs = list(rsp.ReferencedImageBoxSequence) if rsp is not None else []
         for k, item in enumerate(refs):
             if what == "empty-box" and k == len(refs) - 1:
@@ -423,24 +390,24 @@ def print_scu(args: argparse.Namespace) -> None:
             box.BasicGrayscaleImageSequence = [pix]
             st, _ = assoc.send_n_set(box, BasicGrayscaleImageBox,
                                      item.ReferencedSOPInstanceUID, meta_uid=meta)
-            rec["boxes"].append(_status(st))
+            rec["boxes"].append(status(st))
         if what != "never-printed":
             st, _ = assoc.send_n_action(None, 1, BasicFilmBox, film_uid, meta_uid=meta)
-            rec["N-ACTION"] = _status(st)
+            rec["N-ACTION"] = status(st)
             time.sleep(0.3)
             st = assoc.send_n_delete(BasicFilmBox, film_uid, meta_uid=meta)
-            rec["N-DELETE"] = _status(st)
+            rec["N-DELETE"] = status(st)
         out["films"].append(rec)
     if args.delete_session:
         st = assoc.send_n_delete(BasicFilmSession, session_uid, meta_uid=meta)
-        out["session_delete"] = _status(st)
+        out["session_delete"] = status(st)
     time.sleep(args.linger)
     assoc.release()
     if server is not None:
         time.sleep(0.3)
         server.shutdown()
     out["reports"] = got
-    _emit(out)
+    emit(out)
 
 
 # -- unified procedure step --------------------------------------------------------------------
@@ -551,7 +518,7 @@ def ups_scp(args: argparse.Namespace) -> None:
     for sop in (UnifiedProcedureStepPush, UnifiedProcedureStepPull, UnifiedProcedureStepWatch,
                 UnifiedProcedureStepEvent):
         ae.add_supported_context(sop, TRANSFER, scu_role=True, scp_role=True)
-    _serve(ae, args.bind, args.port,
+    serve(ae, args.bind, args.port,
            [(evt.EVT_N_CREATE, on_create), (evt.EVT_N_ACTION, on_action),
             (evt.EVT_N_SET, on_set), (evt.EVT_N_GET, on_get),
             (evt.EVT_RELEASED, on_released), *_after_pdu(queue)])
@@ -588,7 +555,7 @@ def ups_scu(args: argparse.Namespace) -> None:
         events.append(str(event.event_information.get("ProcedureStepState", "")))
         return 0x0000, None
 
-    watch = _associate(args, [UnifiedProcedureStepWatch, UnifiedProcedureStepEvent],
+    watch = associate(args, [UnifiedProcedureStepWatch, UnifiedProcedureStepEvent],
                        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_event)])
     others: list[Any] = []  # (AE title, association, events it received)
     for aet in args.watcher:  # each subscribes globally from an association of its own
@@ -598,22 +565,22 @@ def ups_scu(args: argparse.Namespace) -> None:
             got.append(str(event.event_information.get("ProcedureStepState", "")))
             return 0x0000, None
 
-        a = _associate(argparse.Namespace(**{**vars(args), "aet": aet}),
+        a = associate(argparse.Namespace(**{**vars(args), "aet": aet}),
                        [UnifiedProcedureStepWatch, UnifiedProcedureStepEvent],
                        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_other)])
         sub = Dataset()
         sub.DeletionLock = "FALSE"
         st, _ = a.send_n_action(sub, 3, UnifiedProcedureStepWatch, UPS_GLOBAL)
-        others.append((aet, a, got, _status(st)))
+        others.append((aet, a, got, status(st)))
     sub = Dataset()
     sub.DeletionLock = "FALSE"
     st, _ = watch.send_n_action(sub, 3, UnifiedProcedureStepWatch, UPS_GLOBAL)
-    out: dict[str, Any] = {"established": True, "subscribe": _status(st), "steps": []}
-    push = _associate(args, [UnifiedProcedureStepPush, UnifiedProcedureStepPull])
+    out: dict[str, Any] = {"established": True, "subscribe": status(st), "steps": []}
+    push = associate(args, [UnifiedProcedureStepPush, UnifiedProcedureStepPull])
     uid = generate_uid(entropy_srcs=["journey-ups", args.aet, args.seed])
     st, _ = push.send_n_create(_ups_item(args.seed, ("SYNTHETIC^GRACE", "DSN0007")),
                                UnifiedProcedureStepPush, uid)
-    out["create"] = _status(st)
+    out["create"] = status(st)
     tuid = generate_uid(entropy_srcs=["journey-ups", args.aet, args.seed, "transaction"])
     for step in args.script:
         ds = Dataset()
@@ -635,7 +602,7 @@ def ups_scu(args: argparse.Namespace) -> None:
             st, _ = push.send_n_action(ds, 2, UnifiedProcedureStepPush, uid)
         else:
             raise SystemExit(f"unknown step {step}")
-        out["steps"].append([step, _status(st)])
+        out["steps"].append([step, status(st)])
         time.sleep(0.1)
     time.sleep(0.5)
     push.release()
@@ -646,17 +613,7 @@ def ups_scu(args: argparse.Namespace) -> None:
     out["watchers"] = {aet: {"subscribe": st, "events": got} for aet, _a, got, st in others}
     out["instance"] = uid
     out["transaction"] = tuid
-    _emit(out)
-
-
-def _enable_nodelay() -> None:
-    """TCP_NODELAY on pynetdicom's sockets: it writes a command and its data set separately,
-    which with Nagle costs a 40 ms delayed-ACK wait per message (a finding of its own that
-    would blur these captures)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from pnd_peers import _enable_nodelay as enable
-
-    enable()
+    emit(out)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -721,7 +678,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    _enable_nodelay()
+    enable_nodelay()
     args.func(args)
 
 

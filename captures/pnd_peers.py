@@ -15,9 +15,7 @@ the recorder stores as ground truth.  Roles:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import signal
 import sys
 import threading
 import time
@@ -25,12 +23,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pnd_common import COMMIT_INSTANCE, TRANSFER, associate, emit, enable_nodelay, serve, status
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     CTImageStorage,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, build_role, evt
 from pynetdicom.sop_class import (
@@ -41,28 +38,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-# Storage Commitment Push Model well-known SOP Instance (PS3.4 J.3.5).
-COMMIT_INSTANCE = "1.2.840.10008.1.20.1.1"
-TRANSFER = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
 UID_ROOT = "1.2.826.0.1.3680043.8.498.777."  # fixed, synthetic
-
-
-def _emit(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, sort_keys=True), flush=True)
-
-
-def _status(ds: Dataset | None) -> str:
-    return f"0x{ds.Status:04X}" if ds is not None and "Status" in ds else "none"
-
-
-def _serve_forever(ae: AE, host: str, port: int, handlers: list[Any]) -> None:
-    """Serve until SIGTERM/SIGINT, then shut the server down cleanly."""
-    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
 
 
 # -- N-service server ------------------------------------------------------------------------
@@ -175,21 +151,10 @@ def nserver(args: argparse.Namespace) -> None:
                 (evt.EVT_N_GET, on_get), (evt.EVT_N_ACTION, on_action),
                 (evt.EVT_DIMSE_SENT, on_dimse_sent),
                 (evt.EVT_PDU_SENT, on_pdu_sent)]
-    _serve_forever(ae, args.bind, args.port, handlers)
+    serve(ae, args.bind, args.port, handlers)
 
 
 # -- clients ---------------------------------------------------------------------------------
-
-
-def _associate(args: argparse.Namespace, contexts: list[str], **kw: Any) -> Any:
-    ae = AE(ae_title=args.aet)
-    for sop in contexts:
-        ae.add_requested_context(sop, TRANSFER)
-    assoc = ae.associate(args.host, args.port, ae_title=args.called, **kw)
-    if not assoc.is_established:
-        _emit({"established": False})
-        sys.exit(2)
-    return assoc
 
 
 def mpps(args: argparse.Namespace) -> None:
@@ -222,7 +187,7 @@ def mpps(args: argparse.Namespace) -> None:
     ds.StudyID = "1"
     ds.PerformedSeriesSequence = []
 
-    assoc = _associate(args, [ModalityPerformedProcedureStep])
+    assoc = associate(args, [ModalityPerformedProcedureStep])
     st_create, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, uid)
 
     mod = Dataset()
@@ -244,20 +209,20 @@ def mpps(args: argparse.Namespace) -> None:
     mod.PerformedSeriesSequence = [series]
     st_set, _ = assoc.send_n_set(mod, ModalityPerformedProcedureStep, uid)
     assoc.release()
-    _emit({"established": True, "N-CREATE": _status(st_create), "N-SET": _status(st_set),
+    emit({"established": True, "N-CREATE": status(st_create), "N-SET": status(st_set),
            "instance": uid})
 
 
 def nget(args: argparse.Namespace) -> None:
     """N-GET a known MPPS instance, then one that does not exist (0x0112 expected)."""
     tags = [0x00400252, 0x00400253, 0x00400241, 0x00100010, 0x00100020]
-    assoc = _associate(args, [ModalityPerformedProcedureStepRetrieve])
+    assoc = associate(args, [ModalityPerformedProcedureStepRetrieve])
     statuses = []
     for uid in (args.instance, args.missing):
         st, _ = assoc.send_n_get(tags, ModalityPerformedProcedureStepRetrieve, uid)
-        statuses.append(_status(st))
+        statuses.append(status(st))
     assoc.release()
-    _emit({"established": True, "N-GET": statuses})
+    emit({"established": True, "N-GET": statuses})
 
 
 def commit(args: argparse.Namespace) -> None:
@@ -287,7 +252,7 @@ def commit(args: argparse.Namespace) -> None:
                                   scp_role=True)
         server = lae.start_server((args.bind, args.listen), block=False,
                                   evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
-    assoc = _associate(args, [StorageCommitmentPushModel],
+    assoc = associate(args, [StorageCommitmentPushModel],
                        evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)])
     st, _ = assoc.send_n_action(info, 1, StorageCommitmentPushModel, COMMIT_INSTANCE)
     if args.listen:
@@ -299,7 +264,7 @@ def commit(args: argparse.Namespace) -> None:
         assoc.release()
     if server is not None:
         server.shutdown()
-    _emit({"established": True, "N-ACTION": _status(st), "N-EVENT-REPORT": reports})
+    emit({"established": True, "N-ACTION": status(st), "N-EVENT-REPORT": reports})
 
 
 def store_server(args: argparse.Namespace) -> None:
@@ -307,7 +272,7 @@ def store_server(args: argparse.Namespace) -> None:
     ae = AE(ae_title=args.aet)
     ae.add_supported_context(Verification, TRANSFER)
     ae.add_supported_context(CTImageStorage, TRANSFER)
-    _serve_forever(ae, args.bind, args.port, [(evt.EVT_C_STORE, lambda e: 0x0000)])
+    serve(ae, args.bind, args.port, [(evt.EVT_C_STORE, lambda e: 0x0000)])
 
 
 def store(args: argparse.Namespace) -> None:
@@ -318,12 +283,12 @@ def store(args: argparse.Namespace) -> None:
     ae.add_requested_context(CTImageStorage, TRANSFER)
     assoc = ae.associate(args.host, args.port, ae_title=args.called, max_pdu=args.max_pdu)
     if not assoc.is_established:
-        _emit({"established": False})
+        emit({"established": False})
         sys.exit(2)
-    echo = _status(assoc.send_c_echo())
-    statuses = [_status(assoc.send_c_store(ds)) for ds in datasets]
+    echo = status(assoc.send_c_echo())
+    statuses = [status(assoc.send_c_store(ds)) for ds in datasets]
     assoc.release()
-    _emit({"established": True, "C-ECHO": echo, "C-STORE": statuses})
+    emit({"established": True, "C-ECHO": echo, "C-STORE": statuses})
 
 
 def chatty(args: argparse.Namespace) -> None:
@@ -344,30 +309,13 @@ def chatty(args: argparse.Namespace) -> None:
             counts["not_established"] += 1
             continue
         counts["associations"] += 1
-        counts["C-ECHO " + _status(assoc.send_c_echo())] += 1
+        counts["C-ECHO " + status(assoc.send_c_echo())] += 1
         for _ in range(args.finds):
             counts["C-FIND"] += 1
             for st, _ident in assoc.send_c_find(query, StudyRootQueryRetrieveInformationModelFind):
-                counts["C-FIND-RSP " + _status(st)] += 1
+                counts["C-FIND-RSP " + status(st)] += 1
         assoc.release()
-    _emit(dict(counts))
-
-
-def _enable_nodelay() -> None:
-    """Set TCP_NODELAY on pynetdicom's sockets (it sends command and data set separately,
-    which with Nagle costs a delayed-ACK wait per message: too slow for benchmark loads)."""
-    import socket
-
-    from pynetdicom import transport
-
-    create = transport.AssociationSocket._create_socket
-
-    def patched(self: Any, address: Any) -> socket.socket:
-        sock = create(self, address)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
-    transport.AssociationSocket._create_socket = patched  # type: ignore[method-assign]
+    emit(dict(counts))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -421,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.nodelay:
-        _enable_nodelay()
+        enable_nodelay()
     args.func(args)
 
 
