@@ -139,3 +139,18 @@ def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
     res = subprocess.run([sys.executable, "-m", "dicomsniff", "live", "-i", "lo", "-j", "2"],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, capsys) -> None:
+    """A worker holds its records until the merge; past MAX_WORKER_RSS_KB the capture is
+    analysed by one process instead, which streams: same output, a line on stderr."""
+    from dicomsniff.parallel import local
+
+    path = CAPTURES / "store-many-associations.pcap"
+    one = outputs(capsys, path, 1)
+    monkeypatch.setattr(local, "MAX_WORKER_RSS_KB", 1)
+    monkeypatch.setattr(local, "_CHECK_EVERY", 1)
+    code = main(["analyze", str(path), "--json", "-j", "2"])
+    got = capsys.readouterr()
+    assert code == 0 and got.out == one[0]
+    assert "-j 2: a worker's records passed" in got.err and "one process" in got.err

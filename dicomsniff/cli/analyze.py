@@ -190,9 +190,22 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         if not args.dask and jobs > 1:
-            reader_error_j = _on_cores(args, capture, analyzer, jobs, limits, rules,
-                                       bar.callback)
-        elif not args.dask:
+            from ..parallel.local import TooBig
+
+            try:
+                reader_error_j = _on_cores(args, capture, analyzer, jobs, limits, rules,
+                                           bar.callback)
+            except TooBig as exc:  # memory stays bounded: one process streams instead
+                sys.stderr.write(f"dicomsniff: -j {jobs}: {exc}; analysing in one process\n")
+                jobs = 1
+                capture = _reopen(args, capture)
+                if not capture.single:  # frame references from the new reading
+                    where = capture.describe
+                    if writer is not None:
+                        writer.locate = capture.locate
+                    if store is not None:
+                        store.locate = capture.locate
+        if not args.dask and jobs == 1:
             result = analyze_source(capture, analyzer, bar.callback)
     except CaptureError as exc:
         bar.stop()
@@ -400,6 +413,17 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
     note_peak_rss(logs)
     replay(logs, analyzer)
     return logs[0].extra["reader_error"]
+
+
+def _reopen(args: argparse.Namespace, capture: Any) -> Any:
+    """The capture opened again, as :func:`open_input` opened it (its problems said once)."""
+    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+
+    said = getattr(capture, "problems_said", 0)
+    again = open_capture(args.capture, dedup_window=DEFAULT_DEDUP_WINDOW
+                         if args.dedup_window is None else args.dedup_window)
+    again.problems_said = said
+    return again
 
 
 def _file_width() -> int:

@@ -39,14 +39,24 @@ from ..analysis.rules.base import AssocView
 from ..model import Association, Finding
 from .shard import ConnectionFilter
 
-__all__ = ["MIN_BYTES", "WorkerLog", "default_jobs", "jobs_for", "merge_logs",
-           "note_peak_rss", "replay", "run_jobs", "run_worker"]
+__all__ = ["MAX_WORKER_RSS_KB", "MIN_BYTES", "TooBig", "WorkerLog", "default_jobs", "jobs_for",
+           "merge_logs", "note_peak_rss", "replay", "run_jobs", "run_worker"]
 
 # Below this many bytes of capture, one process: forking, every worker reading the whole
 # file and the merge cost more than the analysis they share (docs/performance.md).
 MIN_BYTES = 8 << 20
 
 _AFTER = 1 << 62  # events after the last frame (the end of the capture) sort after all frames
+
+# A worker holds what it found until the merge (one process streams it): past this peak RSS
+# a worker gives up, and the capture is analysed by one process instead (memory stays bounded
+# by a cap, whatever the capture). Checked every _CHECK_EVERY associations.
+MAX_WORKER_RSS_KB = 512 << 10
+_CHECK_EVERY = 256
+
+
+class TooBig(Exception):
+    """A worker's records passed :data:`MAX_WORKER_RSS_KB`: analyse in one process."""
 
 
 def default_jobs() -> int:
@@ -152,11 +162,17 @@ class WorkerLog:
         self.events: list[tuple] = []
         self.stats: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}
+        self.ended = 0
+        self.max_rss_kb = MAX_WORKER_RSS_KB
 
     def add(self, kind: str, *payload: Any) -> None:
         stage = 1 if self.stage == 0 and self.filt.done else self.stage
         self.events.append((stage, self.filt.frame if stage == 0 else 0, len(self.events), kind,
                             payload))
+        if kind == "assoc":
+            self.ended += 1
+            if not self.ended % _CHECK_EVERY and _maxrss_kb() > self.max_rss_kb:
+                raise TooBig(f"a worker's records passed {self.max_rss_kb >> 10} MiB")
 
     def keyed(self) -> list[tuple]:
         """The events with their merge keys; at the end of the capture each connection's events
@@ -318,6 +334,9 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
              progress: Callable[[int, int], None] | None = None) -> list[WorkerLog]:
     """Fork ``count - 1`` workers (each opens the capture with ``open_capture``), analyse
     shard 0 here on ``capture``, and gather every worker's log (index order)."""
+    import gc
+
+    gc.freeze()  # what is loaded now is never garbage: the workers' collector never walks it
     kids: list[tuple[int, int]] = []
     try:
         for index in range(1, count):
@@ -330,6 +349,8 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
                     log = run_worker(open_capture(), index, count, config)
                     del log.filt
                     data = pickle.dumps(("ok", log), pickle.HIGHEST_PROTOCOL)
+                except TooBig as exc:
+                    data = pickle.dumps(("toobig", str(exc)))
                 except BaseException as exc:  # noqa: BLE001 - reported by the parent
                     data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
                     code = 1
@@ -367,6 +388,8 @@ def _receive(pid: int, fd: int) -> WorkerLog:
     if not data:
         raise RuntimeError(f"a -j worker ended without a result (status {status})")
     what, value = pickle.loads(data)
+    if what == "toobig":
+        raise TooBig(value)
     if what != "ok":
         raise RuntimeError(f"a -j worker failed: {value}")
     return value
