@@ -235,8 +235,11 @@ def test_dask_cluster_gives_the_records_of_one_process(dask_address: str,
 
     # what spans host pairs, after the shards' records came back from the workers
     apart = clients_apart(CAPTURES / "journey/journey-commit-gaps.pcap", tmp_path / "a.pcap")
-    got = analyze_on_dask(dask_address, [str(apart)], {}, shards=3)
+    seen: list[tuple[int, int]] = []  # progress on long work: shards as they finish
+    got = analyze_on_dask(dask_address, [str(apart)], {}, shards=3,
+                          progress=lambda done, total: seen.append((done, total)))
     assert records(got.associations, got.capture_findings) == one_process(apart)
+    assert seen == [(k, 3) for k in range(4)]
     sensors = [str(p) for p in sorted((CAPTURES / "sensors").glob("*.pcap"))]
     both = analyze_on_dask(dask_address, sensors, {}, shards=4)
     an = Analyzer()

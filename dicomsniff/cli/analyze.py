@@ -302,7 +302,9 @@ def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any,
     if args.dedup_window is not None:
         config["dedup_window"] = args.dedup_window
     capture.close()
-    merged = analyze_on_dask(args.dask, capture.paths, config, workers=args.workers)
+    with _ShardBar(args) as bar:
+        merged = analyze_on_dask(args.dask, capture.paths, config, workers=args.workers,
+                                 progress=bar.update)
     fmap = merged.frame_map
     locate = None if capture.single else fmap.locate
     if writer is not None:
@@ -345,10 +347,12 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
     if args.dedup_window is not None:
         config["dedup_window"] = args.dedup_window
     capture.close()
-    got = parquet_on_dask(args.dask, capture.paths, config,
-                          {"parquet": args.parquet, "run_id": store.run_id,
-                           "capture": store.capture, "files": store.files,
-                           "sensor": store.sensor}, workers=args.workers)
+    with _ShardBar(args) as bar:
+        got = parquet_on_dask(args.dask, capture.paths, config,
+                              {"parquet": args.parquet, "run_id": store.run_id,
+                               "capture": store.capture, "files": store.files,
+                               "sensor": store.sensor}, workers=args.workers,
+                              progress=bar.update)
     said = set(capture.problems)
     capture.problems.extend(p for p in got.problems if p not in said)
     stats = Stats(frames=got.frames, bytes=got.bytes, first_ts=got.first_ts,
@@ -424,6 +428,37 @@ def _reopen(args: argparse.Namespace, capture: Any) -> Any:
                          if args.dedup_window is None else args.dedup_window)
     again.problems_said = said
     return again
+
+
+class _ShardBar:
+    """``--dask``: shards done on a progress bar (stderr, a terminal, no --no-progress)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+        self.enabled = not args.no_progress and sys.stderr.isatty()
+
+    def __enter__(self) -> _ShardBar:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.bar = Progress("[progress.description]{task.description}", BarColumn(),
+                                MofNCompleteColumn(), TimeElapsedColumn(),
+                                console=Console(stderr=True), transient=True)
+            self.task = self.bar.add_task("shards on the cluster", total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 def _file_width() -> int:

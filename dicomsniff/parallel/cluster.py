@@ -16,7 +16,7 @@ each shard and computed after the merge from every shard's records (:mod:`.cross
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -124,16 +124,30 @@ def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None =
 
 
 def analyze_on_dask(address: str, specs: Sequence[str], config: dict[str, Any], *,
-                    shards: int | None = None, workers: int = 2) -> Merged:
+                    shards: int | None = None, workers: int = 2,
+                    progress: Callable[[int, int], None] | None = None) -> Merged:
     """Run the shards on the Dask cluster at ``address`` (``local``: a LocalCluster of
-    ``workers`` processes on this machine) and merge them."""
+    ``workers`` processes on this machine) and merge them. ``progress(done, shards)`` is
+    called as shards finish."""
     paths = [s if s == "-" else os.path.abspath(s) for s in specs]  # same paths on workers
     with connect(address, workers) as client:
         n = shards or max(1, sum(client.nthreads().values()))
         futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
                              pure=False)
+        wait_for(futures, progress)
         results = client.gather(futures)
     return merge_shards(results, config)
+
+
+def wait_for(futures: Sequence[Any], progress: Callable[[int, int], None] | None) -> None:
+    """Call ``progress(done, total)`` as the futures finish (nothing without a callback)."""
+    if progress is None:
+        return
+    from distributed import as_completed
+
+    progress(0, len(futures))
+    for done, _f in enumerate(as_completed(futures), 1):
+        progress(done, len(futures))
 
 
 @contextmanager

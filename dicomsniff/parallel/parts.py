@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import operator
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dissectors._plain import Record
@@ -116,11 +116,12 @@ def _merge_summaries(parts: Sequence[Any]) -> Any:
 
 def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
                     store: dict[str, Any], *, shards: int | None = None,
-                    workers: int = 2) -> PartsResult:
+                    workers: int = 2,
+                    progress: Callable[[int, int], None] | None = None) -> PartsResult:
     """Shards on the cluster at ``address`` (``local``: a LocalCluster of ``workers``), each
     writing its Parquet part (``store``: ``parquet``, ``run_id``, ``capture``, ``files``,
     ``sensor``); returns what the client writes and prints (no association)."""
-    from .cluster import connect, run_shard
+    from .cluster import connect, run_shard, wait_for
 
     paths = [s if s == "-" else os.path.abspath(s) for s in specs]
     store = dict(store, parquet=os.path.abspath(store["parquet"]))
@@ -128,6 +129,7 @@ def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
         n = shards or max(1, sum(client.nthreads().values()))
         futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
                              pure=False)
+        wait_for(futures, progress)
         planned = client.submit(plan, config, *futures, pure=False)
         parts = client.gather(client.map(write_part, futures, [planned] * n, [store] * n,
                                          pure=False))
