@@ -222,3 +222,21 @@ def test_diagrams_and_report_name_frames_by_file(tmp_path: Path) -> None:
     whole_json = _records(cli("analyze", str(src), "--json").stdout.decode())
     for t in (x for x in whole_json if x["type"] == "transaction"):
         assert f"request in {name(t['request_frame'])}" in rep
+
+
+def test_time_shift_option(tmp_path: Path) -> None:
+    """--time-shift PATTERN=SECONDS on the command line (every subcommand that reads a
+    capture); a malformed one is argparse's usage error, exit 2."""
+    scu, scp = sorted((CAPTURES / "sensors").glob("*.pcap"), key=lambda p: "scp" in p.name)
+    off = tmp_path / "fast-scp.pcap"
+    subprocess.run(["editcap", "-t", "0.04", str(scp), str(off)], check=True,
+                   capture_output=True)
+    skewed = _records(cli("analyze", str(scu), str(off), "--json").stdout.decode())
+    assert any(r.get("code") == "CAPTURE-SENSOR-CLOCKS" for r in skewed)
+    fixed = cli("analyze", str(scu), str(off), "--json", "--time-shift", "fast-*=-0.04")
+    assert fixed.returncode == 0, fixed.stderr
+    assert not any(r.get("code") == "CAPTURE-SENSOR-CLOCKS"
+                   for r in _records(fixed.stdout.decode()))
+    bad = cli("analyze", str(scu), "--time-shift", "no-seconds")
+    assert bad.returncode == 2 and b"Traceback" not in bad.stderr
+    assert "--time-shift: PATTERN=SECONDS" in bad.stderr.decode().splitlines()[-1]

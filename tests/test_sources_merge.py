@@ -157,6 +157,47 @@ def test_two_sensors_are_one_exchange_without_false_retransmissions() -> None:
     assert "CAPTURE-SENSOR-COPIES" in codes
 
 
+@pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap needed")
+def test_sensor_clocks_measured_on_copies_and_put_right_with_a_time_shift(
+        tmp_path: Path) -> None:
+    """The copies of the same segments measure how two sensors' clocks compare; a sensor
+    whose clock is off is said (CAPTURE-SENSOR-CLOCKS) and put right by --time-shift."""
+    scu, scp = (str(p) for p in SENSOR_FILES)
+    truth, cs, _an = records([scu, scp])
+    ((a, b, late, n),) = cs.sensor_offsets()
+    assert {a, b} == {Path(scu).name, Path(scp).name} and n > 100
+    assert abs(late) < 0.001  # one host's clock: the path between the sensors, microseconds
+    for skew in (0.040, 0.300):  # the SCP's sensor runs 40 ms, then 300 ms, fast
+        off = tmp_path / f"off{int(skew * 1000)}-{Path(scp).name}"
+        subprocess.run(["editcap", "-t", f"{skew}", scp, str(off)], check=True,
+                       capture_output=True)
+        got, cs, an = records([scu, str(off)])
+        codes = [f.code for f in an.findings]
+        if skew < cs.dedup_window:  # copies still matched: the offset is measured and said
+            ((_a, _b, late, _n),) = cs.sensor_offsets()
+            assert abs(abs(late) - skew) < 0.002
+            (clocks,) = [f for f in an.findings if f.code == "CAPTURE-SENSOR-CLOCKS"]
+            assert f"--time-shift '{off.name}=-{skew:.4f}'" in clocks.message
+        else:  # beyond the window nothing matches: every copy looks like a retransmission
+            assert not cs.sensor_offsets() and cs.duplicates == 0
+            assert "TCP-RETRANSMISSION" in codes or _story(got) != _story(truth)
+        fixed, cs, an = records([scu, str(off)], time_shift=[(off.name, -skew)])
+        assert _story(fixed) == _story(truth)
+        assert "CAPTURE-SENSOR-CLOCKS" not in [f.code for f in an.findings]
+        assert cs.duplicates == len([1 for _ in packets(SENSOR_FILES[0])
+                                     if _[1][12:14] == b"\x08\x00"])
+        # by path or by a glob on the name, and the shift is what the files are read with
+        assert [p for p, _s in cs.time_shift] == [off.name]
+    assert merge_shift(["x/pacs-1.pcap", "pacs-2.pcap", "ct.pcap"]) == [-0.25, -0.25, 0.0]
+
+
+def merge_shift(paths: list[str]) -> list[float]:
+    from dicomsniff.sources.merge import _shift_for
+
+    return [_shift_for(p, [("ct*", 1.0), ("pacs-*.pcap", -0.25), ("ct.pcap", 0.0)])
+            for p in paths]
+
+
 @pytest.mark.skipif(shutil.which("mergecap") is None, reason="mergecap needed")
 def test_plain_merge_of_two_sensors_shows_false_retransmissions(tmp_path: Path) -> None:
     """The control: mergecap interleaves the copies and every one looks retransmitted."""

@@ -12,6 +12,8 @@ from .engine import Analyzer
 
 SUPPORTED_LINKTYPES = frozenset({0, 1, 12, 14, 101, 108, 113, 228, 229, 276})
 PROGRESS_EVERY = 1 << 14  # frames between progress callbacks
+# Sensors on one network with NTP agree to well under a millisecond; beyond this, say so.
+CLOCKS_AGREE = 0.005
 
 
 class RunResult(Record):
@@ -76,6 +78,17 @@ def analyze_source(source, analyzer: Analyzer,
             analyzer.capture_finding("info", "CAPTURE-SENSOR-COPIES",
                                      f"{reader.duplicates} TCP segments were seen by more than "
                                      f"one of {reader.sensors} sensors and analysed once", None)
+        for a, b, late, n in reader.sensor_offsets():
+            if abs(late) < CLOCKS_AGREE:
+                continue
+            analyzer.capture_finding(
+                "warning", "CAPTURE-SENSOR-CLOCKS",
+                f"sensor {b}'s timestamps are a median {late * 1000:+.1f} ms from sensor {a}'s "
+                f"on the same TCP segments ({n} copies): their clocks disagree (or the path "
+                f"between them is slow one way), so their frames interleave out of order; "
+                f"if {b}'s clock is off, give --time-shift '{b.split(' ')[0]}={-late:.4f}' "
+                f"(copies more than --dedup-window, {reader.dedup_window:g} s, apart are not "
+                "recognised at all)", None)
     for w in reader.warnings:
         analyzer.capture_finding("warning", "CAPTURE-WARNING", w, None)
     analyzer.finish()

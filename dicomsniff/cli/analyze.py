@@ -301,6 +301,8 @@ def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any,
     config = {"ports": list(args.port), "limits": limits, "rules": rules}
     if args.dedup_window is not None:
         config["dedup_window"] = args.dedup_window
+    if args.time_shift:
+        config["time_shift"] = list(args.time_shift)
     capture.close()
     with _ShardBar(args) as bar:
         merged = analyze_on_dask(args.dask, capture.paths, config, workers=args.workers,
@@ -346,6 +348,8 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
     config = {"ports": list(args.port), "limits": limits, "rules": rules}
     if args.dedup_window is not None:
         config["dedup_window"] = args.dedup_window
+    if args.time_shift:
+        config["time_shift"] = list(args.time_shift)
     capture.close()
     with _ShardBar(args) as bar:
         got = parquet_on_dask(args.dask, capture.paths, config,
@@ -412,8 +416,9 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
 
     window = DEFAULT_DEDUP_WINDOW if args.dedup_window is None else args.dedup_window
     config = {"ports": list(args.port), "limits": limits, "rules": rules}
-    logs = run_jobs(lambda: open_capture(args.capture, dedup_window=window), capture, jobs,
-                    config, progress)
+    shift = args.time_shift or ()
+    logs = run_jobs(lambda: open_capture(args.capture, dedup_window=window, time_shift=shift),
+                    capture, jobs, config, progress)
     note_peak_rss(logs)
     replay(logs, analyzer)
     return logs[0].extra["reader_error"]

@@ -228,12 +228,31 @@ def add_capture_arguments(parser: Any, help: str = CAPTURE_HELP) -> None:
 
 
 def add_dedup_option(parser: Any) -> None:
-    """``--dedup-window`` alone, for commands whose captures are not one positional list
-    (``diff``): :func:`open_input` reads it."""
+    """``--dedup-window`` and ``--time-shift``, for commands whose captures are not one
+    positional list (``diff``): :func:`open_input` reads them."""
     parser.add_argument("--dedup-window", type=_window, default=None, metavar="SECONDS",
                         help="several sensors: a TCP segment seen by two of them less than "
                              "this apart is analysed once (default 0.1; more when their "
                              "clocks disagree by more)")
+    parser.add_argument("--time-shift", type=_shift, action="append", default=None,
+                        metavar="PATTERN=SECONDS",
+                        help="several files: add SECONDS (may be negative) to the timestamps "
+                             "of the files whose name or path matches PATTERN (a glob), as "
+                             "editcap -t does, before they are merged: a sensor whose clock "
+                             "is off (CAPTURE-SENSOR-CLOCKS says by how much); repeatable")
+
+
+def _shift(text: str) -> tuple[str, float]:
+    pattern, sep, seconds = text.rpartition("=")
+    if not sep or not pattern:
+        raise argparse.ArgumentTypeError(f"PATTERN=SECONDS, e.g. 'pacs-*.pcap=-0.25': {text!r}")
+    try:
+        v = float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {seconds!r}") from None
+    if not abs(v) < 1e9:
+        raise argparse.ArgumentTypeError(f"seconds out of range: {seconds}")
+    return pattern, v
 
 
 def open_input(args: argparse.Namespace, prog: str = "dicomsniff") -> Any:
@@ -250,7 +269,8 @@ def open_input(args: argparse.Namespace, prog: str = "dicomsniff") -> Any:
     window = getattr(args, "dedup_window", None)
     try:
         capture = open_capture(args.capture, dedup_window=DEFAULT_DEDUP_WINDOW
-                               if window is None else window)
+                               if window is None else window,
+                               time_shift=getattr(args, "time_shift", None) or ())
     except CaptureError as exc:
         raise CaptureError(f"\n{prog}: ".join(str(exc).splitlines())) from None
     if not capture.single:
@@ -266,7 +286,8 @@ def reopener(args: argparse.Namespace) -> Any:
     from ..sources.merge import DEFAULT_DEDUP_WINDOW, CaptureRef
 
     window = getattr(args, "dedup_window", None)
-    return CaptureRef(args.capture, DEFAULT_DEDUP_WINDOW if window is None else window)
+    return CaptureRef(args.capture, DEFAULT_DEDUP_WINDOW if window is None else window,
+                      getattr(args, "time_shift", None) or ())
 
 
 def finish_input(capture: Any, prog: str = "dicomsniff") -> bool:

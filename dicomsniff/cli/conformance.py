@@ -126,7 +126,8 @@ def build(paths: list[str], args: argparse.Namespace) -> tuple[Any, list[str], l
     from ..conformance.run import FileProblem, build_facts
     from ..sources.capture import CaptureError
 
-    opened = argparse.Namespace(capture=list(paths), dedup_window=args.dedup_window)
+    opened = argparse.Namespace(capture=list(paths), dedup_window=args.dedup_window,
+                                time_shift=args.time_shift)
     try:
         capture = open_input(opened)
     except CaptureError as exc:

@@ -53,7 +53,8 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
     from .shard import ShardFilter
 
     window = config.get("dedup_window", DEFAULT_DEDUP_WINDOW)
-    capture = open_capture(list(specs), dedup_window=window)
+    capture = open_capture(list(specs), dedup_window=window,
+                           time_shift=config.get("time_shift", ()))
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits") or Limits(),
                   rules=rules, keep=True)

@@ -24,6 +24,14 @@ time. A second copy from the *same* sensor is a real retransmission and is kept.
 than ``dedup_window`` seconds apart are not matched (sensor clocks should agree to better than
 that), and the table is capped (``max_dedup`` entries), so memory stays bounded.
 
+**Clocks.** The copies also measure how the sensors' clocks compare: for each pair of sensors,
+the median of (this sensor's time - the other's) over the copies matched (the path between
+the sensors adds to one direction and takes from the other, so with traffic both ways the
+median is the clock offset). :meth:`CaptureSet.sensor_offsets` gives it; the analysis says it,
+and a warning when it is large. ``time_shift`` (``--time-shift PATTERN=SECONDS``) moves the
+timestamps of the files whose name or path matches, as ``editcap -t`` would, before they are
+merged: a sensor whose clock is off is put right without rewriting its files.
+
 **Frame references.** Frames are numbered 1, 2, 3... in merged order (for one file, exactly as
 Wireshark numbers them). :meth:`CaptureSet.locate` turns such a number back into the file and
 the frame number Wireshark shows in that file, from a table of runs (a run is a stretch of
@@ -34,6 +42,7 @@ None.
 
 from __future__ import annotations
 
+import fnmatch
 import heapq
 import os
 import stat
@@ -157,7 +166,7 @@ class _File:
     """One capture file of the set, and its place in the merge."""
 
     __slots__ = ("index", "path", "order", "first_ts", "last_ts", "size", "stream", "reader",
-                 "it", "head", "frames", "sensor", "format", "compression", "done")
+                 "it", "head", "frames", "sensor", "format", "compression", "done", "shift")
 
     def __init__(self, index: int, path: str) -> None:
         self.index = index
@@ -175,6 +184,7 @@ class _File:
         self.format = ""
         self.compression: str | None = None
         self.done = False
+        self.shift = 0.0  # seconds added to its timestamps (--time-shift)
 
     def open(self, chunk_size: int | None = None) -> CaptureReader:
         """Open the file (decompressing if it is compressed) and read its header."""
@@ -240,8 +250,10 @@ class CaptureSet:
     def __init__(self, paths: Sequence[str], *, dedup_window: float = DEFAULT_DEDUP_WINDOW,
                  max_dedup: int = DEFAULT_MAX_DEDUP, max_runs: int = DEFAULT_MAX_RUNS,
                  problems: Sequence[str] = (), chunk_size: int | None = None,
-                 stream: BinaryIO | None = None) -> None:
+                 stream: BinaryIO | None = None,
+                 time_shift: Sequence[tuple[str, float]] = ()) -> None:
         self.dedup_window = dedup_window
+        self.time_shift = list(time_shift)
         self.max_dedup = max_dedup
         self.max_runs = max_runs
         self.chunk_size = chunk_size
@@ -269,6 +281,8 @@ class CaptureSet:
         # window's worth of the capture's rate)
         self._ring: deque = deque(maxlen=1 << 18)
         self._ring_bit = 1  # the sensor of the frames in the ring (one file is open meanwhile)
+        # (sensor, other sensor) -> time differences of their copies (a bounded sample)
+        self._offsets: dict[tuple[int, int], list[float]] = {}
         # one file read directly; several, or one among unusable others, through the merge
         self.single = (len(paths) == 1 and not self.problems) or stream is not None
         if stream is not None:
@@ -321,7 +335,8 @@ class CaptureSet:
                     else:
                         self.warnings.append(f"{path}: no packets")
                     continue
-                f.first_ts = first[0]
+                f.shift = _shift_for(path, self.time_shift)
+                f.first_ts = first[0] + f.shift
             finally:
                 reader.close()
                 f.close()
@@ -423,7 +438,7 @@ class CaptureSet:
             self._done_size += f.size
             return
         f.reader = reader
-        f.it = iter(reader)
+        f.it = iter(reader) if not f.shift else _shifted(reader, f.shift)
         # The file that ended last is most likely continued by the one starting now (a
         # rotation); a file starting while another is open is another sensor.
         used = {a.sensor for a in self._active}
@@ -543,7 +558,7 @@ class CaptureSet:
                             pkt = next(grp)
                             break
                     if pkt is None:
-                        t = f.reader.last_ts if f.reader.last_ts is not None else t
+                        t = f.reader.last_ts + f.shift if f.reader.last_ts is not None else t
                     else:
                         t = pkt[0]
                 elif not heap and self._quiet_from <= t:
@@ -575,7 +590,7 @@ class CaptureSet:
                             pkt = next(grp)
                             break
                     if pkt is None:
-                        t = f.reader.last_ts if f.reader.last_ts is not None else t
+                        t = f.reader.last_ts + f.shift if f.reader.last_ts is not None else t
                     else:
                         t = pkt[0]
                 else:  # two sensors or more: each TCP segment is looked up once
@@ -592,6 +607,7 @@ class CaptureSet:
                                 if t - e[0] <= window and not e[1] & bit:
                                     table[key] = (e[0], e[1] | bit)
                                     dup = True
+                                    self._offset(e[1], f.sensor, t - e[0])
                                 else:  # same sensor again (a retransmission) or too old
                                     del table[key]
                             if not dup:
@@ -634,6 +650,33 @@ class CaptureSet:
             for f in list(self._active):
                 self._finish(f)
 
+    def _offset(self, first: int, sensor: int, late: float) -> None:
+        """A copy from ``sensor``, ``late`` seconds after the first (sensors ``first``: bits)."""
+        other = (first & -first).bit_length() - 1  # the first copy's sensor
+        a, b = (other, sensor) if other < sensor else (sensor, other)
+        sample = self._offsets.get((a, b))
+        if sample is None:
+            sample = self._offsets[(a, b)] = []
+        if len(sample) < 4096:
+            sample.append(late if a == other else -late)
+
+    def sensor_offsets(self) -> list[tuple[str, str, float, int]]:
+        """For each pair of sensors whose copies matched: (sensor A's files, sensor B's, the
+        median of B's time - A's over the copies, how many copies were sampled)."""
+        names: dict[int, list[str]] = {}
+        for f in self._files:
+            names.setdefault(f.sensor, []).append(os.path.basename(f.path))
+
+        def label(s: int) -> str:
+            n = names.get(s) or ["?"]
+            return n[0] if len(n) == 1 else f"{n[0]} (+{len(n) - 1} more)"
+
+        out = []
+        for (a, b), sample in sorted(self._offsets.items()):
+            s = sorted(sample)
+            out.append((label(a), label(b), s[len(s) // 2], len(s)))
+        return out
+
     def close(self) -> None:
         """Close whatever is still open (iteration closes each file as it ends)."""
         for f in self._files:
@@ -655,6 +698,23 @@ def _expire(table: dict, before: float, budget: int) -> None:
         del table[key]
 
 
+def _shift_for(path: str, shifts: Sequence[tuple[str, float]]) -> float:
+    """The seconds ``--time-shift`` adds to ``path`` (the last pattern that matches its path
+    or its name wins)."""
+    out = 0.0
+    name = os.path.basename(path)
+    for pattern, seconds in shifts:
+        if fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(name, pattern):
+            out = seconds
+    return out
+
+
+def _shifted(reader: CaptureReader, shift: float) -> Iterator[Packet]:
+    """A file's frames, ``shift`` seconds later (only files given a --time-shift pay this)."""
+    for ts, linktype, data, olen in reader:
+        yield ts + shift, linktype, data, olen
+
+
 def _disk_size(path: str) -> int:
     try:
         st = os.stat(path)
@@ -671,18 +731,21 @@ class CaptureRef(str):
 
     specs: list[str]
     dedup_window: float
+    time_shift: list[tuple[str, float]]
 
-    def __new__(cls, specs: Sequence[str], dedup_window: float = DEFAULT_DEDUP_WINDOW
-                ) -> CaptureRef:
+    def __new__(cls, specs: Sequence[str], dedup_window: float = DEFAULT_DEDUP_WINDOW,
+                time_shift: Sequence[tuple[str, float]] = ()) -> CaptureRef:
         specs = [os.fsdecode(s) for s in specs]
         name = specs[0] if len(specs) == 1 else f"{specs[0]} (+{len(specs) - 1} more)"
         ref = super().__new__(cls, name)
         ref.specs = specs
         ref.dedup_window = dedup_window
+        ref.time_shift = list(time_shift)
         return ref
 
     def open(self) -> CaptureSet:
-        return open_capture(self.specs, dedup_window=self.dedup_window)
+        return open_capture(self.specs, dedup_window=self.dedup_window,
+                            time_shift=self.time_shift)
 
 
 def open_frames(source: str | CaptureRef):
@@ -693,7 +756,8 @@ def open_frames(source: str | CaptureRef):
 
 def open_capture(specs: str | Sequence[str] | BinaryIO, *,
                  dedup_window: float = DEFAULT_DEDUP_WINDOW,
-                 chunk_size: int | None = None) -> CaptureSet:
+                 chunk_size: int | None = None,
+                 time_shift: Sequence[tuple[str, float]] = ()) -> CaptureSet:
     """The one way every subcommand opens its input: file names, directories, globs, ``-`` for
     standard input, or an open binary stream.
 
@@ -714,4 +778,4 @@ def open_capture(specs: str | Sequence[str] | BinaryIO, *,
     if len(files) == 1 and not problems and len(specs) == 1 and not os.path.isdir(specs[0]):
         return CaptureSet(files, dedup_window=dedup_window, chunk_size=chunk_size)
     return CaptureSet(files, dedup_window=dedup_window, chunk_size=chunk_size,
-                      problems=problems)
+                      problems=problems, time_shift=time_shift)

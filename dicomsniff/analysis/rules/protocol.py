@@ -86,6 +86,8 @@ for _c, _sev, _title in (
      "IPv6 packets whose extension header chain could not be walked"),
     ("CAPTURE-SENSOR-COPIES", "info",
      "segments seen by two sensors were analysed once (sources/merge.py)"),
+    ("CAPTURE-SENSOR-CLOCKS", "warning",
+     "two sensors' clocks disagree (measured on their copies of the same segments)"),
 ):
     code(_c, _sev, None, _title, origin="tracker")
 
