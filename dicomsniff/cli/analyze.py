@@ -430,7 +430,8 @@ def _reopen(args: argparse.Namespace, capture: Any) -> Any:
 
     said = getattr(capture, "problems_said", 0)
     again = open_capture(args.capture, dedup_window=DEFAULT_DEDUP_WINDOW
-                         if args.dedup_window is None else args.dedup_window)
+                         if args.dedup_window is None else args.dedup_window,
+                         time_shift=args.time_shift or ())
     again.problems_said = said
     return again
 
