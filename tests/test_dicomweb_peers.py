@@ -88,40 +88,63 @@ def test_xml_store_instances_responses_are_read() -> None:
     assert {"DICOMWEB-STOW-FAILED", "DICOMWEB-STOW-STATUS", "DICOMWEB-NO-CONTENT-TYPE"} <= set(c)
 
 
-def test_http2_is_reported_not_silent() -> None:
-    """Prior knowledge (RFC 9113 3.3) and h2c upgrade (RFC 7540 3.2): each connection says
-    HTTP/2 once; the upgraded request is a transaction answered 101; Orthanc ignoring the
-    Upgrade stays HTTP/1.1."""
+def test_http2_is_decoded_with_h2() -> None:
+    """Prior knowledge (RFC 9113 3.3) and h2c upgrade (RFC 7540 3.2), read with the h2
+    library: the same exchanges curl logged, HTTP/2 said on the connection; Orthanc ignoring
+    the Upgrade stays HTTP/1.1."""
     w = web("h2.pcap")
     conns = sorted(w.connections, key=lambda c: c.first_frame)
     assert [c.http2 for c in conns] == ["prior knowledge", "h2c upgrade", None]
-    assert [c.outcome for c in conns][:2] == ["http2", "http2"]
-    found = [f for f in w.findings if f.code == "DICOMWEB-H2-NOT-DECODED"]
-    assert sorted(f.association for f in found) == [conns[0].id, conns[1].id]
+    assert [c.server_software for c in conns][:2] == ["hypercorn-h2", "hypercorn-h2"]
     t = txns("h2.pcap")
-    assert [(x.status, x.connection) for x in t] == [(101, conns[1].id), (200, conns[2].id)]
-    assert t[0].latency is not None and t[0].latency >= 0
     truth = ENTRIES["h2.pcap"]["exchanges"]
     assert [e["http_version"] for e in truth] == ["2", "2", "1.1"]  # curl's own account
+    assert [x.http_version for x in t] == ["2", "1.1", "1.1"]  # h2c: the request was 1.1
+    for x, e in zip(t, truth, strict=True):
+        path = urlsplit(e["url"])._replace(scheme="", netloc="").geturl()
+        assert (x.method, x.target, x.status) == (e["method"], path, e["status"])
+        assert x.response_content_type == e["content_type"]
+        assert x.response_bytes == e["bytes"] and x.response_complete
+    assert t[1].informational == [101]  # the upgrade, then the answer on stream 1
+    assert [x.results for x in t] == [0, 0, 1]
+    assert "DICOMWEB-H2-NOT-DECODED" not in codes("h2.pcap")
+    assert not [c for c in codes("h2.pcap") if c.startswith("DICOMWEB-HTTP")]
+
+
+def test_http2_without_the_reader_is_said_not_silent() -> None:
+    """With HTTP/2 decoding off (or the h2 library absent) the connection still says it."""
+    from dicomsniff.dicomweb.session import DicomwebAnalyzer
+
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    web_ = DicomwebAnalyzer()
+    conn = web_.open_connection("192.0.2.1:1", "192.0.2.2:80", 1, 0.0)
+    conn.http.decode_h2 = False
+    conn.http.directions[0].feed(preface + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00", 4, 0.0)
+    web_.close_connection(conn, "fin", 9, 1.0)
+    [c] = web_.connections
+    assert c.http2 == "prior knowledge" and c.outcome == "http2"
+    assert [f.code for f in web_.findings] == ["DICOMWEB-H2-NOT-DECODED"]
+    assert web_.findings[0].frame == 4
 
 
 @pytest.mark.tshark
-def test_http2_start_agrees_with_tshark() -> None:
-    """tshark's HTTP/2 dissector finds the connection preface (the Magic) in the frame where
-    we report prior knowledge, and the h2c 101 where we report the upgrade."""
+def test_http2_frames_agree_with_tshark() -> None:
+    """tshark's HTTP/2 dissector: the HEADERS frames of each stream are where our requests
+    and responses begin, and the Magic is where prior knowledge starts."""
     if shutil.which("tshark") is None:
         pytest.fail("tshark is needed (installed by .ci/run)")
     out = subprocess.run(["tshark", "-r", str(DIR / "h2.pcap"), "-d", "tcp.port==8044,http",
-                          "-Y", "http2.magic or http.response.code == 101", "-T", "fields",
-                          "-e", "frame.number", "-e", "http.response.code"],
-                         capture_output=True, text=True, check=True).stdout.split("\n")
-    rows = [line.split("\t") for line in out if line.strip()]
-    magic = [int(r[0]) for r in rows if not r[1:] or not r[1]]
-    switched = [int(r[0]) for r in rows if r[1:] and r[1] == "101"]
-    found = sorted(f.frame for f in web("h2.pcap").findings
-                    if f.code == "DICOMWEB-H2-NOT-DECODED")
-    assert switched and found[1] == switched[0]
-    assert magic and found[0] == magic[0]
+                          "-Y", "http2.type == 1", "-T", "fields", "-e", "frame.number",
+                          "-e", "http2.headers.method", "-e", "http2.headers.status"],
+                         capture_output=True, text=True, check=True).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.strip()]
+    requests = [int(r[0]) for r in rows if r[1]]
+    responses = [int(r[0]) for r in rows if r[2]]
+    t = txns("h2.pcap")[:2]
+    assert t[0].request_frame == requests[0]  # prior knowledge: the HEADERS of stream 1
+    assert len(responses) == 2  # h2c: after the 101 (HTTP/1.1), the answer on stream 1
+    for frame, x in zip(sorted(responses), t, strict=True):
+        assert frame in x.response_frames
 
 
 # -- the XML reader on hostile documents (dicomsniff/dicomweb/nativexml.py) --------------------
@@ -224,13 +247,13 @@ def test_prior_knowledge_preface_in_any_segmentation(step: int) -> None:
     said: list[tuple[str, int]] = []
 
     class H(HttpHandler):
-        def http2(self, how, frame):
+        def http2(self, how, frame, decoded=False):
             said.append((how, frame))
 
         def problem(self, side, code, text, frame):
             said.append((code, frame))
 
-    c = HttpConnection(H())
+    c = HttpConnection(H(), decode_h2=False)
     data = PREFACE + SETTINGS + b"\x00" * 50
     for i in range(0, len(data), step):
         c.directions[0].feed(data[i:i + step], i // step + 1, 0.0)
@@ -251,7 +274,7 @@ def test_requests_beginning_with_p_are_still_http1(step: int) -> None:
         def request(self, msg):
             seen.append(msg.method)
 
-        def http2(self, how, frame):
+        def http2(self, how, frame, decoded=False):
             seen.append("h2")
 
     c = HttpConnection(H())
@@ -270,13 +293,13 @@ def test_h2c_upgrade_refused_or_accepted() -> None:
         said: list = []
 
         class H(HttpHandler):
-            def http2(self, how, frame):
+            def http2(self, how, frame, decoded=False):
                 said.append(how)
 
             def tunnel(self, frame):
                 said.append("tunnel")
 
-        c = HttpConnection(H())
+        c = HttpConnection(H(), decode_h2=False)
         c.directions[0].feed(f"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings"
                              f"\r\nUpgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA"
                              "\r\n\r\n".encode() + PREFACE, 1, 0.0)

@@ -93,17 +93,21 @@ async def test_a_dicomweb_finding_leads_to_its_exchange():
 
 
 @pilot_test
-async def test_http2_connection_is_said_in_the_detail():
+async def test_http2_exchanges_are_listed_with_their_connection():
     app = app_for(WEB / "h2.pcap")
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot)
         await pilot.press("w")
         await wait_for(pilot, lambda: isinstance(app.screen, WebScreen))
         await pilot.pause()
-        assert "101" in screen_text(app)
+        t = app.screen.table
+        assert [x.status for x in t.rows] == [200, 200, 200]
         text = app.screen.detail.plain
-        assert "Switching Protocols" in text
-        assert "h2c upgrade: HTTP/2" in text and "DICOMWEB-H2-NOT-DECODED" in text
+        assert "GET /dicom-web/studies HTTP/2" in text and "prior knowledge: HTTP/2" in text
+        t.cursor = 1
+        await pilot.pause()
+        text = app.screen.detail.plain
+        assert "h2c upgrade: HTTP/2" in text and "101" in text  # the interim answer
 
 
 def test_wire_text_is_shown_as_typed_never_as_markup():

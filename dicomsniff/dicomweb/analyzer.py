@@ -201,9 +201,13 @@ class DicomwebConnection(HttpHandler):
     def tunnel(self, frame: int) -> None:
         self.info.tunnelled = True
 
-    def http2(self, how: str, frame: int) -> None:
-        """HTTP/2 (RFC 9113) is not decoded: say so, with what it hides, instead of silence."""
+    def http2(self, how: str, frame: int, decoded: bool = False) -> None:
+        """HTTP/2 (RFC 9113): read on by the h2 reader (``decoded``: its exchanges come as
+        HTTP/1.1 ones do, ``http_version`` "2"), else said, with what it hides."""
         self.info.http2 = how
+        if decoded:
+            self.switching = None  # h2c: the upgraded request's response comes on stream 1
+            return
         ex, self.switching = self.switching, None
         if how == "prior knowledge":
             text = ("the client opened the connection with the HTTP/2 preface (prior knowledge, "
@@ -243,8 +247,8 @@ class DicomwebConnection(HttpHandler):
 
     def close(self, how: str, frame: int, ts: float) -> None:
         self.http.close(frame, ts)
-        self.info.outcome = ("http2" if self.info.http2 else "tunnelled" if self.info.tunnelled
-                             else how)
+        self.info.outcome = ("http2" if self.info.http2 and self.info.tunnelled
+                             else "tunnelled" if self.info.tunnelled else how)
 
 
 def _says_close(msg: HttpMessage) -> bool:

@@ -27,12 +27,15 @@ MAX_LINES = 6  # instances, parts or query words listed per transaction
 def connection_title(c: HttpConnectionInfo) -> Text:
     head = Text()
     head.append(f"#{c.id} ", style="bold")
-    head.append("HTTP ", style="bold magenta")
+    h2 = getattr(c, "http2", None)
+    head.append("HTTP/2 " if h2 else "HTTP ", style="bold magenta")
     head.append(c.client)
     head.append(" -> ")
     head.append(c.server)
     head.append(f"  {c.requests} request{'s' if c.requests != 1 else ''}  ")
     head.append((c.outcome or "open").upper(), style="dim")
+    if h2:
+        head.append(f"  ({h2})", style="dim")
     return head
 
 

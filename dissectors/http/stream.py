@@ -23,6 +23,7 @@ direction hunts for the next request line or status line and carries on from the
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 import h11
 
@@ -76,10 +77,11 @@ class HttpHandler:
     def tunnel(self, frame: int) -> None:
         """The connection left HTTP (101 Switching Protocols, CONNECT): no more messages."""
 
-    def http2(self, how: str, frame: int) -> None:
+    def http2(self, how: str, frame: int, decoded: bool = False) -> None:
         """The connection speaks HTTP/2 from here on (``how``: ``"prior knowledge"``, the
-        client's connection preface, or ``"h2c upgrade"``, a 101 to ``Upgrade: h2c``); it is
-        not read further (``tunnel`` follows)."""
+        client's connection preface, or ``"h2c upgrade"``, a 101 to ``Upgrade: h2c``).
+        ``decoded``: its messages come on through this handler (:mod:`.h2`); else it is not
+        read further (``tunnel`` follows)."""
 
 
 def _headers(headers) -> list[tuple[str, str]]:
@@ -97,7 +99,7 @@ class _Direction:
     """
 
     __slots__ = ("conn", "side", "parser", "msg", "lost", "carry", "bytes_in", "filler",
-                 "frame", "ts", "hunt_skipped", "replay", "headbuf", "closed")
+                 "frame", "ts", "hunt_skipped", "replay", "headbuf", "closed", "h2_ready")
 
     def __init__(self, conn: HttpConnection, side: int) -> None:
         self.conn = conn
@@ -117,15 +119,25 @@ class _Direction:
         # one segment, since h11 refuses a longer head.
         self.headbuf = bytearray()
         self.closed = False
+        # HTTP/2 is being read and this direction's HTTP/1.1 is over (the server's at once;
+        # the client's once the upgraded request has ended): its bytes go to the H2Reader.
+        self.h2_ready = False
 
     # -- the TCP sink interface --------------------------------------------------------------
     def feed(self, data, frame: int, ts: float) -> None:
         self.bytes_in += len(data)
         self.frame, self.ts = frame, ts
+        h2r = self.conn.h2
+        if h2r is not None and self.h2_ready:
+            h2r.feed(self.side, data, frame, ts)
+            return
         self._run(data)
 
     def gap(self, n: int, frame: int, ts: float) -> None:
         self.frame, self.ts = frame, ts
+        if self.conn.h2 is not None and self.h2_ready:
+            self.conn.h2.gap(self.side, n, frame, ts)
+            return
         if self.conn.tunnelled or self.lost:
             self.carry = b""
             return
@@ -163,7 +175,7 @@ class _Direction:
     # -- internals ---------------------------------------------------------------------------
     def _run(self, data) -> None:
         while data is not None and len(data):
-            if self.conn.tunnelled:
+            if self.conn.tunnelled and (self.h2_ready or self.conn.h2 is None):
                 return
             if self.lost:
                 data = self._hunt(bytes(data))
@@ -271,8 +283,10 @@ class RequestDirection(_Direction):
                     self.headbuf += data
                     return
                 if h2:
+                    everything = bytes(self.headbuf) + bytes(data)
                     self.headbuf = bytearray()
-                    self.conn.switch_to_http2("prior knowledge", self.frame)
+                    self.conn.switch_to_http2("prior knowledge", self.frame,
+                                              client_bytes=everything)
                     return
                 if self.headbuf:  # bytes held for the test go to the parser with these
                     data, self.headbuf = bytes(self.headbuf) + bytes(data), bytearray()
@@ -325,6 +339,12 @@ class RequestDirection(_Direction):
                     msg.complete = True
                     msg.end_frame, msg.end_ts = self.frame, self.ts
                     conn.handler.end(msg)
+                    if conn.h2 is not None:  # h2c answered before this request's end was read
+                        trailing = p.trailing_data[0]
+                        self.parser, self.headbuf, self.h2_ready = None, bytearray(), True
+                        if trailing:
+                            conn.h2.feed(CLIENT, trailing, self.frame, self.ts)
+                        return
                     if _switch_intent(msg):
                         if self.upgrade_answer is None:
                             self.hold = True
@@ -467,6 +487,7 @@ class ResponseDirection(_Direction):
                 return
 
     def _switched(self, request: HttpMessage | None) -> None:
+        rest = bytes(self.parser.trailing_data[0]) if self.parser is not None else b""
         if self.msg is not None:
             msg, self.msg = self.msg, None
             msg.complete = True
@@ -474,11 +495,13 @@ class ResponseDirection(_Direction):
             self.conn.handler.end(msg)
         self.parser = None
         self.answering = None
+        held = bytes(self.conn.requests.held)
         self.conn.requests.resume(True)
         if request is not None and request.method != "CONNECT" and any(
                 t.strip().lower() == "h2c" for v in request.header_all("upgrade")
                 for t in v.split(",")):
-            self.conn.switch_to_http2("h2c upgrade", self.frame)
+            self.conn.switch_to_http2("h2c upgrade", self.frame, upgraded=request,
+                                      client_bytes=held, server_bytes=rest)
         else:
             self.conn.tunnelled = True
             self.conn.handler.tunnel(self.frame)
@@ -507,11 +530,11 @@ class HttpConnection:
     """Both directions of one HTTP/1.x connection; ``directions`` are the TCP sinks."""
 
     __slots__ = ("handler", "requests", "responses", "directions", "tunnelled", "max_head",
-                 "max_pending", "max_held", "midstream", "http2")
+                 "max_pending", "max_held", "midstream", "http2", "h2", "decode_h2")
 
     def __init__(self, handler: HttpHandler | None = None, *, max_head: int = DEFAULT_MAX_HEAD,
                  max_pending: int = DEFAULT_MAX_PENDING, max_held: int = DEFAULT_MAX_HELD,
-                 midstream: bool = False) -> None:
+                 midstream: bool = False, decode_h2: bool = True) -> None:
         """``midstream``: the capture started inside the connection, so responses may come
         whose requests were never captured (read as answers to an unseen GET)."""
         self.handler = handler if handler is not None else HttpHandler()
@@ -521,19 +544,46 @@ class HttpConnection:
         self.max_held = max_held
         self.tunnelled = False
         self.http2: str | None = None  # how the connection went to HTTP/2, if it did
+        self.decode_h2 = decode_h2  # read HTTP/2 with the h2 library (else only say it)
+        self.h2: Any = None  # the H2Reader, once HTTP/2 is being read
         self.requests = RequestDirection(self)
         self.responses = ResponseDirection(self)
         self.directions: tuple[_Direction, _Direction] = (self.requests, self.responses)
 
-    def switch_to_http2(self, how: str, frame: int) -> None:
-        """HTTP/2 from here on: said once, then not read (a tunnel to this reader)."""
-        if self.http2 is None:
-            self.http2 = how
-            self.handler.http2(how, frame)
-        self.tunnelled = True
-        self.handler.tunnel(frame)
+    def switch_to_http2(self, how: str, frame: int, *, upgraded: HttpMessage | None = None,
+                        client_bytes: bytes = b"", server_bytes: bytes = b"") -> None:
+        """HTTP/2 from here on: read by :class:`~.h2.H2Reader` (the bytes already seen after
+        the switch handed to it), or, without the h2 library, said once and not read."""
+        if self.http2 is not None:
+            return
+        self.http2 = how
+        self.tunnelled = True  # no more HTTP/1.1 parsing on either direction
+        reader = None
+        if self.decode_h2:
+            try:
+                from .h2 import H2Reader
+            except ImportError:  # pragma: no cover - h2 is a dependency; said, not read
+                H2Reader = None  # type: ignore[assignment]  # noqa: N806
+            if H2Reader is not None:
+                settings = upgraded.header("http2-settings") if upgraded is not None else None
+                reader = H2Reader(self.handler, upgraded=upgraded, settings=settings)
+        self.handler.http2(how, frame, reader is not None)
+        if reader is None:
+            self.handler.tunnel(frame)
+            return
+        self.h2 = reader
+        self.responses.h2_ready = True
+        self.requests.h2_ready = self.requests.msg is None  # else: at the request's end
+        held = bytes(self.responses.held)
+        self.responses.held = bytearray()
+        for side, data in ((0, client_bytes), (1, held + server_bytes)):
+            if data:
+                reader.feed(side, data, frame, self.requests.ts if side == 0
+                            else self.responses.ts)
 
     def close(self, frame: int, ts: float) -> None:
         """The connection is over (FIN, RST, end of capture): finish both directions."""
         self.requests.close(frame, ts)
         self.responses.close(frame, ts)
+        if self.h2 is not None:
+            self.h2.close(frame, ts)

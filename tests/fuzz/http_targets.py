@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hypothesis import strategies as st
 
@@ -312,3 +312,136 @@ def part10_from_bytes(data: bytes) -> Part10Case:
     r = ByteReader(data)
     cuts = sorted(r.uint(2) for _ in range(r.u8() % 12))
     return Part10Case(r.mutate(_part10_seed()), cuts)
+
+
+@functools.lru_cache(maxsize=1)
+def h2_conversation() -> tuple[bytes, bytes]:
+    """(client bytes, server bytes) of an HTTP/2 connection made by two real h2 endpoints in
+    memory: a QIDO-RS, a STOW-RS with a 200 KB body (past the default windows), and a
+    WADO-RS answered with 300 KB in several DATA frames; each side's bytes in wire order."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    s = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    c.initiate_connection()
+    s.initiate_connection()
+    cb, sb = bytearray(), bytearray()
+
+    def pump() -> None:
+        for _ in range(100):
+            out_c, out_s = c.data_to_send(), s.data_to_send()
+            if not out_c and not out_s:
+                return
+            cb.extend(out_c)
+            sb.extend(out_s)
+            for ev in s.receive_data(out_c):
+                if isinstance(ev, h2.events.DataReceived):
+                    s.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            for ev in c.receive_data(out_s):
+                if isinstance(ev, h2.events.DataReceived):
+                    c.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+
+    def req(sid: int, method: str, path: str, body: bytes = b"", ctype: str = "") -> None:
+        hdrs = [(":method", method), (":path", path), (":scheme", "http"),
+                (":authority", "pacs"), ("user-agent", "h2-test")]
+        if ctype:
+            hdrs.append(("content-type", ctype))
+        c.send_headers(sid, hdrs, end_stream=not body)
+        while body:
+            pump()
+            n = min(len(body), c.local_flow_control_window(sid), c.max_outbound_frame_size)
+            if n:
+                c.send_data(sid, body[:n], end_stream=n == len(body))
+                body = body[n:]
+        pump()
+
+    def resp(sid: int, status: int, body: bytes, ctype: str) -> None:
+        s.send_headers(sid, [(":status", str(status)), ("content-type", ctype),
+                             ("server", "h2-test")], end_stream=not body)
+        while body:
+            pump()
+            n = min(len(body), s.local_flow_control_window(sid), s.max_outbound_frame_size)
+            if n:
+                s.send_data(sid, body[:n], end_stream=n == len(body))
+                body = body[n:]
+        pump()
+
+    pump()
+    req(1, "GET", "/dicom-web/studies?PatientID=X")
+    resp(1, 200, b"[]", "application/dicom+json")
+    stow = (b"--b\r\nContent-Type: application/dicom\r\n\r\n" + b"\x00" * 200_000
+            + b"\r\n--b--\r\n")
+    req(3, "POST", "/dicom-web/studies", stow,
+        'multipart/related; type="application/dicom"; boundary=b')
+    resp(3, 409, b'{"Message": "nothing stored"}', "application/json")
+    req(5, "GET", "/dicom-web/studies/1/series/2/instances/3/rendered")
+    resp(5, 200, b"\xff\xd8\xff" + b"\x11" * 300_000, "image/jpeg")
+    return bytes(cb), bytes(sb)  # the client's bytes begin with the preface
+
+
+class H2Case(NamedTuple):
+    client: bytes
+    server: bytes
+    cuts: list[int]
+    valid: bool
+
+
+def _h2_run(case: H2Case, cuts: list[int]) -> tuple[list[tuple], Any]:
+    web = DicomwebAnalyzer()
+    conn = web.open_connection("192.0.2.1:1", "192.0.2.2:80", 1, 0.0)
+    req, resp = conn.http.directions
+    cs, ss = chunks(case.client, cuts), chunks(case.server, cuts)
+    for i in range(max(len(cs), len(ss))):
+        if i < len(cs):
+            req.feed(cs[i], i + 1, float(i))
+        if i < len(ss):
+            resp.feed(ss[i], i + 1, float(i))
+    web.close_connection(conn, "eof", 99999, 9.0)
+    return [(t.method, t.target, t.status, t.request_bytes, t.response_bytes,
+             t.response_complete) for t in web.transactions], web
+
+
+def check_h2(case: H2Case) -> None:
+    """The HTTP/2 reader: no exception on any bytes, escaped text, and for real bytes the same
+    exchanges whatever the segmentation."""
+    from .targets import assert_safe_text, time_limit
+
+    with time_limit():
+        got, web = _h2_run(case, case.cuts)
+        whole, _ = _h2_run(case, [])
+    for t in web.transactions:
+        assert_safe_text(t.to_record(), "transaction")
+    for f in web.findings:
+        assert_safe_text(f.message, f.code)
+    if case.valid:
+        assert got == whole
+        assert len(got) == 3 and not any(f.code.startswith("DICOMWEB-HTTP")
+                                         for f in web.findings)
+
+
+def h2_strategy() -> st.SearchStrategy[H2Case]:
+    @st.composite
+    def case(draw: st.DrawFn) -> H2Case:
+        client, server = h2_conversation()
+        valid = draw(st.booleans())
+        if not valid:
+            client = draw(mutated(st.just(client[:2048])))
+            server = draw(mutated(st.just(server[:2048])))
+        cuts = draw(split_points(max(len(client), len(server))))
+        return H2Case(client, server, cuts, valid)
+    return case()
+
+
+def h2_from_bytes(data: bytes) -> H2Case:
+    r = ByteReader(data)
+    mode = r.u8() % 3
+    cuts = sorted(r.uint(3) for _ in range(r.u8() % 12))
+    client, server = h2_conversation()
+    if mode == 0:
+        return H2Case(client, server, cuts, True)
+    if mode == 1:
+        return H2Case(r.mutate(client[:2048]), r.mutate(server[:2048]), cuts, False)
+    rest = r.rest()
+    return H2Case(client[:24] + rest[:len(rest) // 2], rest[len(rest) // 2:], cuts, False)

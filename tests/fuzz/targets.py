@@ -976,6 +976,9 @@ TARGETS.update({t.name: t for t in (
     Target("nativexml", "PS3.19 XML Store Instances responses: mutated, with DTDs, entities, "
            "deep nesting", _http.XmlCase, _http.xml_strategy, _http.check_xml,
            _http.xml_from_bytes, 300),
+    Target("h2", "HTTP/2 reader (h2 library): a real h2 conversation mutated, any split, "
+           "responses before requests", _http.H2Case, _http.h2_strategy, _http.check_h2,
+           _http.h2_from_bytes, 60),
     Target("part10head", "the journey's STOW-RS part header walk: mutated PS3.10 heads, any "
            "split", _http.Part10Case, _http.part10_strategy, _http.check_part10,
            _http.part10_from_bytes, 300),
