@@ -12,7 +12,6 @@ from dicomsniff.analysis.engine import Analyzer
 from dicomsniff.analysis.run import analyze_source
 from dicomsniff.parallel.cluster import merge_shards, run_shard
 from dicomsniff.parallel.shard import flow_shard
-from dicomsniff.sources.merge import open_capture
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 # captures whose findings compare associations with each other (docs/many-captures.md)
@@ -231,21 +230,37 @@ def dask_address():
 
 def test_dask_cluster_gives_the_records_of_one_process(dask_address: str,
                                                         tmp_path: Path) -> None:
-    from dicomsniff.parallel.cluster import analyze_on_dask
+    """--dask: the shards analysed on the cluster as the -j workers analyse theirs, their
+    logs replayed on the client (parallel/local.py): what spans host pairs (the journey
+    across hosts), two sensors, DICOMweb beside DICOM, all as one process writes them."""
+    import os
+    import subprocess
+    import sys
 
-    # what spans host pairs, after the shards' records came back from the workers
+    from dicomsniff.parallel.cluster import logs_on_dask
+
     apart = clients_apart(CAPTURES / "journey/journey-commit-gaps.pcap", tmp_path / "a.pcap")
-    seen: list[tuple[int, int]] = []  # progress on long work: shards as they finish
-    got = analyze_on_dask(dask_address, [str(apart)], {}, shards=3,
-                          progress=lambda done, total: seen.append((done, total)))
-    assert records(got.associations, got.capture_findings) == one_process(apart)
-    assert seen == [(k, 3) for k in range(4)]
     sensors = [str(p) for p in sorted((CAPTURES / "sensors").glob("*.pcap"))]
-    both = analyze_on_dask(dask_address, sensors, {}, shards=4)
-    an = Analyzer()
-    analyze_source(open_capture(sensors), an)
-    assert records(both.associations, both.capture_findings) == records(
-        an.associations, [f for f in an.findings if f.association is None])
+    web = str(CAPTURES / "dicomweb" / "mixed-dimse-dicomweb.pcap")
+    env = {**os.environ, "COLUMNS": "400"}
+
+    def cli(*more: str) -> list[str]:  # the three read as one capture (one after the other)
+        r = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", str(apart),
+                            *sensors, web, "--json", "--no-progress", *more],
+                           capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 0, r.stderr
+        return sorted(r.stdout.splitlines())
+
+    one = cli()
+    assert cli("--dask", dask_address) == one
+    kinds = {json.loads(r)["type"] for r in one} | {json.loads(r).get("code") for r in one}
+    assert {"http_connection", "CAPTURE-SENSOR-COPIES"} <= kinds
+    assert any(k and k.startswith("STUDY-") for k in kinds)
+    seen: list[tuple[int, int]] = []  # progress on long work: shards as they finish
+    logs = logs_on_dask(dask_address, [str(apart)], {}, shards=3,
+                        progress=lambda done, total: seen.append((done, total)))
+    assert [log.index for log in logs] == [0, 1, 2]
+    assert seen == [(k, 3) for k in range(4)]
 
 
 PARQUET_ROWS = """

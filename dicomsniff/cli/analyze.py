@@ -169,18 +169,20 @@ def run(args: argparse.Namespace) -> int:
             return fail("interrupted", EXIT_INTERRUPTED)
         except Exception as exc:  # the cluster's own errors (address, workers): one line
             return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
+    reader_error_j = None
     if args.dask:
         try:
-            _stats, _assocs, _capf, _err, where = _on_dask(args, capture, analyzer, limits,
-                                                           rules, writer, store)
+            reader_error_j, fmap = _on_dask(args, capture, analyzer, limits, rules, writer,
+                                            store)
         except KeyboardInterrupt:
             return fail("interrupted", EXIT_INTERRUPTED)
         except BrokenPipeError:
             raise  # output closed (| head): quiet, as without --dask
         except Exception as exc:  # the cluster's own errors (address, workers): one line
             return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
+        if not capture.single:
+            where = fmap.describe
     jobs = 1
-    reader_error_j = None
     if not args.dask:
         from ..parallel.local import jobs_for
 
@@ -221,13 +223,10 @@ def run(args: argparse.Namespace) -> int:
         if not interrupted:
             signal.signal(signal.SIGTERM, previous)
 
-    if args.dask:
-        stats, associations, capture_findings, reader_error = _stats, _assocs, _capf, _err
-    else:
-        stats = analyzer.stats
-        associations = analyzer.associations
-        capture_findings = [f for f in analyzer.findings if f.association is None]
-        reader_error = result.reader_error if result else reader_error_j
+    stats = analyzer.stats
+    associations = analyzer.associations
+    capture_findings = [f for f in analyzer.findings if f.association is None]
+    reader_error = result.reader_error if result else reader_error_j
     rows = summary.table()
     if store is not None:
         store.close({"frames": stats.frames, "bytes": stats.bytes,
@@ -292,11 +291,13 @@ def _terminated(signum: int, _frame: object) -> None:
 
 
 def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any, rules: Any,
-             writer: Any, store: Any) -> tuple[Any, list, list, str | None, Any]:
-    """``--dask``: the shards on the cluster, their merged associations handed to the same
-    subscribers (summary, JSON, store) in the order one process ends them."""
-    from ..analysis.engine import Stats
-    from ..parallel.cluster import analyze_on_dask
+             writer: Any, store: Any) -> tuple[str | None, Any]:
+    """``--dask``: the shards analysed on the cluster as the ``-j`` workers analyse theirs
+    (dicomsniff/parallel/local.py), their logs told to ``analyzer``'s subscribers (summary,
+    JSON, report, store) in capture order, as one process tells them. Returns the capture's
+    damage and the frame references."""
+    from ..parallel.cluster import logs_on_dask
+    from ..parallel.local import replay
 
     config = {"ports": list(args.port), "limits": limits, "rules": rules}
     if args.dedup_window is not None:
@@ -305,32 +306,18 @@ def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any,
         config["time_shift"] = list(args.time_shift)
     capture.close()
     with _ShardBar(args) as bar:
-        merged = analyze_on_dask(args.dask, capture.paths, config, workers=args.workers,
-                                 progress=bar.update)
-    fmap = merged.frame_map
-    locate = None if capture.single else fmap.locate
+        logs = logs_on_dask(args.dask, capture.paths, config, workers=args.workers,
+                            progress=bar.update)
+    first = logs[0]
+    fmap = first.extra["frame_map"]
     if writer is not None:
-        writer.locate = locate
+        writer.locate = None if capture.single else fmap.locate
     if store is not None:
         store.locate = fmap.locate
     said = set(capture.problems)
-    capture.problems.extend(p for p in merged.problems if p not in said)
-    stats = Stats(frames=merged.frames, bytes=merged.bytes, first_ts=merged.first_ts,
-                  last_ts=merged.last_ts, ignored_connections=merged.ignored,
-                  evicted=merged.evicted, findings_dropped=merged.findings_dropped)
-    findings = [f for a in merged.associations for f in a.findings] + merged.capture_findings
-    stats.findings = len(findings) + merged.findings_dropped
-    for f in findings:
-        stats.by_severity[f.severity] = stats.by_severity.get(f.severity, 0) + 1
-    analyzer.stats.first_ts = merged.first_ts  # what selections measure times from
-    for a in sorted(merged.associations, key=lambda a: (a.last_frame or 0, a.id)):
-        for cb in analyzer.on_association:
-            cb(a)
-    for f in merged.capture_findings:
-        for cb in analyzer.on_finding:
-            cb(f)
-    return (stats, merged.associations, merged.capture_findings, merged.reader_error,
-            None if capture.single else fmap.describe)
+    capture.problems.extend(p for p in first.extra["problems"] if p not in said)
+    replay(logs, analyzer)
+    return first.extra["reader_error"], fmap
 
 
 def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: Any,

@@ -1,16 +1,18 @@
 """Shards on a Dask distributed cluster (``--dask ADDRESS``, ``--dask local``).
 
-No home-made scheduler, queue or RPC: Dask ships :func:`run_shard` to its workers, each reads the
-capture files from storage every worker sees under the same paths, analyses its shard of the
-flows (:mod:`.shard`) and sends back its associations (with their transactions and findings)
-and its capture-level findings. :func:`merge_shards` then renumbers them as one process numbers
-them (associations in the order their connections started, transactions in the order their
-requests arrived), so the records written from here on, JSON, report, DuckDB, Parquet, are the
-ones one process writes.
+No home-made scheduler, queue or RPC: Dask ships the work to its workers, each reading the
+capture files from storage every worker sees under the same paths. Two ways:
 
-What a shard cannot see, what ties associations of different pairs of hosts together (the
-C-MOVE links, the rules that remember across associations, the study journey), is recorded by
-each shard and computed after the merge from every shard's records (:mod:`.crosspair`).
+* :func:`logs_on_dask` (``--dask`` with the report, ``--json``, ``--csv`` or ``--db``): each
+  worker analyses its shard as a ``-j`` worker does (:func:`run_log`, :mod:`.local`) and sends
+  back the log of what its engine found; the client replays the logs (:func:`.local.replay`)
+  into its own engine and subscribers, in capture order, so the records are one process's,
+  DICOMweb and all.
+* :func:`run_shard` and :func:`merge_shards` (``--dask`` with ``--parquet`` alone,
+  :mod:`.parts`): each shard keeps its associations on its worker; the merge renumbers them as
+  one process numbers them and computes what ties associations of different pairs of hosts
+  together (C-MOVE links, the rules across associations, the study journey) from every
+  shard's records (:mod:`.crosspair`), and each shard writes its own Parquet part.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dissectors._plain import Record
 
 from ..model import Association, Finding
 
-__all__ = ["ShardResult", "analyze_on_dask", "connect", "merge_shards", "run_shard"]
+__all__ = ["ShardResult", "connect", "logs_on_dask", "merge_shards", "run_log", "run_shard"]
 
 # capture-level findings every shard raises alike (about the files): kept from shard 0 only
 _PER_CAPTURE = ("CAPTURE-",)
@@ -124,33 +126,6 @@ def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None =
         frame_map=first.frame_map, reader_error=first.reader_error)
 
 
-def analyze_on_dask(address: str, specs: Sequence[str], config: dict[str, Any], *,
-                    shards: int | None = None, workers: int = 2,
-                    progress: Callable[[int, int], None] | None = None) -> Merged:
-    """Run the shards on the Dask cluster at ``address`` (``local``: a LocalCluster of
-    ``workers`` processes on this machine) and merge them. ``progress(done, shards)`` is
-    called as shards finish."""
-    paths = [s if s == "-" else os.path.abspath(s) for s in specs]  # same paths on workers
-    with connect(address, workers) as client:
-        n = shards or max(1, sum(client.nthreads().values()))
-        futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
-                             pure=False)
-        wait_for(futures, progress)
-        results = client.gather(futures)
-    return merge_shards(results, config)
-
-
-def wait_for(futures: Sequence[Any], progress: Callable[[int, int], None] | None) -> None:
-    """Call ``progress(done, total)`` as the futures finish (nothing without a callback)."""
-    if progress is None:
-        return
-    from distributed import as_completed
-
-    progress(0, len(futures))
-    for done, _f in enumerate(as_completed(futures), 1):
-        progress(done, len(futures))
-
-
 @contextmanager
 def connect(address: str, workers: int = 2) -> Iterator[Any]:
     """A Dask client of the cluster at ``address``, or of a LocalCluster of ``workers``
@@ -174,3 +149,48 @@ def connect(address: str, workers: int = 2) -> Iterator[Any]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def run_log(specs: Sequence[str], index: int, count: int, config: dict[str, Any]) -> Any:
+    """Shard ``index`` of ``count`` analysed on a Dask worker as the ``-j`` workers analyse
+    theirs (:func:`.local.run_worker`): the log of what its engine found, for
+    :func:`.local.replay` on the client. Shard 0 also brings the frame references and the
+    files' problems."""
+    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+    from .local import run_worker
+
+    capture = open_capture(list(specs),
+                           dedup_window=config.get("dedup_window", DEFAULT_DEDUP_WINDOW),
+                           time_shift=config.get("time_shift", ()))
+    log = run_worker(capture, index, count, config)
+    log.filt = None  # the frame source: not for the wire
+    if index == 0:
+        log.extra["frame_map"] = capture.frame_map()
+        log.extra["problems"] = list(capture.problems)
+    return log
+
+
+def logs_on_dask(address: str, specs: Sequence[str], config: dict[str, Any], *,
+                 shards: int | None = None, workers: int = 2,
+                 progress: Callable[[int, int], None] | None = None) -> list[Any]:
+    """Every shard's log (:func:`run_log`) from the Dask cluster at ``address`` (``local``: a
+    LocalCluster of ``workers`` processes), in shard order. ``progress(done, shards)`` is
+    called as shards finish."""
+    paths = [s if s == "-" else os.path.abspath(s) for s in specs]  # same paths on workers
+    with connect(address, workers) as client:
+        n = shards or max(1, sum(client.nthreads().values()))
+        futures = client.map(run_log, [paths] * n, range(n), [n] * n, [config] * n,
+                             pure=False)
+        wait_for(futures, progress)
+        return client.gather(futures)
+
+
+def wait_for(futures: Sequence[Any], progress: Callable[[int, int], None] | None) -> None:
+    """Call ``progress(done, total)`` as the futures finish (nothing without a callback)."""
+    if progress is None:
+        return
+    from distributed import as_completed
+
+    progress(0, len(futures))
+    for done, _f in enumerate(as_completed(futures), 1):
+        progress(done, len(futures))
