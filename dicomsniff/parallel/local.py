@@ -60,11 +60,18 @@ class TooBig(Exception):
 
 
 def default_jobs() -> int:
-    """The cores this process may run on."""
+    """The cores this process may run on that are not busy: the cores of its affinity less
+    the 1-minute load average, rounded, at least one. On a machine already loaded, workers
+    only take turns on the same cores, and the merge is extra work (docs/performance.md)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
 
 
 class _Tcp:

@@ -31,7 +31,8 @@ def add_cluster_options(parser: Any) -> None:
 def add_jobs_option(parser: Any) -> None:
     parser.add_argument(
         "-j", "--jobs", type=_positive, default=None, metavar="N",
-        help="analyse with N processes, each taking the connections of its share (default: "
-             "the cores available, for captures of 8 MB or more; one process below that, "
-             "and always for standard input). The records are those of -j 1, in the same "
-             "order; they are held until every process is done (docs/performance.md)")
+        help="analyse with N processes, each taking its share of the connections; the "
+             "records are those of -j 1, in the same order. Default: the cores that are "
+             "not busy (cores less the load average), for captures of 8 MB or more; one "
+             "process for smaller ones, for standard input, and when a process's held "
+             "records pass 512 MiB (docs/performance.md)")
