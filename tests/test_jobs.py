@@ -136,6 +136,10 @@ def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
                               str(CAPTURES / "echo.pcap"), "-j", bad], capture_output=True,
                              text=True, check=False)
         assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze",
+                          str(CAPTURES / "echo.pcap"), "-j", "2", "--dask", "local"],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and "choose one" in res.stderr
     res = subprocess.run([sys.executable, "-m", "dicomsniff", "live", "-i", "lo", "-j", "2"],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr

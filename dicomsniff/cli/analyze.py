@@ -102,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     streamed = args.json or args.csv is not None
     from ..store.options import store_from
 
+    if args.dask and args.jobs:
+        return fail("--dask and -j: choose one (--workers sizes a local cluster)")
     if args.dask and args.capture == ["-"]:
         return fail("--dask: the workers read capture files, not standard input")
     try:

@@ -154,6 +154,19 @@ class _Fragments:
         return getattr(self._inner, name)
 
 
+class _Ref:
+    """In a worker's log, an ended association (``index`` None) or one of its transactions,
+    kept as the pickled association: a tenth of the memory of the objects."""
+
+    __slots__ = ("aid", "index")
+
+    def __init__(self, aid: int, index: int | None = None) -> None:
+        self.aid, self.index = aid, index
+
+
+_OF_ASSOCIATION = frozenset({"start", "txn", "data", "cut", "close", "assoc"})
+
+
 class WorkerLog:
     """What one worker's engine reported, in order: ``(stage, key, seq, kind, payload)``.
 
@@ -171,15 +184,53 @@ class WorkerLog:
         self.extra: dict[str, Any] = {}
         self.ended = 0
         self.max_rss_kb = MAX_WORKER_RSS_KB
+        self.blobs: dict[int, bytes] = {}  # ended association (worker's id) -> pickled
+        self._of: dict[int, list[int]] = {}  # open association -> its events
 
     def add(self, kind: str, *payload: Any) -> None:
         stage = 1 if self.stage == 0 and self.filt.done else self.stage
-        self.events.append((stage, self.filt.frame if stage == 0 else 0, len(self.events), kind,
-                            payload))
-        if kind == "assoc":
-            self.ended += 1
-            if not self.ended % _CHECK_EVERY and _maxrss_kb() > self.max_rss_kb:
-                raise TooBig(f"a worker's records passed {self.max_rss_kb >> 10} MiB")
+        n = len(self.events)
+        self.events.append((stage, self.filt.frame if stage == 0 else 0, n, kind, payload))
+        if kind in _OF_ASSOCIATION:
+            self._of.setdefault(payload[0].id, []).append(n)
+            if kind == "assoc":
+                self._compact(payload[0])
+                self.ended += 1
+                if not self.ended % _CHECK_EVERY and _maxrss_kb() > self.max_rss_kb:
+                    raise TooBig(f"a worker's records passed {self.max_rss_kb >> 10} MiB")
+
+    def _compact(self, a: Association) -> None:
+        """``a`` ended: nothing will change it now. Keep it pickled (with its transactions
+        and findings), its events pointing into it."""
+        self.blobs[a.id] = pickle.dumps(a, pickle.HIGHEST_PROTOCOL)
+        where = {id(t): i for i, t in enumerate(a.transactions)}
+        ref = _Ref(a.id)
+        events = self.events
+        for n in self._of.pop(a.id, ()):
+            stage, key, seq, kind, payload = events[n]
+            if kind == "txn":
+                i = where.get(id(payload[1]))
+                payload = (ref, payload[1] if i is None else _Ref(a.id, i))
+            else:
+                payload = (ref, *payload[1:])
+            events[n] = (stage, key, seq, kind, payload)
+
+    def resolve(self) -> None:
+        """Back to objects (in the parent): every reference to an ended association is to one
+        object again, as the worker's engine had it."""
+        if not self.blobs:
+            return
+        objs = {aid: pickle.loads(b) for aid, b in self.blobs.items()}
+        self.blobs = {}
+
+        def obj(x: Any) -> Any:
+            if type(x) is not _Ref:
+                return x
+            a = objs[x.aid]
+            return a if x.index is None else a.transactions[x.index]
+
+        self.events = [ev if ev[3] not in _OF_ASSOCIATION else
+                       (*ev[:4], tuple(obj(x) for x in ev[4])) for ev in self.events]
 
     def keyed(self) -> list[tuple]:
         """The events with their merge keys; at the end of the capture each connection's events
@@ -479,6 +530,8 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     from ..analysis.journey.web import WebStores
     from ..analysis.moves import MoveLinker
 
+    for log in logs:
+        log.resolve()
     events = merge_logs(logs)
     _renumber(logs, events)
     first = logs[0]
