@@ -158,3 +158,25 @@ def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, caps
     got = capsys.readouterr()
     assert code == 0 and got.out == one[0]
     assert "-j 2: a worker's records passed" in got.err and "one process" in got.err
+
+
+def test_a_failing_worker_is_one_line(monkeypatch, capsys) -> None:
+    """A worker that cannot do its share (here: the capture cannot be opened again) stops the
+    run with one line and exit status 2, never a traceback."""
+    from dicomsniff.sources import merge
+    from dicomsniff.sources.capture import CaptureError
+
+    real = merge.open_capture
+    calls = []
+
+    def second_fails(*a, **kw):
+        calls.append(1)
+        if len(calls) > 1:
+            raise CaptureError("gone")
+        return real(*a, **kw)
+
+    monkeypatch.setattr(merge, "open_capture", second_fails)
+    code = main(["analyze", str(CAPTURES / "move.pcap"), "--json", "-j", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "-j 2: a worker failed: CaptureError: gone" in err
+    assert "Traceback" not in err

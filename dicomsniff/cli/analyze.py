@@ -194,11 +194,14 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         if not args.dask and jobs > 1:
-            from ..parallel.local import TooBig
+            from ..parallel.local import TooBig, WorkerFailed
 
             try:
                 reader_error_j = _on_cores(args, capture, analyzer, jobs, limits, rules,
                                            bar.callback)
+            except WorkerFailed as exc:
+                bar.stop()
+                return fail(f"-j {jobs}: {exc}")
             except TooBig as exc:  # memory stays bounded: one process streams instead
                 sys.stderr.write(f"dicomsniff: -j {jobs}: {exc}; analysing in one process\n")
                 jobs = 1

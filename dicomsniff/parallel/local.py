@@ -39,8 +39,9 @@ from ..analysis.rules.base import AssocView
 from ..model import Association, Finding
 from .shard import ConnectionFilter
 
-__all__ = ["MAX_WORKER_RSS_KB", "MIN_BYTES", "TooBig", "WorkerLog", "default_jobs", "jobs_for",
-           "merge_logs", "note_peak_rss", "replay", "run_jobs", "run_worker"]
+__all__ = ["MAX_WORKER_RSS_KB", "MIN_BYTES", "TooBig", "WorkerFailed", "WorkerLog",
+           "default_jobs", "jobs_for", "merge_logs", "note_peak_rss", "replay", "run_jobs",
+           "run_worker"]
 
 # Below this many bytes of capture, one process: forking, every worker reading the whole
 # file and the merge cost more than the analysis they share (docs/performance.md).
@@ -53,6 +54,10 @@ _AFTER = 1 << 62  # events after the last frame (the end of the capture) sort af
 # by a cap, whatever the capture). Checked every _CHECK_EVERY associations.
 MAX_WORKER_RSS_KB = 512 << 10
 _CHECK_EVERY = 256
+
+
+class WorkerFailed(RuntimeError):
+    """A worker process ended without its log (its error is the message)."""
 
 
 class TooBig(Exception):
@@ -444,12 +449,12 @@ def _receive(pid: int, fd: int) -> WorkerLog:
         data = inp.read(struct.unpack("!Q", head)[0]) if len(head) == 8 else b""
     _pid, status = os.waitpid(pid, 0)
     if not data:
-        raise RuntimeError(f"a -j worker ended without a result (status {status})")
+        raise WorkerFailed(f"a worker ended without a result (wait status {status})")
     what, value = pickle.loads(data)
     if what == "toobig":
         raise TooBig(value)
     if what != "ok":
-        raise RuntimeError(f"a -j worker failed: {value}")
+        raise WorkerFailed(f"a worker failed: {value}")
     return value
 
 
