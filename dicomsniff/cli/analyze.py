@@ -404,13 +404,11 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
     (dicomsniff/parallel/local.py); their findings told to ``analyzer``'s subscribers in
     capture order. Returns the capture's damage, if any."""
     from ..parallel.local import note_peak_rss, replay, run_jobs
-    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+    from .args import reopener
 
-    window = DEFAULT_DEDUP_WINDOW if args.dedup_window is None else args.dedup_window
     config = {"ports": list(args.port), "limits": limits, "rules": rules}
-    shift = args.time_shift or ()
-    logs = run_jobs(lambda: open_capture(args.capture, dedup_window=window, time_shift=shift),
-                    capture, jobs, config, progress)
+    # each worker opens the capture as open_input opened it
+    logs = run_jobs(reopener(args).open, capture, jobs, config, progress)
     note_peak_rss(logs)
     replay(logs, analyzer)
     return logs[0].extra["reader_error"]
@@ -418,13 +416,10 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
 
 def _reopen(args: argparse.Namespace, capture: Any) -> Any:
     """The capture opened again, as :func:`open_input` opened it (its problems said once)."""
-    from ..sources.merge import DEFAULT_DEDUP_WINDOW, open_capture
+    from .args import reopener
 
-    said = getattr(capture, "problems_said", 0)
-    again = open_capture(args.capture, dedup_window=DEFAULT_DEDUP_WINDOW
-                         if args.dedup_window is None else args.dedup_window,
-                         time_shift=args.time_shift or ())
-    again.problems_said = said
+    again = reopener(args).open()
+    again.problems_said = getattr(capture, "problems_said", 0)
     return again
 
 
