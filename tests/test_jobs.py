@@ -180,3 +180,27 @@ def test_a_failing_worker_is_one_line(monkeypatch, capsys) -> None:
     err = capsys.readouterr().err
     assert code == 2 and "-j 2: a worker failed: CaptureError: gone" in err
     assert "Traceback" not in err
+
+
+def test_connections_open_at_the_end_close_in_the_order_they_opened(tmp_path, capsys) -> None:
+    """At the end of the capture one engine closes what is still open oldest first (the order
+    the connections were registered, not the order their associations began): A's SYN comes
+    before B's, B's A-ASSOCIATE-RQ before A's, neither ends. Dealt to different workers, the
+    merge must still write A first."""
+    rq, ac = b.echo_exchange()
+    conv = {}
+    for port in (50001, 50002):  # dealt to worker 0 and worker 1
+        c = b.TcpConversation(client=("192.0.2.1", port), server=("192.0.2.2", 104))
+        conv[port] = c.handshake()
+    frames = list(conv[50001].frames) + list(conv[50002].frames)
+    for port in (50002, 50001):
+        c = conv[port]
+        n = len(c.frames)
+        c.send(0, b.associate_rq()).send(1, b.associate_ac())
+        frames += c.frames[n:]
+    path = write_pcap(tmp_path / "open.pcap", frames)
+    one = outputs(capsys, path, 1)
+    recs = [json.loads(line) for line in one[0].splitlines()]
+    assert [r["client"] for r in recs if r["type"] == "association"] == [
+        "192.0.2.1:50001", "192.0.2.1:50002"]
+    assert outputs(capsys, path, 2) == one

@@ -136,6 +136,31 @@ class _Closed:
         self.info, self.txns, self.found = info, txns, found
 
 
+class _Table:
+    """The engine's flow table, noting the frame each open connection was registered at: at
+    the end of the capture one engine closes its open connections oldest first, and the merge
+    interleaves the workers' closes by that frame."""
+
+    def __init__(self, inner: Any, log: WorkerLog) -> None:
+        self._inner, self._log = inner, log
+
+    def register(self, conn: Any) -> Any:
+        self._log.registered[id(conn)] = self._log.filt.frame
+        return self._inner.register(conn)
+
+    def remove(self, conn: Any) -> bool:
+        self._log.registered.pop(id(conn), None)
+        return self._inner.remove(conn)
+
+    def ignore(self, conn: Any, key: bytes) -> None:
+        if conn is not None:
+            self._log.registered.pop(id(conn), None)
+        self._inner.ignore(conn, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
 class _Fragments:
     """The engine's IP reassembly, keeping only the datagrams of this worker's connections
     (every worker is given every fragment)."""
@@ -190,6 +215,8 @@ class WorkerLog:
         self.ended = 0
         self.max_rss_kb = MAX_WORKER_RSS_KB
         self.blobs: dict[int, bytes] = {}  # ended association (worker's id) -> pickled
+        self.registered: dict[int, int] = {}  # open connection (id()) -> frame registered
+        self.opened_at: dict[tuple[str, str], int] = {}  # at the end: (client, server) -> it
         self._of: dict[int, list[int]] = {}  # open association -> its events
 
     def add(self, kind: str, *payload: Any) -> None:
@@ -250,7 +277,8 @@ class WorkerLog:
                 continue
             group.append(ev)
             if kind in ("assoc", "web"):
-                first = payload[0].first_frame or 0
+                p = payload[0]
+                first = self.opened_at.get((p.client, p.server), p.first_frame or 0)
                 out.extend((2, first, s, k, p) for _st, _k, s, k, p in group)
                 group = []
         out.extend((2, _AFTER, s, k, p) for _st, _k, s, k, p in group)
@@ -261,6 +289,8 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
     """Turn ``an`` (built with ``RuleConfig.scope="local"``: no C-MOVE links, no journey)
     into a worker: no rule runs here (the parent runs them all, in capture order), and what
     the consumers across connections would have been fed goes to ``log``."""
+    from dissectors.net import format_endpoint
+
     from ..analysis.http import session
     from ..analysis.journey.collect import JourneyPolicy
     from ..analysis.journey.web import WebStores
@@ -280,6 +310,7 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
             (_Small(got[0]), got[1]) if isinstance(got, tuple) else _Header(got)),
         lambda a, m: log.add("cut", a, _Msg(m))))
     an.fragments = _Fragments(an.fragments, log.filt.owns)  # type: ignore[assignment]
+    an.table = _Table(an.table, log)  # type: ignore[assignment]
 
     next_aid, next_tid = an.next_association_id, an.next_transaction_id
 
@@ -317,6 +348,8 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
 
     def end() -> None:
         log.stage = 2
+        log.opened_at = {(format_endpoint(c.keys[0], 0), format_endpoint(c.keys[0], 1)):
+                         log.registered.get(id(c), 0) for c in an.open}
         finish()
 
     an.finish = end  # type: ignore[method-assign]
