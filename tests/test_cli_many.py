@@ -240,3 +240,47 @@ def test_time_shift_option(tmp_path: Path) -> None:
     bad = cli("analyze", str(scu), "--time-shift", "no-seconds")
     assert bad.returncode == 2 and b"Traceback" not in bad.stderr
     assert "--time-shift: PATTERN=SECONDS" in bad.stderr.decode().splitlines()[-1]
+
+
+def test_store_holds_studies_and_conformance_as_their_json(tmp_path: Path) -> None:
+    """analyze --db/--parquet also writes the study journey's records (studies table) and
+    conformance as observed (conformance_aes, conformance_pairs), field for field what
+    `studies --json` and `conformance --json` write."""
+    if importlib.util.find_spec("duckdb") is None:
+        pytest.skip("duckdb not installed")
+    cap = str(CAPTURES / "journey" / "journey-clean.pcap")
+    db, pq = tmp_path / "s.duckdb", tmp_path / "pq"
+    r = cli("analyze", cap, "--db", str(db), "--parquet", str(pq), "--json")
+    assert r.returncode == 0, r.stderr
+    studies = [x for x in _records(cli("studies", cap, "--json").stdout.decode())
+               if x["type"] == "study"]
+    conf = [x for x in _records(cli("conformance", cap, "--json").stdout.decode())
+            if x["type"] in ("ae", "pair")]
+    assert studies and conf
+
+    def rows(table: str, key: str, source: str | None = None) -> list[dict]:
+        got = sql(db, f"SELECT to_json(t) FROM {source or table} t ORDER BY {key}")
+        out = []
+        for (row,) in got:
+            rec = json.loads(row) if isinstance(row, str) else row
+            for k, v in list(rec.items()):
+                if isinstance(v, str) and v[:1] in "[{":
+                    rec[k] = json.loads(v)
+            out.append(rec)
+        return out
+
+    def same(stored: list[dict], want: list[dict], key: str) -> None:
+        want = sorted(want, key=lambda x: str(x[key]))
+        assert len(stored) == len(want)
+        for s, w in zip(stored, want, strict=True):
+            assert {k: s[k] for k in w if k != "type"} == {k: v for k, v in w.items()
+                                                          if k != "type"}
+
+    same(rows("studies", "study_instance_uid"), studies, "study_instance_uid")
+    same(rows("conformance_aes", "ae_title"), [x for x in conf if x["type"] == "ae"],
+         "ae_title")
+    pairs = rows("conformance_pairs", "scu || scp")
+    same(pairs, sorted([x for x in conf if x["type"] == "pair"], key=lambda x: x["scu"] + x["scp"]),
+         "scu")
+    n = sql(db, f"SELECT count(*) FROM read_parquet('{pq}/studies/*/*.parquet')")[0][0]
+    assert n == len(studies)

@@ -158,9 +158,18 @@ def run(args: argparse.Namespace) -> int:
         analyzer.on_finding.append(lambda f: table.finding(f) if f.association is None
                                    else None)
 
+    facts = None
     if store is not None:  # the store holds everything (a selection narrows what is shown)
         analyzer.on_association.append(store.association)
         analyzer.on_finding.append(store.finding)
+        # ... and, as they are released, the studies; at the end, conformance as observed
+        analyzer.journey.on_study.append(
+            lambda st: store.record(st.record(), analyzer.stats.first_ts))
+        from ..conformance.facts import ConformanceBuilder, Facts
+
+        facts = Facts()
+        ConformanceBuilder(capture.paths, lambda n: store.locate(n) if store.locate else None,
+                           facts).attach(analyzer)
     where = None if capture.single else capture.describe
     result = None
     if args.dask and store is not None and not (args.db or args.json or args.csv):
@@ -234,6 +243,11 @@ def run(args: argparse.Namespace) -> int:
     reader_error = result.reader_error if result else reader_error_j
     rows = summary.table()
     if store is not None:
+        if facts is not None:
+            from ..conformance.views import ae_records, pair_records
+
+            for rec in ae_records(facts) + pair_records(facts):
+                store.record(rec, stats.first_ts)
         store.close({"frames": stats.frames, "bytes": stats.bytes,
                      "associations": summary.associations, "outcomes": summary.outcomes,
                      "findings": stats.findings, "by_severity": stats.by_severity,

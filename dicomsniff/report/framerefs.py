@@ -16,7 +16,8 @@ from typing import Any
 __all__ = ["MAIN_FRAME", "add_frame_refs", "frames_of"]
 
 #: the frame that places a record in a file, per record type
-MAIN_FRAME = {"association": "first_frame", "transaction": "request_frame", "finding": "frame"}
+MAIN_FRAME = {"association": "first_frame", "transaction": "request_frame", "finding": "frame",
+              "study": "first_frame"}
 
 Locate = Callable[[int], "tuple[str, int] | None"]
 

@@ -1,9 +1,10 @@
 """The store's tables: the ``--json`` contract's fields, typed, plus where each row came from.
 
-One table per record type (``associations``, ``transactions``, ``findings``) and ``runs`` (one
-row per analysis, with its summary). The columns are the record's fields with the same names
-(docs/json.md); nested values (contexts, user information, frame lists...) are JSON, which
-DuckDB queries with ``->>`` and ``json_extract``. Every row also carries:
+One table per record type (``associations``, ``transactions``, ``findings``; ``studies``, the
+study journey's; ``conformance_aes`` and ``conformance_pairs``, conformance as observed) and
+``runs`` (one row per analysis, with its summary). The columns are the record's fields with
+the same names (docs/json.md); nested values (contexts, user information, frame lists...) are
+JSON, which DuckDB queries with ``->>`` and ``json_extract``. Every row also carries:
 
 * ``run_id``: the analysis that wrote it (association ids restart at 1 in each run, so joins
   use ``run_id`` and ``association``);
@@ -58,6 +59,30 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("association", "BIGINT"), ("severity", "VARCHAR"), ("code", "VARCHAR"),
         ("message", "VARCHAR"), ("frame", "BIGINT"), ("section", "VARCHAR"), ("frames", "JSON"),
     ),
+    # the study journey's records (``dicomsniff studies --json``, docs/studies.md)
+    "studies": (
+        ("study_instance_uid", "VARCHAR"), ("patient_id", "VARCHAR"),
+        ("patient_name", "VARCHAR"), ("accession_number", "VARCHAR"), ("state", "VARCHAR"),
+        ("first_frame", "BIGINT"), ("last_frame", "BIGINT"),
+        ("capture_began_inside", "BOOLEAN"), ("scheduled_match", "VARCHAR"),
+        ("scheduled", "JSON"), ("procedure_steps", "JSON"), ("mpps", "JSON"),
+        ("series", "JSON"), ("instances", "JSON"), ("instances_dropped", "BIGINT"),
+        ("commitment", "JSON"), ("ian", "JSON"), ("cut_stores", "JSON"),
+        ("associations", "JSON"), ("findings", "JSON"),
+    ),
+    # conformance as observed (``dicomsniff conformance --json``, docs/conformance.md): per AE
+    # title, and per SCU -> SCP pair
+    "conformance_aes": (
+        ("ae_title", "VARCHAR"), ("addresses", "JSON"), ("hosts", "JSON"),
+        ("implementations", "JSON"), ("as_requestor", "BIGINT"), ("as_acceptor", "BIGINT"),
+        ("outcomes", "JSON"), ("rejections", "JSON"), ("max_pdu", "JSON"),
+        ("async_ops", "JSON"), ("roles", "JSON"), ("extended_negotiation", "JSON"),
+        ("user_identity", "JSON"), ("peers", "JSON"), ("services", "JSON"),
+    ),
+    "conformance_pairs": (
+        ("scu", "VARCHAR"), ("scp", "VARCHAR"), ("associations", "BIGINT"),
+        ("outcomes", "JSON"), ("rejections", "JSON"), ("services", "JSON"),
+    ),
 }
 
 RUNS: tuple[tuple[str, str], ...] = (
@@ -68,7 +93,8 @@ RUNS: tuple[tuple[str, str], ...] = (
 
 #: record "type" -> table
 RECORD_TABLE = {"association": "associations", "transaction": "transactions",
-                "finding": "findings"}
+                "finding": "findings", "study": "studies", "ae": "conformance_aes",
+                "pair": "conformance_pairs"}
 
 
 def columns(table: str) -> tuple[tuple[str, str], ...]:

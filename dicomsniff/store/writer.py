@@ -152,6 +152,13 @@ class StoreWriter:
         if self._pending >= self.batch:
             self.flush()
 
+    def record(self, rec: dict[str, Any], ts: float | None) -> None:
+        """Any other ``--json`` record with a table (a study, a conformance AE or pair);
+        ``ts``: a time of it, for its day (the capture's start will do)."""
+        self._add(rec, _day(ts) or self.started.date())
+        if self._pending >= self.batch:
+            self.flush()
+
     def finding(self, f: Finding) -> None:
         """Capture-level findings (association findings come with their association)."""
         if f.association is None:
