@@ -581,9 +581,29 @@ def ups_scu(args: argparse.Namespace) -> None:
     st, _ = push.send_n_create(_ups_item(args.seed, ("SYNTHETIC^GRACE", "DSN0007")),
                                UnifiedProcedureStepPush, uid)
     out["create"] = status(st)
+    item_watch = None
+    item_events: list[str] = []
+    if args.item_watcher:  # an AE of its own subscribing to this workitem only
+
+        def on_item(event: evt.Event) -> tuple[int, None]:
+            item_events.append(str(event.event_information.get("ProcedureStepState", "")))
+            return 0x0000, None
+
+        item_watch = associate(argparse.Namespace(**{**vars(args), "aet": args.item_watcher}),
+                               [UnifiedProcedureStepWatch, UnifiedProcedureStepEvent],
+                               evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_item)])
+        sub = Dataset()
+        sub.DeletionLock = "FALSE"
+        st, _ = item_watch.send_n_action(sub, 3, UnifiedProcedureStepWatch, uid)
+        out["item_subscribe"] = status(st)
     tuid = generate_uid(entropy_srcs=["journey-ups", args.aet, args.seed, "transaction"])
     for step in args.script:
         ds = Dataset()
+        if step == "unsubscribe-item" and item_watch is not None:
+            st, _ = item_watch.send_n_action(None, 4, UnifiedProcedureStepWatch, uid)
+            out["steps"].append([step, status(st)])
+            time.sleep(0.1)
+            continue
         if step in ("claim", "claim-again"):
             ds.ProcedureStepState = "IN PROGRESS"
             ds.TransactionUID = tuid
@@ -609,6 +629,9 @@ def ups_scu(args: argparse.Namespace) -> None:
     watch.release()
     for _aet, a, _got, _st in others:
         a.release()
+    if item_watch is not None:
+        item_watch.release()
+        out["item_events"] = item_events
     out["events"] = events
     out["watchers"] = {aet: {"subscribe": st, "events": got} for aet, _a, got, st in others}
     out["instance"] = uid
@@ -673,6 +696,9 @@ def main(argv: list[str] | None = None) -> None:
     sp = client("ups-scu", ups_scu)
     sp.add_argument("--watcher", nargs="*", default=[], metavar="AET",
                     help="more watchers, each an AE of its own subscribing globally")
+    sp.add_argument("--item-watcher", metavar="AET",
+                    help="a watcher subscribing to the pushed workitem only (script step "
+                         "unsubscribe-item ends it)")
     sp.add_argument("--script", nargs="+", default=["claim", "set", "complete"])
     sp.add_argument("--seed", default="1")
 

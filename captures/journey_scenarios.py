@@ -592,12 +592,15 @@ def ups(s: Session, p: dict[str, Any]) -> Truth:
         res = pnd_json(s.client("ups-scu", peer(
             "ups-scu", "--host", s.scp_ip, "--port", UPS_PORT, "--aet", "WORKSTATION",
             "--called", "UPSSCP", "--seed", p["seed"], "--script", *p["script"],
-            *(["--watcher", *watchers] if watchers else []))))
+            *(["--watcher", *watchers] if watchers else []),
+            *(["--item-watcher", p["item_watcher"]] if p.get("item_watcher") else []))))
     watch = [op("N-ACTION", res["subscribe"], sop_class=UPS_WATCH, action_type=3)]
     watch += [op("N-EVENT-REPORT", "0x0000", invoker="acceptor", sop_class=UPS_PUSH,
                  event_type=1, state=state) for state in res["events"]]
     push = [op("N-CREATE", res["create"], sop_class=UPS_PUSH, sop_instance=res["instance"])]
     for step, st in res["steps"]:
+        if step == "unsubscribe-item":
+            continue  # on the item watcher's association, below
         cmd = "N-SET" if step == "set" else "N-ACTION"
         cls = UPS_PUSH if step == "cancel-late" else UPS_PULL
         push.append(op(cmd, st, sop_class=cls, sop_instance=res["instance"], step=step))
@@ -608,6 +611,15 @@ def ups(s: Session, p: dict[str, Any]) -> Truth:
         ops += [op("N-EVENT-REPORT", "0x0000", invoker="acceptor", sop_class=UPS_PUSH,
                    event_type=1, state=state) for state in got["events"]]
         more.append(association(s, aet, "UPSSCP", UPS_PORT, operations=ops))
+    if p.get("item_watcher"):
+        ops = [op("N-ACTION", res["item_subscribe"], sop_class=UPS_WATCH, action_type=3,
+                  sop_instance=res["instance"])]
+        ops += [op("N-EVENT-REPORT", "0x0000", invoker="acceptor", sop_class=UPS_PUSH,
+                   event_type=1, state=state) for state in res["item_events"]]
+        ops += [op("N-ACTION", st, sop_class=UPS_WATCH, action_type=4,
+                   sop_instance=res["instance"])
+                for step, st in res["steps"] if step == "unsubscribe-item"]
+        more.append(association(s, p["item_watcher"], "UPSSCP", UPS_PORT, operations=ops))
     return {"server_ports": [UPS_PORT], "ups": res, "associations": [
         association(s, "WORKSTATION", "UPSSCP", UPS_PORT, operations=watch), *more,
         association(s, "WORKSTATION", "UPSSCP", UPS_PORT, operations=push)]}
@@ -629,3 +641,8 @@ scenario("ups-missed-report", "ups-missed-report.pcap",
          "WATCHER2 the SCHEDULED report only, never the IN PROGRESS and COMPLETED ones",
          sample=False, seed="missed", script=["claim", "complete"],
          watchers=["WATCHER1", "WATCHER2"], forget=["WATCHER2"])(ups)
+scenario("ups-item-subscriber", "ups-item-subscriber.pcap",
+         "UPS: a reading room (READROOM) subscribes to one workitem after it is pushed, gets "
+         "the IN PROGRESS report, unsubscribes, and is rightly sent no COMPLETED report",
+         sample=False, seed="item", script=["claim", "unsubscribe-item", "complete"],
+         item_watcher="READROOM")(ups)

@@ -141,7 +141,8 @@ def test_a_complete_study_is_released_when_its_last_association_ends() -> None:
     assert not j.studies and not j.pending and not j.touched and not j.pending_count
 
 
-@pytest.mark.parametrize("name", ["journey-clean.pcap", "print-clean.pcap", "ups-clean.pcap"])
+@pytest.mark.parametrize("name", ["journey-clean.pcap", "print-clean.pcap", "ups-clean.pcap",
+                                  "print-dcmtk.pcap", "ups-item-subscriber.pcap"])
 def test_clean_recordings_raise_no_journey_finding(name: str) -> None:
     assert run(name).codes() == []
 
@@ -297,20 +298,29 @@ def test_ups_illegal_transitions_and_transaction_uid() -> None:
     assert [e["state"] for e in item["events"]] == truth["events"]
 
 
-@pytest.mark.parametrize("name", ["ups-clean.pcap", "ups-missed-report.pcap"])
+@pytest.mark.parametrize("name", ["ups-clean.pcap", "ups-missed-report.pcap",
+                                  "ups-item-subscriber.pcap"])
 def test_ups_subscribers_get_their_reports(name: str) -> None:
     """Each subscriber AE's State Reports against what its pynetdicom watcher received; the
-    one the SCP was made to forget (WATCHER2: SCHEDULED only) is the only finding."""
+    one the SCP was made to forget (WATCHER2: SCHEDULED only) is the only finding; one that
+    subscribed to the workitem and unsubscribed before COMPLETED is owed no more."""
     truth = MANIFEST[name]["ups"]
     r = run(name)
     (item,) = r.an.journey.ups.records()
     got = {"WORKSTATION": truth["events"]} | {
         ae: w["events"] for ae, w in (truth.get("watchers") or {}).items()}
+    scope = {ae: "global" for ae in got}
+    reader = MANIFEST[name]["params"].get("item_watcher")
+    if reader:
+        got[reader], scope[reader] = truth["item_events"], "workitem"
+        assert truth["item_events"] == ["IN PROGRESS"]
     assert {s["ae"]: s["reports"] for s in item["subscriptions"]} == {
         ae: len(ev) for ae, ev in got.items()}
-    assert all(s["scope"] == "global" for s in item["subscriptions"])
+    assert {s["ae"]: s["scope"] for s in item["subscriptions"]} == scope
+    assert [s["until_frame"] is not None for s in item["subscriptions"]] == [
+        ae == reader for ae in got]
     missing = r.found("UPS-REPORT-MISSING")
-    forgot = [ae for ae, ev in got.items() if ev != truth["events"]]
+    forgot = MANIFEST[name]["params"].get("forget", [])
     assert [f.uids["subscriber"] for f in missing] == forgot
     for f in missing:
         assert f.uids["sop_instance"] == truth["instance"]
