@@ -118,6 +118,7 @@ class Transaction(Record):
     response_command: dict[str, Any] | None = None
     sub_associations: list[int] = Factory(list)
     dataset_missing: int = 0
+    response_lost: bool = False  # no final response, and the capture lost bytes it could be in
 
 
     @property
@@ -158,6 +159,8 @@ class Transaction(Record):
             rec["error_comment"] = self.error_comment
         if self.cancel_frame is not None:
             rec["cancel_frame"] = self.cancel_frame
+        if self.response_lost:
+            rec["response_lost"] = True
         if self.event_type is not None:
             rec["event_type"] = self.event_type
         if self.action_type is not None:

@@ -9,8 +9,12 @@ the capture holds. Held memory is bounded by ``max_buffer``, counting a per-segm
 that many tiny segments cannot exceed it; when the bound is hit, or the peer acknowledges bytes
 we never saw, or the stream ends, the hole is declared a gap and delivery continues after it.
 
-Overlaps: the first copy wins (it is what was already delivered). A held segment retransmitted
-with different bytes is counted as a conflict, because a receiver may have seen either.
+Overlaps: a copy of bytes already delivered is compared with every segment of the last
+``RECENT`` delivered (kept by reference, not copied: about 23 KB at an MTU of 1500), and a
+copy of held bytes with every held segment it overlaps (while at most ``HELD_COMPARED`` are
+held); different bytes are a conflict, reported with both frames. The copy kept is the one a
+receiver keeps: the first for bytes already delivered (the application read them), and for
+held bytes the one that starts first (a later copy at the same start only adds its tail).
 
 RST and SYN are judged as an RFC 5961 receiver judges them (:meth:`TcpDirection.judge_rst`,
 :meth:`TcpDirection.judge_syn`): a RST ends the connection only when its sequence number is
@@ -22,6 +26,7 @@ segments then cost nothing but a finding.
 from __future__ import annotations
 
 import heapq
+import struct
 
 MASK = 0xFFFFFFFF
 HALF = 0x80000000
@@ -32,6 +37,20 @@ SEGMENT_OVERHEAD = 160  # bytes of bookkeeping per held segment, counted against
 # (a few MB with scaling) is taken. A blind RST lands inside it with probability 1/256.
 RST_WINDOW = 1 << 24
 MAX_IGNORED_FRAMES = 20
+RECENT = 16  # delivered segments a retransmission is compared with (a power of two)
+HELD_COMPARED = 64  # held segments an out-of-order copy is compared with, at most
+
+
+_FRAME = struct.Struct("!16xH20xI4xB")  # IPv4 total length, TCP seq, data offset
+
+
+def recent_payload(entry) -> tuple[int, memoryview | bytes] | None:
+    """(sequence number, payload) of a slot of ``TcpDirection.rbuf``."""
+    if entry is None or type(entry) is tuple:
+        return entry
+    total, seq, doff = _FRAME.unpack_from(entry, 0)  # an Ethernet IPv4 frame, no options
+    start = 34 + (doff >> 4) * 4
+    return seq, memoryview(entry)[start:14 + total]
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -51,8 +70,7 @@ class TcpDirection:
     __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
                  "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
                  "fin", "delivered", "retransmission_frames", "ignored_rst", "ignored_syn",
-                 "ignored_frames", "fast_buf", "fast_seq", "fast_off", "fast_len", "fast_frame",
-                 "conflict_frames")
+                 "ignored_frames", "rbuf", "rframe", "ri", "conflict_frames")
 
     def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
         self.sink = sink
@@ -73,14 +91,15 @@ class TcpDirection:
         self.ignored_rst = 0  # RSTs a receiver would not act on (RFC 5961 3.2)
         self.ignored_syn = 0  # SYNs on a synchronised connection (RFC 5961 4.2)
         self.ignored_frames: list[int] = []
-        # The last segment delivered, to compare a retransmission with: kept by reference
-        # as five plain attributes (no object made per packet), set the same way here and
-        # by the engine's fast path, so both paths judge alike (tests/test_fast_path.py).
-        self.fast_buf = None
-        self.fast_seq = 0
-        self.fast_off = 0
-        self.fast_len = 0
-        self.fast_frame = 0
+        # The last RECENT segments delivered, to compare a retransmission with, kept by
+        # reference in two parallel lists, slot ``ri`` next: ``rbuf`` holds (seq, payload)
+        # from this class, or the whole frame from the engine's fast path (an Ethernet IPv4
+        # frame without options: sequence number and payload are read back from it only
+        # when a retransmission comes, so the hot path makes no object per packet).
+        # Both paths judge alike (tests/test_fast_path.py).
+        self.rbuf: list = [None] * RECENT
+        self.rframe = [0] * RECENT  # the segment's frame
+        self.ri = 0
         self.conflict_frames: list[tuple[int, int]] = []  # (first copy, other copy)
 
     def syn(self, seq: int) -> None:
@@ -119,8 +138,10 @@ class TcpDirection:
 
     def _deliver(self, data, frame: int, ts: float) -> None:
         n = len(data)
-        self.fast_buf, self.fast_seq, self.fast_off = data, self.next_seq, 0
-        self.fast_len, self.fast_frame = n, frame
+        i = self.ri
+        self.rbuf[i] = (self.next_seq, data)
+        self.rframe[i] = frame
+        self.ri = (i + 1) & (RECENT - 1)
         self.next_seq = (self.next_seq + n) & MASK  # type: ignore[operator]
         self.next_u += n
         self.delivered += n
@@ -156,11 +177,13 @@ class TcpDirection:
             self.next_u = nxt  # any anchor will do while nothing is held
         u = self.next_u + d
         prev = self.held.get(u)
+        if self.held and len(self.held) <= HELD_COMPARED:
+            self._compare_held(u, data, frame)
+        elif prev is not None and bytes(data[:len(prev[0])]) != prev[0][:n]:
+            self._conflict(prev[1], frame)  # many held: the copy at the same start only
         if prev is not None:
             old = prev[0]
             self._retransmitted(frame)
-            if bytes(data[:len(old)]) != old[:n]:
-                self._conflict(prev[1], frame)
             if n <= len(old):
                 return
             self.held_bytes -= len(old) + SEGMENT_OVERHEAD
@@ -174,16 +197,30 @@ class TcpDirection:
                 self.skip_to_held(frame, ts)
 
     def _compare_delivered(self, seq: int, data, frame: int) -> None:
-        """A copy of bytes already delivered: do they match what was delivered? The first
-        copy is the one kept (it is what the upper layer already read); a difference is a
-        conflict, reported with both frames."""
-        if self.fast_buf is None:
-            return
-        old = self.fast_buf[self.fast_off:self.fast_off + self.fast_len]
-        lo = seq_diff(seq, self.fast_seq)  # where the new copy starts within the old one
-        a, b = max(0, lo), min(len(old), lo + len(data))
-        if a < b and bytes(old[a:b]) != bytes(data[a - lo:b - lo]):
-            self._conflict(self.fast_frame, frame)
+        """A copy of bytes already delivered: do they match what was delivered, in any of
+        the last RECENT segments? The first copy is the one kept (it is what the upper
+        layer already read); a difference is a conflict, reported with both frames (once
+        per copy)."""
+        n = len(data)
+        for i in range(RECENT):
+            old = recent_payload(self.rbuf[i])
+            if old is None:
+                continue
+            lo = seq_diff(seq, old[0])  # where the new copy starts within the old one
+            a, b = max(0, lo), min(len(old[1]), lo + n)
+            if a < b and bytes(old[1][a:b]) != bytes(data[a - lo:b - lo]):
+                self._conflict(self.rframe[i], frame)
+                return
+
+    def _compare_held(self, u: int, data, frame: int) -> None:
+        """An out-of-order copy: do the held segments it overlaps hold the same bytes?"""
+        n = len(data)
+        for v, (old, first, _ts) in self.held.items():
+            lo = u - v  # where the new copy starts within the held one
+            a, b = max(0, lo), min(len(old), lo + n)
+            if a < b and old[a:b] != bytes(data[a - lo:b - lo]):
+                self._conflict(first, frame)
+                return
 
     def _conflict(self, first: int, other: int) -> None:
         self.conflicts += 1
@@ -219,22 +256,48 @@ class TcpDirection:
             return
         missing = self.heap[0] - self.next_u
         if missing > 0:
-            self.gaps += 1
-            self.missing_bytes += missing
-            self.sink.gap(missing, frame, ts)
-            self.next_seq = (self.next_seq + missing) & MASK
-            self.next_u += missing
+            self._lose(missing, frame, ts)
         self._drain()
 
     def acked(self, ack: int, frame: int, ts: float) -> None:
         """The peer acknowledged up to ``ack``: bytes it got that we never saw are a gap.
 
-        Only once several segments wait behind the hole, so that a capture which merely
-        reordered two segments is not mistaken for a loss.
+        A receiver acknowledges only bytes it has, in order (RFC 9293 3.4), so an ACK past
+        what the capture delivered means the capture lost them (Zeek's "ack above hole"):
+        the hole is declared at once, before the acknowledging side's own bytes are read,
+        so that what the lost bytes carried (an A-ASSOCIATE-AC, a request) is known to be
+        missing when the peer acts on it. One sequence number past is a FIN, seen or not.
+        Held segments: the hole before them is lost once the ACK reaches them, or once
+        several wait behind it.
         """
-        if len(self.held) >= 3 and self.next_seq is not None and (
-                seq_diff(ack, self.next_seq) > 0):
-            self.skip_to_held(frame, ts)
+        nxt = self.next_seq
+        if nxt is None:
+            return
+        d = seq_diff(ack, nxt)
+        if self.held:
+            if self.next_u + d >= self.heap[0] or len(self.held) >= 3:
+                self.skip_to_held(frame, ts)
+            elif d > 0:
+                self._lose(d, frame, ts)
+        elif d > 1:
+            self._lose(d, frame, ts)
+
+    def ended_at(self, seq: int, frame: int, ts: float) -> None:
+        """A FIN at ``seq`` (past its payload): bytes between what was delivered and it
+        were sent and never captured."""
+        nxt = self.next_seq
+        if nxt is not None and not self.held:
+            d = seq_diff(seq, nxt)
+            if 0 < d < RST_WINDOW:
+                self._lose(d, frame, ts)
+
+    def _lose(self, missing: int, frame: int, ts: float) -> None:
+        """``missing`` bytes from ``next_seq`` on never reached the capture."""
+        self.gaps += 1
+        self.missing_bytes += missing
+        self.next_seq = (self.next_seq + missing) & MASK  # type: ignore[operator]
+        self.next_u += missing
+        self.sink.gap(missing, frame, ts)
 
     def flush(self, frame: int, ts: float) -> None:
         """End of stream: deliver everything held, declaring holes as gaps."""

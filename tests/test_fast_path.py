@@ -46,8 +46,8 @@ def fast(frames) -> str:
 
 def slow(frames) -> str:
     a = Analyzer()
-    for i, (ts, lt, buf, _olen) in enumerate(frames, 1):
-        a.feed_frame(i, ts, lt, buf)
+    for i, (ts, lt, buf, olen) in enumerate(frames, 1):
+        a.feed_frame(i, ts, lt, buf, olen)
     a.stats.frames = len(frames)
     a.finish()
     return _story(a)

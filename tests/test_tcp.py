@@ -118,3 +118,112 @@ def test_held_segments_keep_their_own_frame_numbers():
     d.segment(11, b"b" * 10, 7, 0.0)
     d.segment(1, b"a" * 10, 9, 0.0)
     assert s.frames == [9, 7]
+
+
+# -- capture loss told by the peer's ACK (issue 14) -------------------------------------------
+
+def test_an_ack_past_every_byte_seen_is_a_loss_at_once():
+    """A receiver acknowledges only what it has (RFC 9293 3.4): the capture lost the rest."""
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(1, b"a" * 100, 1, 0.0)
+    d.acked(1 + 100 + 273, 2, 0.0)
+    assert s.gaps == [273] and d.missing_bytes == 273
+    d.segment(374, b"b" * 10, 3, 0.0)  # what follows is delivered after the hole
+    assert bytes(s.data[-10:]) == b"b" * 10
+
+
+def test_an_ack_one_past_is_a_fin_not_a_loss():
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(1, b"a" * 100, 1, 0.0)
+    d.acked(102, 2, 0.0)
+    d.acked(101, 3, 0.0)
+    d.acked(50, 4, 0.0)  # behind: nothing
+    assert not s.gaps
+
+
+def test_an_ack_reaching_a_held_segment_declares_the_hole_before_it():
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(1001, b"b" * 1000, 1, 0.0)  # held: bytes 1..1000 not seen
+    d.acked(1001, 2, 0.0)  # the peer has everything up to the held segment
+    assert s.gaps == [1000] and len(s.data) == 2000
+
+
+def test_a_fin_past_what_was_delivered_is_a_loss():
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(1, b"a" * 100, 1, 0.0)
+    d.ended_at(111, 2, 0.0)  # A-RELEASE-RQ's 10 bytes never captured, then the FIN
+    assert s.gaps == [10]
+
+
+# -- overlapping copies that differ, against recent and held bytes (issue 14) -----------------
+
+def test_a_copy_of_an_older_delivered_segment_is_compared():
+    """Not only the last segment delivered: the last RECENT ones."""
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    for i, (seq, chunk) in enumerate(segments(1, PAYLOAD[:5000]), 10):
+        d.segment(seq, chunk, i, 0.0)
+    same = PAYLOAD[1000:2000]
+    d.segment(1001, same, 20, 0.0)  # the second segment again, the same bytes
+    assert d.conflicts == 0 and d.retransmissions == 1
+    other = bytes(x ^ 1 for x in same[:100]) + same[100:]
+    d.segment(1001, other, 21, 0.0)
+    assert d.conflicts == 1 and d.conflict_frames == [(11, 21)]
+    d.segment(501, other[:600], 22, 0.0)  # straddling the first and second segments
+    assert d.conflict_frames[-1] == (10, 22)  # the first segment it differs from
+    assert bytes(s.data) == PAYLOAD[:5000]  # the first copy kept
+
+
+def test_a_partial_overlap_of_delivered_bytes_keeps_the_first_copy_and_the_new_tail():
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(1, b"a" * 100, 1, 0.0)
+    d.segment(51, b"X" * 50 + b"b" * 50, 2, 0.0)
+    assert bytes(s.data) == b"a" * 100 + b"b" * 50
+    assert d.conflict_frames == [(1, 2)]
+
+
+def test_a_copy_overlapping_a_held_segment_at_another_start_is_compared():
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(201, b"c" * 100, 5, 0.0)  # held (1..200 not yet seen)
+    d.segment(151, b"b" * 50 + b"C" * 50, 6, 0.0)  # overlaps it with other bytes
+    assert d.conflict_frames == [(5, 6)]
+    d.segment(1, b"a" * 150, 7, 0.0)
+    # held bytes: the copy that starts first is delivered, as Linux's out-of-order queue
+    # delivers it (a later copy starting at the same place only adds its tail)
+    assert bytes(s.data) == b"a" * 150 + b"b" * 50 + b"C" * 50 + b"c" * 50
+
+
+def test_a_copy_of_a_held_segment_at_the_same_start_is_compared():
+    s = Sink()
+    d = TcpDirection(s)
+    d.syn(0)
+    d.segment(101, b"b" * 100, 5, 0.0)
+    d.segment(101, b"b" * 100, 6, 0.0)
+    assert not d.conflicts
+    d.segment(101, b"B" * 100, 7, 0.0)
+    assert d.conflict_frames == [(5, 7)]
+
+
+def test_overlap_comparison_is_bounded():
+    """Thousands of held segments: an out-of-order copy is compared with the one at its
+    start only, so the work stays linear."""
+    s = Sink()
+    d = TcpDirection(s, max_buffer=64 << 20)
+    d.syn(0)
+    for i in range(5000, 0, -1):
+        d.segment(1 + 2 * i, b"x", i, 0.0)
+    d.segment(1 + 2 * 7, b"y", 99999, 0.0)
+    assert d.conflict_frames == [(7, 99999)]

@@ -38,7 +38,7 @@ from dissectors.net import (
     reverse_key,
     tcp_segment,
 )
-from dissectors.tcp import DEFAULT_MAX_BUFFER, TcpDirection
+from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection
 from dissectors.ul.stream import ULStream
 
 from ..model import Association, Finding, Transaction
@@ -47,6 +47,7 @@ from .collect import CollectionPolicy
 from .dicom import WELL_KNOWN_PORTS
 from .flows import IGNORED, Connection, DetectSink, FlowTable
 from .http import HTTP as _HTTP  # noqa: F401  registers "http" in the dispatch table
+from .loss import Truncation
 from .moves import MoveLinker
 from .rules import RuleConfig, RuleSet
 
@@ -119,6 +120,7 @@ class Analyzer:
         self.flows = self.table.flows  # flow key -> (Connection, side) or IGNORED
         self.open = self.table.open  # open connections, oldest first
         self.fragments = Fragments()  # IP fragments waiting for the rest of their datagram
+        self.truncation = Truncation()  # records the snapshot length cut (analysis/loss.py)
         self.associations: list[Association] = []
         self.findings: list[Finding] = []  # capture-level and association findings
         self.stats = Stats()
@@ -195,6 +197,7 @@ class Analyzer:
         ignored = IGNORED
         st = self.stats
         mask = every - 1 if progress is not None else -1  # every: a power of two
+        recent = RECENT - 1  # slots of the delivered segments kept (dissectors/tcp.py)
         ts = None
         try:  # an interrupt (Ctrl-C, SIGTERM) still leaves the count of frames read
             for ts, linktype, buf, _olen in packets:
@@ -205,7 +208,7 @@ class Analyzer:
                     (etype, vihl, total, frag, proto, key, seq, ack, doff, flags,
                      window) = unpack(buf, 0)
                     if etype != 0x0800 or vihl != 0x45 or proto != 6:
-                        feed_frame(frame, ts, linktype, buf)
+                        feed_frame(frame, ts, linktype, buf, _olen)
                         continue
                     # Eligible: what dissectors.net.tcp_segment reads the same way, a whole,
                     # unfragmented packet of a known flow whose headers fit its IP total length
@@ -216,11 +219,11 @@ class Analyzer:
                     if (entry is None or entry is ignored or frag & 0x3FFF or flags & 0x07
                             or total + 14 > len(buf) or doff < 0x50):
                         if entry is not ignored or flags & 0x02:
-                            feed_frame(frame, ts, linktype, buf)
+                            feed_frame(frame, ts, linktype, buf, _olen)
                         continue
                     n = total - 20 - (doff >> 4) * 4
                     if n < 0:
-                        feed_frame(frame, ts, linktype, buf)
+                        feed_frame(frame, ts, linktype, buf, _olen)
                         continue
                     conn, side = entry
                     conn.last_ts = ts
@@ -228,6 +231,15 @@ class Analyzer:
                     tcp = conn.tcp
                     if tcp is None:
                         continue
+                    if flags & 0x10:  # the ACK first: what the sender had when it sent this
+                        o = tcp[1 - side]
+                        # Past what was captured of the other direction: lost bytes. Judged
+                        # when the sender acts on them (sends data), not on bare ACKs.
+                        if o.held or (n and ack != o.next_seq and 1 < (
+                                ack - (o.next_seq or ack)) & 0xFFFFFFFF < 0x80000000):
+                            o.acked(ack, frame, ts)
+                            if conn.app is not None:
+                                conn.app.pump(1 - side)
                     if n:
                         d = tcp[side]
                         ul = d.sink
@@ -237,8 +249,10 @@ class Analyzer:
                             d.delivered += n
                             start = 34 + (doff >> 4) * 4
                             # kept by reference to judge a retransmission (tcp.py)
-                            d.fast_buf, d.fast_seq, d.fast_off = buf, seq, start
-                            d.fast_len, d.fast_frame = n, frame
+                            i = d.ri  # the frame itself: tcp.recent_payload reads it back
+                            d.rbuf[i] = buf
+                            d.rframe[i] = frame
+                            d.ri = (i + 1) & recent
                             c = ul.countable
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
@@ -262,24 +276,21 @@ class Analyzer:
                                     continue
                     if not window and conn.app is not None:  # receiver says: stop sending
                         self.rules.zero_window(conn, side, frame)
-                    if flags & 0x10:
-                        o = tcp[1 - side]
-                        if o.held:
-                            o.acked(ack, frame, ts)
-                            if conn.app is not None:
-                                conn.app.pump(1 - side)
                     continue
-                feed_frame(frame, ts, linktype, buf)
+                feed_frame(frame, ts, linktype, buf, _olen)
         finally:
             st.frames = frame
             if ts is not None:
                 st.last_ts = ts
         return frame
 
-    def feed_frame(self, frame: int, ts: float, linktype: int, buf) -> None:
-        """One captured frame (1-based number, seconds, pcap link type, bytes)."""
+    def feed_frame(self, frame: int, ts: float, linktype: int, buf, olen: int = 0) -> None:
+        """One captured frame (1-based number, seconds, pcap link type, bytes; ``olen``: its
+        length on the wire when the capture says, to count records the snapshot length cut)."""
         if self.stats.first_ts is None:
             self.stats.first_ts = ts
+        if olen > len(buf):
+            self.truncation.record(frame, len(buf), olen)
         if linktype not in self.linktypes:
             self.linktypes.add(linktype)
         if linktype == 1 and len(buf) > 14 and buf[12] == 8 and buf[13] == 0:
@@ -314,6 +325,17 @@ class Analyzer:
         conn.last_frame = frame
         if not window and conn.app is not None and not flags & (TCP_SYN | TCP_RST):
             self.rules.zero_window(conn, side, frame)
+        if flags & TCP_ACK and not flags & (TCP_SYN | TCP_RST) and conn.tcp is not None:
+            # The ACK first: it says what the sender had received when it sent this segment;
+            # past what the capture delivered of the other direction, those bytes were lost
+            # (judged when the sender acts on them: data or FIN, as the fast path does).
+            o = conn.tcp[1 - side]
+            nx = o.next_seq
+            if o.held or ((wire_len or flags & TCP_FIN) and nx is not None
+                          and 2 <= (ack - nx) & 0xFFFFFFFF < 0x80000000):
+                o.acked(ack, frame, ts)
+                if conn.app is not None:
+                    conn.app.pump(1 - side)
         if flags & (TCP_SYN | TCP_FIN | TCP_RST):
             if not self._flags(conn, side, flags, seq, frame, ts, key, buf, ps, pe):
                 return
@@ -331,12 +353,6 @@ class Analyzer:
                     return
             if conn.app is not None:
                 conn.app.pump(side)
-        if flags & TCP_ACK:
-            o = tcp[1 - side]
-            if o.held:
-                o.acked(ack, frame, ts)
-                if conn.app is not None:
-                    conn.app.pump(1 - side)
         if flags & TCP_FIN and conn.fin[0] and conn.fin[1]:
             self._close(conn, "fin", frame, ts)
 
@@ -424,7 +440,10 @@ class Analyzer:
             proto = dispatch.protocol("dicom")  # --port: the user says it is DICOM
         assert proto
         app = proto.create(self, conn, side, False, frame, ts)
+        other = conn.tcp[1 - side].sink if conn.tcp is not None else None
         conn.attach(app, self.limits.max_tcp_buffer)
+        if isinstance(other, DetectSink):
+            other.replay(app)  # bytes the other side lost before its first captured byte
         conn.verdict = True
         # The detecting reassembler already advanced past these bytes: replay them.
         app.feed(side, head, frame, ts)
@@ -470,8 +489,11 @@ class Analyzer:
             return True
         if flags & TCP_FIN:
             conn.fin[side] = True
-            if conn.tcp is not None and pe > ps:
-                conn.tcp[side].segment(seq, buf[ps:pe], frame, ts)
+            if conn.tcp is not None:
+                if pe > ps:
+                    conn.tcp[side].segment(seq, buf[ps:pe], frame, ts)
+                # bytes sent before the FIN that the capture never had
+                conn.tcp[side].ended_at((seq + pe - ps) & 0xFFFFFFFF, frame, ts)
             if conn.app is not None:  # with or without bytes: the analyzer sees the FIN
                 conn.app.pump(side)
             if conn.fin[0] and conn.fin[1]:
@@ -518,6 +540,9 @@ class Analyzer:
                 "caps, or not placeable); their bytes are missing from the analysis",
                 frames[0], "RFC 791 3.2 / RFC 8200 4.5")
 
+        cut = self.truncation.message()
+        if cut is not None:
+            self.capture_finding("warning", "CAPTURE-TRUNCATED", cut, self.truncation.frames[0])
         if fr.undecodable:
             self.capture_finding(
                 "warning", "CAPTURE-UNDECODED",

@@ -57,9 +57,7 @@ class Connection:
                 new.held, new.heap, new.held_bytes = prev.held, prev.heap, prev.held_bytes
                 prev.held, prev.heap, prev.held_bytes = {}, [], 0
                 # what was delivered, to judge retransmissions of the bytes detection read
-                new.fast_buf, new.fast_seq, new.fast_off = (prev.fast_buf, prev.fast_seq,
-                                                            prev.fast_off)
-                new.fast_len, new.fast_frame = prev.fast_len, prev.fast_frame
+                new.rbuf, new.rframe, new.ri = prev.rbuf, prev.rframe, prev.ri
                 new.conflicts, new.conflict_frames = prev.conflicts, prev.conflict_frames
 
 
@@ -67,13 +65,24 @@ class DetectSink:
     """TCP sink of one side of a connection that started with SYN, until a protocol claims
     its first bytes: buffers them and asks ``decide(conn, side, head, frame, ts, gap)``."""
 
-    __slots__ = ("conn", "side", "decide", "buf")
+    __slots__ = ("conn", "side", "decide", "buf", "lost", "lost_frame", "lost_ts")
 
     def __init__(self, conn: Connection, side: int, decide: Any) -> None:
         self.conn = conn
         self.side = side
         self.decide = decide
         self.buf = bytearray()
+        # bytes lost before this side's first captured byte (the peer acknowledged them):
+        # nothing to judge by yet, so they wait for a decision from either side
+        self.lost = 0
+        self.lost_frame = 0
+        self.lost_ts = 0.0
+
+    def replay(self, app: Any) -> None:
+        """The other side decided: hand ``app`` what this side lost and buffered so far."""
+        if self.lost:
+            app.gap(self.side, self.lost, self.lost_frame, self.lost_ts)
+            self.lost = 0
 
     def feed(self, data, frame: int, ts: float) -> None:
         conn = self.conn
@@ -89,6 +98,11 @@ class DetectSink:
         if conn.verdict is not None:
             if conn.verdict and conn.app is not None:
                 conn.app.gap(self.side, missing, frame, ts)
+            return
+        if not self.buf:  # lost before anything of this side was seen: wait for the other
+            if not self.lost:
+                self.lost_frame, self.lost_ts = frame, ts
+            self.lost += missing
             return
         self.decide(conn, self.side, bytes(self.buf), frame, ts, missing)
 

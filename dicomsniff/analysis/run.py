@@ -90,6 +90,8 @@ def analyze_source(source, analyzer: Analyzer,
                 f"(copies more than --dedup-window, {reader.dedup_window:g} s, apart are not "
                 "recognised at all)", None)
     for w in reader.warnings:
+        if analyzer.truncation.cut and w.endswith("longer packets were cut short when captured"):
+            continue  # CAPTURE-TRUNCATED tells it, with the records it cut
         analyzer.capture_finding("warning", "CAPTURE-WARNING", w, None)
     analyzer.finish()
     if progress is not None:

@@ -29,6 +29,7 @@ from dissectors.ul.reasons import (
 from dissectors.ul.states import AssociationStates, Step
 
 from ..model import Association, Finding, PresentationContext, Side, Transaction
+from .loss import SideLoss
 
 SIDES = ROLES  # side 0 is the association-requestor, side 1 the acceptor (PS3.8 7.1)
 PER_CODE_CAP = 20  # findings of one code kept per association; the rest are counted
@@ -85,7 +86,7 @@ class AssociationTracker:
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
                  "started", "announced", "ul", "pdv_seen", "held_findings",
-                 "proven", "final_waiting")
+                 "proven", "final_waiting", "loss", "rq_lost")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
@@ -119,6 +120,9 @@ class AssociationTracker:
         self.started = started
         self.announced = False  # started() was called
         self.midstream_leftovers = 0  # fragments/responses of messages begun before capture
+        # bytes each side sent that the capture lost, and what they carried (analysis/loss)
+        self.loss: list[SideLoss | None] = [None, None]
+        self.rq_lost = False  # the A-ASSOCIATE-RQ was among them: its contexts are unknown
 
     # -- findings -------------------------------------------------------------------------
     def finding(self, severity: str, code: str, message: str, frame: int | None,
@@ -162,6 +166,7 @@ class AssociationTracker:
                 asm.on_data(e)
             elif t is ev.DataComplete:
                 self.proven = True
+                self._resumed(side)
                 if not self.announced and a.midstream:
                     self._announce()  # picked up mid-stream: the first we know of it
                 m = None if asm.problems or not self.fused else asm.data_done(e)
@@ -177,6 +182,11 @@ class AssociationTracker:
                     self._first_pdv(side, e.frame)
                 if not self.announced and a.midstream:
                     self._announce()  # picked up mid-stream: the first we know of it
+                lost = self.loss[side]
+                if lost is not None:  # a command after a loss: what came before is told
+                    lost.open = False
+                    if lost.command_frame is None:
+                        lost.command_frame = e.frame
                 m = None if asm.problems or not self.fused else asm.whole_command(e)
                 if m is not None:  # fused: no queue (the same as the general way below)
                     self._on_command(side, m)
@@ -200,6 +210,8 @@ class AssociationTracker:
                     counts[name] = counts.get(name, 0) + 1
                     self.proven = True
                 self._on_pdu(side, e)
+                if name is not None:
+                    self._resumed(side)
             if asm.out:
                 self._on_messages(side, asm)
         if self.held_findings is not None and self.proven:
@@ -222,6 +234,7 @@ class AssociationTracker:
         not in Sta6: P-DATA never changes a valid state, so the others need no look."""
         self.pdv_seen[side] = True
         a = self.assoc
+        self._explain(side, pdu.P_DATA_TF)
         sent = self.states.pdu(side, pdu.P_DATA_TF)[0]
         self._data_ok()
         if sent.valid:
@@ -239,6 +252,8 @@ class AssociationTracker:
         a = self.assoc
         t = type(e)
         ptype = _TYPE_OF.get(t)
+        if ptype is not None:
+            self._explain(side, ptype)
         steps = self.states.pdu(side, ptype) if ptype is not None else []
         if steps:
             self._data_ok()
@@ -277,6 +292,8 @@ class AssociationTracker:
                 pc = a.contexts.get(c.id)
                 if pc is None:
                     pc = a.contexts[c.id] = PresentationContext(c.id)
+                    if self.rq_lost:
+                        continue  # the A-ASSOCIATE-RQ that proposed it was not captured
                     self.finding("error", "UL-AC-UNKNOWN-CONTEXT",
                                  f"A-ASSOCIATE-AC answers presentation context {c.id}, which "
                                  "the A-ASSOCIATE-RQ did not propose", e.frame, "PS3.8 9.3.3.2")
@@ -329,17 +346,73 @@ class AssociationTracker:
                          f"A-ABORT sent by the {SIDES[side]} (source: {a.source}; "
                          f"reason: {a.reason})", e.frame, "PS3.8 9.3.8")
         elif t is ev.Resync:
+            lost = self.loss[side]
+            if lost is not None and e.reason.startswith("after bytes missing from the capture"):
+                lost.skipped += e.skipped  # part of the loss, told with it
+                return
             expected = a.midstream and a.pdus[SIDES[side]] == {}  # picking up mid-stream
             self.finding("info" if expected else "warning", "UL-RESYNC",
                          f"{SIDES[side]}: skipped {e.skipped} bytes {e.reason}", e.frame,
                          "PS3.8 9.3.1")
         elif t is ev.StreamGap:
             self.asm[side].on_gap(e)
-            what = ("framing lost, resynchronising" if e.resynchronised
-                    else "inside a data set, which is now incomplete")
-            self.finding("warning", "TCP-GAP",
-                         f"{SIDES[side]}: {e.missing} bytes missing from the capture ({what})",
-                         e.frame, None)
+            lost = self.loss[side]
+            if lost is None:
+                lost = self.loss[side] = SideLoss()
+            lost.add(e.missing, e.frame, e.resynchronised)  # told once, when it ends
+
+    # -- capture loss ---------------------------------------------------------------------
+    def _resumed(self, side: int) -> None:
+        """A whole PDU or message of ``side`` was read after its loss: what it lost lies
+        before, and what it sends from now on is its own."""
+        lost = self.loss[side]
+        if lost is not None:
+            lost.open = False
+
+    def _explain(self, side: int, ptype: int) -> None:
+        """Before ``side``'s PDU drives the machines: if the table refuses it and a loss
+        not yet accounted for could hold the PDU(s) that make it valid, those were lost by
+        the capture, not left out by the peers: apply them and say so in the loss."""
+        loss = self.loss
+        if not ((loss[0] is not None and loss[0].open)
+                or (loss[1] is not None and loss[1].open)):
+            return
+        st = self.states
+        if st.states[REQUESTOR] is None or _valid_after(st, (), side, ptype):
+            return
+        cands = [(s, t) for s in (REQUESTOR, ACCEPTOR) if loss[s] is not None and loss[s].open
+                 for t in _LOSABLE[s]]
+        for seq in [(c,) for c in cands] + [(c, d) for c in cands for d in cands]:
+            if _valid_after(st, seq, side, ptype):
+                for s, t in seq:
+                    st.pdu(s, t)
+                    loss[s].carried_also(f"the {PDU_NAMES[t]}")  # type: ignore[union-attr]
+                    if t == pdu.A_ASSOCIATE_RQ:
+                        self.rq_lost = True
+                self._data_ok()
+                return
+
+    def _lost_request(self, side: int, what: str) -> bool:
+        """A response from ``side`` answers no request seen: was the request lost?"""
+        lost = self.loss[1 - side]
+        if lost is None:
+            return False
+        lost.carried_also(what)
+        return True
+
+    def _lost_response(self, t: Transaction, side: int) -> bool:
+        """``t``, sent by ``side``, got no final response: did the capture lose it?"""
+        lost = self.loss[1 - side]
+        if lost is None or lost.last_frame < (t.request_frame or 0):
+            return False
+        lost.carried_also(f"the {t.command}-RSP (message {t.message_id})")
+        t.response_lost = True
+        return True
+
+    def _report_loss(self) -> None:
+        for s, lost in enumerate(self.loss):
+            if lost is not None and lost.gaps:
+                self.finding("warning", "TCP-GAP", lost.message(SIDES[s]), lost.frames[0], None)
 
     def _max_pdu(self, side: int, max_pdu: int) -> None:
         """``side`` announced its Maximum Length (PS3.8 D.1): the most its peer may send it."""
@@ -357,6 +430,9 @@ class AssociationTracker:
                         and not self.seen_command[side]):
                     self.midstream_leftovers += 1  # the rest of a message begun before capture
                     continue
+                lost = self.loss[side]
+                if code == "DIMSE-DATA-ORPHAN" and lost is not None and lost.orphan(frame):
+                    continue  # its command set was among the bytes the capture lost
                 self.finding("warning" if code == "DIMSE-CMD-ORDER" else "error", code,
                              f"{SIDES[side]}: {text}", frame)
             asm.problems.clear()
@@ -387,6 +463,9 @@ class AssociationTracker:
             t = self.outstanding.get((1 - side, mid)) if isinstance(mid, int) else None
             if t is None and a.midstream and not seen_before:
                 self.midstream_leftovers += 1  # answers a request sent before the capture
+                return
+            if t is None and self._lost_request(
+                    side, f"the {service_name(cf)}-RQ (message {mid})"):
                 return
             if t is None:
                 self.finding("error", "DIMSE-RSP-UNMATCHED",
@@ -513,14 +592,17 @@ class AssociationTracker:
             a.end = ts
         for (s, mid), t in self.outstanding.items():
             if t.status is None or t.status_category == "Pending":
-                ended = ("the capture ended" if a.outcome == "incomplete"
-                         else "the association ended")
-                self.finding("info" if a.outcome == "incomplete" else "warning",
-                             "DIMSE-NO-RESPONSE",
-                             f"{t.command}-RQ (message {mid}) from the {SIDES[s]} got no final "
-                             f"response before {ended}", t.request_frame, "PS3.7 9.3")
+                if not self._lost_response(t, s):  # else: among bytes the capture lost
+                    ended = ("the capture ended" if a.outcome == "incomplete"
+                             else "the association ended")
+                    self.finding("info" if a.outcome == "incomplete" else "warning",
+                                 "DIMSE-NO-RESPONSE",
+                                 f"{t.command}-RQ (message {mid}) from the {SIDES[s]} got no "
+                                 f"final response before {ended}", t.request_frame,
+                                 "PS3.7 9.3")
                 for cb in self.on_transaction:
                     cb(a, t)  # unanswered: reported when the association ends
+        self._report_loss()
         for t in self.final_waiting.values():  # final responses whose data set never ended
             for cb in self.on_transaction:
                 cb(a, t)
@@ -532,3 +614,17 @@ _TYPE_OF = {ev.AssociateRQ: pdu.A_ASSOCIATE_RQ, ev.AssociateAC: pdu.A_ASSOCIATE_
             ev.AssociateRJ: pdu.A_ASSOCIATE_RJ, ev.ReleaseRQ: pdu.A_RELEASE_RQ,
             ev.ReleaseRP: pdu.A_RELEASE_RP, ev.Abort: pdu.A_ABORT}
 _PDU_OF = {t: PDU_NAMES[n] for t, n in _TYPE_OF.items()}
+# PDUs a loss may have held, by sender, that the state machine can ask for: the rest of the
+# negotiation and the release (an A-ABORT or P-DATA never makes another PDU valid).
+_LOSABLE = {REQUESTOR: (pdu.A_ASSOCIATE_RQ, pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP),
+            ACCEPTOR: (pdu.A_ASSOCIATE_AC, pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP)}
+
+
+def _valid_after(st: AssociationStates, lost: tuple, sender: int, ptype: int) -> bool:
+    """Would ``sender``'s PDU ``ptype`` be valid after the ``lost`` (sender, type) PDUs?
+    Tried on a copy of the machines."""
+    trial = st.copy()
+    for s, t in lost:
+        if not all(step.valid for step in trial.pdu(s, t)):
+            return False
+    return all(step.valid for step in trial.pdu(sender, ptype))

@@ -215,6 +215,14 @@ class AssociationStates:
         steps.append(step)
         return steps
 
+    def copy(self) -> AssociationStates:
+        """The same machines, to try PDUs on without touching these."""
+        c = AssociationStates()
+        c.states = list(self.states)
+        c.max_pdu = list(self.max_pdu)
+        c._crossing = list(self._crossing)
+        return c
+
     def _send(self, side: int, events: tuple[str, ...]) -> list[Step]:
         state = self.states[side]
         assert state is not None

@@ -156,7 +156,8 @@ def async_window(v: AssocView) -> Iterator[Hit]:
         if window == 0:
             continue  # unlimited
         open_until: list[int] = []  # final-response frames of outstanding requests
-        for t in sorted((t for t in a.transactions if t.sent_by == side and t.request_frame),
+        for t in sorted((t for t in a.transactions if t.sent_by == side and t.request_frame
+                         and not t.response_lost),  # when it was answered is unknown
                         key=lambda t: t.request_frame or 0):
             rq = t.request_frame or 0
             open_until = [f for f in open_until if f > rq]

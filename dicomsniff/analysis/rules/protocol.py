@@ -84,6 +84,8 @@ for _c, _sev, _title in (
      "IP datagrams that could not be reassembled within the caps"),
     ("CAPTURE-UNDECODED", "warning",
      "IPv6 packets whose extension header chain could not be walked"),
+    ("CAPTURE-TRUNCATED", "warning",
+     "records cut by the snapshot length or empty (caplen 0): their bytes count as missing"),
     ("CAPTURE-SENSOR-COPIES", "info",
      "segments seen by two sensors were analysed once (sources/merge.py)"),
     ("CAPTURE-SENSOR-CLOCKS", "warning",
@@ -93,8 +95,9 @@ for _c, _sev, _title in (
 
 
 def outstanding(a: Association) -> list[Transaction]:
-    """Requests still without a final response when the association ended."""
-    return [t for t in a.transactions if not t.done]
+    """Requests still without a final response when the association ended (not those whose
+    response the capture may have lost: the peers may well have had it)."""
+    return [t for t in a.transactions if not t.done and not t.response_lost]
 
 
 def last_activity(a: Association) -> float | None:
