@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dissectors._plain import Factory, Record
+from dissectors.wiretext import OPEN, shorten_marked, unmark
 
 SEVERITIES = ("error", "warning", "info")
 
@@ -35,6 +36,31 @@ class Finding(Record):
     frames: list[int] = Factory(list)
     # What the finding is about, by UID (the study journey's): {"study_instance_uid": ...}
     uids: dict[str, Any] | None = None
+    # the message as text output shows it, wire values cut (``shown``): None when it quotes
+    # none; else (that text, the length of the whole message it was made from)
+    display: tuple[str, int] | None = None
+
+    def __init__(self, severity: str, code: str, message: str, frame: int | None = None,
+                 association: int | None = None, section: str | None = None,
+                 frames: list[int] | None = None, uids: dict[str, Any] | None = None) -> None:
+        """``message`` may quote wire values marked with ``dissectors.wiretext.mark``: it is
+        kept with them whole (JSON), and ``shown`` gives it with them cut (text output)."""
+        self.severity, self.code, self.frame = severity, code, frame
+        self.association, self.section, self.uids = association, section, uids
+        self.frames = [] if frames is None else frames
+        if OPEN in message:
+            self.message = unmark(message)
+            self.display = (shorten_marked(message), len(self.message))
+        else:
+            self.message = message
+            self.display = None
+
+    @property
+    def shown(self) -> str:
+        """The message for text output: each wire value it quotes at most DISPLAY_LIMIT
+        characters (what rules added after it was made, as it is)."""
+        d = self.display
+        return self.message if d is None else d[0] + self.message[d[1]:]
 
     def to_record(self) -> dict[str, Any]:
         return {"type": "finding", "association": self.association, "severity": self.severity,

@@ -20,7 +20,10 @@ Two entry points:
   ``\\UNNNNNNNN``.
 
 :func:`shorten` caps the display length of one value (``DISPLAY_LIMIT``); JSON records carry
-the full escaped value.
+the full escaped value. A sentence that quotes wire values (a finding's message) marks each
+with :func:`mark`: :func:`unmark` gives the sentence with every value whole (JSON),
+:func:`shorten_marked` with every value cut (text output). The marks are private-use
+characters (U+E000, U+E001) that neither escaping lets through, so the wire cannot forge one.
 """
 
 from __future__ import annotations
@@ -74,3 +77,27 @@ def shorten(text: str, limit: int = DISPLAY_LIMIT) -> str:
 def shown(text: str, limit: int = DISPLAY_LIMIT) -> str:
     """Decoded text escaped then shortened: a wire value as a message may quote it."""
     return shorten(escape(text), limit)
+
+
+OPEN, CLOSE = "\ue000", "\ue001"  # around an escaped wire value quoted in a sentence
+_MARKED = re.compile("\ue000([^\ue000\ue001]*)\ue001")
+
+
+def mark(escaped: str) -> str:
+    """An already escaped wire value, marked for :func:`unmark` / :func:`shorten_marked`."""
+    return f"{OPEN}{escaped}{CLOSE}"
+
+
+def unmark(text: str) -> str:
+    """The sentence with its marked values whole."""
+    if OPEN not in text:
+        return text
+    return text.replace(OPEN, "").replace(CLOSE, "")
+
+
+def shorten_marked(text: str, limit: int = DISPLAY_LIMIT) -> str:
+    """The sentence with each marked value cut to ``limit`` characters (:func:`shorten`)."""
+    if OPEN not in text:
+        return text
+    return _MARKED.sub(lambda m: shorten(m.group(1), limit), text).replace(OPEN, "").replace(
+        CLOSE, "")

@@ -290,3 +290,73 @@ def echo_frames() -> tuple[list[bytes], int]:
     c.send(1, b.associate_ac()).send(0, rq[len(b.associate_rq()):])
     c.send(1, ac[len(b.associate_ac()):])
     return c.close().frames, n
+
+
+def _real_frames(path) -> list[tuple[float, bytes]]:
+    from dicomsniff.sources.capture import CaptureReader
+
+    with CaptureReader(str(path)) as r:
+        return [(ts, bytes(buf)) for ts, _lt, buf, _olen in r]
+
+
+def _ipv4_tcp_data(f: bytes) -> bool:
+    return (len(f) > 54 and f[12:14] == b"\x08\x00" and f[14] == 0x45 and f[23] == 6
+            and struct.unpack_from("!H", f, 16)[0] > 20 + (f[46] >> 4) * 4)
+
+
+def tso_capture(path) -> list[tuple[float, bytes]]:
+    """A real capture as a sender's own host captures it with TCP segmentation offload:
+    every IPv4 data segment's total length 0 (the NIC fills it in after the tap)."""
+    out = []
+    for ts, f in _real_frames(path):
+        if _ipv4_tcp_data(f):
+            f = f[:16] + b"\x00\x00" + f[18:]
+        out.append((ts, f))
+    return out
+
+
+def short_offset_capture(path) -> list[tuple[float, bytes]]:
+    """A real capture with, after each data segment, a copy whose TCP data offset is 3 (12
+    bytes of header: impossible, RFC 9293 3.1) and whose payload is other bytes: a receiver
+    drops it, so the analysis must not read it, neither its header as payload nor its
+    bytes as a retransmission."""
+    out = []
+    for ts, f in _real_frames(path):
+        out.append((ts, f))
+        if _ipv4_tcp_data(f):
+            g = bytearray(f)
+            g[46] = 0x30 | (g[46] & 0x0F)
+            for i in range(54, len(g)):
+                g[i] ^= 0x5A
+            out.append((ts, bytes(g)))
+    return out
+
+
+STUDY_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
+
+
+def long_wire_values_association(n: int = 2000) -> list[bytes]:
+    """Wire values a finding's message quotes, each ``n`` characters: an abstract syntax the
+    SCP refuses (NEG-SOP-CLASS-REJECTED), a transfer syntax it accepts without its being
+    proposed (UL-AC-TS-NOT-PROPOSED), a C-STORE failure's Error Comment
+    (DIMSE-STATUS-FAILURE) and a C-MOVE's Move Destination (DIMSE-MOVE-NO-SUBASSOCIATION)."""
+    long_uid = "1.2." + "9" * (n - 4)
+    ctx = [(1, b.CT_STORAGE, [EXPLICIT]), (3, STUDY_MOVE, [EXPLICIT]), (5, long_uid, [EXPLICIT])]
+    store = b.p_data(b.pdv(1, 3, b.command_set(0x0001, message_id=1, sop_class=b.CT_STORAGE,
+                                               sop_instance="1.2.3.4", priority=0,
+                                               has_dataset=True))) + _pdata_fragments(1, b"\0" * 8)
+    failed = b.p_data(b.pdv(1, 3, b.command_set(0x8001, responded_to=1, sop_class=b.CT_STORAGE,
+                                                sop_instance="1.2.3.4", status=0xA700,
+                                                extra={0x0902: b"C" * n})))
+    move = b.p_data(b.pdv(3, 3, b.command_set(0x0021, message_id=2, sop_class=STUDY_MOVE,
+                                              priority=0, move_destination="D" * n,
+                                              has_dataset=True)))
+    move += _pdata_fragments(3, explicit(0x0008, 0x0052, "CS", b"STUDY "))
+    moved = b.p_data(b.pdv(3, 3, b.command_set(0x8021, responded_to=2, sop_class=STUDY_MOVE,
+                                               status=0, extra={0x1021: b"\1\0"})))
+    ex = [(0, b.associate_rq("ARCHIVE", "MODALITY", ctx)),
+          (1, b.associate_ac("ARCHIVE", "MODALITY", [(1, 0, "1.2.840.10008.1.2.4." + "7" * n),
+                                                    (3, 0, EXPLICIT), (5, 3, EXPLICIT)])),
+          (0, store), (1, failed), (0, move), (1, moved),
+          (0, b.release_rq()), (1, b.release_rp())]
+    return conversation(ex, 50003)

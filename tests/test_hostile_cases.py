@@ -8,6 +8,7 @@ the child, and what it must say.
 from __future__ import annotations
 
 import json
+import re
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -787,3 +788,72 @@ def test_a_retransmission_with_other_bytes_is_a_conflict(tmp_path: Path, how: st
     r = run_cli("analyze", str(cap), "--json", "--no-progress")
     _ok(r, "analyze")
     assert "TCP-OVERLAP-CONFLICT" in _stores(r)[1]
+
+
+# -- the fast path and the slow path: TSO total length 0, TCP data offset below 5 -------------
+
+_REAL_STORE = Path(__file__).resolve().parent.parent / "captures" / "hostile" / "lossy" / \
+    "store.pcap"
+
+
+def _story(frames: list[tuple[float, bytes]]) -> tuple:
+    from dicomsniff.analysis.engine import Analyzer
+
+    an = Analyzer()
+    an.consume((ts, 1, f, len(f)) for ts, f in frames)  # the fast path where it may
+    an.finish()
+    tx = [(t.command, t.sop_instance, t.status, t.dataset_bytes, t.dataset_partial)
+          for a in an.associations for t in a.transactions]
+    return tx, sorted(f.code for f in an.findings)
+
+
+@pytest.mark.parametrize("mutate", ["tso_capture", "short_offset_capture"])
+def test_tso_and_short_offsets_read_as_a_receiver_reads_them(mutate: str,
+                                                              tmp_path: Path) -> None:
+    """IPv4 total length 0 (TSO, captured on the sender) is read up to the captured end; a
+    segment whose TCP data offset is below 5 is dropped. Either way the real 12-image
+    storescu capture tells the same story as the clean one: same C-STOREs, data sets whole,
+    no TCP-GAP, no conflict."""
+    clean = _story(h._real_frames(_REAL_STORE))
+    assert len(clean[0]) == 12 and all(t[2] == 0 and not t[4] for t in clean[0])
+    frames = getattr(h, mutate)(_REAL_STORE)
+    assert frames != h._real_frames(_REAL_STORE)
+    assert _story(frames) == clean
+    cap = write_pcap(tmp_path / "x.pcap", frames)  # and the command, to the export
+    r = run_cli("export-objects", str(cap), str(tmp_path / "out"))
+    _ok(r, "export-objects")
+    assert len(list((tmp_path / "out").rglob("*.dcm"))) == 12
+
+
+# -- wire strings quoted in findings: cut in text, whole in JSON ------------------------------
+
+# any of the 2000-character values uncut (show's data set tree cuts element values at its
+# own, longer, limit: objects/dump.py MAX_VALUE, with the same shorten())
+_LONG_RUN = re.compile(r"([0-9CD7])\1{120,}")
+
+
+def test_findings_quote_wire_values_cut_in_text_whole_in_json(tmp_path: Path) -> None:
+    """Abstract and transfer syntax UIDs, an Error Comment and a Move Destination of 2000
+    characters: every finding that quotes one shows it cut to the shared limit in text
+    output (analyze, live -r, diagram, show) and whole in JSON."""
+    from dissectors.wiretext import DISPLAY_LIMIT
+
+    cap = write_pcap(tmp_path / "long.pcap", h.long_wire_values_association())
+    j = run_cli("analyze", str(cap), "--json", "--no-progress")
+    _ok(j, "analyze --json")
+    found = {x["code"]: x["message"] for x in map(json.loads, j.stdout.splitlines())
+             if x.get("type") == "finding"}
+    quoted = {"UL-AC-TS-NOT-PROPOSED": "7" * 2000, "NEG-SOP-CLASS-REJECTED": "9" * 1996,
+              "DIMSE-STATUS-FAILURE": "C" * 2000, "DIMSE-MOVE-NO-SUBASSOCIATION": "D" * 2000}
+    for code, value in quoted.items():
+        assert value in found[code] and "chars)" not in found[code], code
+    for args in (("analyze", str(cap), "--no-progress"), ("live", "-r", str(cap)),
+                 ("diagram", str(cap)), ("show", str(cap), "--transaction", "1"),
+                 ("show", str(cap), "--transaction", "2")):
+        r = run_cli(*args)
+        _ok(r, " ".join(args[:1]))
+        flat = re.sub(r"\s+", "", r.stdout)  # wrapped lines joined
+        assert not _LONG_RUN.search(flat), (args, _LONG_RUN.search(flat).group()[:40])
+        if args[0] == "analyze":
+            assert flat.count("...(2000chars)") >= 3, r.stdout[-2000:]
+    assert DISPLAY_LIMIT < 80

@@ -305,6 +305,11 @@ def _hostile_built(tmp: Path) -> list[tuple[str, Path]]:
     lie = tmp / "lie.pcap"
     lie.write_bytes(h.lying_pdata(store.read_bytes())[0])
     out.append(("lying-length", lie))
+    real = store.parent / "lossy" / "store.pcap"  # dcmtk storescu, 12 images
+    out.append(("tso-total-0", write_pcap(tmp / "tso.pcap", h.tso_capture(real))))
+    out.append(("tcp-offset-3", write_pcap(tmp / "doff.pcap", h.short_offset_capture(real))))
+    out.append(("long-values", write_pcap(tmp / "long-values.pcap",
+                                          h.long_wire_values_association())))
     return out
 
 
@@ -325,7 +330,8 @@ def test_every_subcommand_survives(name: str, path: Path, ok: tuple[int, ...],
 
 _TUI_CASES = [e for e in _EVERY if e[0].split(":")[0] in (
     "truncate", "pdu-length", "item-overrun", "tiny-pdvs", "timestamp", "seq-jump",
-    "evil-strings", "hostile-ae", "long-strings", "far-clock", "lying-length", "find-bomb")]
+    "evil-strings", "hostile-ae", "long-strings", "far-clock", "lying-length", "find-bomb",
+    "tso-total-0", "tcp-offset-3", "long-values")]
 
 
 @pytest.mark.parametrize("name,path,ok", _TUI_CASES, ids=[e[0] for e in _TUI_CASES])

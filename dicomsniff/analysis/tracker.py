@@ -27,6 +27,7 @@ from dissectors.ul.reasons import (
     user_identity_type,
 )
 from dissectors.ul.states import AssociationStates, Step
+from dissectors.wiretext import mark
 
 from ..model import Association, Finding, PresentationContext, Side, Transaction
 from .loss import SideLoss
@@ -303,8 +304,8 @@ class AssociationTracker:
                         and c.transfer_syntax not in pc.transfer_syntaxes):
                     self.finding("error", "UL-AC-TS-NOT-PROPOSED",
                                  f"context {c.id} accepted with transfer syntax "
-                                 f"{c.transfer_syntax}, which was not proposed", e.frame,
-                                 "PS3.8 9.3.3.2")
+                                 f"{mark(c.transfer_syntax or '?')}, which was not proposed",
+                                 e.frame, "PS3.8 9.3.3.2")
             _side_from(e.user, a.acceptor)
             self._max_pdu(pdu.ACCEPTOR, e.user.max_pdu)
             self._announce()

@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
         if late:
             out.write("Also found\n")
             for f in late:
-                out.write(f"  {f.severity.upper()} {f.code}: {f.message} [{f.section}]\n")
+                out.write(f"  {f.severity.upper()} {f.code}: {f.shown} [{f.section}]\n")
             out.write("\n")
         out.write(f"{shown[0]} stud{'y' if shown[0] == 1 else 'ies'}, {len(films)} print "
                   f"association(s), {len(items)} workitem(s) in {an.stats.frames} frames\n")

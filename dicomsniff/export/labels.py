@@ -19,6 +19,7 @@ from dissectors.ul.reasons import (
     reject_result,
     reject_source,
 )
+from dissectors.wiretext import shorten
 
 from ..model import Association, Transaction
 from ..uids import STORAGE_COMMITMENT_PUSH as STORAGE_COMMITMENT
@@ -50,7 +51,7 @@ def association_line(a: Association) -> str:
 
 
 def uid_text(uid: str | None) -> str:
-    return (uid_name(uid) or uid) if uid else "-"
+    return (uid_name(uid) or shorten(uid)) if uid else "-"
 
 
 def wrap(text: str, width: int = NOTE_WIDTH) -> list[str]:
@@ -76,7 +77,7 @@ def request_lines(t: Transaction) -> list[str]:
     """What a request asked for, below its name: SOP class, destination, event or action."""
     lines = [uid_text(t.sop_class)] if t.sop_class else []
     if t.move_destination:
-        lines.append(f"move destination {t.move_destination}")
+        lines.append(f"move destination {shorten(t.move_destination)}")
     if t.event_type is not None:
         what = _SC_EVENTS.get(t.event_type) if t.sop_class == STORAGE_COMMITMENT else None
         lines.append(f"event type {t.event_type}" + (f": {what}" if what else ""))

@@ -300,7 +300,7 @@ class _Builder:
             if t.suboperations:
                 lines.append("sub-operations: " + L.suboperations_text(t.suboperations))
             if t.error_comment:
-                lines.append(f"comment: {t.error_comment}")
+                lines.append(f"comment: {shorten(t.error_comment)}")
             style = L.worst([L.style_of(t.status_category),
                              L.suboperations_style(t.suboperations),
                              "warning" if flagged else "normal"])
@@ -398,7 +398,7 @@ class _Builder:
                     f" (frames {', '.join(map(str, frames[:5]))}"
                     + (", ...)" if len(frames) > 5 else ")"))
             style = "failure" if f.severity == "error" else "warning"
-            words = L.wrap(f.message)
+            words = L.wrap(f.shown)
             if len(words) > NOTE_LINES:
                 words = [*words[:NOTE_LINES - 1], words[NOTE_LINES - 1].rstrip(" .,;:") + " …"]
             self.add(Note(*sides, [head, *words], style, time=self.time(f.frame)),

@@ -9,6 +9,8 @@ from rich.text import Text
 
 from dissectors.dimse.command import COMMAND_NAMES, is_response
 from dissectors.dimse.status import format_status
+from dissectors.wiretext import shorten as cut
+from dissectors.wiretext import shown as wire
 
 from ..model import Association, Transaction
 from ..uids import uid_name
@@ -31,11 +33,11 @@ def header(t: Transaction, a: Association, uid_map: Any = None) -> list[Text]:
     name = uid_name(t.sop_class)
     lines = [Text(f"transaction #{t.id}: {t.command}, association #{a.id} "
                   f"{safe(src)} -> {safe(dst)}", style="bold"),
-             Text(f"  SOP class    {name or '-'} ({safe(t.sop_class or '-')})")]
+             Text(f"  SOP class    {name or '-'} ({wire(t.sop_class or '-')})")]
     if t.sop_instance:
         inst = uid_map(t.sop_instance) if uid_map is not None else t.sop_instance
-        lines.append(Text(f"  SOP instance {safe(inst)}"))
-    ts = uid_name(t.transfer_syntax) or t.transfer_syntax or "transfer syntax not seen"
+        lines.append(Text(f"  SOP instance {wire(inst)}"))
+    ts = uid_name(t.transfer_syntax) or wire(t.transfer_syntax or "transfer syntax not seen")
     lines.append(Text(f"  context      {t.context_id}, {ts}"))
     status = ("no final response" if t.status is None or t.status_category == "Pending"
               else format_status(t.status, t.command, t.sop_class))
@@ -43,7 +45,7 @@ def header(t: Transaction, a: Association, uid_map: Any = None) -> list[Text]:
     lat = f", latency {t.latency * 1000:.1f} ms" if t.latency is not None else ""
     lines.append(Text(f"  status       {status}{extra}{lat}"))
     if t.error_comment:
-        lines.append(Text(f"  error        {safe(t.error_comment)}"))
+        lines.append(Text(f"  error        {wire(t.error_comment)}"))
     return lines
 
 
@@ -68,7 +70,7 @@ def message_lines(col: Collected, n: int, shown: Shown, deid: Any = None,
         out.append(Text(f" {what}: not captured", style="yellow"))
         return out
     ds, problem, ts = decode(shown.data, t.transfer_syntax, t.sop_class)
-    note = f" {what}, {shown.data.size} bytes, {uid_name(ts) or ts}"
+    note = f" {what}, {shown.data.size} bytes, {uid_name(ts) or cut(ts or '?')}"
     if t.transfer_syntax is None:
         note += " (guessed: the capture lacks the negotiation)"
     out.append(Text(note, style="bold"))

@@ -38,9 +38,9 @@ def digest(findings: Iterable[Finding]) -> list[DigestRow]:
     for f in findings:
         r = rows.get(f.code)
         if r is None:
-            r = rows[f.code] = DigestRow(f.code, f.severity, message=f.message, frame=f.frame)
+            r = rows[f.code] = DigestRow(f.code, f.severity, message=f.shown, frame=f.frame)
         elif _RANK.get(f.severity, 3) < _RANK.get(r.severity, 3):
-            r.severity, r.message, r.frame = f.severity, f.message, f.frame
+            r.severity, r.message, r.frame = f.severity, f.shown, f.frame
         r.count += 1
         if f.association is None:
             r.capture_level = True

@@ -228,7 +228,7 @@ class ConsoleOutput:
                       CATEGORY_STYLE.get(t.status_category, ""))
         parts = [(f"{t.command:<8}", "bold"), (route, ""), (sop, "")]
         if t.sop_instance:
-            parts.append((t.sop_instance, "dim"))
+            parts.append((shorten(t.sop_instance), "dim"))
         parts.append(status)
         extra = []
         if t.pending:
@@ -238,11 +238,11 @@ class ConsoleOutput:
             extra.append(f"sub-ops {so.get('completed')} ok, {so.get('failed')} failed, "
                          f"{so.get('warning')} warning")
         if t.move_destination:
-            extra.append(f"to {t.move_destination.strip()}")
+            extra.append(f"to {shorten(t.move_destination.strip())}")
         if t.cancel_frame:
             extra.append("cancelled")
         if t.error_comment:
-            extra.append(f"'{t.error_comment}'")
+            extra.append(f"'{shorten(t.error_comment)}'")
         if extra:
             parts.append(("(" + "; ".join(extra) + ")", "dim"))
         parts.append((_ms(t.latency), ""))
@@ -255,7 +255,7 @@ class ConsoleOutput:
 
     def finding(self, f: Finding, a: Association | None, clock: float | None) -> None:
         parts = [(f.severity.upper(), SEVERITY_STYLE.get(f.severity, "")), (f.code, "bold"),
-                 (f.message, "")]
+                 (f.shown, "")]
         if f.frame is not None:
             parts.append((f"[frame {f.frame}]", "dim"))
         self._line(clock, f.association, *parts)

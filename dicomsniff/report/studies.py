@@ -123,7 +123,7 @@ def study_lines(rec: dict[str, Any], findings: list[Any]) -> list[str]:
                    f"{counts.get('commit_failed', 0)} commit failed, "
                    f"{counts.get('in_ian', 0)} in IAN")
     lines += timeline_lines(rec)
-    problems = [f"{f.severity.upper()} {f.code}: {f.message} [{f.section}]" for f in findings]
+    problems = [f"{f.severity.upper()} {f.code}: {f.shown} [{f.section}]" for f in findings]
     # Folded in under their own (older, stable) codes, raised at the end of the capture.
     for m in rec.get("mpps") or []:
         if m.get("status") not in ("COMPLETED", "DISCONTINUED"):
@@ -173,7 +173,7 @@ def timeline_lines(rec: dict[str, Any]) -> list[str]:
 def _problems(findings: list[Any]) -> list[str]:
     out: list[str] = []
     for f in findings:
-        out += _wrap("!", f"{f.severity.upper()} {f.code}: {f.message} [{f.section}]")
+        out += _wrap("!", f"{f.severity.upper()} {f.code}: {f.shown} [{f.section}]")
     return out
 
 

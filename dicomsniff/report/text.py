@@ -57,7 +57,7 @@ def _uid(uid: str | None) -> Text:
 
 
 def _names(uids: list[str], limit: int = 3) -> str:
-    names = [uid_name(u) or u for u in uids]
+    names = [uid_name(u) or shorten(u) for u in uids]
     more = len(names) - limit
     return ", ".join(names[:limit]) + (f", +{more} more" if more > 0 else "")
 
@@ -156,17 +156,17 @@ def _context_row(c: Any) -> tuple[Text, Text]:
     name = uid_name(c.abstract_syntax) if c.abstract_syntax else None
     if name:
         body.append(name)
-        body.append(f"\n{c.abstract_syntax}", style="dim")
+        body.append(f"\n{shorten(c.abstract_syntax)}", style="dim")
     else:
-        body.append(c.abstract_syntax or "-")
-    body.append("\nproposed: " + ", ".join(uid_name(x) or x for x in c.transfer_syntaxes),
-                style="dim")
+        body.append(shorten(c.abstract_syntax or "-"))
+    body.append("\nproposed: " + ", ".join(uid_name(x) or shorten(x)
+                                           for x in c.transfer_syntaxes), style="dim")
     body.append("\n-> ")
     if c.result is None:
         body.append("no answer", style="dim")
     elif c.result == 0:
         body.append("accepted", style="green")
-        body.append(f": {uid_name(c.transfer_syntax) or c.transfer_syntax or '-'}")
+        body.append(f": {uid_name(c.transfer_syntax) or shorten(c.transfer_syntax or '-')}")
     else:
         body.append(context_result(c.result), style="red")
     return Text(str(c.id)), body
@@ -271,13 +271,13 @@ def transaction_body(t: Transaction, where: Where | None = None) -> Text:
             b.append(f" ({size(t.dataset_missing)} missing)", style="yellow")
         elif t.dataset_partial:
             b.append(" (partial)", style="yellow")
-    b.append("\n" + (uid_name(t.sop_class) or t.sop_class or "-"))
+    b.append("\n" + (uid_name(t.sop_class) or shorten(t.sop_class or "-")))
     if t.priority:
         b.append(f"  prio {t.priority}", style="dim")
     if t.move_destination:
-        b.append(f"  to {t.move_destination}")
+        b.append(f"  to {shorten(t.move_destination)}")
     if t.sop_instance:
-        b.append(f"\n{t.sop_instance}", style="dim")
+        b.append(f"\n{shorten(t.sop_instance)}", style="dim")
     extra = []
     if t.suboperations:
         extra.append(suboperations_text(t.suboperations))
@@ -294,7 +294,7 @@ def transaction_body(t: Transaction, where: Where | None = None) -> Text:
     if named:
         b.append(f"\nrequest in {named}", style="dim")
     if t.error_comment:
-        b.append(f"\n{t.error_comment}", style="dim")
+        b.append(f"\n{shorten(t.error_comment)}", style="dim")
     return b
 
 
@@ -319,7 +319,7 @@ def findings_list(findings: list[Finding], *, association: bool = False,
             line.append("capture " if f.association is None else f"#{f.association} ",
                         style="bold cyan")
         line.append(f.code, style="bold")
-        line.append(f"  {f.message}")
+        line.append(f"  {f.shown}")
         extra = []
         if f.frame is not None:
             named = where(f.frame) if where is not None else None

@@ -117,7 +117,7 @@ def finding_cells(f: Finding) -> tuple[list[Text], str]:
         Text(f.code),
         Text(f"#{f.association}" if f.association is not None else "capture"),
         Text(str(f.frame) if f.frame is not None else "-"),
-        Text(f.message),
+        Text(f.shown),
         Text(f.section or "", style="dim"),
     ], state
 

@@ -632,7 +632,10 @@ class AnalyzerCase(NamedTuple):
 
 
 FRAME_OPS = ("drop", "dup", "swap", "payload", "lenfield", "trunc", "flags", "seqjump",
-             "garbage", "syn")
+             "garbage", "syn", "iplen", "doff")
+# IPv4 total lengths where the fast path and the general path could read a packet apart:
+# 0 (TSO), shorter than the headers, one off, past the frame.
+_IP_TOTALS = (0, 1, 19, 20, 39, 40, 41, 0xFFFF)
 
 
 def build_frames(case: AnalyzerCase) -> list[bytes]:
@@ -673,6 +676,14 @@ def build_frames(case: AnalyzerCase) -> list[bytes]:
         elif op == "seqjump" and len(frames[i]) >= 42:
             seq = struct.unpack_from("!I", frames[i], 38)[0]
             frames[i] = _set_field(frames[i], 38, 4, (seq + (arg << 12)) & MASK)
+        elif op == "iplen" and len(frames[i]) >= 54:
+            total = struct.unpack_from("!H", frames[i], 16)[0]
+            v = _IP_TOTALS[arg % len(_IP_TOTALS)] if arg % 3 else total + (arg >> 2) % 5 - 2
+            frames[i] = _set_field(frames[i], 16, 2, v & 0xFFFF)
+        elif op == "doff" and len(frames[i]) >= 54:
+            f = bytearray(frames[i])
+            f[46] = (arg % 16) << 4 | (f[46] & 0x0F)  # below 5 included
+            frames[i] = bytes(f)
         elif op == "garbage":
             frames.insert(i, frames[i][:54] + blob if frames else blob)
         elif op == "syn" and len(frames[i]) >= 54:

@@ -25,7 +25,7 @@ from ..rules.journey import (
     STORED_NOT_MPPS,
     UNSCHEDULED,
 )
-from .decode import esc
+from .decode import said
 
 if TYPE_CHECKING:
     from .study import Study
@@ -70,10 +70,10 @@ def _who(study: Study) -> str:
     parts = [f"study {study.uid}"]
     acc = study.value("accession_number")
     if acc:
-        parts.append(f"accession {esc(acc)}")
+        parts.append(f"accession {said(acc)}")
     pid = study.value("patient_id")
     if pid:
-        parts.append(f"patient {esc(pid)}")
+        parts.append(f"patient {said(pid)}")
     return ", ".join(parts)
 
 
@@ -95,7 +95,7 @@ def judge(st: Study, journey: Any) -> Iterator[Hit]:
                 s = first.stored
                 yield Hit(UNSCHEDULED,
                           f"{who}: {len(stored)} image(s) of modality {', '.join(sorted(mods))} "
-                          f"stored by {esc(s.sender)} to {esc(s.receiver)} (first at frame "  # type: ignore[union-attr]
+                          f"stored by {said(s.sender)} to {said(s.receiver)} (first at frame "  # type: ignore[union-attr]
                           f"{s.frame}) match no worklist item (by Study Instance UID, Accession "  # type: ignore[union-attr]
                           "Number or Scheduled Procedure Step ID), although worklist items for "
                           f"{', '.join(sorted(queried)) or 'that modality'} were fetched in this "
@@ -134,8 +134,8 @@ def _attributes(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
         if attr == "accession_number" and missing and distinct:
             s = missing[0].stored
             yield Hit(ACCESSION,
-                      f"{who}: {len(missing)} image(s) stored by {esc(s.sender)} to "
-                      f"{esc(s.receiver)} (first at frame {s.frame}) carry no Accession Number "
+                      f"{who}: {len(missing)} image(s) stored by {said(s.sender)} to "
+                      f"{said(s.receiver)} (first at frame {s.frame}) carry no Accession Number "
                       f"(0008,0050), while the others carry it ({_listing(values)}): the "
                       "archive cannot tie these images to "
                       "the order (reports and billing go astray); the modality must copy it "
@@ -158,8 +158,8 @@ def _listing(values: list[tuple[str, str, Any]]) -> str:
     for v, where, seen in values:
         hop = ""
         if seen is not None:
-            hop = f" ({esc(seen.sender)} -> {esc(seen.receiver)}, frame {seen.frame})"
-        parts.append(f"{where}: {esc(v)!r}{hop}")
+            hop = f" ({said(seen.sender)} -> {said(seen.receiver)}, frame {seen.frame})"
+        parts.append(f"{where}: {said(v)!r}{hop}")
     return listing(parts, 5)
 
 
@@ -177,8 +177,8 @@ def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
             m = st.mpps[never[0].in_mpps]  # type: ignore[index]
             last = m.transitions[-1][1] if m.transitions else m.created
             yield Hit(MPPS_NOT_STORED,
-                      f"{who}: the MPPS {m.uid} ({m.status}, from {esc(last.sender)} to "
-                      f"{esc(last.receiver)}, frame {last.frame}) lists {len(never)} instance(s) "
+                      f"{who}: the MPPS {m.uid} ({m.status}, from {said(last.sender)} to "
+                      f"{said(last.receiver)}, frame {last.frame}) lists {len(never)} instance(s) "
                       "as performed that were never stored in this capture: "
                       f"{listing([i.uid for i in never], 3)}; the study is incomplete in the "
                       "archive (images kept on the modality, or sent elsewhere)",
@@ -189,7 +189,7 @@ def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
             s = stored_out[0].stored
             yield Hit(STORED_NOT_MPPS,
                       f"{who}: {len(stored_out)} instance(s) stored successfully by "
-                      f"{esc(s.sender)} to {esc(s.receiver)} are in no MPPS's Performed Series "
+                      f"{said(s.sender)} to {said(s.receiver)} are in no MPPS's Performed Series "
                       f"Sequence ({', '.join(m.uid for m in final)}): "
                       f"{listing([i.uid for i in stored_out], 3)}; the RIS believes the study "
                       "has fewer images than the archive holds",
@@ -201,12 +201,12 @@ def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
         if skipped:
             c = st.commits[0]
             rq = c.request
-            where = (f" (its commitment request went from {esc(rq.sender)} to "
-                     f"{esc(rq.receiver)} at frame {rq.frame})" if rq else "")
+            where = (f" (its commitment request went from {said(rq.sender)} to "
+                     f"{said(rq.receiver)} at frame {rq.frame})" if rq else "")
             s = skipped[0].stored
             yield Hit(NOT_COMMITTED,
-                      f"{who}: {len(skipped)} instance(s) stored by {esc(s.sender)} to "
-                      f"{esc(s.receiver)} were never in a storage commitment request{where}: "
+                      f"{who}: {len(skipped)} instance(s) stored by {said(s.sender)} to "
+                      f"{said(s.receiver)} were never in a storage commitment request{where}: "
                       f"{listing([i.uid for i in skipped], 3)}; nothing confirms the archive "
                       "holds them, and a modality that deletes after commitment may lose them",
                       s.frame, [i.stored.frame for i in skipped] + ([rq.frame] if rq else []),
@@ -217,7 +217,7 @@ def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
         ian = st.ians[-1].seen
         if ghost:
             yield Hit(IAN_NOT_STORED,
-                      f"{who}: the IAN from {esc(ian.sender)} to {esc(ian.receiver)} (frame "
+                      f"{who}: the IAN from {said(ian.sender)} to {said(ian.receiver)} (frame "
                       f"{ian.frame}) lists {len(ghost)} instance(s) never stored in this "
                       f"capture: {listing([i.uid for i in ghost], 3)}; the RIS is told of "
                       "images the archive may not have",
@@ -227,7 +227,7 @@ def _completeness(st: Study, who: str, uids: dict[str, Any]) -> Iterator[Hit]:
         if lost:
             yield Hit(IAN_MISSING,
                       f"{who}: {len(lost)} instance(s) stored successfully are in no IAN about "
-                      f"the study (last IAN from {esc(ian.sender)} to {esc(ian.receiver)}, "
+                      f"the study (last IAN from {said(ian.sender)} to {said(ian.receiver)}, "
                       f"frame {ian.frame}): {listing([i.uid for i in lost], 3)}; the RIS and "
                       "reading worklists do not know they are available",
                       ian.frame, [ian.frame] + [i.stored.frame for i in lost],  # type: ignore[union-attr]

@@ -15,6 +15,8 @@ import warnings
 from io import BytesIO
 from typing import Any
 
+from dissectors.wiretext import mark
+
 MAX_SMALL = 256 * 1024  # bytes of one small data set kept for decoding
 MAX_INFLATED = 1 << 20  # bytes a deflated small data set may inflate to
 
@@ -33,6 +35,12 @@ def esc(value: object) -> str:
     return _UNSAFE.sub(lambda m: (f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256
                                   else f"\\u{ord(m.group()):04x}"), s)
 
+
+
+def said(value: object) -> str:
+    """:func:`esc`, marked as a wire value quoted in a finding's message: whole in JSON, cut
+    to ``dissectors.wiretext.DISPLAY_LIMIT`` characters in text output."""
+    return mark(esc(value))
 
 def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
     """Raw deflate (PS3.5 A.5) inflated through the shared bounded inflater, to at most the

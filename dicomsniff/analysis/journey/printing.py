@@ -16,7 +16,7 @@ from ...model import Association, Transaction
 from ..rules.base import listing
 from ..rules.journey import EMPTY_BOX, JOB_FAILED, NO_ROLE, NOT_PRINTED, PRINTER_STATUS
 from .checks import Hit
-from .decode import esc, items, text
+from .decode import items, said, text
 
 FILM_SESSION = "1.2.840.10008.5.1.1.1"
 FILM_BOX = "1.2.840.10008.5.1.1.2"
@@ -46,7 +46,7 @@ JOB_EVENTS = {1: "PENDING", 2: "PRINTING", 3: "DONE", 4: "FAILURE"}
 def info_words(info: str | None) -> str:
     if not info:
         return "no Printer Status Info given"
-    return f"{esc(info)} ({STATUS_INFO[info]})" if info in STATUS_INFO else esc(info)
+    return f"{said(info)} ({STATUS_INFO[info]})" if info in STATUS_INFO else said(info)
 
 
 class FilmBox:
@@ -135,8 +135,8 @@ class PrintTracker:
         receiver = a.called_ae if t.sent_by == "requestor" else a.calling_ae
         if t.sent_by == "requestor" and not _scp_role(a, t):
             self.emit(Hit(NO_ROLE,
-                          f"{esc(sender)} sent an N-EVENT-REPORT ({_name(t.sop_class)}, event "
-                          f"type {t.event_type}) to {esc(receiver)} on an association it "
+                          f"{said(sender)} sent an N-EVENT-REPORT ({_name(t.sop_class)}, event "
+                          f"type {t.event_type}) to {said(receiver)} on an association it "
                           "requested, without an SCP/SCU Role Selection giving it the SCP role "
                           "for that SOP class: by default the requestor is the SCU and may not "
                           "send N-EVENT-REPORTs, so a strict SCU refuses or ignores the printer's "
@@ -147,7 +147,7 @@ class PrintTracker:
             status = EVENT_STATUS.get(t.event_type or 0)
             if status in ("WARNING", "FAILURE"):
                 self.emit(Hit(PRINTER_STATUS,
-                              f"printer {esc(sender)} reports {status} to {esc(receiver)} "
+                              f"printer {said(sender)} reports {status} to {said(receiver)} "
                               f"(N-EVENT-REPORT event type {t.event_type}): "
                               f"{info_words(text(ds, 'PrinterStatusInfo'))}"
                               f"{'; films may not come out' if status == 'FAILURE' else ''}",
@@ -156,8 +156,8 @@ class PrintTracker:
                               uids={"sop_instance": t.sop_instance}, association=a), None)
         elif t.event_type == 4:
             self.emit(Hit(JOB_FAILED,
-                          f"print job {t.sop_instance} on {esc(sender)} FAILED (N-EVENT-REPORT to "
-                          f"{esc(receiver)}): {info_words(text(ds, 'ExecutionStatusInfo'))}",
+                          f"print job {t.sop_instance} on {said(sender)} FAILED (N-EVENT-REPORT to "
+                          f"{said(receiver)}): {info_words(text(ds, 'ExecutionStatusInfo'))}",
                           t.request_frame, [t.request_frame],
                           uids={"sop_instance": t.sop_instance}, association=a), None)
 
@@ -170,8 +170,8 @@ class PrintTracker:
             if fb.printed is None:
                 end = "deleted unprinted" if fb.deleted else "left when the association ended"
                 self.emit(Hit(NOT_PRINTED,
-                              f"film box {fb.uid} created by {esc(a.calling_ae)} on "
-                              f"{esc(printer)} (frame {fb.frame}) was never printed: no "
+                              f"film box {fb.uid} created by {said(a.calling_ae)} on "
+                              f"{said(printer)} (frame {fb.frame}) was never printed: no "
                               f"N-ACTION on the film box or its session, {end}; the film "
                               "never came out",
                               fb.frame, [fb.frame, fb.deleted],
@@ -182,7 +182,7 @@ class PrintTracker:
                 if empty:
                     pos = [str(fb.boxes.index(b) + 1) for b in empty]
                     self.emit(Hit(EMPTY_BOX,
-                                  f"film box {fb.uid} on {esc(printer)} was printed (frame "
+                                  f"film box {fb.uid} on {said(printer)} was printed (frame "
                                   f"{fb.printed}) with {len(empty)} of its {len(fb.boxes)} "
                                   f"image box(es) never set (position(s) {listing(pos, 6)}): "
                                   "the film comes out with empty frames",

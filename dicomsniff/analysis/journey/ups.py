@@ -23,7 +23,7 @@ from ...model import Association, Transaction
 from ..rules.journey import ILLEGAL, REPORT_MISSING, TUID
 from ..rules.state import Bounded
 from .checks import Hit
-from .decode import esc, text
+from .decode import said, text
 
 SCHEDULED, IN_PROGRESS, COMPLETED, CANCELED = "SCHEDULED", "IN PROGRESS", "COMPLETED", "CANCELED"
 # PS3.4 Table CC.1.1-2: (from, to) pairs a Change State may request.
@@ -111,14 +111,14 @@ class UpsTracker:
                 "status": t.status, "by": sender, "frame": t.request_frame}
         if len(w.history) < MAX_HISTORY:
             w.history.append(step)
-        where = (f"{esc(sender)} asked {esc(scp)} (frame {t.request_frame}) and {esc(scp)} "
+        where = (f"{said(sender)} asked {said(scp)} (frame {t.request_frame}) and {said(scp)} "
                  f"answered {answered}")
         if t.command == "N-CREATE":
             if ok:
                 w.state = want or SCHEDULED
                 self._changed(w, w.state, t.request_frame)
             elif want and want != SCHEDULED:
-                self.emit(Hit(ILLEGAL, f"workitem {uid}: created in state {esc(want)}, where "
+                self.emit(Hit(ILLEGAL, f"workitem {uid}: created in state {said(want)}, where "
                                        f"a workitem may only be created SCHEDULED; {where}",
                               t.request_frame, [t.request_frame, *t.response_frames[:1]],
                               uids={"sop_instance": uid}, association=None), None)
@@ -129,7 +129,7 @@ class UpsTracker:
                 why = ("it is already final" if cur in FINAL else
                        f"table CC.1.1-2 has no {cur} -> {want} transition")
                 self.emit(Hit(ILLEGAL,
-                              f"workitem {uid}: {cur} -> {esc(want)} requested, but {why}; "
+                              f"workitem {uid}: {cur} -> {said(want)} requested, but {why}; "
                               f"{where}{' - the SCP accepted an illegal transition' if ok else ''}",
                               t.request_frame, [t.request_frame, *t.response_frames[:1]],
                               severity="error" if ok else None,
@@ -188,7 +188,7 @@ class UpsTracker:
                 how = "globally" if target in GLOBAL else "to this workitem"
                 changes = ", ".join(f"{s} (frame {f})" for s, f in missed)
                 self.emit(Hit(REPORT_MISSING,
-                              f"workitem {w.uid}: {esc(ae)} subscribed {how} (frame {since}) "
+                              f"workitem {w.uid}: {said(ae)} subscribed {how} (frame {since}) "
                               f"but got no UPS State Report (N-EVENT-REPORT type 1) for "
                               f"{changes}; the SCP owes every subscriber a report of each "
                               f"state change", missed[0][1],

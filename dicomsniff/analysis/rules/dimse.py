@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
+from dissectors.wiretext import mark
+
 from ...model import Association, Transaction
 from ...uids import MPPS, STORAGE_COMMITMENT_PUSH
 from .base import AssocView, Hit, RuleConfig, check, code, invoker, listing, performer, seconds
@@ -99,9 +101,9 @@ def statuses(v: AssocView) -> Iterator[Hit]:
         count = f" {len(ts)} times" if len(ts) > 1 else ""
         text = f"{what}{count}: status 0x{status:04X} {t.status_meaning}"
         if len(ts) == 1 and t.sop_instance:
-            text += f" (SOP instance {t.sop_instance})"
+            text += f" (SOP instance {mark(t.sop_instance)})"
         if t.error_comment:
-            text += f"; error comment: '{t.error_comment}'"
+            text += f"; error comment: '{mark(t.error_comment)}'"
         hint = _hint(t)
         if hint:
             text += f" - {hint}"

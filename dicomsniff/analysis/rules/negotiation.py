@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from dissectors.dimse.command import service_name
 from dissectors.ul.reasons import context_result, context_result_hint
+from dissectors.wiretext import mark
 
 from ...model import Association, PresentationContext
 from ...uids import MPPS, MPPS_RETRIEVE, is_lossy, uid_name
@@ -64,7 +65,7 @@ def _res(c: PresentationContext) -> int:
 
 
 def _name(uid: str | None) -> str:
-    return uid_name(uid) or uid or "?"
+    return uid_name(uid) or (mark(uid) if uid else "?")  # a wire UID: cut in text output
 
 
 def _ts_list(uids: list[str] | set[str]) -> str:

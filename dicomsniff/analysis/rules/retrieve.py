@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from dissectors.wiretext import mark
+
 from ...model import Association, Transaction
 from .base import AssocView, Hit, check, code
 from .dimse import SUBOPS, compare_suboperations
@@ -85,7 +87,8 @@ def _no_sub(state: CaptureState, a: Association, t: Transaction) -> Hit:
     refused = [r for r in state.refused.values()
                if r.client.rsplit(":", 1)[0] == scp_ip and t.request_time is not None
                and t.request_time <= r.first_ts <= (end or r.first_ts)]
-    text = (f"C-MOVE message {t.message_id} to destination '{t.move_destination}': the move SCP "
+    dest = mark(t.move_destination or "?")  # a wire value: cut in text output
+    text = (f"C-MOVE message {t.message_id} to destination '{dest}': the move SCP "
             f"{a.called_ae or '?'} never opened an association to that AE in this capture")
     frames: list[int] = []
     if refused:
@@ -94,11 +97,11 @@ def _no_sub(state: CaptureState, a: Association, t: Transaction) -> Hit:
         frames = r.frames[:10]
         text += (f"; its TCP connection to {r.server} was refused (frame {r.frames[0]}): the "
                  f"destination's DICOM listener was not running, or the SCP's address/port "
-                 f"for '{t.move_destination}' is wrong")
+                 f"for '{dest}' is wrong")
     else:
         text += ("; either the destination is outside the capture (another host or interface) "
                  "or the SCP could not reach it - check the host and port configured for "
-                 f"'{t.move_destination}' on the SCP")
+                 f"'{dest}' on the SCP")
     return Hit(NO_SUBASSOC, text, t.response_frames[-1] if t.response_frames else
                t.request_frame, frames,
                severity="error" if refused else None)

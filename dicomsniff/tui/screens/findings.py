@@ -116,7 +116,7 @@ class FindingsScreen(FilterSearch, Screen):
             t.append(f"  {where}" + (f"  {framenames.frame(f.frame)}" if f.frame is not None
                                      else "")
                      + (f"  {f.section}" if f.section else ""), style="dim")
-            t.append("\n" + f.message)
+            t.append("\n" + f.shown)
         self.query_one("#finding-text", Static).update(t)
 
     # -- actions ------------------------------------------------------------------------------

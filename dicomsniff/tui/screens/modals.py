@@ -240,7 +240,7 @@ class PacketScreen(ModalScreen[None]):
         if self.finding is not None:
             text.append(f"\n{self.finding.severity.upper()} {self.finding.code}: ",
                         style="bold")
-            text.append(self.finding.message)
+            text.append(self.finding.shown)
         head.update(text)
         self.query_one("#packet-hex", Log).write_lines(hexdump(got[2]))
 
