@@ -240,6 +240,9 @@ class Analyzer:
                             o.acked(ack, frame, ts)
                             if conn.app is not None:
                                 conn.app.pump(1 - side)
+                            tcp = conn.tcp  # the bytes it released may have decided the
+                            if tcp is None:  # protocol: new reassemblers, or none
+                                continue
                     if n:
                         d = tcp[side]
                         ul = d.sink
