@@ -159,7 +159,7 @@ def _listing(values: list[tuple[str, str, Any]]) -> str:
         hop = ""
         if seen is not None:
             hop = f" ({said(seen.sender)} -> {said(seen.receiver)}, frame {seen.frame})"
-        parts.append(f"{where}: {said(v)!r}{hop}")
+        parts.append(f"{where}: {said(v, quoted=True)}{hop}")
     return listing(parts, 5)
 
 

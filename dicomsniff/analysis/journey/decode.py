@@ -37,10 +37,12 @@ def esc(value: object) -> str:
 
 
 
-def said(value: object) -> str:
+def said(value: object, quoted: bool = False) -> str:
     """:func:`esc`, marked as a wire value quoted in a finding's message: whole in JSON, cut
-    to ``dissectors.wiretext.DISPLAY_LIMIT`` characters in text output."""
-    return mark(esc(value))
+    to ``dissectors.wiretext.DISPLAY_LIMIT`` characters in text output. ``quoted``: in
+    quotes as ``repr`` puts them."""
+    text = esc(value)
+    return mark(repr(text) if quoted else text)
 
 def inflate_bounded(data: bytes, cap: int = MAX_INFLATED) -> bytes:
     """Raw deflate (PS3.5 A.5) inflated through the shared bounded inflater, to at most the
