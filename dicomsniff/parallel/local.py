@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import pickle
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 from itertools import groupby
 from typing import Any
@@ -382,8 +383,9 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
                     start = frame
                     frame = consume(run, frame, progress, every)
                     filt.kept += frame - start
-                else:
-                    frame += sum(1 for _ in run)
+                else:  # counted in C: the last (number, frame) of the run
+                    last = deque(enumerate(run, 1), maxlen=1)
+                    frame += last[0][0] if last else 0
         finally:
             filt.done = True
             an.stats.first_ts, an.stats.last_ts = filt.first_ts, filt.last_ts
