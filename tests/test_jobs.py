@@ -204,3 +204,16 @@ def test_connections_open_at_the_end_close_in_the_order_they_opened(tmp_path, ca
     assert [r["client"] for r in recs if r["type"] == "association"] == [
         "192.0.2.1:50001", "192.0.2.1:50002"]
     assert outputs(capsys, path, 2) == one
+
+
+@pytest.mark.parametrize("cut", [24, 1000, 30_000])
+def test_an_empty_or_damaged_capture_is_told_as_one_process_tells_it(tmp_path, capsys,
+                                                                     cut) -> None:
+    path = tmp_path / "cut.pcap"
+    path.write_bytes((CAPTURES / "store-concurrent.pcap").read_bytes()[:cut])
+    got = []
+    for jobs in ("1", "2"):
+        code = main(["analyze", str(path), "--json", "-j", jobs])
+        got.append((code, capsys.readouterr()))
+    assert got[0] == got[1]
+    assert got[0][0] == (0 if cut == 24 else 3)

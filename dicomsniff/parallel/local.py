@@ -32,7 +32,7 @@ import pickle
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import groupby
+from itertools import chain, groupby
 from typing import Any
 
 from ..analysis.engine import Analyzer
@@ -377,18 +377,24 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
         """The engine is given the runs of frames this worker analyses, each numbered where
         it is in the capture; the other frames cost a look at their headers, nothing more."""
         wanted = filt.wanted
+        it = iter(packets)
+        head = next(it, None)
+        first_ts = last_ts = None if head is None else head[0]
         try:
-            for mine, run in groupby(packets, wanted):
+            for mine, run in groupby(chain((head,), it) if head is not None else (), wanted):
                 if mine:
                     start = frame
                     frame = consume(run, frame, progress, every)
                     filt.kept += frame - start
+                    last_ts = an.stats.last_ts
                 else:  # counted in C: the last (number, frame) of the run
                     last = deque(enumerate(run, 1), maxlen=1)
-                    frame += last[0][0] if last else 0
+                    if last:
+                        frame += last[0][0]
+                        last_ts = last[0][1][0]
         finally:
             filt.done = True
-            an.stats.first_ts, an.stats.last_ts = filt.first_ts, filt.last_ts
+            an.stats.first_ts, an.stats.last_ts = first_ts, last_ts
             an.stats.frames = frame
         return frame
 

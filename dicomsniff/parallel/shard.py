@@ -117,7 +117,7 @@ class ConnectionFilter:
     of frames it wants, numbered where they are in the capture, and never sees the others):
     ``frame`` is the number of the last frame asked about, so while the engine analyses a
     frame it is that frame's number (the merge orders the workers' events by it); ``done``
-    turns true once every frame was read. ``first_ts``/``last_ts``: of the capture."""
+    turns true once every frame was read."""
 
     def __init__(self, index: int, count: int) -> None:
         if not 0 <= index < count:
@@ -127,8 +127,6 @@ class ConnectionFilter:
         self.frame = 0
         self.done = False
         self.kept = 0
-        self.first_ts: float | None = None
-        self.last_ts: float | None = None
         self._cache: dict[bytes, bool] = {}  # flow key -> mine, as dealt
         self._dealt = 0
         self._hashed: dict[bytes, bool] = {}  # beyond _MAX_DEALT: flow key -> mine, hashed
@@ -161,10 +159,7 @@ class ConnectionFilter:
     def wanted(self, pkt: tuple) -> bool:
         """Does this worker analyse frame ``pkt`` (the next one of the capture)?"""
         self.frame += 1
-        ts, linktype, buf, _olen = pkt
-        if self.first_ts is None:
-            self.first_ts = ts
-        self.last_ts = ts
+        _ts, linktype, buf, _olen = pkt
         if linktype == 1 and len(buf) >= 38:
             etype, vihl, frag, proto, key = self._unpack(buf, 0)
             if etype == 0x0800 and vihl == 0x45 and proto == 6 and not frag & 0x3FFF:
