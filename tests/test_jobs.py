@@ -100,14 +100,19 @@ def test_ip_fragments_reach_the_worker_of_their_connection(tmp_path: Path, capsy
     assert outputs(capsys, path, 2) == one
 
 
-def test_many_host_pairs_and_several_files(tmp_path: Path, capsys) -> None:
-    """Ten captures moved onto ten host pairs and merged; and two sensors' files read as one
-    capture: -j 2 and -j 4 write what one process writes."""
+def test_many_host_pairs_compressed_and_several_files(tmp_path: Path, capsys) -> None:
+    """Ten captures moved onto ten host pairs and merged, also gzipped; and two sensors'
+    files read as one capture: -j 2 and -j 3 write what one process writes."""
     from tests.test_parallel import hosts_apart
 
     path = hosts_apart(tmp_path)
     one = outputs(capsys, path, 1)
     assert outputs(capsys, path, 3) == one
+    import gzip
+
+    packed = tmp_path / "hosts.pcap.gz"  # each worker decompresses it itself
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert outputs(capsys, packed, 2) == one
     sensors = sorted(str(p) for p in (CAPTURES / "sensors").glob("*.pcap"))
     code = main(["analyze", *sensors, "--json", "-j", "1"])
     js = capsys.readouterr().out
@@ -140,9 +145,10 @@ def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
                           str(CAPTURES / "echo.pcap"), "-j", "2", "--dask", "local"],
                          capture_output=True, text=True, check=False)
     assert res.returncode == 2 and "choose one" in res.stderr
-    res = subprocess.run([sys.executable, "-m", "dicomsniff", "live", "-i", "lo", "-j", "2"],
-                         capture_output=True, text=True, check=False)
-    assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
+    for cmd in (["live", "-i", "lo"], ["tui", str(CAPTURES / "echo.pcap")]):
+        res = subprocess.run([sys.executable, "-m", "dicomsniff", *cmd, "-j", "2"],
+                             capture_output=True, text=True, check=False)
+        assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, capsys) -> None:
