@@ -223,3 +223,23 @@ def test_an_empty_or_damaged_capture_is_told_as_one_process_tells_it(tmp_path, c
         got.append((code, capsys.readouterr()))
     assert got[0] == got[1]
     assert got[0][0] == (0 if cut == 24 else 3)
+
+
+def test_the_store_holds_what_one_process_stores(tmp_path) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    files = [str(CAPTURES / "store-concurrent.pcap"), str(CAPTURES / "move.pcap")]
+    tables = []
+    for jobs in ("1", "2"):
+        db = tmp_path / f"j{jobs}.duckdb"
+        assert main(["analyze", *files, "-j", jobs, "--db", str(db), "-o",
+                     str(tmp_path / "report.txt")]) == 0
+        con = duckdb.connect(str(db), read_only=True)
+        got = {}
+        for t in ("associations", "transactions", "findings"):
+            cols = [d[0] for d in con.execute(f"SELECT * FROM {t} LIMIT 0").description
+                    if d[0] != "run_id"]
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            got[t] = con.execute(f"SELECT {quoted} FROM {t} ORDER BY ALL").fetchall()
+        con.close()
+        tables.append(got)
+    assert tables[0] == tables[1] and len(tables[0]["associations"]) == 5

@@ -267,8 +267,8 @@ class WorkerLog:
 
     def keyed(self) -> list[tuple]:
         """The events with their merge keys; at the end of the capture each connection's events
-        take the first frame of that connection, so the workers' closes interleave as one
-        engine closes its open connections (oldest first)."""
+        take the frame its connection was registered at, so the workers' closes interleave as
+        one engine closes its open connections (oldest first)."""
         out: list[tuple] = []
         group: list[tuple] = []
         for ev in self.events:
