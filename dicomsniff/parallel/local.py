@@ -360,13 +360,18 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
 def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
                progress: Callable[[int, int], None] | None = None) -> WorkerLog:
     """Analyse shard ``index`` of ``count`` of ``capture`` (a CaptureSet, read here and
-    closed); ``config``: ``ports``, ``limits``, ``rules`` as the command's Analyzer has them."""
+    closed); ``config``: ``ports``, ``limits``, ``rules`` as the command's Analyzer has them,
+    and ``setup``: callables given the worker's Analyzer before it reads, to equip it as the
+    command equips its own (what a protocol analyzer needs beyond these options; under
+    ``--dask`` they must pickle)."""
     from ..analysis.rules import RuleConfig
     from ..analysis.run import analyze_source
 
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
                   rules=rules)
+    for setup in config.get("setup", ()):
+        setup(an)
     filt = ConnectionFilter(index, count)
     log = WorkerLog(index, filt)
     _install(an, log)
