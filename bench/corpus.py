@@ -43,9 +43,13 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
     "chatty": ("bench-chatty", {"associations": 200}),
     "big": ("big", {}),
     "dicomweb": ("bench-dicomweb", {}),
+    # DICOM over TLS 1.3 with the client's key log (captures/tls_scenarios.py): decryption
+    # speed against tshark given the same key log. Not in the default run: --only tls.
+    "tls": ("tls-bulk", {}),
 }
 #: tiny mode: bench name -> committed sample file standing in for it
-TINY = {"bulk": "store-many-associations.pcap", "chatty": "find-pending.pcap"}
+TINY = {"bulk": "store-many-associations.pcap", "chatty": "find-pending.pcap",
+        "tls": "tls/tls-suites.pcap"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,12 @@ class Capture:
     @property
     def mb(self) -> float:
         return self.size / 1e6
+
+    @property
+    def keylog(self) -> Path | None:
+        """The NSS key log recorded with a TLS capture (NAME.keys beside it), if any."""
+        k = self.path.with_suffix(".keys")
+        return k if k.is_file() else None
 
 
 def _capture(name: str, path: Path, entry: dict[str, Any], recorded: bool) -> Capture:
@@ -93,6 +103,7 @@ def _cached(path: Path, meta: Path, params: dict[str, Any],
 
 def scenario_params(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The recorder's defaults for scenario ``name`` with ``overrides`` applied."""
+    from captures import tls_scenarios  # noqa: F401 - registers the TLS recipes
     from captures.scenarios import SCENARIOS
 
     from . import scenarios  # noqa: F401 - registers the benchmark's own recipes
@@ -227,6 +238,7 @@ def wait_settled(path: Path, quiet: float = 0.6, limit: float = 300.0) -> None:
 def tiny(name: str) -> Capture:
     """A committed sample capture standing in for ``name`` in tiny mode."""
     fname = TINY[name]
-    manifest = json.loads((SAMPLES_DIR / "manifest.json").read_text())
-    entry = next(e for e in manifest["captures"] if e["file"] == fname)
+    path = SAMPLES_DIR / fname  # captures/tls/ has its own manifest
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    entry = next(e for e in manifest["captures"] if e["file"] == path.name)
     return _capture(name, SAMPLES_DIR / fname, entry, recorded=False)

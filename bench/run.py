@@ -124,6 +124,7 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
                   tshark: str | None, env: dict[str, str]) -> dict[str, Any]:
     """Check run, then the timed pairs; returns the capture's results."""
     path = str(cap.path)
+    tmpdir = tempfile.TemporaryDirectory(prefix="dsbench-")
     argvs = {
         "dicomsniff": [*args.dicomsniff, "analyze", "--json", "-j", "1", path],
         "all-cores": [*args.dicomsniff, "analyze", "--json", "-j", str(ALL_CORES), path],
@@ -132,7 +133,12 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
                     "-Y", cap.dissector] if tshark else None),
         "floor": [sys.executable, str(FLOOR_PY), path],
     }
-    with tempfile.TemporaryDirectory(prefix="dsbench-") as tmp:
+    if cap.keylog is not None:  # TLS: both tools decrypt with the same key log
+        argvs["dicomsniff"][-1:-1] = ["--tls-keylog", str(cap.keylog)]
+        if tshark:
+            argvs["tshark"] = [tshark, "-r", path, *tshark_tls_options(cap, Path(tmpdir.name)),
+                               "-Y", "dicom"]
+    with tmpdir as tmp:
         out = Path(tmp) / "check.jsonl"
         err = Path(tmp) / "stderr"
         first = sp.run("dicomsniff", argvs["dicomsniff"], stdout=out, stderr=err, env=env)
@@ -189,6 +195,26 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
         "times_floor": round(ds / fl, 2) if ds and fl else None,
         "load": {"before": [round(x, 2) for x in load0], "after": [round(x, 2) for x in load1]},
     }
+
+
+def tshark_tls_options(cap: corpus.Capture, tmp: Path) -> list[str]:
+    """tshark 4.0 decrypts with ``tls.keylog_file`` but hands the plaintext to its DICOM
+    dissector only through an ``ssl_keys`` entry (server, port, protocol), whose RSA key file
+    must exist although it is not used: a throwaway key is made for it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from captures.netns import Testbed
+
+    key = tmp / "unused-rsa.key"
+    key.write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    server = Testbed.scp_ip4  # the recorder's acceptor address
+    out = ["-o", f"tls.keylog_file:{cap.keylog}"]
+    for p in cap.ports:
+        out += ["-o", f'uat:ssl_keys:"{server}","{p}","dicom","{key}",""']
+    return out
 
 
 def measure_startup(sp: Spawner, args: argparse.Namespace, tshark: str | None,

@@ -39,15 +39,18 @@ class Finding(Record):
     # the message as text output shows it, wire values cut (``shown``): None when it quotes
     # none; else (that text, the length of the whole message it was made from)
     display: tuple[str, int] | None = None
+    tls: int | None = None  # id of the TLS connection it is about (no association)
 
     def __init__(self, severity: str, code: str, message: str, frame: int | None = None,
                  association: int | None = None, section: str | None = None,
-                 frames: list[int] | None = None, uids: dict[str, Any] | None = None) -> None:
+                 frames: list[int] | None = None, uids: dict[str, Any] | None = None,
+                 tls: int | None = None) -> None:
         """``message`` may quote wire values marked with ``dissectors.wiretext.mark``: it is
         kept with them whole (JSON), and ``shown`` gives it with them cut (text output)."""
         self.severity, self.code, self.frame = severity, code, frame
         self.association, self.section, self.uids = association, section, uids
         self.frames = [] if frames is None else frames
+        self.tls = tls
         if OPEN in message:
             self.message = unmark(message)
             self.display = (shorten_marked(message), len(self.message))
@@ -66,7 +69,8 @@ class Finding(Record):
         return {"type": "finding", "association": self.association, "severity": self.severity,
                 "code": self.code, "message": self.message, "frame": self.frame,
                 "section": self.section, "frames": self.frames,
-                **({"uids": self.uids} if self.uids else {})}
+                **({"uids": self.uids} if self.uids else {}),
+                **({"tls": self.tls} if self.tls is not None else {})}
 
 
 class PresentationContext(Record):
@@ -225,6 +229,7 @@ class Association(Record):
     transactions: list[Transaction] = Factory(list)
     findings: list[Finding] = Factory(list)
     move_transaction: int | None = None
+    tls: dict[str, Any] | None = None  # TLS facts when decrypted from TLS (analysis/tls.py)
 
 
     @property
@@ -261,4 +266,5 @@ class Association(Record):
             "pdus": self.pdus, "bytes": self.bytes,
             "transactions": len(self.transactions), "findings": len(self.findings),
             "move_transaction": self.move_transaction,
+            **({"tls": self.tls} if self.tls is not None else {}),
         }

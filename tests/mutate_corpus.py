@@ -385,9 +385,14 @@ class Corpus:
             add(pcap_bytes(frames), CorpusFile(
                 f"{label}.pcap", "not-dicom", syn, (0,), note="non-DICOM bytes on port 104, "
                 "then a real C-ECHO association: analysed, nothing invented"))
+            # A ClientHello is TLS whatever --port says (encrypted DICOM, analysis/tls.py): the
+            # server's garbage is then a TLS finding, not an upper-layer one.
+            tls = label.startswith("tls-")
             add(None, CorpusFile(
-                f"{label}.pcap", "not-dicom-forced", syn, (0,), ("UL-",), args=("--port", "104"),
-                max_same_code=20, note="the same, with --port 104: parsed as DICOM, findings"))
+                f"{label}.pcap", "not-dicom-forced", syn, (0,), ("TLS-",) if tls else ("UL-",),
+                args=("--port", "104"), max_same_code=20,
+                note="the same, with --port 104: parsed as " + ("TLS" if tls else "DICOM")
+                + ", findings"))
         flood = [b.ipv4_tcp(f"198.51.100.{1 + i // 60000}", "192.0.2.2", 1024 + i % 60000, 104,
                             rnd.randrange(1 << 32), 0, 0x02) for i in range(30_000)]
         add(pcap_bytes(seeds.conversation("echo") + flood),

@@ -57,6 +57,24 @@ def test_tiny_mode_end_to_end(tmp_path: Path) -> None:
     assert md.count("| dicomsniff |") == 2 and md.count("| floor |") == 2
 
 
+def test_tiny_tls_decrypts_with_the_same_key_log_in_both_tools(tmp_path: Path) -> None:
+    """The TLS capture is timed with its key log: dicomsniff --tls-keylog, tshark
+    tls.keylog_file plus the ssl_keys entry that binds the plaintext to DICOM."""
+    out = tmp_path / "tiny.json"
+    res = subprocess.run([sys.executable, "-m", "bench", "--tiny", "--only", "tls", "--pairs",
+                          "1", "--out", str(out), "--cache", str(tmp_path / "cache"),
+                          "--tshark-timeout", "20"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    cap = json.loads(out.read_text())["captures"]["tls"]
+    assert cap["check"]["ok"] and cap["check"]["dicomsniff"]["operations"] == {
+        "C-ECHO": 6, "C-STORE": 6}
+    keys = str(SAMPLES / "tls" / "tls-suites.keys")
+    assert cap["commands"]["dicomsniff"][-3:-1] == ["--tls-keylog", keys]
+    if shutil.which("tshark"):
+        assert f"tls.keylog_file:{keys}" in cap["commands"]["tshark"]
+
+
 def test_floor_walk_counts_every_record() -> None:
     for name in ("echo.pcap", "store-many-associations.pcap", "find-pending.pcap"):
         packets, tcp, payload = floor.walk(str(SAMPLES / name))

@@ -99,6 +99,12 @@ SUITES = [
      "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384"),
     ("TLS 1.2", dict(version=V12, server_key="server-ec", ciphers="ECDHE-ECDSA-AES128-CCM8"),
      "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8"),
+    ("TLS 1.2", dict(version=V12, server_key="server-ec", ciphers="ECDHE-ECDSA-AES256-CCM8",
+                     seclevel0=True), "TLS_ECDHE_ECDSA_WITH_AES_256_CCM_8"),
+    ("TLS 1.2", dict(version=V12, ciphers="NULL-SHA256", seclevel0=True),
+     "TLS_RSA_WITH_NULL_SHA256"),
+    ("TLS 1.2", dict(version=V12, ciphers="ECDHE-RSA-NULL-SHA", seclevel0=True),
+     "TLS_ECDHE_RSA_WITH_NULL_SHA"),
     ("TLS 1.1", dict(version=V11, seclevel0=True), "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"),
     ("TLS 1.0", dict(version=V10, seclevel0=True), "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA"),
     ("TLS 1.0", dict(version=V10, seclevel0=True, etm=False),
@@ -123,6 +129,17 @@ def test_decrypts_every_suite(version: str, kw: dict, suite: str) -> None:
                                                               (1, "close_notify")]
     subjects = [c.subject for c in conn.certificates[1]]
     assert subjects[0].startswith("CN=ARCHIVE")
+
+
+def test_null_cipher_is_readable_without_keys() -> None:
+    """PS3.15 B.2 (retired "authenticated unencrypted"): NULL suites carry the DICOM in clear,
+    so it is analysed without a key log (the MACs cannot be checked without one)."""
+    tr = run_pair(CLIENT_DATA, SERVER_DATA, version=V12, ciphers="NULL-SHA", seclevel0=True)
+    conn, sinks = replay(tr, use_keys=False)
+    assert conn.suite_name == "TLS_RSA_WITH_NULL_SHA" and conn.keys is None
+    assert bytes(sinks[0].data) == CLIENT_DATA and bytes(sinks[1].data) == SERVER_DATA
+    assert [(a.side, a.description) for a in conn.alerts] == [(0, "close_notify"),
+                                                              (1, "close_notify")]
 
 
 def test_split_at_every_size_gives_the_same_result() -> None:
@@ -230,6 +247,23 @@ def test_untrusted_and_expired_server_certificates() -> None:
     cert = conn.certificates[1][0]
     assert cert.subject.startswith("CN=ARCHIVE-EXPIRED")
     assert cert.not_after < datetime.datetime.now(datetime.timezone.utc)
+
+
+def test_expired_certificate_at_capture_time() -> None:
+    """RFC 5280 4.1.2.5: TLS 1.2 sends the certificate in clear, so its validity is checked
+    against the capture's clock without keys (TLS-CERT-EXPIRED), beside the client's alert."""
+    from dicomsniff.analysis.tls import TLSFlow
+
+    tr = run_pair(version=V12, server_key="expired")
+    flow = TLSFlow(1, "192.0.2.1:40000", "192.0.2.2:2762", 2762, None, None, 1, 0.0)
+    for i, (side, data) in enumerate(tr.chunks):
+        flow.sinks[side].feed(data, i + 1, float(i))
+    now = datetime.datetime.now(datetime.timezone.utc).timestamp()
+    s = flow.finish("rst", len(tr.chunks), now)
+    codes = [f.code for f in s.findings]
+    assert codes == ["TLS-ALERT-FATAL", "TLS-CERT-EXPIRED"]
+    assert "expired on" in s.findings[1].message and "ARCHIVE-EXPIRED" in s.findings[1].message
+    assert s.alerts[0]["description"] == "certificate_expired" and s.outcome == "handshake_failed"
 
 
 def test_hello_retry_request() -> None:

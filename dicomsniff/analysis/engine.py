@@ -50,6 +50,7 @@ from .http import HTTP as _HTTP  # noqa: F401  registers "http" in the dispatch 
 from .loss import Truncation
 from .moves import MoveLinker
 from .rules import RuleConfig, RuleSet
+from .tls import PlainToTLSPort
 
 # Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and
 # ports as one 12-byte flow key, TCP seq, ack, data offset, flags, window: one unpack per packet
@@ -103,7 +104,8 @@ class Analyzer:
 
     def __init__(self, *, ports: Iterable[int] = (), limits: Limits | None = None,
                  keep: bool = True, want_dataset: Callable | None = None,
-                 pdu_events: bool = False, rules: RuleConfig | None = None) -> None:
+                 pdu_events: bool = False, rules: RuleConfig | None = None,
+                 tls_keylog: Any = None) -> None:
         """``want_dataset(association, side, message)``, if given, is asked for every message
         that announces a data set and may return a DatasetSink (see dissectors.dimse.assembler)
         to receive its bytes (a shorthand for :meth:`collect` with a policy collecting every
@@ -148,6 +150,14 @@ class Analyzer:
         if self.rules.config.scope != "local":  # a shard leaves them to the merge (parallel/)
             MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
             self.journey.attach(self)
+        # TLS (analysis/tls.py, registered in the dispatch table): the key log it decrypts
+        # with (a dissectors.tls.keylog.KeyLog), on_tls(session) as each TLS connection ends.
+        self.tls_keylog = tls_keylog
+        self.tls_sessions: list[Any] = []
+        self.on_tls: list[Callable[[Any], None]] = []
+        self.tls_servers: set[str] = set()  # "ip:port" that answered a ClientHello in TLS
+        self._next_tls = 0
+        PlainToTLSPort(self).attach(self)
 
     # -- seams ----------------------------------------------------------------------------
     def collect(self, policy: CollectionPolicy) -> None:
@@ -160,6 +170,10 @@ class Analyzer:
         self._next_assoc += 1
         self.stats.connections += 1
         return n
+
+    def next_tls_id(self) -> int:
+        self._next_tls += 1
+        return self._next_tls
 
     def next_transaction_id(self) -> int:
         self._next_txn += 1

@@ -23,9 +23,11 @@ from .args import (
     add_limit_options,
     add_port_option,
     add_rule_options,
+    add_tls_option,
     capture_name,
     fail,
     finish_input,
+    keylog_from,
     limits_from,
     open_input,
     open_output,
@@ -50,6 +52,9 @@ examples:
       only CT01's failed operations between 2 and 3 o'clock (UTC; --localtime for local)
   dicomsniff analyze night.pcapng --csv transactions > night.csv
       one table for a spreadsheet (or findings, associations)
+  dicomsniff analyze tls.pcapng --tls-keylog keys.log
+      DICOM over TLS decrypted with the key log a peer wrote (SSLKEYLOGFILE); without
+      it every TLS handshake is still explained and encrypted DICOM is counted
 
 exit status: 0 analysed; 1 findings at --fail-on level; 2 file unusable or bad usage;
 3 capture damaged part-way (what came before was analysed); 130 interrupted.
@@ -79,6 +84,7 @@ def add_parser(subparsers: Any) -> None:
                    help="write the report or JSON Lines to FILE instead of standard output")
     add_format_options(a)
     add_selection_options(a)
+    add_tls_option(a)
     add_limit_options(a)
     add_rule_options(a)
     from ..store.options import add_store_options
@@ -94,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis.engine import Analyzer
     from ..analysis.run import analyze_source
     from ..analysis.summary import Summary
+    from ..report.tls import TLSCounts
     from ..sources.capture import CaptureError
 
     if args.json and args.csv:
@@ -106,12 +113,14 @@ def run(args: argparse.Namespace) -> int:
         return fail("--dask and -j: choose one (--workers sizes a local cluster)")
     if args.dask and args.capture == ["-"]:
         return fail("--dask: the workers read capture files, not standard input")
+    keylog = keylog_from(args)  # before the capture opens: a bad key log is one line, exit 2
     try:
         capture = open_input(args)
     except CaptureError as exc:
         return fail(str(exc))
     limits, rules = limits_from(args), rules_from(args)
-    analyzer = Analyzer(ports=args.port, limits=limits, keep=not streamed, rules=rules)
+    analyzer = Analyzer(ports=args.port, limits=limits, keep=not streamed, rules=rules,
+                        tls_keylog=keylog)
     try:
         store = store_from(args, capture)
     except Exception as exc:  # the store's module (uuid, platform) loads only when asked for
@@ -128,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     web = session(analyzer)  # DICOMweb: HTTP connections told in the same story
     web.on_transaction.append(summary.add_web)
     web.on_connection.append(summary.add_http_connection)
+    tls_counts = TLSCounts()
+    analyzer.on_tls.append(tls_counts.add)
     out = open_output(args.output)
     writer = None
     if args.json:
@@ -144,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
         analyzer.on_finding.append(writer.finding)
         if sel.empty:  # the selection options select associations
             web.on_connection.append(writer.http_connection)
+        analyzer.on_tls.append(writer.tls)
     elif args.csv:
         from ..report.csvout import CsvWriter
 
@@ -241,6 +253,7 @@ def run(args: argparse.Namespace) -> int:
     associations = analyzer.associations
     capture_findings = [f for f in analyzer.findings if f.association is None]
     reader_error = result.reader_error if result else reader_error_j
+    tls_sessions = analyzer.tls_sessions
     rows = summary.table()
     if store is not None:
         if facts is not None:
@@ -263,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
                         "evicted_connections": stats.evicted,
                         "capture_error": reader_error,
                         "interrupted": bool(interrupted),
-                        "services": rows})
+                        "services": rows, "tls": tls_counts.record()})
     elif args.csv:
         pass  # the rows went out as each association ended
     else:
@@ -279,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
         print_report(console, associations, capture_findings, rows, stats,
                      summary.outcomes, findings_only=args.findings_only,
                      all_contexts=args.all_contexts, local=args.localtime, selection=sel,
-                     others=WebPart(web) if sel.empty else None, where=where)
+                     others=WebPart(web) if sel.empty else None, where=where,
+                     tls_sessions=tls_sessions)
     if out is not sys.stdout:
         out.close()
     else:
@@ -318,7 +332,8 @@ def _on_dask(args: argparse.Namespace, capture: Any, analyzer: Any, limits: Any,
     from ..parallel.cluster import logs_on_dask
     from ..parallel.local import replay
 
-    config = {"ports": list(args.port), "limits": limits, "rules": rules}
+    config = {"ports": list(args.port), "limits": limits, "rules": rules,
+              "tls_keylog": analyzer.tls_keylog}  # every shard decrypts with the key log
     if args.dedup_window is not None:
         config["dedup_window"] = args.dedup_window
     if args.time_shift:
@@ -351,7 +366,8 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
     from ..report.digest import digest_table
     from ..report.text import findings_list, headline, summary_table
 
-    config = {"ports": list(args.port), "limits": limits, "rules": rules}
+    config = {"ports": list(args.port), "limits": limits, "rules": rules,
+              "tls_keylog": keylog_from(args)}  # the shards decrypt with the key log
     if args.dedup_window is not None:
         config["dedup_window"] = args.dedup_window
     if args.time_shift:
@@ -372,6 +388,8 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
     for f in got.capture_findings:
         stats.by_severity[f.severity] = stats.by_severity.get(f.severity, 0) + 1
         store.finding(f)
+    for s in got.tls_sessions or ():  # the TLS connections' table, from the merge
+        store.tls(s)
     stats.findings = got.findings + len(got.capture_findings) + got.findings_dropped
     summary = got.summary
     rows = summary.table()

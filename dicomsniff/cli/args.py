@@ -91,6 +91,25 @@ def duration(text: str) -> float:
 # -- options shared by the commands that build an Analyzer ------------------------------------
 
 
+def add_tls_option(parser: Any) -> None:
+    """``--tls-keylog FILE`` (repeatable), read back with :func:`keylog_from`."""
+    parser.add_argument("--tls-keylog", action="append", default=[], metavar="FILE",
+                        help="NSS key log (the SSLKEYLOGFILE format) to decrypt DICOM over TLS; "
+                             "repeatable; see docs/tls.md for how to get one")
+
+
+def keylog_from(args: argparse.Namespace) -> Any:
+    """The key log of ``--tls-keylog`` (None without one); a file that cannot be read or
+    holds no secrets is one line on stderr and exit 2."""
+    from ..analysis.tls import KeyLogError, load_keylogs
+
+    try:
+        return load_keylogs(getattr(args, "tls_keylog", None) or [])
+    except KeyLogError as exc:
+        sys.stderr.write(f"dicomsniff: {exc}\n")
+        raise SystemExit(EXIT_UNUSABLE) from None
+
+
 def add_port_option(parser: Any) -> None:
     """``--port``, read back as ``args.port`` (a list)."""
     parser.add_argument("--port", type=port, action="append", default=[], metavar="PORT",
@@ -139,6 +158,7 @@ def add_rule_options(parser: argparse.ArgumentParser) -> None:
 
 def add_object_options(p: argparse.ArgumentParser) -> None:
     """The selection and limits of the commands that read data sets (export-objects, show)."""
+    add_tls_option(p)
     p.add_argument("--association", type=positive_int, action="append", default=[],
                    metavar="ID", help="only association ID (repeatable)")
     p.add_argument("--ae", action="append", default=[], metavar="TITLE",

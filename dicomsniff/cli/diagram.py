@@ -20,9 +20,11 @@ from .args import (
     add_limit_options,
     add_port_option,
     add_rule_options,
+    add_tls_option,
     capture_name,
     fail,
     finish_input,
+    keylog_from,
     limits_from,
     open_input,
     positive_int,
@@ -106,6 +108,7 @@ def add_parser(subparsers: Any) -> None:
     look.add_argument("--max-messages", type=positive_int, default=300, metavar="N",
                       help="cut the diagram off after N messages, with a note (default 300)")
     add_port_option(p)
+    add_tls_option(p)
     p.set_defaults(handler=run)
     add_limit_options(p)
     add_rule_options(p)
@@ -160,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     # PDUs are kept for the associations asked for only; --command may add related ones.
     only = args.association if args.association and not args.command else None
     analyzer = RecordingAnalyzer(ports=args.port, pdata=args.level == "pdu", only=only,
-                                 limits=limits_from(args), rules=rules_from(args))
+                                 limits=limits_from(args), rules=rules_from(args),
+                                 tls_keylog=keylog_from(args))
     from ..analysis.http import session
 
     web = session(analyzer)  # DICOMweb requests are arrows too

@@ -24,6 +24,7 @@ from .args import (
     deidentifier,
     fail,
     finish_input,
+    keylog_from,
     limits_from,
     open_input,
 )
@@ -118,7 +119,8 @@ def run_export(args: argparse.Namespace) -> int:
     exporter = Exporter(outdir, Filters.of(args.association, args.ae, args.sop_class),
                         deid=deid, done=done,
                         warn=lambda s: sys.stderr.write(f"dicomsniff: warning: {s}\n"))
-    analyzer = ObjectAnalyzer(exporter, ports=args.port, keep=False, limits=limits_from(args))
+    analyzer = ObjectAnalyzer(exporter, ports=args.port, keep=False, limits=limits_from(args),
+                              tls_keylog=keylog_from(args))
     analyzer.on_transaction.append(exporter.on_transaction)
     analyzer.on_association.append(exporter.on_association)
     WebObjects(exporter).attach(web_session(analyzer))

@@ -22,6 +22,7 @@ from .args import (
     capture_name,
     deidentifier,
     fail,
+    keylog_from,
     limits_from,
     open_input,
     positive_int,
@@ -195,7 +196,8 @@ def check_queries(args: argparse.Namespace, source: str) -> int:
 
     checker = QueryChecker(emit, Filters.of(args.association, args.ae), only,
                            redact=args.anonymize)
-    analyzer = ObjectAnalyzer(checker, ports=args.port, keep=False, limits=limits_from(args))
+    analyzer = ObjectAnalyzer(checker, ports=args.port, keep=False, limits=limits_from(args),
+                              tls_keylog=keylog_from(args))
     analyzer.on_transaction.append(checker.on_transaction)
     bar = Progress(_one(args), args.no_progress, "checking queries")
     try:

@@ -18,6 +18,8 @@ from .args import (
     add_limit_options,
     add_port_option,
     add_rule_options,
+    add_tls_option,
+    keylog_from,
     limits_from,
     open_input,
     reopener,
@@ -52,6 +54,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--filter", default="", metavar="TEXT",
                    help="initial filter, e.g. 'ae:CT1 status:failure' (see ? in the app)")
     add_port_option(p)
+    add_tls_option(p)
     add_limit_options(p)
     inflate.add_option(p)
     add_rule_options(p)
@@ -90,4 +93,5 @@ def run(args: argparse.Namespace) -> int:
     inflate.apply_option(args)
 
     return browse(FileSource(reopener(args), args.port, limits=limits_from(args),
-                             rules=rules_from(args)), filter_text=args.filter)
+                             rules=rules_from(args), tls_keylog=keylog_from(args)),
+                  filter_text=args.filter)

@@ -168,6 +168,8 @@ class _Builder:
         if a.midstream and a.request_frame is None:
             self.add(Note(*sides, [f"{p}capture starts inside this association"], "muted"),
                      a.first_frame)
+        if a.tls is not None:
+            self.tls_handshake(a.tls, sides, p)
         pdu_level = (self.opts.level == "pdu" and self.log is not None and self.log.with_pdata
                      and pdus is not None)
         if pdu_level:
@@ -219,6 +221,27 @@ class _Builder:
                              time=t.response_time),
                      t.response_frames[-1] if t.response_frames else None, t.request_frame)
         self.findings(web.found, sides, p, info.last_frame)
+
+    def tls_handshake(self, tls: dict, sides: tuple[int, int], p: str) -> None:
+        """A decrypted association's TLS handshake: one arrow per flight (the messages one
+        side sent in one frame), then a note with the version and suite."""
+        flights: list[tuple[str, int | None, list[str]]] = []
+        for by, message, frame in tls.get("handshake") or ():
+            if flights and flights[-1][0] == by and flights[-1][1] == frame:
+                flights[-1][2].append(message)
+            else:
+                flights.append((by, frame, [message]))
+        last = None
+        for by, frame, messages in flights:
+            src, dst = (sides[0], sides[1]) if by == "client" else (sides[1], sides[0])
+            lines = L.wrap(f"{p}TLS " + ", ".join(messages))
+            self.add(Message(src, dst, lines, reply=by == "server", style="muted",
+                             time=self.time(frame)), frame)
+            last = frame
+        note = f"{p}{tls.get('version')} {tls.get('cipher_suite')}, decrypted"
+        if tls.get("resumed"):
+            note += ", resumed"
+        self.add(Note(*sides, L.wrap(note), "muted"), last)
 
     def control(self, a: Association, sides: tuple[int, int], p: str, pdu: Pdu) -> None:
         """A-ASSOCIATE, A-RELEASE, A-ABORT: the association's own messages."""

@@ -35,7 +35,7 @@ _PER_CAPTURE = ("CAPTURE-",)
 class ShardResult(Record):
     _fields = ("index", "associations", "capture_findings", "frames", "bytes", "first_ts",
                "last_ts", "ignored", "evicted", "findings_dropped", "problems", "frame_map",
-               "format", "reader_error", "events")
+               "format", "reader_error", "events", "tls_sessions")
 
     def __init__(self, **kw: Any) -> None:
         for k in self._fields:
@@ -45,8 +45,9 @@ class ShardResult(Record):
 def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, Any]) -> ShardResult:
     """Analyse shard ``index`` of ``count`` of the capture ``specs`` (runs on a worker).
 
-    ``config``: ``ports``, ``limits`` (a Limits), ``rules`` (a RuleConfig), ``dedup_window``:
-    what the client's options gave, so every worker builds the client's Analyzer."""
+    ``config``: ``ports``, ``limits`` (a Limits), ``rules`` (a RuleConfig), ``dedup_window``,
+    ``tls_keylog`` (a KeyLog, or None): what the client's options gave, so every worker builds
+    the client's Analyzer."""
     from ..analysis.engine import Analyzer, Limits
     from ..analysis.rules import RuleConfig
     from ..analysis.run import analyze_source
@@ -59,7 +60,7 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
                            time_shift=config.get("time_shift", ()))
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits") or Limits(),
-                  rules=rules, keep=True)
+                  rules=rules, keep=True, tls_keylog=config.get("tls_keylog"))
     rec = Recorder(an)  # what spans host pairs is computed after the merge
     res = analyze_source(capture, an,
                          select=lambda frames: rec.frames(ShardFilter(frames, index, count)))
@@ -70,13 +71,14 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
         frames=st.frames, bytes=st.bytes, first_ts=st.first_ts, last_ts=st.last_ts,
         ignored=st.ignored_connections, evicted=st.evicted, findings_dropped=st.findings_dropped,
         problems=list(capture.problems), frame_map=capture.frame_map() if index == 0 else None,
-        format=res.format, reader_error=res.reader_error, events=rec.result())
+        format=res.format, reader_error=res.reader_error, events=rec.result(),
+        tls_sessions=an.tls_sessions)
 
 
 class Merged(Record):
     _fields = ("associations", "capture_findings", "frames", "bytes", "first_ts", "last_ts",
                "ignored", "evicted", "findings_dropped", "problems", "frame_map",
-               "reader_error")
+               "reader_error", "tls_sessions")
 
     def __init__(self, **kw: Any) -> None:
         for k in self._fields:
@@ -102,6 +104,24 @@ def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None =
     txns = [(t.request_frame or 0, t.id, id(a), t) for a in assocs for t in a.transactions]
     txns.sort(key=lambda x: (x[0], new_id[x[2]], x[1]))
     new_txn = {id(t): n for n, (_f, _i, _a, t) in enumerate(txns, 1)}
+    # TLS connections (analysis/tls.py), numbered in the order they started, as one process
+    sessions = [s for r in results for s in (r.tls_sessions or ())]
+    sessions.sort(key=lambda s: (s.first_frame or 0, s.id))
+    new_tls = {id(s): n for n, s in enumerate(sessions, 1)}
+    for r in results:
+        assoc_of = {a.id: new_id[id(a)] for a in r.associations}
+        tls_of = {s.id: new_tls[id(s)] for s in (r.tls_sessions or ())}
+        for s in r.tls_sessions or ():
+            if s.association is not None:
+                s.association = assoc_of.get(s.association)
+        for a in r.associations:
+            if getattr(a, "tls", None):
+                a.tls["id"] = tls_of.get(a.tls.get("id"))
+        for f in r.capture_findings:
+            if getattr(f, "tls", None) is not None:
+                f.tls = tls_of.get(f.tls)
+    for s in sessions:
+        s.id = new_tls[id(s)]
     for a in assocs:
         a.id = new_id[id(a)]
         for t in a.transactions:
@@ -123,7 +143,7 @@ def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None =
         first_ts=first.first_ts, last_ts=first.last_ts,
         ignored=sum(r.ignored for r in results), evicted=sum(r.evicted for r in results),
         findings_dropped=sum(r.findings_dropped for r in results), problems=first.problems,
-        frame_map=first.frame_map, reader_error=first.reader_error)
+        frame_map=first.frame_map, reader_error=first.reader_error, tls_sessions=sessions)
 
 
 @contextmanager

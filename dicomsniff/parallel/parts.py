@@ -34,7 +34,7 @@ __all__ = ["PartsResult", "parquet_on_dask", "plan", "write_part"]
 class PartsResult(Record):
     _fields = ("capture_findings", "frames", "bytes", "first_ts", "last_ts", "ignored",
                "evicted", "findings_dropped", "problems", "frame_map", "reader_error",
-               "summary", "by_severity", "findings", "rows")
+               "summary", "by_severity", "findings", "rows", "tls_sessions")
 
     def __init__(self, **kw: Any) -> None:
         for k in self._fields:
@@ -53,14 +53,14 @@ def plan(config: dict[str, Any], *results: Any) -> dict[str, Any]:
     for r, assocs in zip(order, objects, strict=True):
         patches[r.index] = [
             (a.id, a.move_transaction, [(t.id, list(t.sub_associations or ()))
-                                        for t in a.transactions], list(a.findings))
+                                        for t in a.transactions], list(a.findings), a.tls)
             for a in assocs]
     return {"patches": patches, "merged": PartsResult(
         capture_findings=merged.capture_findings, frames=merged.frames, bytes=merged.bytes,
         first_ts=merged.first_ts, last_ts=merged.last_ts, ignored=merged.ignored,
         evicted=merged.evicted, findings_dropped=merged.findings_dropped,
         problems=merged.problems, frame_map=merged.frame_map,
-        reader_error=merged.reader_error)}
+        reader_error=merged.reader_error, tls_sessions=merged.tls_sessions)}
 
 
 def write_part(result: Any, planned: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +76,8 @@ def write_part(result: Any, planned: dict[str, Any], store: dict[str, Any]) -> d
     summary = Summary()
     by_severity: dict[str, int] = {}
     findings = 0
-    for a, (aid, move, txns, fs) in zip(result.associations, patch, strict=True):
-        a.id, a.move_transaction, a.findings = aid, move, fs
+    for a, (aid, move, txns, fs, tls) in zip(result.associations, patch, strict=True):
+        a.id, a.move_transaction, a.findings, a.tls = aid, move, fs, tls
         for t, (tid, subs) in zip(a.transactions, txns, strict=True):
             t.id, t.association, t.sub_associations = tid, aid, subs
         for f in fs:

@@ -63,9 +63,18 @@ class JsonLinesWriter:
             self._write(f.to_record())
 
     def finding(self, f: Finding) -> None:
-        """Capture-level findings (association findings come with their association)."""
-        if f.association is None:
+        """Capture-level findings (association and TLS findings come with their record)."""
+        if f.association is None and f.tls is None:
             self._write(f.to_record())
+
+    def tls(self, session: Any) -> None:
+        """A TLS connection (analysis/tls.py TLSSession), then its findings that belong to no
+        association (a decrypted association's findings are written with it)."""
+        if not self.findings_only:
+            self._write(session.to_record())
+        for f in session.findings:
+            if f.association is None:
+                self._write(f.to_record())
 
     def summary(self, rec: dict[str, Any]) -> None:
         rec = {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()}

@@ -217,6 +217,10 @@ def association_block(a: Association, *, verbose: bool = False, local: bool = Fa
     if a.midstream:
         info.append("  (capture started inside this association)", style="yellow")
     parts.append(info)
+    if a.tls is not None:
+        from .tls import association_tls_line
+
+        parts.append(association_tls_line(a.tls))
     parts.append(_side_text("Requestor", a.requestor, verbose))
     if a.outcome != "rejected" or a.acceptor.max_pdu is not None:
         parts.append(_side_text("Acceptor", a.acceptor, verbose))
@@ -402,11 +406,13 @@ def print_report(console: Console, associations: list[Association],
                  stats: Any, outcomes: dict[str, int], *, findings_only: bool = False,
                  all_contexts: bool = False, local: bool = False,
                  selection: Any = None, others: Any = None,
-                 where: Where | None = None) -> None:
+                 where: Where | None = None, tls_sessions: Any = ()) -> None:
     """``selection`` (report/selection.py): the associations and transactions to show.
     ``others``: another protocol's part of the story (report/dicomweb.py's ``WebPart``): its
     headline, its findings and its blocks, told in time order with the associations.
-    ``where(frame)`` names a frame's file (a capture of several files)."""
+    ``where(frame)`` names a frame's file (a capture of several files).
+    ``tls_sessions``: analysis/tls.py TLSSession records; those without an association get
+    a block of their own in time order (their findings are not capture findings)."""
     chosen = ""
     if selection is not None and not selection.empty:
         total = len(associations)
@@ -418,13 +424,23 @@ def print_report(console: Console, associations: list[Association],
     console.print(headline(stats, len(associations), outcomes))
     if chosen:
         console.print(Text(chosen, style="dim"))
+    tls_alone = [s for s in tls_sessions if s.association is None]
+    tls_findings = [f for s in tls_alone for f in s.findings]
+    capture_findings = [f for f in capture_findings if f.tls is None]
+    if tls_sessions:
+        from .tls import TLSCounts
+
+        counts = TLSCounts()
+        for s in tls_sessions:
+            counts.add(s)
+        console.print(counts.headline())
     from .digest import digest_table  # one line per finding code, worst first
 
     if others is not None and others.headline:
         console.print(others.headline)
     web_findings = list(others.findings) if others is not None else []
-    digest = digest_table([*capture_findings, *(f for a in associations for f in a.findings),
-                           *web_findings])
+    digest = digest_table([*capture_findings, *tls_findings,
+                           *(f for a in associations for f in a.findings), *web_findings])
     if digest is not None:
         console.print(digest)
     worst = sorted([*(f for a in associations for f in a.findings), *web_findings],
@@ -435,6 +451,9 @@ def print_report(console: Console, associations: list[Association],
     if findings_only:
         if worst:
             console.print(findings_list(worst, association=True, where=where))
+        if tls_findings:
+            console.print(Text("TLS connections", style="bold"))
+            console.print(findings_list(tls_findings, where=where))
         return
     blocks: list[tuple[float, int, Any]] = [
         (a.start or 0.0, a.id, lambda a=a: association_block(
@@ -444,6 +463,13 @@ def print_report(console: Console, associations: list[Association],
         for a in associations]
     if others is not None:
         blocks += others.blocks
+    if tls_alone:
+        from .tls import tls_block
+
+        def listed(found: list[Finding]) -> Any:
+            return findings_list(found, where=where)
+
+        blocks += [(s.start or 0.0, s.id, lambda s=s: tls_block(s, listed)) for s in tls_alone]
     for _start, _id, block in sorted(blocks, key=lambda b: (b[0], b[1])):
         console.print(block())
     if summary_rows:

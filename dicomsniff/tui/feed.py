@@ -144,11 +144,12 @@ class FileSource:
     """A pcap/pcapng file, analysed once from start to end."""
 
     def __init__(self, path: str, ports: Iterable[int] = (), *, limits: Any = None,
-                 rules: Any = None) -> None:
+                 rules: Any = None, tls_keylog: Any = None) -> None:
         self.capture_path = path
         self.label = path
         self.ports = tuple(ports)
-        self.options = {"limits": limits, "rules": rules}  # Analyzer options (None: default)
+        # Analyzer options (None: default); tls_keylog decrypts DICOM over TLS
+        self.options = {"limits": limits, "rules": rules, "tls_keylog": tls_keylog}
 
     def run(self, collector: Collector) -> None:
         from ..analysis.run import analyze_source

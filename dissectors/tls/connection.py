@@ -28,6 +28,7 @@ from dissectors._plain import Record
 from . import tables as t
 from .crypto import (
     DecryptError,
+    NullUnverified,
     Protection,
     next_traffic_secret,
     supported,
@@ -106,13 +107,21 @@ def plausible_tls(head: bytes | bytearray | memoryview) -> bool | None:
     return htype == t.CLIENT_HELLO and 38 <= hlen
 
 
+def plausible_tls_record(head: bytes | bytearray | memoryview) -> bool:
+    """Do these bytes start with a TLS record header (a connection picked up mid-stream)?"""
+    if len(head) < 5:
+        return False
+    ctype, ver, length = _REC.unpack_from(head, 0)
+    return 20 <= ctype <= 23 and 0x0301 <= ver <= 0x0304 and 0 < length <= MAX_RECORD
+
+
 class TLSDirection:
     """The record layer of one direction: a TCP sink."""
 
     __slots__ = ("conn", "side", "state", "hdr", "body", "need", "ctype", "rversion", "skip",
                  "bytes_in", "records", "app_records", "app_bytes", "plain_bytes", "hs",
                  "hs_discard", "encrypted", "protect", "secret", "finished", "lost_bytes",
-                 "decrypt_failures", "_first_app")
+                 "decrypt_failures", "_first_app", "last_len", "last_frame", "head")
 
     def __init__(self, conn: TLSConnection, side: int) -> None:
         self.conn, self.side = conn, side
@@ -131,16 +140,21 @@ class TLSDirection:
         self.hs = bytearray()
         self.hs_discard = 0
         self.encrypted = False  # records from now on are protected
-        self.protect: Protection | None = None  # None while encrypted: no keys
+        self.protect: Protection | NullUnverified | None = None  # None: no keys
         self.secret: bytes | None = None  # TLS 1.3 current traffic secret (KeyUpdate)
         self.finished = False
         self.lost_bytes = 0
         self.decrypt_failures = 0
         self._first_app = True
+        self.last_len = 0  # length of the last record header seen (an encrypted alert's size)
+        self.last_frame = 0
+        self.head = bytearray()  # the first bytes (to say what a peer that is not TLS sent)
 
     # -- TCP sink ---------------------------------------------------------------------------
     def feed(self, data, frame: int, ts: float) -> None:
         n = len(data)
+        if self.bytes_in < 16:
+            self.head += data[:16 - self.bytes_in]
         self.bytes_in += n
         if self.state == LOST:
             self.lost_bytes += n
@@ -170,6 +184,8 @@ class TLSDirection:
                                "this direction cannot be followed", frame, n - i + 5)
                     return
                 self.records += 1
+                self.last_len = length
+                self.last_frame = frame
                 if ctype == t.APPLICATION_DATA and self.encrypted and self.protect is None:
                     self._app_counted(length, frame, ts)
                     if length:
@@ -374,9 +390,10 @@ class TLSConnection:
 
     def __init__(self, keylog: KeyLog | None = None,
                  inner: Callable[[TLSConnection], tuple | None] | None = None,
-                 max_handshake: int = DEFAULT_MAX_HANDSHAKE) -> None:
+                 max_handshake: int = DEFAULT_MAX_HANDSHAKE, midstream: bool = False) -> None:
         """``inner(conn)`` is called at the first decrypted application data and returns the
-        two sinks (client, server) that receive plaintext, or None to only count it."""
+        two sinks (client, server) that receive plaintext, or None to only count it.
+        ``midstream``: the capture starts after the handshake; every record is protected."""
         self.keylog = keylog
         self.inner_factory = inner
         self.inner: tuple | None = None
@@ -403,9 +420,13 @@ class TLSConnection:
         self.tickets = 0
         self.keys: bool | None = None  # None: not looked up; False: not in the key log
         self.decrypted = False
-        self._pending: list[Protection | None] = [None, None]
+        self._pending: list[Protection | NullUnverified | None] = [None, None]
         self._app_secret: list[bytes | None] = [None, None]
         self._app_keyed = [False, False]
+        self.midstream = midstream
+        if midstream:
+            for d in self.sides:
+                d.encrypted = True
 
     # -- facts --------------------------------------------------------------------------------
     @property
@@ -476,6 +497,11 @@ class TLSConnection:
         else:
             self.resumed = bool(ch is not None and sh.session_id
                                 and sh.session_id == ch.session_id)
+        suite = self.suite
+        if (suite is not None and suite.cipher == "NULL" and suite.mac in ("SHA1", "SHA256")
+                and sh.version != t.TLS13):
+            # Readable by anyone; with a key log the MACs are checked below instead.
+            self._pending = [NullUnverified(suite), NullUnverified(suite)]
         if ch is None or self.keylog is None:
             return
         secrets = self.keylog.secrets(ch.random)

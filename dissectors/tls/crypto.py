@@ -220,6 +220,25 @@ class Protection:
         return data
 
 
+class NullUnverified:
+    """A NULL-cipher suite without keys: the plaintext travels in clear, followed by its MAC,
+    which cannot be checked without the MAC key (RFC 5246 6.2.3.1). Used so that the retired
+    "authenticated unencrypted" DICOM profile (PS3.15 B.2, TLS_RSA_WITH_NULL_SHA) is readable
+    without a key log, as it is to anyone on the path."""
+
+    __slots__ = ("mac_len", "seq")
+
+    def __init__(self, suite: Suite) -> None:
+        self.mac_len = _HASH_LEN[suite.mac]  # type: ignore[index]
+        self.seq = 0
+
+    def decrypt(self, ctype: int, version: int, payload: bytes) -> tuple[int, bytes]:
+        self.seq += 1
+        if len(payload) < self.mac_len:
+            raise DecryptError("record shorter than its MAC")
+        return ctype, payload[:len(payload) - self.mac_len]
+
+
 def _triple_des(key: bytes):
     try:
         from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES

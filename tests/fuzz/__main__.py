@@ -21,7 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-TARGET_NAMES = ("analyzer", "assembler", "assoc", "capture", "cli", "command", "tcp", "tls",
+TARGET_NAMES = ("analyzer", "assembler", "assoc", "capture", "cli", "command", "http", "multipart",
+                "tcp", "tls",
                 "ul")
 
 

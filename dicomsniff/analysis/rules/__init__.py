@@ -8,6 +8,7 @@ dicomsniff.analysis.rules`` prints the catalogue of every code.
 
 from __future__ import annotations
 
+# tls: the TLS codes, raised by analysis/tls.py
 from . import (  # noqa: F401
     dimse,
     journey,
@@ -15,6 +16,7 @@ from . import (  # noqa: F401
     performance,
     protocol,
     retrieve,
+    tls,
     transport,
     workflow,
 )
