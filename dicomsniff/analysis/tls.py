@@ -481,6 +481,8 @@ class PlainToTLSPort:
     def on_association(self, a: Any) -> None:
         if a.pdus.get("acceptor") or a.request_frame is None or a.tls is not None:
             return
+        if any(f.code == codes.TLS_PLAIN_TO_TLS_PORT for f in a.findings):
+            return  # judged already (by a Dask shard, whose associations are handed on)
         port = int(a.server.rsplit(":", 1)[1])
         how = "rst" if a.outcome == "closed" and "reset" in " ".join(
             f.message for f in a.findings if f.code == "ASSOC-CLOSED-NO-RELEASE") else "fin"

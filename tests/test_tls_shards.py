@@ -1,0 +1,94 @@
+"""DICOM over TLS through the flow shards (--dask): every worker decrypts with the key log,
+and the merged TLS records, decrypted associations and TLS findings are one process's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from dicomsniff.analysis.engine import Analyzer
+from dicomsniff.analysis.run import analyze_source
+from dicomsniff.parallel.cluster import merge_shards, run_shard
+from dissectors.tls.keylog import KeyLog
+
+ROOT = Path(__file__).resolve().parent.parent
+TLS = ROOT / "captures" / "tls"
+NAMES = ["tls13-store.pcap", "tls12-resume.pcap", "tls-failures.pcap", "tls-hrr.pcap",
+         "tls-dcmtk.pcap"]
+
+
+def _keylog() -> KeyLog:
+    kl = KeyLog()
+    for k in sorted(TLS.glob("*.keys")):
+        kl.add_file(str(k))
+    return kl
+
+
+def hosts_apart(tmp_path: Path) -> Path:
+    """The TLS captures in one file, each on its own pair of hosts (10.0.k.1, 10.0.k.2), so
+    that the shards really split the TLS connections."""
+    from captures import pcapfile
+
+    out = tmp_path / "tls-hosts.pcap"
+    frames = []
+    header = None
+    for k, name in enumerate(NAMES, 1):
+        header, _lt = pcapfile.read_header(TLS / name)
+        for fr in pcapfile.frames(TLS / name):
+            data = bytearray(fr.data)
+            if len(data) >= 34 and data[12:14] == b"\x08\x00":
+                for off in (26, 30):
+                    if data[off:off + 3] == b"\xc0\x00\x02":
+                        data[off:off + 4] = bytes([10, 0, k, data[off + 3]])
+            frames.append(dataclasses.replace(fr, data=bytes(data)))
+    frames.sort(key=lambda f: f.ts)
+    pcapfile.write(out, header, frames)
+    return out
+
+
+def records(assocs, capture_findings, sessions) -> list[str]:
+    out = []
+    for a in assocs:
+        out.append(a.to_record())
+        out.extend(f.to_record() for f in a.findings)
+    out.extend(f.to_record() for f in capture_findings)
+    out.extend(s.to_record() for s in sessions)
+    return sorted(json.dumps(r, sort_keys=True) for r in out)
+
+
+def test_shards_decrypt_with_the_key_log_like_one_process(tmp_path: Path) -> None:
+    path = hosts_apart(tmp_path)
+    kl = _keylog()
+    one = Analyzer(tls_keylog=kl)
+    analyze_source(str(path), one)
+    want = records(one.associations, [f for f in one.findings if f.association is None],
+                   one.tls_sessions)
+    shards = [run_shard([str(path)], i, 3, {"tls_keylog": kl}) for i in range(3)]
+    assert sum(bool(r.tls_sessions) for r in shards) >= 2  # the TLS work is really spread
+    merged = merge_shards(shards)
+    got = records(merged.associations, merged.capture_findings, merged.tls_sessions)
+    assert got == want
+    decrypted = [s for s in merged.tls_sessions if s.outcome == "decrypted"]
+    assert decrypted and all(s.association is not None for s in decrypted)
+    assert [s.id for s in merged.tls_sessions] == list(range(1, len(merged.tls_sessions) + 1))
+
+
+def test_cli_dask_takes_the_key_log() -> None:
+    """analyze --dask: the key log reaches the workers (decrypted associations, TLS records)."""
+    argv = [sys.executable, "-m", "dicomsniff", "analyze", str(TLS / "tls13-store.pcap"),
+            "--tls-keylog", str(TLS / "tls13-store.keys"), "--json", "--no-progress"]
+    one = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=True)
+    dask = subprocess.run([*argv, "--dask", "local", "--workers", "1"], capture_output=True,
+                          text=True, timeout=180, check=True)
+
+    def recs(out: str) -> list[dict]:
+        return [json.loads(line) for line in out.splitlines()]
+
+    a, b = recs(one.stdout), recs(dask.stdout)
+    assert [r for r in b if r["type"] == "tls"] == [r for r in a if r["type"] == "tls"]
+    assoc = [r for r in b if r["type"] == "association"]
+    assert assoc and assoc[0]["tls"]["decrypted"] is True
+    assert b[-1]["tls"] == a[-1]["tls"] and b[-1]["tls"]["outcomes"] == {"decrypted": 1}
