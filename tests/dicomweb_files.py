@@ -1,31 +1,23 @@
-"""A capture file through the engine, for the DICOMweb tests: its DICOMweb session."""
+"""Capture files through the engine, for the DICOMweb tests: their DICOMweb session."""
 
 from __future__ import annotations
 
 from dicomsniff.analysis.engine import Analyzer
 from dicomsniff.analysis.http import session
 from dicomsniff.analysis.run import analyze_source
+from dicomsniff.sources.merge import open_capture
 
 
-def analyze_file(path, keylog=None):
-    """The DICOMweb session of a capture analysed by the engine (the dispatch table sends its
-    HTTP connections to analysis/http.py); ``keylog`` (a KeyLog) reads HTTPS through the
-    engine's TLS analyzer, or, where the engine has none yet, through the DICOMweb reader's
-    own (dicomsniff/dicomweb/flows.py)."""
-    try:
-        analyzer = Analyzer(tls_keylog=keylog) if keylog is not None else Analyzer()
-    except TypeError:  # an engine without TLS analysis: the standalone reader
-        from dicomsniff.dicomweb.flows import HttpFlows
-        from dicomsniff.sources.capture import CaptureReader
-
-        flows = HttpFlows(keylog=keylog)
-        reader = CaptureReader(path)
-        try:
-            flows.consume(reader)
-        finally:
-            reader.close()
-        flows.finish()
-        return flows.web
+def analyze_file(*paths, keylog=None):
+    """The DICOMweb session of one or several capture files (opened as one capture, as the
+    subcommands open theirs) analysed by the engine: the dispatch table sends HTTP connections
+    to analysis/http.py, and with ``keylog`` (a KeyLog) HTTPS goes through the engine's TLS
+    analyzer, which hands the plaintext to the same HTTP analyzer."""
+    analyzer = Analyzer(tls_keylog=keylog)
     web = session(analyzer)
-    analyze_source(path, analyzer)
+    capture = open_capture([str(p) for p in paths])
+    try:
+        analyze_source(capture, analyzer)
+    finally:
+        capture.close()
     return web

@@ -92,3 +92,23 @@ def test_cli_dask_takes_the_key_log() -> None:
     assoc = [r for r in b if r["type"] == "association"]
     assert assoc and assoc[0]["tls"]["decrypted"] is True
     assert b[-1]["tls"] == a[-1]["tls"] and b[-1]["tls"]["outcomes"] == {"decrypted": 1}
+
+
+def test_store_has_a_tls_table(tmp_path: Path) -> None:
+    """analyze --db: TLS connections in their own table, TLS findings naming theirs."""
+    db = tmp_path / "t.duckdb"
+    subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", str(TLS / "tls-failures.pcap"),
+                    "--tls-keylog", str(TLS / "tls-failures.keys"), "--db", str(db)],
+                   capture_output=True, text=True, timeout=120, check=True)
+    query = ("import duckdb, json, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+             "print(json.dumps([c.execute('select id, outcome, alerts from tls order by id')"
+             ".fetchall(), c.execute('select code, tls from findings where tls is not null "
+             "order by tls, code').fetchall()]))")
+    out = subprocess.run([sys.executable, "-c", query, str(db)], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    rows, findings = json.loads(out)
+    assert [(i, o) for i, o, _a in rows] == [(1, "handshake_failed"), (2, "handshake_failed"),
+                                            (3, "encrypted"), (4, "handshake_failed"),
+                                            (5, "handshake_failed")]
+    assert json.loads(rows[0][2])[0]["description"] == "unknown_ca"
+    assert ["TLS-ALERT-FATAL", 1] in findings and ["TLS-TO-PLAIN-PORT", 5] in findings

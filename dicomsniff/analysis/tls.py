@@ -61,7 +61,7 @@ class TLSSession(Record):
                "offered_cipher_suites", "resumed", "hello_retry_request", "hello_retry_group",
                "certificate_requested", "client_certificate_sent", "certificates", "alerts",
                "outcome", "decrypted", "association", "bytes", "application_bytes", "ended_by",
-               "handshake", "findings", "keylog", "midstream")
+               "handshake", "findings", "keylog", "midstream", "http_connection")
     __slots__ = _fields
 
     def __init__(self, **kw: Any) -> None:
@@ -91,7 +91,7 @@ class TLSFlow:
 
     __slots__ = ("id", "client", "server", "server_port", "conn", "sinks", "start_inner",
                  "association", "first_frame", "start", "keylog_given", "dicom_port",
-                 "midstream")
+                 "midstream", "http_connection")
 
     def __init__(self, flow_id: int, client: str, server: str, server_port: int,
                  keylog: KeyLog | None, start_inner: Callable[[TLSFlow], tuple | None] | None,
@@ -105,6 +105,7 @@ class TLSFlow:
         self.sinks = self.conn.sides
         self.start_inner = start_inner
         self.association: int | None = None  # id of the decrypted association, if any
+        self.http_connection: int | None = None  # id of the decrypted HTTP connection
         self.first_frame, self.start = frame, ts
         self.keylog_given = keylog is not None
         self.dicom_port = dicom_port or server_port in DICOM_PORTS
@@ -159,7 +160,7 @@ class TLSFlow:
             application_bytes={"client": c.sides[0].app_bytes, "server": c.sides[1].app_bytes},
             ended_by=ended_by, handshake=steps, findings=[],
             keylog=None if not self.keylog_given else ("found" if c.keys else "missing"),
-            midstream=self.midstream)
+            midstream=self.midstream, http_connection=self.http_connection)
         s.findings = self._findings(s, fatal, server_first, end)
         return s
 
@@ -401,9 +402,12 @@ class TLSAnalyzer(dispatch.FlowAnalyzer):
             inner.feed(side, data[taken:], frame, ts)
         if other:  # the other side spoke first (reordered capture): its bytes follow
             inner.feed(1 - side, bytes(other), frame, ts)
-        assoc = getattr(self.inner, "assoc", None)
+        assoc = getattr(inner, "assoc", None)
         if assoc is not None:
             self.flow.association = assoc.id
+        http = getattr(inner, "http", None)  # analysis/http.py: HTTPS carrying DICOMweb
+        if http is not None and getattr(http, "info", None) is not None:
+            self.flow.http_connection = http.info.id
 
     def close(self, how: str, frame: int, ts: float) -> Any:
         conn, flow = self.conn, self.flow

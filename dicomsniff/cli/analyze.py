@@ -51,7 +51,7 @@ examples:
   dicomsniff analyze night.pcapng --ae CT01 --status failure --since 02:00 --until 03:00
       only CT01's failed operations between 2 and 3 o'clock (UTC; --localtime for local)
   dicomsniff analyze night.pcapng --csv transactions > night.csv
-      one table for a spreadsheet (or findings, associations)
+      one table for a spreadsheet (or findings, associations, tls)
   dicomsniff analyze tls.pcapng --tls-keylog keys.log
       DICOM over TLS decrypted with the key log a peer wrote (SSLKEYLOGFILE); without
       it every TLS handshake is still explained and encrypted DICOM is counted
@@ -169,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         analyzer.on_association.append(csv_association)
         analyzer.on_finding.append(lambda f: table.finding(f) if f.association is None
                                    else None)
+        analyzer.on_tls.append(table.tls)  # --csv tls (as --json, whatever the selection)
 
     facts = None
     if store is not None:  # the store holds everything (a selection narrows what is shown)
@@ -182,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
         facts = Facts()
         ConformanceBuilder(capture.paths, lambda n: store.locate(n) if store.locate else None,
                            facts).attach(analyzer)
+        analyzer.on_tls.append(store.tls)
     where = None if capture.single else capture.describe
     result = None
     if args.dask and store is not None and not (args.db or args.json or args.csv):

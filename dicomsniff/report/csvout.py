@@ -1,4 +1,4 @@
-"""CSV of the transactions, findings or associations, for spreadsheets.
+"""CSV of the transactions, findings, associations or TLS connections, for spreadsheets.
 
 One table per run (``analyze --csv transactions``), one row per record, the columns named as
 in the ``--json`` records (docs/json.md) where they exist; nested values are spread over
@@ -17,7 +17,7 @@ from typing import IO, Any
 from ..model import Association, Finding, Transaction
 from ..uids import uid_name
 
-TABLES = ("transactions", "findings", "associations")
+TABLES = ("transactions", "findings", "associations", "tls")
 
 TRANSACTION_COLUMNS = (
     "id", "association", "calling_ae", "called_ae", "command", "message_id", "sent_by",
@@ -25,11 +25,19 @@ TRANSACTION_COLUMNS = (
     "status_category", "status_meaning", "pending", "request_frame", "request_time",
     "response_time", "latency", "dataset_bytes", "dataset_missing", "sub_completed",
     "sub_failed", "sub_warning", "sub_remaining", "sub_associations", "error_comment")
-FINDING_COLUMNS = ("association", "severity", "code", "frame", "section", "message")
+FINDING_COLUMNS = ("association", "severity", "code", "frame", "section", "message", "tls")
 ASSOCIATION_COLUMNS = (
     "id", "client", "server", "calling_ae", "called_ae", "start", "end", "duration",
     "outcome", "source", "reason", "first_frame", "last_frame", "transactions", "findings",
-    "bytes_requestor", "bytes_acceptor", "move_transaction")
+    "bytes_requestor", "bytes_acceptor", "move_transaction", "tls_version", "tls_cipher_suite")
+# one row per TLS connection (analysis/tls.py TLSSession; the --json "tls" record's fields,
+# the server's end-entity certificate and the alerts spread over columns)
+TLS_COLUMNS = (
+    "id", "client", "server", "start", "end", "first_frame", "last_frame", "version",
+    "cipher_suite", "sni", "alpn", "outcome", "decrypted", "association", "http_connection",
+    "resumed", "hello_retry_request", "certificate_requested", "client_certificate_sent",
+    "server_certificate_subject", "server_certificate_issuer", "server_certificate_not_after",
+    "alerts", "bytes_client", "bytes_server", "ended_by", "keylog", "findings")
 
 
 def _cell(v: Any) -> Any:
@@ -48,7 +56,7 @@ class CsvWriter:
         self.local = local
         self.w = csv.writer(out, lineterminator="\n")
         cols = {"transactions": TRANSACTION_COLUMNS, "findings": FINDING_COLUMNS,
-                "associations": ASSOCIATION_COLUMNS}[table]
+                "associations": ASSOCIATION_COLUMNS, "tls": TLS_COLUMNS}[table]
         self.w.writerow(cols)
 
     def _time(self, ts: float | None) -> str:
@@ -67,13 +75,15 @@ class CsvWriter:
         elif self.table == "findings":
             for f in a.findings:
                 self.finding(f)
-        else:
+        elif self.table == "associations":
+            tls = a.tls or {}
             self.w.writerow([_cell(x) for x in (
                 a.id, a.client, a.server, a.calling_ae, a.called_ae, self._time(a.start),
                 self._time(a.end), None if a.duration is None else round(a.duration, 6),
                 a.outcome, a.source, a.reason, a.first_frame, a.last_frame,
                 len(a.transactions), len(a.findings), a.bytes.get("requestor"),
-                a.bytes.get("acceptor"), a.move_transaction)])
+                a.bytes.get("acceptor"), a.move_transaction, tls.get("version"),
+                tls.get("cipher_suite"))])
 
     def _transaction(self, a: Association, t: Transaction) -> None:
         so = t.suboperations or {}
@@ -90,4 +100,19 @@ class CsvWriter:
     def finding(self, f: Finding) -> None:
         if self.table == "findings":
             self.w.writerow([_cell(x) for x in (f.association, f.severity, f.code, f.frame,
-                                                f.section, f.message)])
+                                                f.section, f.message, f.tls)])
+
+    def tls(self, s: Any) -> None:
+        """A TLS connection as it ends (the engine's ``on_tls``)."""
+        if self.table != "tls":
+            return
+        cert = next((c for c in s.certificates or () if c.get("sent_by") == "server"), {})
+        alerts = " ".join(f"{a['by']}:{a['level'] or 'encrypted'}:{a['description'] or '?'}"
+                          for a in s.alerts or ())
+        self.w.writerow([_cell(x) for x in (
+            s.id, s.client, s.server, self._time(s.start), self._time(s.end), s.first_frame,
+            s.last_frame, s.version, s.cipher_suite, s.sni, s.alpn, s.outcome, s.decrypted,
+            s.association, s.http_connection, s.resumed, s.hello_retry_request,
+            s.certificate_requested, s.client_certificate_sent, cert.get("subject"),
+            cert.get("issuer"), cert.get("not_after"), alerts, (s.bytes or {}).get("client"),
+            (s.bytes or {}).get("server"), s.ended_by, s.keylog, len(s.findings or ()))])

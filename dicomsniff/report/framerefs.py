@@ -17,7 +17,8 @@ __all__ = ["MAIN_FRAME", "add_frame_refs", "frames_of"]
 
 #: the frame that places a record in a file, per record type
 MAIN_FRAME = {"association": "first_frame", "transaction": "request_frame", "finding": "frame",
-              "study": "first_frame"}
+              "study": "first_frame", "tls": "first_frame",
+              "http_connection": "first_frame"}
 
 Locate = Callable[[int], "tuple[str, int] | None"]
 

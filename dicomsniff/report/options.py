@@ -8,7 +8,7 @@ import argparse
 from typing import Any
 
 STATUSES = ("success", "warning", "failure", "pending", "cancel", "none")
-CSV_TABLES = ("transactions", "findings", "associations")
+CSV_TABLES = ("transactions", "findings", "associations", "tls")
 
 
 def _time(text: str) -> str:
@@ -57,7 +57,7 @@ def add_format_options(p: Any) -> None:
     """``--csv TABLE`` and ``--localtime``."""
     p.add_argument("--csv", choices=CSV_TABLES, metavar="TABLE",
                    help="write one table as CSV instead of the report: transactions, "
-                        "findings or associations")
+                        "findings, associations or tls (one row per TLS connection)")
     p.add_argument("--localtime", action="store_true",
                    help="show times in this machine's time zone (with its offset) instead "
                         "of UTC; also how --since/--until read a date-time without offset")

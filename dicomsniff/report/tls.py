@@ -83,6 +83,9 @@ def tls_block(s: Any, findings_list: Any) -> Group:
     if s.hello_retry_request:
         hs.append("; HelloRetryRequest")
     parts.append(hs)
+    if s.http_connection is not None:
+        parts.append(Text(f"carries HTTP connection #{s.http_connection} (DICOMweb, decrypted)",
+                          style="green"))
     if s.certificate_requested:
         sent = {True: "sent", False: "NOT sent", None: "not seen"}[s.client_certificate_sent]
         parts.append(Text(f"client certificate requested by the server, {sent}",

@@ -58,6 +58,18 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "findings": (
         ("association", "BIGINT"), ("severity", "VARCHAR"), ("code", "VARCHAR"),
         ("message", "VARCHAR"), ("frame", "BIGINT"), ("section", "VARCHAR"), ("frames", "JSON"),
+        ("tls", "BIGINT"),
+    ),
+    # one per TLS connection (analysis/tls.py TLSSession.to_record, docs/json.md)
+    "tls": (
+        ("id", "BIGINT"), ("client", "VARCHAR"), ("server", "VARCHAR"), ("start", "DOUBLE"),
+        ("end", "DOUBLE"), ("first_frame", "BIGINT"), ("last_frame", "BIGINT"),
+        ("version", "VARCHAR"), ("cipher_suite", "VARCHAR"), ("sni", "VARCHAR"),
+        ("alpn", "VARCHAR"), ("outcome", "VARCHAR"), ("decrypted", "BOOLEAN"),
+        ("association", "BIGINT"), ("http_connection", "BIGINT"), ("resumed", "BOOLEAN"),
+        ("certificate_requested", "BOOLEAN"), ("client_certificate_sent", "BOOLEAN"),
+        ("certificates", "JSON"), ("alerts", "JSON"), ("ended_by", "VARCHAR"),
+        ("keylog", "VARCHAR"), ("findings", "BIGINT"),
     ),
     # the study journey's records (``dicomsniff studies --json``, docs/studies.md)
     "studies": (
@@ -94,7 +106,7 @@ RUNS: tuple[tuple[str, str], ...] = (
 #: record "type" -> table
 RECORD_TABLE = {"association": "associations", "transaction": "transactions",
                 "finding": "findings", "study": "studies", "ae": "conformance_aes",
-                "pair": "conformance_pairs"}
+                "pair": "conformance_pairs", "tls": "tls"}
 
 
 def columns(table: str) -> tuple[tuple[str, str], ...]:

@@ -159,6 +159,10 @@ class StoreWriter:
         if self._pending >= self.batch:
             self.flush()
 
+    def tls(self, session: Any) -> None:
+        """A TLS connection (analysis/tls.py TLSSession): its row in the ``tls`` table."""
+        self.record(session.to_record(), session.start)
+
     def finding(self, f: Finding) -> None:
         """Capture-level findings (association findings come with their association)."""
         if f.association is None:
