@@ -423,18 +423,21 @@ class TLSAnalyzer(dispatch.FlowAnalyzer):
                 host.limits.max_ignored):
             host.tls_servers.add(session.server)
         tracker = self.tracker
-        if a is not None and tracker is not None:
+        alone = a is None or tracker is None
+        if not alone:
             a.tls = session.association_summary()
             for f in session.findings:
                 tracker.finding(f.severity, f.code, f.message, f.frame, f.section)
         else:
             for f in session.findings:
                 f.tls = session.id
-                host.emit(f)
         if host.keep:
             host.tls_sessions.append(session)
-        for cb in host.on_tls:
+        for cb in host.on_tls:  # the connection first, then its findings (live output order)
             cb(session)
+        if alone:
+            for f in session.findings:
+                host.emit(f)
         return a
 
 

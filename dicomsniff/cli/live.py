@@ -24,7 +24,9 @@ from .args import (
     EXIT_UNUSABLE,
     add_limit_options,
     add_rule_options,
+    add_tls_option,
     duration,
+    keylog_from,
     limits_from,
     port,
     positive_int,
@@ -116,6 +118,7 @@ def add_parser(subparsers: Any) -> None:
     cap.add_argument("--buffer-size", type=positive_int, default=256, metavar="MiB",
                      help="kernel capture buffer: what absorbs a fast transfer while the "
                           "analysis catches up (default 256; kernel memory while capturing)")
+    add_tls_option(p)
     add_limit_options(p, "limits (the analysis' memory stays bounded however long it runs)")
     add_rule_options(p)
     p.set_defaults(handler=cmd_live)
@@ -197,7 +200,8 @@ def options(args: argparse.Namespace) -> LiveOptions:
                        buffer_size=args.buffer_size, count=args.count, duration=args.duration,
                        write=args.write, rotate_size=args.rotate_size,
                        rotate_time=args.rotate_time, ring=args.ring,
-                       limits=limits_from(args), rules=rules_from(args))
+                       limits=limits_from(args), rules=rules_from(args),
+                       tls_keylog=keylog_from(args))
 
 
 def cmd_live(args: argparse.Namespace) -> int:

@@ -23,7 +23,8 @@ class LiveOptions:
     """What to capture, what to write and when to stop (``dicomsniff live``'s options).
 
     ``interface`` or ``read`` (a file or '-'), not both. ``limits`` and ``rules``: the default
-    analyzer's (None: the engine's defaults)."""
+    analyzer's (None: the engine's defaults); ``tls_keylog``: the KeyLog it decrypts TLS with
+    (``--tls-keylog``)."""
 
     interface: str | None = None
     read: str | None = None
@@ -40,6 +41,7 @@ class LiveOptions:
     ring: int | None = None
     limits: Any = None
     rules: Any = None
+    tls_keylog: Any = None
 
 
 def _cpu() -> dict[str, float]:
@@ -76,7 +78,7 @@ class LiveRun:
         self.quiet = quiet
         if analyzer is None:
             analyzer = Analyzer(ports=opts.port, limits=opts.limits, keep=False,
-                                rules=opts.rules)
+                                rules=opts.rules, tls_keylog=opts.tls_keylog)
         self.analyzer = analyzer
         self.bpf = ""
         self.capture: HelperCapture | ReplayCapture

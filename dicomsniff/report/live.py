@@ -57,6 +57,10 @@ class LiveFeed:
         analyzer.on_transaction.append(self.transaction)
         analyzer.on_finding.append(self.finding)
         analyzer.on_association.append(self.association_end)
+        from .tls import TLSCounts
+
+        self.tls_counts = TLSCounts()
+        analyzer.on_tls.append(self.tls)
 
     def _matches(self, a: Association | None) -> bool:
         if self.ae is None:
@@ -106,9 +110,20 @@ class LiveFeed:
         self.by_status[cat or "no response"] = self.by_status.get(cat or "no response", 0) + 1
         self.out.transaction(t, a)
 
+    def tls(self, s: Any) -> None:
+        """A TLS connection ended (analysis/tls.py TLSSession): one line unless --ae (it has
+        no AE titles; a decrypted association is shown as such)."""
+        self._tick(s.end)
+        if self.ae is not None and s.association is None:
+            return
+        self.tls_counts.add(s)
+        self.out.tls(s)
+
     def finding(self, f: Finding) -> None:
         aid = f.association
         if aid is None:
+            if f.tls is not None and self.ae is not None:
+                return  # a TLS connection's: it has no AE titles
             self._emit_finding(f, None)
             return
         if aid in self.hidden:
@@ -148,7 +163,7 @@ class LiveFeed:
                 "transactions": sum(self.by_status.values()),
                 "transactions_by_status": dict(sorted(self.by_status.items())),
                 "findings": sum(self.by_severity.values()),
-                "by_severity": self.by_severity}
+                "by_severity": self.by_severity, "tls": self.tls_counts.record()}
 
 
 # -- the terminal ----------------------------------------------------------------------------
@@ -262,6 +277,25 @@ class ConsoleOutput:
         if f.association is not None:
             self._printed.setdefault(f.association, []).append((f, len(f.message)))
 
+    def tls(self, s: Any) -> None:
+        """One line per TLS connection as it ends (a decrypted association has its own)."""
+        from .tls import OUTCOME_STYLE, OUTCOME_WORDS
+
+        parts = [("TLS", "bold"), (f"{s.client} -> {s.server}", ""),
+                 (OUTCOME_WORDS.get(s.outcome, s.outcome), OUTCOME_STYLE.get(s.outcome, "")),
+                 (" ".join(x for x in (s.version, s.cipher_suite) if x) or "no version agreed",
+                  "")]
+        if s.sni:
+            parts.append((f"SNI {s.sni}", "dim"))
+        if s.association is not None:
+            parts.append((f"association #{s.association}", "dim"))
+        if s.http_connection is not None:
+            parts.append((f"HTTP connection #{s.http_connection}", "dim"))
+        for al in s.alerts[:2]:
+            if al["level"] == "fatal":
+                parts.append((f"{al['by']} alert {al['description']}", "bold red"))
+        self._line(s.end, None, *parts)
+
     def association_end(self, a: Association) -> None:
         for f, shown in self._printed.pop(a.id, ()):
             more = f.message[shown:].lstrip(" ;.")
@@ -328,6 +362,11 @@ class ConsoleOutput:
                 a.append(", ")
             a.append(f"{n} {s}", style=SEVERITY_STYLE[s] if n else "dim")
         c.print(a, soft_wrap=True)
+        tls = rec.get("tls") or {}
+        if tls.get("connections"):
+            c.print(Text(f"{tls['connections']} TLS connection(s) (" + ", ".join(
+                f"{n} {k.replace('_', ' ')}" for k, n in sorted(tls["outcomes"].items()))
+                + ")"), soft_wrap=True)
         if rec.get("ae_filter"):
             c.print(Text(f"(associations with AE title {', '.join(rec['ae_filter'])} only; "
                          f"{rec['ignored_associations']} other(s) not shown)", style="dim"),
@@ -394,9 +433,17 @@ class JsonOutput:
 
     def finding(self, f: Finding, a: Association | None, clock: float | None) -> None:
         """Capture findings now; an association's findings with its record, because the
-        findings rules complete their messages when the association ends."""
-        if f.association is None:
+        findings rules complete their messages when the association ends (a TLS connection's
+        findings with its record too)."""
+        if f.association is None and f.tls is None:
             self._write(f.to_record())
+
+    def tls(self, s: Any) -> None:
+        """A TLS connection's record, then its findings, as ``analyze --json`` writes them."""
+        self._write(s.to_record())
+        for f in s.findings:
+            if f.association is None:
+                self._write(f.to_record())
 
     def association_end(self, a: Association) -> None:
         self._write(a.to_record())

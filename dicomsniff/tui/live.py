@@ -80,7 +80,7 @@ class LiveSource:
         from .feed import _analyzer
 
         analyzer = _analyzer(options.port, limits=options.limits, rules=options.rules,
-                             keep=False)
+                             keep=False, tls_keylog=options.tls_keylog)
         return cls(LiveRun(options, analyzer=analyzer, quiet=True, wrap=wrap), label)
 
     # -- the feed thread ----------------------------------------------------------------------
