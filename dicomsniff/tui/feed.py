@@ -38,6 +38,7 @@ class Batch:
     web: list[tuple[Any, Any]] = field(default_factory=list)
     web_ended: list[Any] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)  # journey records, released
+    tls: list[Any] = field(default_factory=list)  # TLS connections ended (TLSSession)
     progress: tuple[int, int] | None = None  # bytes read, total (0: unknown)
     finished: bool = False
     error: str | None = None  # the capture is damaged part-way, or the source failed
@@ -45,7 +46,7 @@ class Batch:
 
     def __bool__(self) -> bool:
         return bool(self.started or self.ended or self.transactions or self.findings
-                    or self.web or self.web_ended or self.studies or self.progress
+                    or self.web or self.web_ended or self.studies or self.tls or self.progress
                     or self.finished)
 
 
@@ -67,6 +68,7 @@ class Collector:
         analyzer.on_association.append(self.association_ended)
         analyzer.on_transaction.append(self.transaction)
         analyzer.on_finding.append(self.finding)
+        analyzer.on_tls.append(self.tls)
         journey = getattr(analyzer, "journey", None)
         if journey is not None:  # each study's record once it is released (its journey over)
             journey.on_study.append(self.study)
@@ -106,6 +108,10 @@ class Collector:
         rec = st.record()  # built here, in the analysis thread: a plain dict crosses over
         with self._lock:
             self._batch.studies.append(rec)
+
+    def tls(self, s: Any) -> None:
+        with self._lock:
+            self._batch.tls.append(s)
 
     def progress(self, done: int, total: int, frames: int = 0) -> None:
         """Called from the analysis thread; raises :class:`Cancelled` once the app quits."""

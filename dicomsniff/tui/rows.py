@@ -115,7 +115,8 @@ def finding_cells(f: Finding) -> tuple[list[Text], str]:
     return [
         Text(f.severity, style=SEVERITY_STYLE.get(f.severity, "")),
         Text(f.code),
-        Text(f"#{f.association}" if f.association is not None else "capture"),
+        Text(f"#{f.association}" if f.association is not None else
+             f"T{f.tls}" if f.tls is not None else "capture"),
         Text(str(f.frame) if f.frame is not None else "-"),
         Text(f.shown),
         Text(f.section or "", style="dim"),

@@ -73,6 +73,50 @@ def summarize(a: Association, ended: bool) -> Summary:
                    a.bytes["requestor"] + a.bytes["acceptor"], ops_text)
 
 
+TLS_ID_BASE = 1 << 40
+
+
+class TLSRow:
+    """One TLS connection in the associations list."""
+
+    __slots__ = ("session", "id", "tls_id", "start", "end", "duration", "client", "server",
+                 "outcome", "findings", "transactions", "bytes", "calling_ae", "called_ae",
+                 "abort", "midstream", "state")
+
+    def __init__(self, s: Any) -> None:
+        self.session = s
+        self.tls_id = s.id
+        self.id = TLS_ID_BASE + s.id
+        self.start, self.end = s.start, s.end
+        self.duration = None if s.start is None or s.end is None else s.end - s.start
+        self.client, self.server = s.client, s.server
+        self.outcome = s.outcome
+        self.findings = list(s.findings or ())
+        self.transactions: tuple = ()
+        self.bytes = {"requestor": (s.bytes or {}).get("client", 0),
+                      "acceptor": (s.bytes or {}).get("server", 0)}
+        self.calling_ae = self.called_ae = None
+        self.abort = None
+        self.midstream = bool(s.midstream)
+        sev = {f.severity for f in self.findings}
+        if s.outcome == "handshake_failed" or "error" in sev:
+            self.state = FAILURE
+        elif "warning" in sev or s.outcome == "encrypted":
+            self.state = WARNING
+        else:
+            self.state = SUCCESS if s.outcome == "decrypted" else OPEN
+
+    def what(self) -> str:
+        """The Operations cell: version and suite, or the fatal alert that ended it."""
+        s = self.session
+        fatal = next((a for a in s.alerts or () if a["level"] == "fatal"), None)
+        if fatal is not None:
+            return f"{fatal['description']} ({fatal['by']})"
+        if s.http_connection is not None:
+            return f"{s.version} HTTPS (HTTP #{s.http_connection})"
+        return " ".join(x for x in (s.version, s.cipher_suite) if x) or "no TLS answer"
+
+
 @dataclass
 class Store:
     """Associations and findings seen so far, in capture order of their start."""
@@ -82,6 +126,8 @@ class Store:
     findings: list[Finding] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)  # the journey's study records
     summaries: dict[int, Summary] = field(default_factory=dict)
+    # TLS connections that gave no association (tui/tlsrows.py), by their row id
+    tls: dict[int, Any] = field(default_factory=dict)
     progress: tuple[int, int] | None = None
     finished: bool = False
     error: str | None = None
@@ -103,6 +149,12 @@ class Store:
             changed.add(a.id)
         for a in batch.ended:
             self.ended.add(a.id)
+        if batch.tls:
+            for s in batch.tls:
+                if s.association is None:  # a decrypted association is a row of its own
+                    row = TLSRow(s)
+                    self.tls[row.id] = row
+                    new.append(row)  # type: ignore[arg-type]
         for t in batch.transactions:
             changed.add(t.association)
         for f in batch.findings:

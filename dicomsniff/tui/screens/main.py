@@ -15,6 +15,7 @@ from textual.widgets import Footer, ProgressBar, Static
 
 from ...model import Association
 from ..rows import ASSOCIATION_COLUMNS, association_cells, association_sort_key
+from ..tlsrows import TLSRow, tls_cells
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
@@ -77,6 +78,8 @@ class MainScreen(FilterSearch, Screen):
         return self.query_one("#associations", VirtualTable)
 
     def _cells(self, a: Association) -> tuple[list[Text], str]:
+        if isinstance(a, TLSRow):
+            return tls_cells(a)
         return association_cells(a, app_of(self).store)
 
     def on_mount(self) -> None:
@@ -95,7 +98,8 @@ class MainScreen(FilterSearch, Screen):
         """Filter and sort every association again (filter or sort changed)."""
         app = app_of(self)
         f = app.filter
-        rows = [a for a in app.store.associations.values() if f.empty or f.matches(a)]
+        rows = [a for a in (*app.store.associations.values(), *app.store.tls.values())
+                if f.empty or f.matches(a)]
         self.table.set_rows(self._sort(rows))
         self._last_sort = time.monotonic()
         self._pending_sort = False
@@ -136,6 +140,8 @@ class MainScreen(FilterSearch, Screen):
         s = Text()
         s.append(f" {len(t.rows)} shown", style="bold")
         s.append(f" of {len(store.associations)} associations")
+        if store.tls:
+            s.append(f" + {len(store.tls)} TLS connection(s)", style="magenta")
         if t.marks:
             s.append(f" · {len(t.marks)} marked", style="magenta")
         if store.findings:
@@ -168,11 +174,22 @@ class MainScreen(FilterSearch, Screen):
 
     def action_open(self) -> None:
         sel = self.selected()
-        if sel:
-            app_of(self).open_ladder([a.id for a in sel])
+        assocs = [a for a in sel if not isinstance(a, TLSRow)]
+        if assocs:
+            app_of(self).open_ladder([a.id for a in assocs])
+        elif sel:
+            self._open_tls(sel[0])
+
+    def _open_tls(self, row: TLSRow) -> None:
+        from .tls import TLSScreen
+
+        self.app.push_screen(TLSScreen(row))
 
     @on(VirtualTable.Activated, "#associations")
     def _activated(self, event: VirtualTable.Activated) -> None:
+        if isinstance(event.row, TLSRow):
+            self._open_tls(event.row)
+            return
         app_of(self).open_ladder([event.row.id])
 
     @on(VirtualTable.HeaderClicked, "#associations")
@@ -220,7 +237,8 @@ class MainScreen(FilterSearch, Screen):
         """The marked rows, else every row shown (the filter's result), never just the one
         under the cursor: the dialog names what it will write."""
         t = self.table
-        app_of(self).open_export(t.marked_rows() or list(t.rows))
+        rows = t.marked_rows() or list(t.rows)  # TLS rows have no DICOM to export
+        app_of(self).open_export([a for a in rows if not isinstance(a, TLSRow)])
 
     def list_widget(self) -> VirtualTable:
         return self.table
