@@ -49,6 +49,16 @@ _PROBLEM_CODES = {"RECORD-MALFORMED": codes.TLS_MALFORMED,
 ENCRYPTED_ALERT_SIZES = frozenset({19, 24, 26, 34})  # 2-byte alert + type + AEAD tag (16/8)
 
 
+def _resync(c: TLSConnection) -> dict[str, int] | None:
+    """What the gaps in the capture did to this connection (None: no gap)."""
+    d0, d1 = c.sides
+    if not (d0.gaps or d1.gaps):
+        return None
+    return {"gaps": d0.gaps + d1.gaps, "inside_record": d0.inside_record + d1.inside_record,
+            "resumed": d0.resumed + d1.resumed, "not_resumed": d0.not_resumed + d1.not_resumed,
+            "records_skipped": d0.records_skipped + d1.records_skipped}
+
+
 def _iso(d: _dt.datetime | None) -> str | None:
     return None if d is None else d.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -61,7 +71,7 @@ class TLSSession(Record):
                "offered_cipher_suites", "resumed", "hello_retry_request", "hello_retry_group",
                "certificate_requested", "client_certificate_sent", "certificates", "alerts",
                "outcome", "decrypted", "association", "bytes", "application_bytes", "ended_by",
-               "handshake", "findings", "keylog", "midstream", "http_connection")
+               "handshake", "findings", "keylog", "midstream", "http_connection", "resync")
     __slots__ = _fields
 
     def __init__(self, **kw: Any) -> None:
@@ -160,7 +170,8 @@ class TLSFlow:
             application_bytes={"client": c.sides[0].app_bytes, "server": c.sides[1].app_bytes},
             ended_by=ended_by, handshake=steps, findings=[],
             keylog=None if not self.keylog_given else ("found" if c.keys else "missing"),
-            midstream=self.midstream, http_connection=self.http_connection)
+            midstream=self.midstream, http_connection=self.http_connection,
+            resync=_resync(c))
         s.findings = self._findings(s, fatal, server_first, end)
         return s
 

@@ -53,7 +53,13 @@ MAX_EVENTS = 200
 MAX_ALERTS = 20
 _REC = struct.Struct("!BHH")
 
-HEADER, BODY, SKIP, LOST = 0, 1, 2, 3
+HEADER, BODY, SKIP, LOST, RESYNC = 0, 1, 2, 3, 4
+# After a gap that crosses a record boundary: how far to look for the next record header, the
+# smallest protected record (header + AEAD tag: bounds how many records the gap can hide) and
+# how many sequence numbers to try when decryption resumes (each is one AEAD/MAC check).
+RESYNC_WINDOW = 2 * (MAX_RECORD + 5) + 5
+MIN_PROTECTED_RECORD = 5 + 16
+MAX_SEQ_TRIALS = 2048
 
 
 class Step(Record):
@@ -121,7 +127,10 @@ class TLSDirection:
     __slots__ = ("conn", "side", "state", "hdr", "body", "need", "ctype", "rversion", "skip",
                  "bytes_in", "records", "app_records", "app_bytes", "plain_bytes", "hs",
                  "hs_discard", "encrypted", "protect", "secret", "finished", "lost_bytes",
-                 "decrypt_failures", "_first_app", "last_len", "last_frame", "head")
+                 "decrypt_failures", "_first_app", "last_len", "last_frame", "head",
+                 "last_ver", "rbuf", "rscan", "rlost", "gap_problem", "await_seq",
+                 "chain_broken", "gaps", "resumed", "not_resumed", "records_skipped",
+                 "inside_record")
 
     def __init__(self, conn: TLSConnection, side: int) -> None:
         self.conn, self.side = conn, side
@@ -149,6 +158,18 @@ class TLSDirection:
         self.last_len = 0  # length of the last record header seen (an encrypted alert's size)
         self.last_frame = 0
         self.head = bytearray()  # the first bytes (to say what a peer that is not TLS sent)
+        # after a gap (see gap()): the bytes searched for the next header, how far the search
+        # got, the bytes lost since the last whole record, the GAP problem (its message says
+        # how it ended), the sequence number to re-derive, the TLS 1.0 IV chain broken
+        self.last_ver: int | None = None
+        self.rbuf = bytearray()
+        self.rscan = 0
+        self.rlost = 0
+        self.gap_problem: Problem | None = None
+        self.await_seq: tuple[int, int, bool] | None = None  # see gap()
+        self.chain_broken = False
+        self.gaps = self.resumed = self.not_resumed = self.records_skipped = 0
+        self.inside_record = 0  # gaps inside one record: framing kept, that record lost
 
     # -- TCP sink ---------------------------------------------------------------------------
     def feed(self, data, frame: int, ts: float) -> None:
@@ -159,6 +180,13 @@ class TLSDirection:
         if self.state == LOST:
             self.lost_bytes += n
             return
+        if self.state == RESYNC:
+            self._resync(data, frame, ts)
+            return
+        self._consume(data, frame, ts)
+
+    def _consume(self, data, frame: int, ts: float) -> None:
+        n = len(data)
         mv = memoryview(data)
         i = 0
         while i < n:
@@ -177,6 +205,7 @@ class TLSDirection:
                     return
                 ctype, ver, length = _REC.unpack_from(self.hdr, 0)
                 self.hdr.clear()
+                self.last_ver = ver
                 if not 20 <= ctype <= 24 or ver >> 8 != 3 or length > MAX_RECORD or (
                         length == 0 and ctype != t.APPLICATION_DATA):
                     self._lose(f"not a TLS record header (type {ctype}, version 0x{ver:04X}, "
@@ -214,15 +243,154 @@ class TLSDirection:
                 return
 
     def gap(self, missing: int, frame: int, ts: float) -> None:
+        """``missing`` bytes never reached the capture. Inside one record the framing
+        survives: that record is lost (its sequence number still counted) and the next one
+        decrypts as usual. A gap that crosses a record boundary hides the next headers: the
+        bytes that follow are searched for a plausible record header (followed by another,
+        or ending where a segment ends), and decryption resumes by re-deriving the sequence
+        number (see :meth:`Protection.resume`)."""
+        if missing <= 0:
+            return
         if self.state == LOST:
             self.lost_bytes += missing
             return
-        self._lose(f"{missing} byte(s) missing from the capture: the record boundaries after "
-                   "them cannot be found, the rest of this direction is not followed",
-                   frame, missing, code="GAP")
-        inner = self.conn.inner
-        if inner is not None:
-            inner[self.side].gap(missing, frame, ts)
+        self.lost_bytes += missing
+        self.gaps += 1
+        msg = f"{missing} byte(s) missing from the capture"
+        if self.state == RESYNC:  # another hole while looking for a header
+            self.rlost += len(self.rbuf) + missing
+            self.rbuf.clear()
+            self.rscan = 0
+            if self.gap_problem is not None:
+                self.gap_problem.message += f"; {missing} more missing (frame {frame})"
+            return
+        if self.state == SKIP and missing <= self.skip:  # inside a record counted, not kept
+            self.inside_record += 1
+            self.skip -= missing
+            if not self.skip:
+                self.state = HEADER
+            self._problem_gap(msg + " inside an encrypted record: the record boundaries are "
+                              "kept", frame)
+            return
+        if self.state == BODY and missing <= self.need - len(self.body):
+            # inside a record being read: that record is lost, the framing is kept
+            rest = self.need - len(self.body) - missing
+            self.inside_record += 1
+            self._lost_record(len(self.body) + missing, frame, ts)
+            self.body.clear()
+            self.skip, self.state = rest, (SKIP if rest else HEADER)
+            self._problem_gap(msg + f" inside a record ({t.CONTENT_TYPES.get(self.ctype, '?')})"
+                              ": that record is lost, the record boundaries are kept", frame)
+            return
+        # bytes lost from the first record whose sequence number is not yet counted (the one
+        # being read, or, after a record being skipped, the next one) to the next header
+        cut_body = self.state == BODY
+        if self.state == SKIP:
+            lost = missing - self.skip
+        else:
+            lost = len(self.hdr) + len(self.body) + missing
+        self.hdr.clear()
+        self.body.clear()
+        self.hs.clear()
+        self.state = RESYNC
+        self.rbuf.clear()
+        self.rscan = 0
+        self.rlost = lost
+        protect = self.protect
+        if self.encrypted and protect is not None:
+            # (next sequence number, lost bytes; known at the header; the first lost record's
+            # header was seen: its 5 bytes are not in the lost bytes)
+            self.await_seq = (protect.seq, 0, cut_body)
+            if protect.chained_iv:
+                self.chain_broken = True
+        self._problem_gap(msg + " across a record boundary: looking for the next record "
+                          "header", frame)
+
+    def _problem_gap(self, message: str, frame: int) -> None:
+        conn = self.conn
+        self.gap_problem = Problem(self.side, "GAP", message, frame)
+        conn._event(self.gap_problem)
+
+    def _lost_record(self, lost: int, frame: int, ts: float) -> None:
+        """The record being read lost ``lost`` of its bytes (its header was seen)."""
+        protect = self.protect
+        if not self.encrypted or (self.conn.version == t.TLS13
+                                  and self.ctype != t.APPLICATION_DATA):
+            if self.ctype == t.HANDSHAKE:
+                self.hs.clear()
+            return
+        if protect is None:
+            if self.ctype == t.APPLICATION_DATA:
+                self.app_records += 1
+                self.app_bytes += self.need
+            return
+        protect.seq += 1  # the record consumed its sequence number at the sender
+        if protect.chained_iv:
+            self.chain_broken = True  # TLS 1.0: its last block, the next IV, is lost
+        if self.ctype == t.APPLICATION_DATA or self.conn.version == t.TLS13:
+            self.app_records += 1
+            self.app_bytes += self.need
+            inner = self.conn.inner
+            if inner is not None:
+                inner[self.side].gap(max(1, self.need - protect.overhead), frame, ts)
+
+    def _resync(self, data, frame: int, ts: float) -> None:
+        """RESYNC: the next plausible record header in what follows a gap."""
+        buf = self.rbuf
+        buf += data
+        n, i, ver = len(buf), self.rscan, self.last_ver
+        while i + 5 <= n:
+            ctype, v, length = _REC.unpack_from(buf, i)
+            if 20 <= ctype <= 24 and 0 < length <= MAX_RECORD and (
+                    v == ver if ver is not None else v >> 8 == 3):
+                end = i + 5 + length
+                if end == n:
+                    break  # ends where this segment ends: taken, but wait for one more
+                if end + 5 <= n:
+                    c2, v2, l2 = _REC.unpack_from(buf, end)
+                    if 20 <= c2 <= 24 and v2 == v and 0 < l2 <= MAX_RECORD:
+                        break
+                else:
+                    self.rscan = i
+                    return self._resync_bound(frame)
+            i += 1
+        else:
+            self.rscan = max(i, 0)
+            return self._resync_bound(frame)
+        # a header at i
+        self.rlost += i
+        self.lost_bytes += i
+        rest = bytes(buf[i:])
+        buf.clear()
+        self.rscan = 0
+        self.state = HEADER
+        if self.gap_problem is not None:
+            self.gap_problem.message += (f"; the next record header is {self.rlost} bytes "
+                                         f"after the last whole record (frame {frame})")
+        if self.await_seq is not None:
+            self.await_seq = (self.await_seq[0], self.rlost, self.await_seq[2])
+        else:
+            self.resumed += 1
+            if self.gap_problem is not None:
+                self.gap_problem.message += ", followed from there"
+        self._consume(rest, frame, ts)
+
+    def _resync_bound(self, frame: int) -> None:
+        if len(self.rbuf) <= RESYNC_WINDOW:
+            return
+        lost = len(self.rbuf)
+        self.rbuf.clear()
+        self.not_resumed += 1
+        if self.await_seq is not None:
+            self.await_seq = None
+            inner = self.conn.inner
+            if inner is not None:
+                inner[self.side].gap(self.rlost + lost, frame, 0.0)
+        if self.gap_problem is not None:
+            self.gap_problem.message += (f"; no record header in the {lost} bytes after it: "
+                                         "the rest of this direction is not followed")
+        self.state = LOST
+        self.lost_bytes += lost
 
     def close(self, frame: int, ts: float) -> None:
         inner = self.conn.inner
@@ -271,8 +439,16 @@ class TLSDirection:
                         self.finished = True
                     conn._event(Step(self.side, name, frame, ts, True))
                 return
+            if self.await_seq is not None or self.chain_broken:
+                got = self._resume(ctype, ver, payload, frame, ts)
+                if got is None:
+                    return
+                ctype, payload = got
+            else:
+                got = None
             try:
-                ctype, payload = self.protect.decrypt(ctype, ver, payload)
+                if got is None:
+                    ctype, payload = self.protect.decrypt(ctype, ver, payload)
             except DecryptError as exc:
                 self.decrypt_failures += 1
                 if self.decrypt_failures == 1:
@@ -311,6 +487,73 @@ class TLSDirection:
             self._handshake(payload, frame, ts)
         elif ctype == t.HEARTBEAT:
             conn._event(Step(self.side, "heartbeat", frame, ts))
+
+    def _resume(self, ctype: int, ver: int, payload: bytes, frame: int,
+                ts: float) -> tuple[int, bytes] | None:
+        """The first protected record after lost records: its sequence number by trial (and,
+        in TLS 1.3, the next traffic secret, in case a KeyUpdate was lost). None: this record
+        is not decrypted (told to the inner stream as a gap)."""
+        protect = self.protect
+        assert protect is not None
+        inner = self.conn.inner
+        problem = self.gap_problem
+        if self.chain_broken:
+            # TLS 1.0 CBC: this record's IV was the lost record's last block. It cannot be
+            # read; its own last block is the next record's IV.
+            self.chain_broken = False
+            protect.resume_iv(payload)
+            if self.await_seq is None:
+                protect.seq += 1
+            else:
+                before, lost, seen = self.await_seq
+                self.await_seq = (before, lost + 5 + len(payload), seen)
+            if problem is not None:
+                problem.message += ("; TLS 1.0 CBC: the record after the loss cannot be "
+                                    "decrypted (its IV was in the lost bytes)")
+            if inner is not None:
+                inner[self.side].gap(max(1, len(payload) - protect.overhead), frame, ts)
+            return None
+        before, lost, seen = self.await_seq if self.await_seq is not None else (
+            protect.seq, 0, False)
+        self.await_seq = None
+        records = self.app_records or 1
+        avg = (self.app_bytes / records if self.app_records else 1024.0) + 5
+        lo = before + 1
+        hi = before + lost // MIN_PROTECTED_RECORD + 1
+        guess = before + max(1, round(lost / avg))
+        got = protect.resume(ctype, ver, payload, guess, lo, hi, MAX_SEQ_TRIALS)
+        how = ""
+        if got is None and self.conn.version == t.TLS13 and self.secret and self.conn.suite:
+            secret = next_traffic_secret(self.conn.suite.prf, self.secret)
+            nxt = Protection.tls13(self.conn.suite, secret)
+            got = nxt.resume(ctype, ver, payload, 0, 0, hi - lo, MAX_SEQ_TRIALS)
+            if got is not None:
+                self.protect, self.secret, protect = nxt, secret, nxt
+                how = " with the next traffic secret (a KeyUpdate was in the lost bytes)"
+        if got is None:
+            self.not_resumed += 1
+            if problem is not None:
+                problem.message += (f"; decryption cannot resume: no record sequence number "
+                                    f"from {lo} to {hi} authenticates the next record "
+                                    f"({min(hi - lo + 1, MAX_SEQ_TRIALS)} tried); the rest of "
+                                    "this direction is counted, not decrypted")
+            self.protect = None
+            if inner is not None:
+                inner[self.side].gap(max(1, lost), frame, ts)
+            if ctype == t.APPLICATION_DATA:
+                self._app_counted(len(payload), frame, ts)
+            return None
+        skipped = protect.seq - 1 - before
+        self.resumed += 1
+        self.records_skipped += skipped
+        if problem is not None:
+            problem.message += (f"; decryption resumed at record sequence number "
+                                f"{protect.seq - 1}{how} ({skipped} record(s) lost)")
+        if inner is not None:
+            headers = skipped - (1 if seen else 0)  # in the lost bytes
+            inner[self.side].gap(max(1, lost - skipped * protect.overhead - 5 * headers),
+                                 frame, ts)
+        return got
 
     def _handshake(self, payload: bytes, frame: int, ts: float) -> None:
         if self.hs_discard:

@@ -220,6 +220,74 @@ class Protection:
         return data
 
 
+    # -- after records were lost (a gap in the capture) ---------------------------------------
+    def resume(self, ctype: int, version: int, payload: bytes, guess: int, lo: int, hi: int,
+               max_trials: int) -> tuple[int, bytes] | None:
+        """Decrypt the first record seen after lost records, whose sequence number is unknown:
+        it lies in ``[lo, hi]`` and is probably near ``guess``. The sequence number enters every
+        record's nonce or MAC (RFC 5246 6.2.3, RFC 8446 5.3), so it is found by trial, the
+        authentication tag (or MAC) telling the right one; at most ``max_trials`` tries. An
+        explicit GCM/CCM nonce is tried first: OpenSSL and most stacks send the sequence
+        number there. On success ``seq`` follows on from the record found; None when no
+        number in range authenticates it (``seq`` is left as it was).
+
+        TLS 1.0 CBC cannot resume on this record: its IV is the last ciphertext block of the
+        previous record, which was lost. ``resume_iv`` takes this record's last block as the
+        next IV and the caller tries again on the next record."""
+        order: list[int] = []
+        if (self.version != TLS13 and self._aead is not None
+                and not self.suite.cipher.startswith("CHACHA20") and len(payload) >= 8):
+            explicit = int.from_bytes(payload[:8], "big")
+            if lo <= explicit <= hi:
+                order.append(explicit)
+        guess = min(max(guess, lo), hi)
+        k = 0
+        while len(order) < max_trials and (guess - k >= lo or guess + k <= hi):
+            for seq in (guess + k, guess - k) if k else (guess,):
+                if lo <= seq <= hi and seq not in order[:1]:
+                    order.append(seq)
+            k += 1
+        saved_iv = self._iv
+        for seq in order[:max_trials]:
+            self._iv = saved_iv
+            try:
+                if self.version == TLS13:
+                    got = self._tls13(payload, seq)
+                elif self._aead is not None:
+                    got = ctype, self._aead12(ctype, version, payload, seq)
+                else:
+                    got = ctype, self._mac_cipher(ctype, version, payload, seq)
+            except DecryptError:
+                continue
+            self.seq = seq + 1
+            return got
+        self._iv = saved_iv
+        return None
+
+    @property
+    def overhead(self) -> int:
+        """Bytes a record adds to its plaintext (CBC: IV, MAC and an average padding)."""
+        if self.version == TLS13:
+            return self._tag + 1  # and the content type (padding, rare, not counted)
+        if self._aead is not None:
+            return self._tag + (0 if self.suite.cipher.startswith("CHACHA20") else 8)
+        mac = _HASH_LEN[self.suite.mac]  # type: ignore[index]
+        if not self._block:
+            return mac
+        return (self._block if self.version > TLS10 else 0) + mac + self._block // 2
+
+    @property
+    def chained_iv(self) -> bool:
+        """TLS 1.0 CBC: each record's IV is the previous record's last ciphertext block."""
+        return self._aead is None and bool(self._block) and self.version <= TLS10
+
+    def resume_iv(self, payload: bytes) -> None:
+        """TLS 1.0 CBC after a loss: this record (undecryptable) gives the next one's IV."""
+        body = payload[:len(payload) - _HASH_LEN[self.suite.mac]] if self._etm else payload
+        if len(body) >= self._block:
+            self._iv = bytes(body[-self._block:])
+
+
 class NullUnverified:
     """A NULL-cipher suite without keys: the plaintext travels in clear, followed by its MAC,
     which cannot be checked without the MAC key (RFC 5246 6.2.3.1). Used so that the retired
@@ -237,6 +305,22 @@ class NullUnverified:
         if len(payload) < self.mac_len:
             raise DecryptError("record shorter than its MAC")
         return ctype, payload[:len(payload) - self.mac_len]
+
+    chained_iv = False
+
+    @property
+    def overhead(self) -> int:
+        return self.mac_len
+
+    def resume(self, ctype: int, version: int, payload: bytes, guess: int, lo: int, hi: int,
+               max_trials: int) -> tuple[int, bytes] | None:
+        """In clear: nothing to find (the unchecked MAC does not need the number)."""
+        try:
+            got = self.decrypt(ctype, version, payload)
+        except DecryptError:
+            return None
+        self.seq = guess + 1
+        return got
 
 
 def _triple_des(key: bytes):

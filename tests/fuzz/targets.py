@@ -871,6 +871,7 @@ class TLSCase(NamedTuple):
     cuts: list[int]  # split points applied to every chunk
     keys: bool  # with the transcript's key log
     small_caps: bool  # a 600-byte handshake message cap
+    holes: tuple = ()  # (chunk index, offset, length): bytes lost, told to the side as a gap
 
 
 class _SinkRecorder(_Recorder):
@@ -891,13 +892,25 @@ def _tls_run(case: TLSCase):
     recs = (_SinkRecorder(), _SinkRecorder())
     conn = tc.TLSConnection(kl, inner=lambda c: recs,
                             max_handshake=600 if case.small_caps else tc.DEFAULT_MAX_HANDSHAKE)
+    holes = {i: (off, n) for i, off, n in case.holes}
     for i, (side, data) in enumerate(case.chunks):
         d = conn.sides[side & 1]
-        for piece in chunks(data, case.cuts):
-            if piece:
-                d.feed(piece, i + 1, float(i))
-            assert len(d.body) <= tc.MAX_RECORD, "record buffer over a record"
-            assert len(d.hs) <= conn.max_handshake + tc.MAX_RECORD + 4, "handshake buffer grows"
+        after = b""
+        if i in holes and data:  # bytes lost from the capture: a gap, then the rest
+            off, n = holes[i]
+            off %= len(data)
+            n = max(1, n % (len(data) - off + 1))
+            data, after = data[:off], data[off + n:]
+        for part, gap in ((data, i in holes), (after, False)):
+            for piece in chunks(part, case.cuts):
+                if piece:
+                    d.feed(piece, i + 1, float(i))
+                assert len(d.body) <= tc.MAX_RECORD, "record buffer over a record"
+                assert len(d.hs) <= conn.max_handshake + tc.MAX_RECORD + 4, \
+                    "handshake buffer grows"
+                assert len(d.rbuf) <= tc.RESYNC_WINDOW + len(piece), "resync buffer grows"
+            if gap:
+                d.gap(holes[i][1] % 5000 + 1, i + 1, float(i))
     for d in conn.sides:
         d.close(len(case.chunks), 0.0)
     return conn, recs
@@ -920,7 +933,7 @@ def check_tls(case: TLSCase) -> None:
         plain = sum(len(v) for k, v in r.items if k == "data")
         assert plain <= conn.sides[side].app_bytes, "more plaintext than ciphertext"
     original = tls_seeds.load()[case.seed % len(tls_seeds.load())][1]
-    if case.chunks == original and not case.small_caps:
+    if case.chunks == original and not case.small_caps and not case.holes:
         whole, wrecs = _tls_run(case._replace(cuts=[]))
         assert [r.items for r in recs] == [r.items for r in wrecs], "depends on split points"
         assert not [e for e in conn.events if isinstance(e, tc.Problem)], conn.events
@@ -940,8 +953,12 @@ def tls_strategy(draw: st.DrawFn) -> TLSCase:
         chunks_ = chunks_[:draw(st.integers(0, len(chunks_)))]
     if draw(st.integers(0, 9)) == 0:
         chunks_ = [(draw(st.integers(0, 1)), draw(st.binary(max_size=300)))]
+    holes = ()
+    if draw(st.integers(0, 2)) == 0:
+        holes = tuple((draw(st.integers(0, len(chunks_))), draw(st.integers(0, 20000)),
+                       draw(st.integers(1, 20000))) for _ in range(draw(st.integers(1, 3))))
     return TLSCase(seed, chunks_, draw(split_points(400)), draw(st.booleans()),
-                   draw(st.booleans()))
+                   draw(st.booleans()), holes)
 
 
 def tls_from_bytes(data: bytes) -> TLSCase:
@@ -952,7 +969,10 @@ def tls_from_bytes(data: bytes) -> TLSCase:
         i = r.u8() % len(chunks_)
         chunks_[i] = (chunks_[i][0], r.mutate(chunks_[i][1], 4))
     cuts = sorted(r.uint(2) % 401 for _ in range(r.u8() % 8))
-    return TLSCase(seed, chunks_, cuts, bool(r.u8() & 1), bool(r.u8() & 1))
+    keys, small = bool(r.u8() & 1), bool(r.u8() & 1)
+    holes = tuple((r.u8() % max(1, len(chunks_)), r.uint(2), r.uint(2) + 1)
+                  for _ in range(r.u8() % 3))
+    return TLSCase(seed, chunks_, cuts, keys, small, holes)
 
 
 # == registry ==================================================================================

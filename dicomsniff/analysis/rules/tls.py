@@ -58,5 +58,6 @@ TLS_HANDSHAKE_TOO_LARGE = code(
     "a handshake message over the size cap was skipped", origin="tls")
 TLS_GAP = code(
     "TLS-GAP", "warning", None,
-    "bytes missing from the capture inside a TLS stream: the rest of that direction is lost",
+    "bytes missing from the capture inside a TLS stream: the record lost, or the next record "
+    "header searched for and decryption resumed where the cipher allows (the message says)",
     origin="tls")
