@@ -112,3 +112,22 @@ def test_store_has_a_tls_table(tmp_path: Path) -> None:
                                             (5, "handshake_failed")]
     assert json.loads(rows[0][2])[0]["description"] == "unknown_ca"
     assert ["TLS-ALERT-FATAL", 1] in findings and ["TLS-TO-PLAIN-PORT", 5] in findings
+
+
+def test_cores_give_the_records_of_one_process() -> None:
+    """analyze -j 3: the workers decrypt with the key log, and the TLS records, decrypted
+    associations and TLS findings come out as -j 1 writes them, in the same order (the plain
+    A-ASSOCIATE-RQ to a TLS port judged in capture order, against every worker's servers)."""
+    for name in ("tls-failures", "tls-suites"):
+        argv = [sys.executable, "-m", "dicomsniff", "analyze", str(TLS / f"{name}.pcap"),
+                "--tls-keylog", str(TLS / f"{name}.keys"), "--json"]
+        one = subprocess.run([*argv, "-j", "1"], capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+        three = subprocess.run([*argv, "-j", "3"], capture_output=True, text=True,
+                               timeout=120, check=True).stdout
+        assert three == one
+        recs = [json.loads(line) for line in one.splitlines()]
+        assert [r for r in recs if r["type"] == "tls"]
+        if name == "tls-failures":
+            assert any(r.get("code") == "TLS-PLAIN-TO-TLS-PORT" and "other connections" in
+                       r["message"] for r in recs)

@@ -430,9 +430,6 @@ class TLSAnalyzer(dispatch.FlowAnalyzer):
         session = flow.finish(how, conn.last_frame or frame, conn.last_ts or ts,
                               server_first=server_first)
         host = self.host
-        if flow.conn.server_hello is not None and len(host.tls_servers) < (
-                host.limits.max_ignored):
-            host.tls_servers.add(session.server)
         tracker = self.tracker
         alone = a is None or tracker is None
         if not alone:
@@ -442,14 +439,23 @@ class TLSAnalyzer(dispatch.FlowAnalyzer):
         else:
             for f in session.findings:
                 f.tls = session.id
-        if host.keep:
-            host.tls_sessions.append(session)
-        for cb in host.on_tls:  # the connection first, then its findings (live output order)
-            cb(session)
+        tell(host, session)  # the connection first, then its findings (live output order)
         if alone:
             for f in session.findings:
                 host.emit(f)
         return a
+
+
+def tell(host: Any, session: TLSSession) -> None:
+    """A TLS connection ended: remembered (a server that answered in TLS, for
+    TLS-PLAIN-TO-TLS-PORT), kept, and handed to ``host.on_tls``. Also what the ``-j`` merge
+    calls on the command's engine (parallel/local.py), in capture order."""
+    if session.version is not None and len(host.tls_servers) < host.limits.max_ignored:
+        host.tls_servers.add(session.server)
+    if host.keep:
+        host.tls_sessions.append(session)
+    for cb in host.on_tls:
+        cb(session)
 
 
 def detect(head: bytes, side: int) -> bool | None:

@@ -440,7 +440,8 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
     from ..parallel.local import note_peak_rss, replay, run_jobs
     from .args import reopener
 
-    config = {"ports": list(args.port), "limits": limits, "rules": rules}
+    config = {"ports": list(args.port), "limits": limits, "rules": rules,
+              "tls_keylog": analyzer.tls_keylog}  # every worker decrypts with the key log
     # each worker opens the capture as open_input opened it
     logs = run_jobs(reopener(args).open, capture, jobs, config, progress)
     note_peak_rss(logs)

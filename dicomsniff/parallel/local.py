@@ -277,7 +277,7 @@ class WorkerLog:
                 out.append(ev)
                 continue
             group.append(ev)
-            if kind in ("assoc", "web"):
+            if kind in ("assoc", "web") or (kind == "tls" and payload[0].association is None):
                 p = payload[0]
                 first = self.opened_at.get((p.client, p.server), p.first_frame or 0)
                 out.extend((2, first, s, k, p) for _st, _k, s, k, p in group)
@@ -295,11 +295,16 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
     from ..analysis.http import session
     from ..analysis.journey.collect import JourneyPolicy
     from ..analysis.journey.web import WebStores
+    from ..analysis.tls import PlainToTLSPort
 
     rules = an.rules
     rules.checks = []
     for hooks in (an.on_association_start, an.on_transaction):
         hooks[:] = [cb for cb in hooks if getattr(cb, "__self__", None) is not rules]
+    # a plain A-ASSOCIATE-RQ to a TLS port is judged in the parent, which sees every
+    # connection's TLS servers in capture order
+    an.on_association[:] = [cb for cb in an.on_association
+                            if not isinstance(getattr(cb, "__self__", None), PlainToTLSPort)]
     rules.on_view.append(lambda v: log.add(
         "close", v.assoc, v.ended_by, v.transport, v.datasets,
         None if v.tcp is None else (_Tcp(v.tcp[0]), _Tcp(v.tcp[1]))))
@@ -325,8 +330,17 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
         log.add("tid", n)
         return n
 
+    next_tls = an.next_tls_id
+
+    def tlsid() -> int:
+        n = next_tls()
+        log.add("tlsid", n)
+        return n
+
     an.next_association_id = aid  # type: ignore[method-assign]
     an.next_transaction_id = tid  # type: ignore[method-assign]
+    an.next_tls_id = tlsid  # type: ignore[method-assign]
+    an.on_tls.append(lambda s: log.add("tls", s))
     an.on_association_start.append(lambda a: log.add("start", a))
     an.on_transaction.append(lambda a, t: log.add("txn", a, t))
     an.on_association.append(lambda a: log.add("assoc", a))
@@ -369,7 +383,7 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
 
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
     an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
-                  rules=rules)
+                  rules=rules, tls_keylog=config.get("tls_keylog"))
     for setup in config.get("setup", ()):
         setup(an)
     filt = ConnectionFilter(index, count)
@@ -509,12 +523,15 @@ def _renumber(logs: Sequence[WorkerLog], events: list[tuple]) -> None:
     gives them: in the order they were allocated."""
     amap: dict[tuple[int, int], int] = {}
     tmap: dict[tuple[int, int], int] = {}
+    smap: dict[tuple[int, int], int] = {}  # TLS connections
     for w, ev in events:
         kind = ev[3]
         if kind == "aid":
             amap[(w, ev[4][0])] = len(amap) + 1
         elif kind == "tid":
             tmap[(w, ev[4][0])] = len(tmap) + 1
+        elif kind == "tlsid":
+            smap[(w, ev[4][0])] = len(smap) + 1
     done: set[int] = set()
 
     def finding(w: int, f: Finding) -> None:
@@ -522,6 +539,8 @@ def _renumber(logs: Sequence[WorkerLog], events: list[tuple]) -> None:
             done.add(id(f))
             if f.association is not None:
                 f.association = amap.get((w, f.association), f.association)
+            if f.tls is not None:
+                f.tls = smap.get((w, f.tls), f.tls)
 
     for w, ev in events:
         kind, payload = ev[3], ev[4]
@@ -531,6 +550,8 @@ def _renumber(logs: Sequence[WorkerLog], events: list[tuple]) -> None:
                 continue
             done.add(id(a))
             a.id = amap[(w, a.id)]
+            if a.tls is not None:
+                a.tls["id"] = smap.get((w, a.tls.get("id")), a.tls.get("id"))
             for t in a.transactions:
                 t.id = tmap.get((w, t.id), t.id)
                 t.association = a.id
@@ -552,6 +573,17 @@ def _renumber(logs: Sequence[WorkerLog], events: list[tuple]) -> None:
                     finding(w, f)
         elif kind == "finding":
             finding(w, payload[0])
+        elif kind == "tls":
+            s = payload[0]
+            if id(s) not in done:
+                done.add(id(s))
+                s.id = smap.get((w, s.id), s.id)
+                if s.association is not None:
+                    s.association = amap.get((w, s.association), s.association)
+                if s.http_connection is not None:
+                    s.http_connection = amap.get((w, s.http_connection), s.http_connection)
+                for f in s.findings or ():
+                    finding(w, f)
 
 
 def merge_logs(logs: Sequence[WorkerLog]) -> list[tuple[int, tuple]]:
@@ -562,7 +594,7 @@ def merge_logs(logs: Sequence[WorkerLog]) -> list[tuple[int, tuple]]:
     out: list[tuple[int, tuple]] = []
     seen: set[tuple] = set()
     for _key, w, ev in merged:
-        if ev[3] == "finding" and ev[4][0].association is None:
+        if ev[3] == "finding" and ev[4][0].association is None and ev[4][0].tls is None:
             f = ev[4][0]
             if ev[0] > 0 and w != 0:
                 continue  # about the file or the fragments: every worker says the same
@@ -580,6 +612,7 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     from ..analysis.http import session
     from ..analysis.journey.web import WebStores
     from ..analysis.moves import MoveLinker
+    from ..analysis.tls import tell
 
     for log in logs:
         log.resolve()
@@ -642,6 +675,8 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
             an.journey.on_cut(*payload)
         elif kind == "refused":
             rules.state.refused_attempt(*payload)
+        elif kind == "tls":
+            tell(an, payload[0])
         elif kind == "wtxn":
             info, t, heads = payload
             for ws in stows:
