@@ -134,7 +134,8 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
         "floor": [sys.executable, str(FLOOR_PY), path],
     }
     if cap.keylog is not None:  # TLS: both tools decrypt with the same key log
-        argvs["dicomsniff"][-1:-1] = ["--tls-keylog", str(cap.keylog)]
+        for tool in ("dicomsniff", "all-cores"):
+            argvs[tool][-1:-1] = ["--tls-keylog", str(cap.keylog)]
         if tshark:
             argvs["tshark"] = [tshark, "-r", path, *tshark_tls_options(cap, Path(tmpdir.name)),
                                "-Y", "dicom"]
