@@ -149,6 +149,7 @@ class Transaction(Record):
     sub_associations: list[int] = Factory(list)
     dataset_missing: int = 0
     response_lost: bool = False  # no final response, and the capture lost bytes it could be in
+    response_frames_dropped: int = 0  # responses past the cap of response_frames (counted)
 
 
     @property
@@ -195,6 +196,8 @@ class Transaction(Record):
             rec["event_type"] = self.event_type
         if self.action_type is not None:
             rec["action_type"] = self.action_type
+        if self.response_frames_dropped:
+            rec["response_frames_dropped"] = self.response_frames_dropped
         return rec
 
 
@@ -228,6 +231,9 @@ class Association(Record):
     release_frames: list[int] = Factory(list)
     transactions: list[Transaction] = Factory(list)
     findings: list[Finding] = Factory(list)
+    # reported transactions that left ``transactions`` (past the cap per association, handed to
+    # the on_retire hooks first): counted here
+    transactions_retired: int = 0
     move_transaction: int | None = None
     tls: dict[str, Any] | None = None  # TLS facts when decrypted from TLS (analysis/tls.py)
 
@@ -264,7 +270,8 @@ class Association(Record):
                           "transfer_syntax": c.transfer_syntax}
                          for c in self.contexts.values()],
             "pdus": self.pdus, "bytes": self.bytes,
-            "transactions": len(self.transactions), "findings": len(self.findings),
+            "transactions": len(self.transactions) + self.transactions_retired,
+            "findings": len(self.findings),
             "move_transaction": self.move_transaction,
             **({"tls": self.tls} if self.tls is not None else {}),
         }

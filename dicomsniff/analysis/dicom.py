@@ -56,7 +56,9 @@ class DicomAnalyzer(FlowAnalyzer):
         a.midstream = midstream
         self.assoc = a
         self.tracker = AssociationTracker(a, host.emit, host.next_transaction_id,
-                                          host.on_transaction, self._started)
+                                          host.on_transaction, self._started, host.on_retire,
+                                          lim.max_transactions, lim.max_outstanding,
+                                          lim.max_response_frames)
         self.tracker.ul = self.ul
         self.collection: Collection | None = None
         if host.policies:

@@ -51,6 +51,7 @@ from .loss import Truncation
 from .moves import MoveLinker
 from .rules import RuleConfig, RuleSet
 from .tls import PlainToTLSPort
+from .tracker import MAX_KEPT, MAX_OUTSTANDING, MAX_RESPONSE_FRAMES
 
 # Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and
 # ports as one 12-byte flow key, TCP seq, ack, data offset, flags, window: one unpack per packet
@@ -69,6 +70,11 @@ class Limits(Record):
     max_tcp_buffer: int = DEFAULT_MAX_BUFFER
     max_associate_pdu: int = 1 << 20
     detect_budget: int = 256 * 1024
+    # per association (tracker.py): transactions kept before reported ones are retired,
+    # requests followed at once, response frames listed per transaction
+    max_transactions: int = MAX_KEPT
+    max_outstanding: int = MAX_OUTSTANDING
+    max_response_frames: int = MAX_RESPONSE_FRAMES
 
 
 class Stats(Record):
@@ -130,6 +136,9 @@ class Analyzer:
         self.on_finding: list[Callable[[Finding], None]] = []
         self.on_transaction: list[Callable[[Association, Transaction], None]] = []
         self.on_association_start: list[Callable[[Association], None]] = []
+        # A reported transaction leaves association.transactions (past Limits.max_transactions
+        # in one association): take what you need of it now (docs/architecture.md).
+        self.on_retire: list[Callable[[Association, Transaction], None]] = []
         self.policies: list[CollectionPolicy] = []
         self._next_assoc = 1
         self._next_txn = 0

@@ -34,6 +34,11 @@ from .loss import SideLoss
 
 SIDES = ROLES  # side 0 is the association-requestor, side 1 the acceptor (PS3.8 7.1)
 PER_CODE_CAP = 20  # findings of one code kept per association; the rest are counted
+# Per association (docs/limits.md; Limits in engine.py): transactions kept before the reported
+# ones are retired, requests followed at once, response frames listed per transaction.
+MAX_KEPT = 1000
+MAX_OUTSTANDING = 4096
+MAX_RESPONSE_FRAMES = 1000
 
 # Severity of upper-layer problems by code prefix; everything else malformed is an error.
 _UL_SEVERITY = {"UL-STREAM-TRUNCATED": "info", "UL-PDV-ODD": "warning",
@@ -87,17 +92,29 @@ class AssociationTracker:
                  "emit_finding", "code_counts", "_txn_seq",
                  "seen_command", "midstream_leftovers", "on_transaction",
                  "started", "announced", "ul", "pdv_seen", "held_findings",
-                 "proven", "final_waiting", "loss", "rq_lost")
+                 "proven", "final_waiting", "loss", "rq_lost", "on_retire", "max_kept",
+                 "max_outstanding", "max_response_frames", "_reported", "_kept_after",
+                 "untracked", "untracked_responses", "untracked_frame")
 
     def __init__(self, assoc: Association, emit_finding: Callable[[Finding], None],
                  txn_seq: Callable[[], int],
                  on_transaction: list[Callable[[Association, Transaction], None]] | None = None,
                  started: Callable[[Association], None] | None = None,
-                 ) -> None:
+                 on_retire: list[Callable[[Association, Transaction], None]] | None = None,
+                 max_kept: int = MAX_KEPT, max_outstanding: int = MAX_OUTSTANDING,
+                 max_response_frames: int = MAX_RESPONSE_FRAMES) -> None:
         """``on_transaction``: hooks called with (association, transaction) when a request got
         its final response (data set included) or never will. ``started(association)``: once,
         when the negotiation is answered (A-ASSOCIATE-AC or -RJ) or, for an association picked
-        up mid-stream, when its first DIMSE command or data set proves it."""
+        up mid-stream, when its first DIMSE command or data set proves it.
+
+        Memory is bounded per association, not by its length (docs/limits.md): past
+        ``max_kept`` transactions, those already reported (``on_transaction``) leave
+        ``association.transactions``, each handed to ``on_retire(association, transaction)``
+        first and counted in ``association.transactions_retired``; at most
+        ``max_outstanding`` requests are followed at once (the rest are counted: a
+        CAP-OUTSTANDING finding) and ``max_response_frames`` response frames listed per
+        transaction (the rest counted in ``response_frames_dropped``)."""
         self.assoc = assoc
         self.asm = (MessageAssembler(), MessageAssembler())
         # PS3.8 9.2: both AEs' states, and the Maximum Length each announced
@@ -124,6 +141,15 @@ class AssociationTracker:
         # bytes each side sent that the capture lost, and what they carried (analysis/loss)
         self.loss: list[SideLoss | None] = [None, None]
         self.rq_lost = False  # the A-ASSOCIATE-RQ was among them: its contexts are unknown
+        self.on_retire = on_retire if on_retire is not None else []
+        self.max_kept = max_kept
+        self.max_outstanding = max_outstanding
+        self.max_response_frames = max_response_frames
+        self._reported: set[int] = set()  # id() of kept transactions already reported
+        self._kept_after = 0  # transactions kept after the last retirement (still open)
+        self.untracked = 0  # requests past max_outstanding: counted, not followed
+        self.untracked_responses = 0  # responses that may answer them
+        self.untracked_frame: int | None = None
 
     # -- findings -------------------------------------------------------------------------
     def finding(self, severity: str, code: str, message: str, frame: int | None,
@@ -468,6 +494,9 @@ class AssociationTracker:
             if t is None and self._lost_request(
                     side, f"the {service_name(cf)}-RQ (message {mid})"):
                 return
+            if t is None and self.untracked:
+                self.untracked_responses += 1  # may answer a request past the cap
+                return
             if t is None:
                 self.finding("error", "DIMSE-RSP-UNMATCHED",
                              f"{service_name(cf)}-RSP from the {SIDES[side]} answers message "
@@ -478,7 +507,10 @@ class AssociationTracker:
                              f"{service_name(cf)}-RSP answers message {mid}, a {t.command}-RQ",
                              m.frame, "PS3.7 9.3")
             status = cmd.get("Status")
-            t.response_frames.append(m.frame)
+            if len(t.response_frames) < self.max_response_frames:
+                t.response_frames.append(m.frame)
+            else:
+                t.response_frames_dropped += 1
             m.owner = t
             if not isinstance(status, int):
                 self.finding("error", "DIMSE-RSP-NO-STATUS",
@@ -503,6 +535,11 @@ class AssociationTracker:
             return
         # A request.
         mid = cmd.get("MessageID")
+        if len(self.outstanding) >= self.max_outstanding and isinstance(mid, int):
+            self.untracked += 1  # past the cap: counted, not followed (CAP-OUTSTANDING)
+            if self.untracked_frame is None:
+                self.untracked_frame = m.frame
+            return
         command = service_name(cf)
         pc = a.contexts.get(m.context_id)
         t = Transaction(
@@ -525,6 +562,7 @@ class AssociationTracker:
                              f"{command}-RQ sent on presentation context {m.context_id}, which "
                              f"{why}", m.frame, "PS3.8 9.3.5 / PS3.7 7.1")
         if t.message_id is None:
+            self._reported.add(id(t))  # nothing can answer it: nothing more to wait for
             return
         key = (side, t.message_id)
         if key in self.outstanding:
@@ -552,6 +590,9 @@ class AssociationTracker:
             if self.final_waiting.pop(id(m), None) is not None:
                 for cb in self.on_transaction:
                     cb(self.assoc, t)
+                self._reported.add(id(t))
+                if len(self.assoc.transactions) > self.max_kept + self._kept_after:
+                    self._retire()
             return
         t.request_end_time = m.end_ts
         t.dataset_bytes = m.dataset_bytes
@@ -559,6 +600,23 @@ class AssociationTracker:
         t.dataset_missing = m.dataset_missing
         if m.dataset_first_frame is not None and m.dataset_last_frame is not None:
             t.dataset_frames = (m.dataset_first_frame, m.dataset_last_frame)
+
+    def _retire(self) -> None:
+        """Past ``max_kept``: the transactions already reported leave the association (in
+        their order), handed to ``on_retire`` first; the open ones stay."""
+        a = self.assoc
+        done = self._reported
+        keep = []
+        for t in a.transactions:
+            if id(t) in done:
+                for cb in self.on_retire:
+                    cb(a, t)
+                a.transactions_retired += 1
+            else:
+                keep.append(t)
+        a.transactions = keep
+        done.clear()
+        self._kept_after = len(keep)
 
     # -- the end --------------------------------------------------------------------------
     def finish(self, how: str, frame: int | None, ts: float | None) -> None:
@@ -572,6 +630,14 @@ class AssociationTracker:
             for s, ul in enumerate(self.ul):
                 if ul.pdata_count:
                     a.pdus[SIDES[s]]["P-DATA-TF"] = ul.pdata_count
+        if self.untracked:
+            self.finding("warning", "CAP-OUTSTANDING",
+                         f"{self.untracked} request(s) arrived while {self.max_outstanding} "
+                         "were already waiting for their responses (the cap on outstanding "
+                         "requests per association): counted, not followed; "
+                         f"{self.untracked_responses} response(s) matched none of the followed "
+                         "requests and were counted with them", self.untracked_frame,
+                         "PS3.7 D.3.3.3")
         if self.midstream_leftovers:
             self.finding("info", "CAPTURE-MIDSTREAM",
                          f"the capture started inside this association: "

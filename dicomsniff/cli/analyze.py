@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = Summary()
     analyzer.on_association.append(summary.add)
+    analyzer.on_retire.append(summary.retire)  # a long association's early transactions
     web = session(analyzer)  # DICOMweb: HTTP connections told in the same story
     web.on_transaction.append(summary.add_web)
     web.on_connection.append(summary.add_http_connection)
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             writer.association(a)
 
         analyzer.on_association.append(json_association)
+        analyzer.on_retire.append(writer.retire)
         analyzer.on_finding.append(writer.finding)
         if sel.empty:  # the selection options select associations
             web.on_connection.append(writer.http_connection)
@@ -163,10 +165,14 @@ def run(args: argparse.Namespace) -> int:
 
         def csv_association(a: Any) -> None:
             sel.first_time(analyzer.stats.first_ts)
-            if sel.association(a):
+            if sel.association(a, bool(table.spool.count.get(a.id))):
                 table.association(a, sel.transactions(a))
+            else:
+                table.spool.drop(a.id)
 
         analyzer.on_association.append(csv_association)
+        analyzer.on_retire.append(lambda a, t: table.retire(a, t) if sel.transaction(t)
+                                  else None)
         analyzer.on_finding.append(lambda f: table.finding(f) if f.association is None
                                    else None)
         analyzer.on_tls.append(table.tls)  # --csv tls (as --json, whatever the selection)
@@ -174,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
     facts = None
     if store is not None:  # the store holds everything (a selection narrows what is shown)
         analyzer.on_association.append(store.association)
+        analyzer.on_retire.append(store.retire)
         analyzer.on_finding.append(store.finding)
         # ... and, as they are released, the studies; at the end, conformance as observed
         analyzer.journey.on_study.append(

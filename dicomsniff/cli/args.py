@@ -133,6 +133,12 @@ def add_limit_options(parser: argparse.ArgumentParser, title: str = "limits (mem
     lim.add_argument("--max-associate-pdu", type=positive_int, default=1 << 20,
                      metavar="BYTES",
                      help="largest A-ASSOCIATE PDU buffered (default 1 MiB)")
+    lim.add_argument("--max-transactions", type=positive_int, default=1000, metavar="N",
+                     help="transactions an association keeps in memory; past N, finished "
+                          "ones are written and let go (default 1000)")
+    lim.add_argument("--max-outstanding", type=positive_int, default=4096, metavar="N",
+                     help="requests followed at once per association while they wait for "
+                          "responses; more are counted (CAP-OUTSTANDING; default 4096)")
 
 
 def add_rule_options(parser: argparse.ArgumentParser) -> None:
@@ -189,7 +195,9 @@ def limits_from(args: argparse.Namespace) -> Limits:
     from ..analysis.engine import Limits
 
     return Limits(max_streams=args.max_streams, max_tcp_buffer=args.max_tcp_buffer,
-                  max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu)
+                  max_findings=args.max_findings, max_associate_pdu=args.max_associate_pdu,
+                  max_transactions=getattr(args, "max_transactions", 1000),
+                  max_outstanding=getattr(args, "max_outstanding", 4096))
 
 
 def rules_from(args: argparse.Namespace) -> RuleConfig:

@@ -110,7 +110,7 @@ def _merge_summaries(parts: Sequence[Any]) -> Any:
             mine.warnings += row.warnings
             mine.unanswered += row.unanswered
             mine.bytes += row.bytes
-            mine.latencies.extend(row.latencies)
+            mine.merge_latencies(row)
     return total
 
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import csv
 import datetime as _dt
+import io
 from typing import IO, Any
 
 from ..model import Association, Finding, Transaction
 from ..uids import uid_name
+from .spool import Spool
 
 TABLES = ("transactions", "findings", "associations", "tls")
 
@@ -54,7 +56,9 @@ class CsvWriter:
     def __init__(self, out: IO[str], table: str, *, local: bool = False) -> None:
         self.table = table
         self.local = local
+        self.out = out
         self.w = csv.writer(out, lineterminator="\n")
+        self.spool = Spool()  # rows of transactions a long association retired early
         cols = {"transactions": TRANSACTION_COLUMNS, "findings": FINDING_COLUMNS,
                 "associations": ASSOCIATION_COLUMNS, "tls": TLS_COLUMNS}[table]
         self.w.writerow(cols)
@@ -68,8 +72,22 @@ class CsvWriter:
             return f"{ts:.6f}"
         return when.isoformat(timespec="milliseconds")
 
+    def retire(self, a: Association, t: Transaction) -> None:
+        """``Analyzer.on_retire``: the row of a transaction leaving a long association waits
+        here for the association's end, so the rows are the same as when nothing is retired."""
+        if self.table != "transactions":
+            return
+        w, buf = self.w, io.StringIO()
+        self.w = csv.writer(buf, lineterminator="\n")
+        try:
+            self._transaction(a, t)
+        finally:
+            self.w = w
+        self.spool.add(a.id, buf.getvalue())
+
     def association(self, a: Association, txns: list[Transaction]) -> None:
         if self.table == "transactions":
+            self.spool.write_to(a.id, self.out)
             for t in txns:
                 self._transaction(a, t)
         elif self.table == "findings":
@@ -81,9 +99,9 @@ class CsvWriter:
                 a.id, a.client, a.server, a.calling_ae, a.called_ae, self._time(a.start),
                 self._time(a.end), None if a.duration is None else round(a.duration, 6),
                 a.outcome, a.source, a.reason, a.first_frame, a.last_frame,
-                len(a.transactions), len(a.findings), a.bytes.get("requestor"),
-                a.bytes.get("acceptor"), a.move_transaction, tls.get("version"),
-                tls.get("cipher_suite"))])
+                len(a.transactions) + a.transactions_retired, len(a.findings),
+                a.bytes.get("requestor"), a.bytes.get("acceptor"), a.move_transaction,
+                tls.get("version"), tls.get("cipher_suite"))])
 
     def _transaction(self, a: Association, t: Transaction) -> None:
         so = t.suboperations or {}

@@ -11,8 +11,9 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from ..model import Association, Finding
+from ..model import Association, Finding, Transaction
 from .framerefs import add_frame_refs
+from .spool import Spool
 
 
 def _dump(rec: dict[str, Any]) -> str:
@@ -32,20 +33,33 @@ class JsonLinesWriter:
         self.selection = selection if selection is not None and not selection.empty else None
         self.locate = locate
         self.records = 0
+        self.spool = Spool()  # transactions retired before their association ended
 
-    def _write(self, rec: dict[str, Any]) -> None:
+    def _line(self, rec: dict[str, Any]) -> str:
         if self.locate is not None and rec.get("type") != "summary":
             add_frame_refs(rec, self.locate)
-        self.out.write(_dump(rec))
-        self.out.write("\n")
+        return _dump(rec) + "\n"
+
+    def _write(self, rec: dict[str, Any]) -> None:
+        self.out.write(self._line(rec))
         self.records += 1
+
+    def retire(self, a: Association, t: Transaction) -> None:
+        """``Analyzer.on_retire``: a reported transaction leaves its (long) association; its
+        line waits in the spool for the association's record, so the output is the same."""
+        sel = self.selection
+        if self.findings_only or (sel is not None and not sel.transaction(t)):
+            return
+        self.spool.add(a.id, self._line(t.to_record()))
 
     def association(self, a: Association) -> None:
         sel = self.selection
-        if sel is not None and not sel.association(a):
+        if sel is not None and not sel.association(a, bool(self.spool.count.get(a.id))):
+            self.spool.drop(a.id)
             return
         if not self.findings_only:
             self._write(a.to_record())
+            self.records += self.spool.write_to(a.id, self.out)
             for t in (a.transactions if sel is None else sel.transactions(a)):
                 self._write(t.to_record())
         for f in a.findings:

@@ -24,6 +24,7 @@ from ..analysis.engine import Analyzer
 from ..analysis.summary import Summary
 from ..model import Association, Finding, Transaction
 from ..uids import uid_name
+from .spool import Spool
 from .text import CATEGORY_STYLE, OUTCOME_STYLE, SEVERITY_STYLE, summary_table
 
 _NO_DATASET = 0x0101
@@ -61,6 +62,7 @@ class LiveFeed:
 
         self.tls_counts = TLSCounts()
         analyzer.on_tls.append(self.tls)
+        analyzer.on_retire.append(self.retire)
 
     def _matches(self, a: Association | None) -> bool:
         if self.ae is None:
@@ -141,6 +143,14 @@ class LiveFeed:
         self.by_severity[f.severity] = self.by_severity.get(f.severity, 0) + 1
         self.out.finding(f, a, self.clock)
 
+    def retire(self, a: Association, t: Transaction) -> None:
+        """A long association's reported transaction leaves it (engine Limits): counted for
+        the closing summary, and the JSON output sets its record aside."""
+        if a.id in self.hidden:
+            return
+        self.summary.retire(a, t)
+        self.out.retire(a, t)
+
     def association_end(self, a: Association) -> None:
         self._tick(a.end)
         if a.id in self.hidden:
@@ -192,6 +202,7 @@ class ConsoleOutput:
         """``local``: times of day in this machine's time zone (``--localtime``)."""
         self.console = console
         self.local = local
+        self.retired: dict[int, list[int]] = {}  # association -> [transactions, successes]
         # findings printed while their association is open, with the message length printed:
         # the findings rules may complete a message when the association ends
         self._printed: dict[int, list[tuple[Finding, int]]] = {}
@@ -296,14 +307,21 @@ class ConsoleOutput:
                 parts.append((f"{al['by']} alert {al['description']}", "bold red"))
         self._line(s.end, None, *parts)
 
+    def retire(self, a: Association, t: Transaction) -> None:
+        """Counted for the association's closing line (engine Limits)."""
+        c = self.retired.setdefault(a.id, [0, 0])
+        c[0] += 1
+        c[1] += t.status_category == "Success"
+
     def association_end(self, a: Association) -> None:
         for f, shown in self._printed.pop(a.id, ()):
             more = f.message[shown:].lstrip(" ;.")
             if more:
                 self._line(a.end, a.id, (f.severity.upper(), SEVERITY_STYLE.get(f.severity, "")),
                            (f.code, "bold"), ("(continued)", "dim"), (more, ""))
-        n = len(a.transactions)
-        ok = sum(1 for t in a.transactions if t.status_category == "Success")
+        gone, ok_gone = self.retired.pop(a.id, (0, 0))
+        n = len(a.transactions) + gone
+        ok = ok_gone + sum(1 for t in a.transactions if t.status_category == "Success")
         txt = f"{n} transaction{'s' if n != 1 else ''}"
         if n:
             txt += f" ({ok} ok)" if ok == n else f" ({ok} ok, {n - ok} not)"
@@ -412,6 +430,13 @@ class JsonOutput:
         self.out = out
         self.records = 0
         self.held: dict[int, list[Transaction]] = {}
+        self.spool = Spool()  # held records of transactions a long association retired
+
+    def retire(self, a: Association, t: Transaction) -> None:
+        held = self.held.get(a.id)
+        if held and t in held:
+            held.remove(t)
+            self.spool.add(a.id, _dump(t.to_record()) + "\n")
 
     def _write(self, rec: dict[str, Any]) -> None:
         self.out.write(_dump(rec) + "\n")
@@ -447,6 +472,7 @@ class JsonOutput:
 
     def association_end(self, a: Association) -> None:
         self._write(a.to_record())
+        self.records += self.spool.write_to(a.id, self.out)
         for t in self.held.pop(a.id, ()):
             self._write(t.to_record())
         for f in a.findings:

@@ -132,7 +132,9 @@ class AnalyzeSelection:
             return list(a.transactions)
         return [t for t in a.transactions if self.transaction(t)]
 
-    def association(self, a: Association) -> bool:
+    def association(self, a: Association, retired_match: bool = False) -> bool:
+        """Keep ``a``? ``retired_match``: a transaction of it that already left
+        ``a.transactions`` (engine Limits) matched :meth:`transaction`."""
         if self.ids and a.id not in self.ids:
             return False
         if self.aes:
@@ -142,5 +144,5 @@ class AnalyzeSelection:
         if (self.since or self.until) and not self._in_window(a.start, a.end):
             return False
         if self.commands or self.statuses:
-            return any(self.transaction(t) for t in a.transactions)
+            return retired_match or any(self.transaction(t) for t in a.transactions)
         return True

@@ -156,6 +156,11 @@ class StoreWriter:
         """Any other ``--json`` record with a table (a study, a conformance AE or pair);
         ``ts``: a time of it, for its day (the capture's start will do)."""
         self._add(rec, _day(ts) or self.started.date())
+
+    def retire(self, a: Association, t: Any) -> None:
+        """``Analyzer.on_retire``: a transaction leaving a long association before it ends:
+        its row now (rows are a table: their order does not matter)."""
+        self._add(t.to_record(), _day(t.request_time) or _day(a.start))
         if self._pending >= self.batch:
             self.flush()
 

@@ -17,6 +17,7 @@ from ...model import Association, Transaction
 K = TypeVar("K")
 V = TypeVar("V")
 
+ASSOC_CAP = 16_384  # associations remembered for the cross-association rules
 # Status category -> index in a tally [success, warning, failure, unanswered].
 TALLY_INDEX = {"Success": 0, "Warning": 1, "Failure": 2, "Cancel": 2}
 
@@ -119,7 +120,10 @@ class CaptureState:
 
     def __init__(self, max_tracked: int) -> None:
         cap = max_tracked
-        self.assocs: Bounded[int, AssocMeta] = Bounded(cap)
+        # Associations are the one memory that grows with every association of a capture (80,000
+        # short ones would be 60 MB at the general cap): the sub-associations of a C-MOVE come
+        # within seconds of it, so the last ASSOC_CAP are enough (docs/limits.md).
+        self.assocs: Bounded[int, AssocMeta] = Bounded(min(cap, ASSOC_CAP))
         self.servers: Bounded[str, ServerMemory] = Bounded(cap)
         self.instances: Bounded[tuple[str, str], tuple[int, int | None, str | None]] = Bounded(
             cap)

@@ -38,6 +38,9 @@ code("TCP-SYN-IGNORED", "warning", "RFC 5961 4.2",
      "a SYN in the middle of a connection: challenged, the association went on", "tracker")
 code("CAP-TCP-BUFFER", "warning", None,
      "out-of-order data beyond --max-tcp-buffer: the hole was declared a gap", "tracker")
+code("CAP-OUTSTANDING", "warning", "PS3.7 D.3.3.3",
+     "more requests waiting for responses at once than the cap per association: the rest were "
+     "counted, not followed", "tracker")
 
 
 
