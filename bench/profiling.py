@@ -25,7 +25,7 @@ from . import corpus
 def _analyze(path: str) -> None:
     from dicomsniff.cli import main
 
-    main(["analyze", "--json", "--no-progress", "-o", "/dev/null", path])
+    main(["analyze", "--json", "-j", "1", "--no-progress", "-o", "/dev/null", path])  # one process
 
 
 def main(argv: list[str] | None = None) -> int:
