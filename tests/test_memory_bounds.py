@@ -93,6 +93,17 @@ def test_writers_give_the_same_output_when_transactions_are_retired(tmp_path: Pa
     assert kept.count("C-ECHO") >= 700 or fmt[-1] == "associations"
 
 
+def test_workers_keep_what_one_process_retires(tmp_path: Path) -> None:
+    """-j: a worker ships its associations whole, so the merge has every transaction."""
+    pcap = tmp_path / "echoes.pcap"
+    scale.write_echoes(pcap, 700)
+    one = _cli("analyze", "--json", "--no-progress", "-j", "1", "--max-transactions", "50",
+               str(pcap))
+    two = _cli("analyze", "--json", "--no-progress", "-j", "2", "--max-transactions", "50",
+               str(pcap))
+    assert two == one and one.count('"type":"transaction"') == 700
+
+
 def test_summary_counts_retired_transactions(tmp_path: Path) -> None:
     pcap = tmp_path / "echoes.pcap"
     scale.write_echoes(pcap, 500)

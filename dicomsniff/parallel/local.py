@@ -27,6 +27,7 @@ records of the capture are held until the merge (one process streams them).
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import struct
@@ -35,7 +36,7 @@ from collections.abc import Callable, Sequence
 from itertools import chain, groupby
 from typing import Any
 
-from ..analysis.engine import Analyzer
+from ..analysis.engine import Analyzer, Limits
 from ..analysis.rules.base import AssocView
 from ..model import Association, Finding
 from .shard import ConnectionFilter
@@ -382,8 +383,12 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
     from ..analysis.run import analyze_source
 
     rules = (config.get("rules") or RuleConfig())._replace(scope="local")
-    an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
-                  rules=rules, tls_keylog=config.get("tls_keylog"))
+    # A worker ships its associations whole at the merge (its memory is bounded by
+    # MAX_WORKER_RSS_KB instead): it retires none of their transactions (engine Limits).
+    limits = copy.copy(config.get("limits") or Limits())
+    limits.max_transactions = 1 << 62
+    an = Analyzer(ports=config.get("ports", ()), limits=limits, keep=False, rules=rules,
+                  tls_keylog=config.get("tls_keylog"))
     for setup in config.get("setup", ()):
         setup(an)
     filt = ConnectionFilter(index, count)
