@@ -54,8 +54,8 @@ _AFTER = 1 << 62  # events after the last frame (the end of the capture) sort af
 # A worker holds what it found until the merge (one process streams it): past this peak RSS
 # a worker gives up, and the capture is analysed by one process instead (memory stays bounded
 # by a cap, whatever the capture). Checked every _CHECK_EVERY associations.
-MAX_WORKER_RSS_KB = 512 << 10
-_CHECK_EVERY = 256
+MAX_WORKER_RSS_KB = 256 << 10
+_CHECK_EVERY = 64
 
 
 class WorkerFailed(RuntimeError):
@@ -69,7 +69,11 @@ class TooBig(Exception):
 def default_jobs() -> int:
     """The cores this process may run on that are not busy: the cores of its affinity less
     the 1-minute load average, rounded, at least one. On a machine already loaded, workers
-    only take turns on the same cores, and the merge is extra work (docs/performance.md)."""
+    only take turns on the same cores, and the merge is extra work (docs/performance.md).
+    ``$DICOMSNIFF_JOBS`` (a whole number) says it instead."""
+    env = os.environ.get("DICOMSNIFF_JOBS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -33,6 +33,7 @@ def add_jobs_option(parser: Any) -> None:
         "-j", "--jobs", type=_positive, default=None, metavar="N",
         help="analyse with N processes, each taking its share of the connections; the "
              "records are those of -j 1, in the same order. Default: the cores that are "
-             "not busy (cores less the load average), for captures of 8 MB or more; one "
+             "not busy (cores less the load average; $DICOMSNIFF_JOBS to fix it), for "
+             "captures of 8 MB or more; one "
              "process for smaller ones, for standard input, and when a process's held "
-             "records pass 512 MiB (docs/performance.md)")
+             "records pass 256 MiB (docs/performance.md)")
