@@ -46,6 +46,8 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
     # DICOM over TLS 1.3 with the client's key log (captures/tls_scenarios.py): decryption
     # speed against tshark given the same key log. Not in the default run: --only tls.
     "tls": ("tls-bulk", {}),
+    # the same peers and images in clear: what decryption costs (bench/README.md)
+    "tls-clear": ("tls-bulk-clear", {}),
 }
 #: tiny mode: bench name -> committed sample file standing in for it
 TINY = {"bulk": "store-many-associations.pcap", "chatty": "find-pending.pcap",

@@ -198,6 +198,24 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
     }
 
 
+def tls_cost(results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """What decryption costs: each tool's median on the TLS capture (``tls``, decrypting with
+    the key log) over its median on the same peers' clear twin (``tls-clear``), per MB; and
+    the ratio against tshark on each. None unless both were run."""
+    tls, clear = results.get("tls"), results.get("tls-clear")
+    if not tls or not clear:
+        return None
+    out: dict[str, Any] = {"ratio_vs_tshark": {"tls": tls.get("ratio_vs_tshark"),
+                                               "clear": clear.get("ratio_vs_tshark")}}
+    for tool in ("dicomsniff", "tshark"):
+        a = tls["tools"].get(tool, {}).get("median_s")
+        b = clear["tools"].get(tool, {}).get("median_s")
+        if a and b:
+            out[tool] = {"tls_s": a, "clear_s": b,
+                         "tls_over_clear": round((a / tls["mb"]) / (b / clear["mb"]), 2)}
+    return out
+
+
 def tshark_tls_options(cap: corpus.Capture, tmp: Path) -> list[str]:
     """tshark 4.0 decrypts with ``tls.keylog_file`` but hands the plaintext to its DICOM
     dissector only through an ``ssl_keys`` entry (server, port, protocol), whose RSA key file
@@ -485,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         "captures": results,
         "startup_s": startup,
         "targets": [] if args.tiny else targets(results, startup),
+        "tls_cost": tls_cost(results),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -105,7 +105,8 @@ def server(args: argparse.Namespace) -> None:
     ae = AE(ae_title=args.aet)
     ae.add_supported_context(Verification, ExplicitVRLittleEndian)
     ae.add_supported_context(CTImageStorage, ExplicitVRLittleEndian)
-    srv = ae.start_server((args.bind, args.port), block=False, ssl_context=_context(args, True),
+    srv = ae.start_server((args.bind, args.port), block=False,
+                          ssl_context=None if args.plain else _context(args, True),
                           evt_handlers=[(evt.EVT_C_STORE, lambda e: 0x0000)])
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
@@ -114,20 +115,22 @@ def server(args: argparse.Namespace) -> None:
 
 
 def client(args: argparse.Namespace) -> None:
-    ctx = _context(args, False)
-    ctx.keylog_filename = args.keylog
+    ctx = None if args.plain else _context(args, False)
+    if ctx is not None:
+        ctx.keylog_filename = args.keylog
     ae = AE(ae_title=args.aet)
     ae.add_requested_context(Verification, ExplicitVRLittleEndian)
     ae.add_requested_context(CTImageStorage, ExplicitVRLittleEndian)
     failed = 0
     for n in range(args.associations):
         assoc = ae.associate(args.host, args.port, ae_title=args.called,
-                             tls_args=(ctx, args.sni))
+                             tls_args=None if ctx is None else (ctx, args.sni))
         out: dict[str, Any] = {"association": n + 1, "established": assoc.is_established}
-        if assoc.is_established:
+        if assoc.is_established and ctx is not None:
             sock = assoc.dul.socket.socket
             out.update(tls_version=sock.version(), cipher=sock.cipher()[0],
                        resumed=sock.session_reused)
+        if assoc.is_established:
             out["C-ECHO"] = [f"0x{assoc.send_c_echo().Status:04X}" for _ in range(args.echo)]
             stores = []
             for i in range(args.store):
@@ -156,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         sp.add_argument("--ciphers")
         sp.add_argument("--seclevel0", action="store_true")
         sp.add_argument("--no-etm", action="store_true")
+        sp.add_argument("--plain", action="store_true",
+                        help="no TLS (the clear twin of a TLS recording, for the benchmark)")
         if name == "server":
             sp.add_argument("--bind", default="")
             sp.add_argument("--aet", default="TLSSCP")

@@ -364,6 +364,21 @@ def tls_bulk(s: Session, p: dict[str, Any]) -> Truth:
             "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
 
 
+@scenario("tls-bulk-clear", "tls-bulk-clear.pcap",
+          "benchmark load (not committed): tls-bulk's peers and images without TLS, the "
+          "clear twin that prices decryption", sample=False, images=60, size=524288,
+          associations=3)
+def tls_bulk_clear(s: Session, p: dict[str, Any]) -> Truth:
+    c = certs(s)
+    pyserver(s, "server", TLS_PORT, c, "--plain")
+    per = max(1, p["images"] // p["associations"])
+    with s.capture():
+        lines = pyclient(s, "client", TLS_PORT, c, "--plain", "--associations",
+                         p["associations"], "--store", per, "--echo", 0, "--size", p["size"])
+    return {"server_ports": [TLS_PORT],
+            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+
+
 TLS_SCENARIOS = ["tls13-store", "tls12-resume", "tls-suites", "tls-hrr", "tls-dcmtk",
                  "tls-null", "tls-failures", "tls-orthanc"]
 _ = VERIFICATION
