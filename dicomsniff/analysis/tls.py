@@ -315,10 +315,72 @@ class KeyLogError(Exception):
     """A key log file that cannot be read (the CLI prints it as one line, exit 2)."""
 
 
-def load_keylogs(paths: list[str]) -> KeyLog | None:
-    """Every ``--tls-keylog FILE`` into one KeyLog (None when none was given)."""
+class FollowedKeyLog(KeyLog):
+    """Key log files that peers are still writing (``live --tls-keylog``): a session it has
+    no secrets for makes it read what was appended since (complete lines, at most
+    ``MAX_FOLLOW_READ`` bytes a look, at most every ``every`` seconds), so sessions
+    that start after the capture did are decrypted too. A file cut short starts over."""
+
+    __slots__ = ("offsets", "every", "_last")
+    MAX_FOLLOW_READ = 1 << 20
+
+    def __init__(self, paths: list[str], every: float = 0.005) -> None:
+        super().__init__()
+        self.offsets = dict.fromkeys(paths, 0)
+        self.every = every  # seconds between looks at the files
+        self._last = -every
+
+    def follow(self) -> bool:
+        """Read what the files gained; True if there was anything."""
+        import os
+        import time
+
+        now = time.monotonic()
+        if now - self._last < self.every:
+            return False
+        self._last = now
+        grew = False
+        for path, done in self.offsets.items():
+            try:
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size < done:  # truncated or replaced: from the start
+                        done = 0
+                    if size == done:
+                        continue
+                    f.seek(done)
+                    chunk = f.read(self.MAX_FOLLOW_READ)
+            except OSError:
+                continue
+            end = chunk.rfind(b"\n") + 1  # complete lines only: the rest is being written
+            if end:
+                self.add_lines(chunk[:end].splitlines())
+                self.offsets[path] = done + end
+                grew = True
+        return grew
+
+    def secrets(self, client_random: bytes) -> dict[str, bytes] | None:
+        got = super().secrets(client_random)
+        if got is None and self.follow():
+            got = super().secrets(client_random)
+        return got
+
+
+def load_keylogs(paths: list[str], follow: bool = False) -> KeyLog | None:
+    """Every ``--tls-keylog FILE`` into one KeyLog (None when none was given). ``follow``
+    (live): the files are followed as peers append to them, and may be empty at the start."""
     if not paths:
         return None
+    if follow:
+        fk = FollowedKeyLog(list(paths))
+        for p in paths:
+            try:
+                with open(p, "rb"):
+                    pass
+            except OSError as exc:
+                raise KeyLogError(f"cannot read key log {p}: {exc.strerror or exc}") from None
+        fk.follow()
+        return fk
     kl = KeyLog()
     for p in paths:
         try:

@@ -201,7 +201,7 @@ def options(args: argparse.Namespace) -> LiveOptions:
                        write=args.write, rotate_size=args.rotate_size,
                        rotate_time=args.rotate_time, ring=args.ring,
                        limits=limits_from(args), rules=rules_from(args),
-                       tls_keylog=keylog_from(args))
+                       tls_keylog=keylog_from(args, follow=True))
 
 
 def cmd_live(args: argparse.Namespace) -> int:

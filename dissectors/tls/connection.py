@@ -60,6 +60,7 @@ HEADER, BODY, SKIP, LOST, RESYNC = 0, 1, 2, 3, 4
 RESYNC_WINDOW = 2 * (MAX_RECORD + 5) + 5
 MIN_PROTECTED_RECORD = 5 + 16
 MAX_SEQ_TRIALS = 2048
+MAX_LATE_TRIES = 8  # key log lookups after the ServerHello (a key log still being written)
 
 
 class Step(Record):
@@ -130,7 +131,7 @@ class TLSDirection:
                  "decrypt_failures", "_first_app", "last_len", "last_frame", "head",
                  "last_ver", "rbuf", "rscan", "rlost", "gap_problem", "await_seq",
                  "chain_broken", "gaps", "resumed", "not_resumed", "records_skipped",
-                 "inside_record")
+                 "inside_record", "protected_seen")
 
     def __init__(self, conn: TLSConnection, side: int) -> None:
         self.conn, self.side = conn, side
@@ -170,6 +171,7 @@ class TLSDirection:
         self.chain_broken = False
         self.gaps = self.resumed = self.not_resumed = self.records_skipped = 0
         self.inside_record = 0  # gaps inside one record: framing kept, that record lost
+        self.protected_seen = 0  # protected records passed without keys (counted, skipped)
 
     # -- TCP sink ---------------------------------------------------------------------------
     def feed(self, data, frame: int, ts: float) -> None:
@@ -215,7 +217,11 @@ class TLSDirection:
                 self.records += 1
                 self.last_len = length
                 self.last_frame = frame
+                if (ctype == t.APPLICATION_DATA and self.encrypted and self.protect is None
+                        and not self.protected_seen and self.conn.keys is False):
+                    self.conn._late_keys(frame)  # the key log may have the session by now
                 if ctype == t.APPLICATION_DATA and self.encrypted and self.protect is None:
+                    self.protected_seen += 1
                     self._app_counted(length, frame, ts)
                     if length:
                         self.skip = length
@@ -424,6 +430,8 @@ class TLSDirection:
                 return  # RFC 8446 D.4: middlebox compatibility, no meaning
             conn._event(Step(self.side, "change_cipher_spec", frame, ts))
             self.encrypted = True
+            if conn.keys is False:
+                conn._late_keys(frame)
             self.protect = conn._pending[self.side]
             self.hs.clear()
             return
@@ -431,6 +439,7 @@ class TLSDirection:
         # (RFC 8446 5.2): an alert sent before a side switched keys travels in clear.
         if self.encrypted and (ctype == t.APPLICATION_DATA or conn.version != t.TLS13):
             if self.protect is None:
+                self.protected_seen += 1
                 if ctype == t.ALERT:
                     conn._alert(Alert(self.side, None, None, frame, ts))
                 elif ctype == t.HANDSHAKE:
@@ -666,6 +675,7 @@ class TLSConnection:
         self._pending: list[Protection | NullUnverified | None] = [None, None]
         self._app_secret: list[bytes | None] = [None, None]
         self._app_keyed = [False, False]
+        self._late_tries = 0
         self.midstream = midstream
         if midstream:
             for d in self.sides:
@@ -747,6 +757,15 @@ class TLSConnection:
             self._pending = [NullUnverified(suite), NullUnverified(suite)]
         if ch is None or self.keylog is None:
             return
+        self._use_secrets(frame)
+
+    def _use_secrets(self, frame: int, late: bool = False) -> None:
+        """The session's secrets from the key log, if it has them now. ``late``: asked again
+        after the ServerHello (a key log still being written, in a live capture): only a side
+        that has not yet sent a protected record, or a TLS 1.2 side whose protected records
+        were counted (their sequence numbers are then known), is given keys."""
+        ch, sh = self.client_hello, self.server_hello
+        assert ch is not None and sh is not None and self.keylog is not None
         secrets = self.keylog.secrets(ch.random)
         if not secrets:
             self.keys = False
@@ -766,7 +785,7 @@ class TLSConnection:
             # certificate has logged only the server's handshake secret.
             self.keys = chs is not None or shs is not None
             for d, s in zip(self.sides, (chs, shs), strict=True):
-                if s is not None:
+                if s is not None and not (late and d.protected_seen):
                     d.secret = s
                     d.protect = Protection.tls13(self.suite, s)
             return
@@ -777,3 +796,18 @@ class TLSConnection:
         self.keys = True
         self._pending = list(tls12_protections(self.suite, sh.version, master, ch.random,
                                                sh.random, bool(ch.etm and sh.etm)))
+        if late:  # a side past its ChangeCipherSpec: its next record's number is known
+            for d, p in zip(self.sides, self._pending, strict=True):
+                if d.encrypted and d.protect is None and p is not None:
+                    p.seq = d.protected_seen
+                    d.protect = p
+                    d.chain_broken = bool(d.protected_seen and p.chained_iv)
+
+    def _late_keys(self, frame: int) -> None:
+        """A session the key log had no line for: ask again (a live capture reads the key log
+        while the peer writes it; the key log re-reads its files when asked, bounded)."""
+        if (self.keys is False and self.keylog is not None and self.server_hello is not None
+                and self.client_hello is not None and self._late_tries < MAX_LATE_TRIES
+                and supported(self.suite)):
+            self._late_tries += 1
+            self._use_secrets(frame, late=True)
