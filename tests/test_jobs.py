@@ -243,3 +243,16 @@ def test_the_store_holds_what_one_process_stores(tmp_path) -> None:
         con.close()
         tables.append(got)
     assert tables[0] == tables[1] and len(tables[0]["associations"]) == 5
+
+
+@pytest.mark.parametrize("extra", [
+    ("--findings-only",), ("--csv", "transactions"), ("--csv", "findings"),
+    ("--ae", "ARCHIVE", "--status", "success"), ("--since", "+0.5s"), ("--command", "C-STORE"),
+])
+def test_selections_and_csv_are_those_of_one_process(capsys, extra) -> None:
+    files = [str(CAPTURES / "move.pcap"), str(CAPTURES / "store-concurrent.pcap")]
+    got = []
+    for jobs in ("1", "2"):
+        code = main(["analyze", *files, "-j", jobs, *extra])
+        got.append((code, capsys.readouterr().out))
+    assert got[0] == got[1] and got[0][1].strip()
