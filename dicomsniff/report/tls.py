@@ -8,14 +8,16 @@ and is wrapped in ``Text`` here, never parsed as markup.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
-
-from rich.console import Group
-from rich.padding import Padding
-from rich.rule import Rule
-from rich.text import Text
+from typing import TYPE_CHECKING, Any
 
 from ..units import size
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.text import Text
+
+# rich is imported where a block or line is drawn: ``analyze --json`` only counts (TLSCounts)
+# and would pay some 15 ms of start-up for it.
 
 # (text.py imports this module and hands its findings renderer to tls_block: no cycle)
 FATAL_STYLE = "bold red"
@@ -27,6 +29,8 @@ OUTCOME_WORDS = {"decrypted": "DECRYPTED", "encrypted": "ENCRYPTED (no key)",
 
 def association_tls_line(tls: dict[str, Any]) -> Text:
     """The line a decrypted association's block carries."""
+    from rich.text import Text
+
     t = Text(f"{tls.get('version') or 'TLS'}", style="bold")
     t.append(f" {tls.get('cipher_suite')}, decrypted")
     extra = []
@@ -44,6 +48,8 @@ def association_tls_line(tls: dict[str, Any]) -> Text:
 
 
 def _cert_line(c: dict[str, Any]) -> Text:
+    from rich.text import Text
+
     t = Text(f"{c['sent_by']} certificate: ", style="dim")
     if c.get("error"):
         t.append(c["error"], style="yellow")
@@ -57,6 +63,11 @@ def _cert_line(c: dict[str, Any]) -> Text:
 def tls_block(s: Any, findings_list: Any) -> Group:
     """A TLS connection without an association (failed, not decrypted); ``findings_list`` is
     the report's findings renderer."""
+    from rich.console import Group
+    from rich.padding import Padding
+    from rich.rule import Rule
+    from rich.text import Text
+
     head = Text()
     head.append(f"TLS #{s.id} ", style="bold")
     head.append(f"{s.client} -> {s.server}  ")
@@ -129,6 +140,8 @@ class TLSCounts:
     def headline(self) -> Text | None:
         if not self.connections:
             return None
+        from rich.text import Text
+
         t = Text(f"{self.connections} TLS connection(s)", style="bold")
         t.append(" (" + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in
                                   sorted(self.outcomes.items())) + ")")

@@ -19,17 +19,52 @@ from __future__ import annotations
 
 import hmac as _stdlib_hmac  # only compare_digest: constant-time comparison of MACs
 import struct
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from typing import Any
 
 from .tables import TLS10, TLS13, Suite
 
-_HASHES = {"SHA1": hashes.SHA1, "SHA256": hashes.SHA256, "SHA384": hashes.SHA384,
-           "MD5": hashes.MD5}
+# cryptography's primitives are bound here on first use (_load): importing them costs some
+# 35 ms and 10 MB, which every run paid at start-up, TLS in its capture or not.
+InvalidTag: Any = None
+hashes: Any = None
+hmac: Any = None
+Cipher: Any = None
+algorithms: Any = None
+modes: Any = None
+AESCCM: Any = None
+AESGCM: Any = None
+ChaCha20Poly1305: Any = None
+HKDFExpand: Any = None
+
+
+def _load() -> None:
+    global InvalidTag, hashes, hmac, Cipher, algorithms, modes, AESCCM, AESGCM  # noqa: PLW0603
+    global ChaCha20Poly1305, HKDFExpand  # noqa: PLW0603
+    if hashes is not None:
+        return
+    from cryptography.exceptions import InvalidTag as _invalid_tag
+    from cryptography.hazmat.primitives import hashes as _hashes
+    from cryptography.hazmat.primitives import hmac as _hmac
+    from cryptography.hazmat.primitives.ciphers import Cipher as _cipher
+    from cryptography.hazmat.primitives.ciphers import algorithms as _algorithms
+    from cryptography.hazmat.primitives.ciphers import modes as _modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESCCM as _aesccm
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _aesgcm
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _chacha
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand as _hkdf_expand
+
+    InvalidTag, hmac, Cipher, algorithms, modes = (_invalid_tag, _hmac, _cipher, _algorithms,
+                                                   _modes)
+    AESCCM, AESGCM, ChaCha20Poly1305, HKDFExpand = _aesccm, _aesgcm, _chacha, _hkdf_expand
+    hashes = _hashes
+
+
+def _hash(name: str) -> Any:
+    _load()
+    return getattr(hashes, name)()
+
+
+_HASHES = frozenset({"SHA1", "SHA256", "SHA384", "MD5"})
 _HASH_LEN = {"SHA1": 20, "SHA256": 32, "SHA384": 48, "MD5": 16}
 # cipher -> (key length, fixed IV length in the key block for TLS 1.2, block size or 0)
 _CIPHERS = {
@@ -56,8 +91,10 @@ def supported(suite: Suite | None) -> bool:
 # -- key derivation ----------------------------------------------------------------------------
 
 def _p_hash(name: str, secret: bytes, seed: bytes, n: int) -> bytes:
+    _load()
+
     def mac(data: bytes) -> bytes:
-        h = hmac.HMAC(secret, _HASHES[name]())
+        h = hmac.HMAC(secret, _hash(name))
         h.update(data)
         return h.finalize()
 
@@ -84,7 +121,8 @@ def hkdf_expand_label(hash_name: str, secret: bytes, label: bytes, context: byte
     """RFC 8446 7.1: HKDFExpand(secret, HkdfLabel, length); HkdfLabel is built here."""
     full = b"tls13 " + label
     info = struct.pack("!HB", length, len(full)) + full + bytes([len(context)]) + context
-    return HKDFExpand(_HASHES[hash_name](), length, info).derive(secret)
+    digest = _hash(hash_name)
+    return HKDFExpand(digest, length, info).derive(secret)
 
 
 def next_traffic_secret(hash_name: str, secret: bytes) -> bytes:
@@ -102,6 +140,7 @@ class Protection:
 
     def __init__(self, suite: Suite, version: int, key: bytes, iv: bytes,
                  mac_key: bytes = b"", etm: bool = False) -> None:
+        _load()
         self.suite, self.version, self.seq = suite, version, 0
         self._key, self._iv, self._mac_key, self._etm = key, iv, mac_key, etm
         c = suite.cipher
@@ -169,7 +208,7 @@ class Protection:
                                "record)") from None
 
     def _mac(self, seq: int, ctype: int, version: int, data: bytes) -> bytes:
-        h = hmac.HMAC(self._mac_key, _HASHES[self.suite.mac]())  # type: ignore[index]
+        h = hmac.HMAC(self._mac_key, _hash(self.suite.mac))  # type: ignore[arg-type]
         h.update(_AAD12.pack(seq, ctype, version, len(data)))
         h.update(data)
         return h.finalize()
