@@ -136,3 +136,27 @@ def test_a_dimse_only_capture_has_no_dicomweb_section() -> None:
     rc, out = run("conformance", "--format", "markdown", "--no-progress",
                   str(root / "echo.pcap"))
     assert rc == 0 and "DICOMweb" not in out
+
+
+# -- over HTTPS (the engine's TLS analyzer, --tls-keylog) ---------------------------------------
+
+def test_studies_and_conformance_read_dicomweb_inside_tls() -> None:
+    """https.pcap: dicomweb-client through stunnel to Orthanc, with the user agent's key log:
+    its STOW-RS is a store in the journey and its services are the origin server's."""
+    keys = str(WEB / "https.keys")
+    rc, out = run("studies", "--json", "--no-progress", "--tls-keylog", keys,
+                  str(WEB / "https.pcap"))
+    assert rc == 0
+    [st] = [r for r in map(json.loads, out.splitlines()) if r.get("type") == "study"]
+    assert st["instances"]["stored"] == 1 and st["patient_id"] == "DSN0001"
+    assert st["series"][0]["stored_to"] == ["STOW-RS 192.0.2.2:8443"]
+    rc, out = run("conformance", "--json", "--no-progress", "--tls-keylog", keys,
+                  str(WEB / "https.pcap"))
+    assert rc == 0
+    [srv] = [r for r in map(json.loads, out.splitlines()) if r["type"] == "dicomweb_server"]
+    assert srv["server"] == "192.0.2.2:8443"
+    assert {s["service"] for s in srv["services"]} == {"QIDO-RS", "WADO-RS", "STOW-RS"}
+    # without the key log nothing is read, and nothing is invented
+    rc, out = run("studies", "--json", "--no-progress", str(WEB / "https.pcap"))
+    assert rc == 0 and not [r for r in map(json.loads, out.splitlines())
+                            if r.get("type") == "study"]

@@ -26,6 +26,8 @@ from .args import (
     add_limit_options,
     add_port_option,
     add_rule_options,
+    add_tls_option,
+    keylog_from,
     limits_from,
     open_input,
     quiet_broken_pipe,
@@ -74,6 +76,7 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                    help="JSON Lines records instead (the contract in docs/conformance.md)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     add_port_option(p)
+    add_tls_option(p)  # DICOM over TLS and DICOMweb over HTTPS, decrypted
     add_dedup_option(p)
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     add_limit_options(p)
@@ -126,6 +129,7 @@ def build(paths: list[str], args: argparse.Namespace) -> tuple[Any, list[str], l
     from ..conformance.run import FileProblem, build_facts
     from ..sources.capture import CaptureError
 
+    keylog = keylog_from(args)  # before the captures open: a bad key log is one line, exit 2
     opened = argparse.Namespace(capture=list(paths), dedup_window=args.dedup_window,
                                 time_shift=args.time_shift)
     try:
@@ -135,7 +139,8 @@ def build(paths: list[str], args: argparse.Namespace) -> tuple[Any, list[str], l
     bar = Progress(capture, args.no_progress, "reading")
     try:
         facts, problems = build_facts(capture, ports=args.port, limits=limits_from(args),
-                                      rules=rules_from(args), progress=bar.callback)
+                                      rules=rules_from(args), progress=bar.callback,
+                                      tls_keylog=keylog)
     finally:
         bar.stop()
     if capture.single:

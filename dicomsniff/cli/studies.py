@@ -16,6 +16,7 @@ from .args import (
     add_limit_options,
     add_port_option,
     add_rule_options,
+    add_tls_option,
     positive_int,
 )
 
@@ -55,6 +56,7 @@ def add_parser(subparsers: Any) -> None:
                         "judged early (STUDY-CAP)")
     p.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     add_port_option(p)
+    add_tls_option(p)  # HTTPS: STOW-RS stores inside TLS count too
     add_limit_options(p)
     add_rule_options(p)
     inflate.add_option(p)
@@ -77,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         EXIT_UNUSABLE,
         Progress,
         finish_input,
+        keylog_from,
         limits_from,
         open_input,
         open_output,
@@ -84,12 +87,14 @@ def run(args: argparse.Namespace) -> int:
     )
 
     apply_option(args)
+    keylog = keylog_from(args)  # before the capture opens: a bad key log is one line, exit 2
     try:
         capset = open_input(args)  # the one way every subcommand opens its capture
     except CaptureError as exc:
         sys.stderr.write(f"dicomsniff: {exc}\n")
         return EXIT_UNUSABLE
-    an = Analyzer(ports=args.port, limits=limits_from(args), keep=False, rules=rules_from(args))
+    an = Analyzer(ports=args.port, limits=limits_from(args), keep=False, rules=rules_from(args),
+                  tls_keylog=keylog)
     an.journey.max_studies = max(1, args.max_studies)
     out = open_output(args.output)
     keys = set(args.study)

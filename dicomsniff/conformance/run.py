@@ -25,7 +25,8 @@ class FileProblem(Exception):
 
 def build_facts(paths: Sequence[str] | CaptureSet, *, ports: Sequence[int] = (),
                 limits: Limits | None = None, rules: Any = None,
-                progress: Callable[[int, int], None] | None = None) -> tuple[Facts, list[str]]:
+                progress: Callable[[int, int], None] | None = None,
+                tls_keylog: Any = None) -> tuple[Facts, list[str]]:
     """Facts of every capture in ``paths``; returns (facts, problems: files damaged part-way or
     unusable while others were read, one line each).
 
@@ -39,7 +40,8 @@ def build_facts(paths: Sequence[str] | CaptureSet, *, ports: Sequence[int] = (),
             capture = open_capture(list(paths))
         except CaptureError as exc:
             raise FileProblem(str(exc)) from None
-    analyzer = Analyzer(ports=ports, limits=limits, keep=False, rules=rules)
+    analyzer = Analyzer(ports=ports, limits=limits, keep=False, rules=rules,
+                        tls_keylog=tls_keylog)
     facts = Facts()
     ConformanceBuilder(capture.paths, capture.locate, facts).attach(analyzer)
     try:
