@@ -126,3 +126,23 @@ def test_wire_text_is_shown_as_typed_never_as_markup():
     assert "[bold red]evil[/] \\x1b[31m" in out.plain
     assert "[link=http://x]click[/link]" in out.plain
     assert not any(s.style and "link" in str(s.style) for s in out.spans)
+
+
+@pilot_test
+async def test_https_exchanges_are_listed_with_a_key_log():
+    """https.pcap through the engine's TLS analyzer (the user agent's key log): the same list."""
+    from dicomsniff.tui.app import DicomBrowser
+    from dicomsniff.tui.feed import FileSource
+    from dissectors.tls.keylog import KeyLog
+
+    keys = KeyLog()
+    keys.add_lines((WEB / "https.keys").read_bytes().splitlines())
+    app = DicomBrowser(FileSource(str(WEB / "https.pcap"), tls_keylog=keys))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, WebScreen))
+        await pilot.pause()
+        assert [(t.command, t.status) for t in app.screen.table.rows] == [
+            ("QIDO-RS", 200), ("WADO-RS", 200), ("WADO-RS", 200), ("STOW-RS", 200)]
+        assert "192.0.2.2:8443" in app.screen.detail.plain
