@@ -198,3 +198,18 @@ def test_json_records_of_a_retiring_run_are_complete(tmp_path: Path) -> None:
     assoc = next(r for r in recs if r["type"] == "association")
     assert assoc["transactions"] == 1200
     assert recs.index(assoc) < recs.index(txns[0])  # the association record first, as always
+
+
+def test_the_report_keeps_associations_whole(tmp_path: Path) -> None:
+    """The terminal report keeps its associations (it prints them): nothing is retired."""
+    pcap = tmp_path / "echoes.pcap"
+    scale.write_echoes(pcap, 300)
+    text = _cli("analyze", "--no-progress", "-j", "1", "--max-transactions", "10", str(pcap))
+    assert text.count("C-ECHO  msg") == 300
+    ended: list[Association] = []
+    a = Analyzer(limits=Limits(max_transactions=10))  # keep=True
+    a.on_association.append(ended.append)
+    with CaptureReader(str(pcap)) as r:
+        a.consume(r)
+    a.finish()
+    assert len(ended[0].transactions) == 300 and ended[0].transactions_retired == 0

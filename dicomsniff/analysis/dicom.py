@@ -57,8 +57,10 @@ class DicomAnalyzer(FlowAnalyzer):
         self.assoc = a
         self.tracker = AssociationTracker(a, host.emit, host.next_transaction_id,
                                           host.on_transaction, self._started, host.on_retire,
-                                          lim.max_transactions, lim.max_outstanding,
-                                          lim.max_response_frames)
+                                          # an analyzer that keeps its associations (the
+                                          # report, the TUI) keeps them whole
+                                          1 << 62 if host.keep else lim.max_transactions,
+                                          lim.max_outstanding, lim.max_response_frames)
         self.tracker.ul = self.ul
         self.collection: Collection | None = None
         if host.policies:
