@@ -409,9 +409,13 @@ class ConsoleOutput:
 # -- JSON Lines ------------------------------------------------------------------------------
 
 
+# One encoder for every record: json.dumps with these options builds a new one per call.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True, allow_nan=False,
+                           default=str).encode
+
+
 def _dump(rec: dict[str, Any]) -> str:
-    return json.dumps(rec, separators=(",", ":"), ensure_ascii=True, allow_nan=False,
-                      default=str)
+    return _ENCODE(rec)
 
 
 class JsonOutput:
