@@ -256,3 +256,23 @@ def test_selections_and_csv_are_those_of_one_process(capsys, extra) -> None:
         code = main(["analyze", *files, "-j", jobs, *extra])
         got.append((code, capsys.readouterr().out))
     assert got[0] == got[1] and got[0][1].strip()
+
+
+def test_an_interrupted_run_says_what_it_reports(monkeypatch, capsys) -> None:
+    """Ctrl-C while the workers read: they are stopped, and nothing of theirs is reported
+    (their logs are merged at the end only); stderr says so, the exit status is 130."""
+    from dicomsniff.parallel import local
+
+    real = local.run_worker
+
+    def interrupted_here(capture, index, *a, **kw):
+        if index == 0:  # the parent's own share
+            raise KeyboardInterrupt
+        return real(capture, index, *a, **kw)
+
+    monkeypatch.setattr(local, "run_worker", interrupted_here)
+    code = main(["analyze", str(CAPTURES / "move.pcap"), "--json", "-j", "2"])
+    got = capsys.readouterr()
+    assert code == 130
+    assert "-j 2 reports nothing of an interrupted run" in got.err
+    assert '"interrupted":true' in got.out.splitlines()[-1]

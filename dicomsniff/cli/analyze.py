@@ -309,8 +309,12 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
     if interrupted:
         name = "SIGTERM" if interrupted == signal.SIGTERM else "interrupted"
-        sys.stderr.write(f"dicomsniff: {name}; the report covers the {stats.frames} frames "
-                         "read\n")
+        if jobs > 1:  # the workers' logs are merged at the end only
+            sys.stderr.write(f"dicomsniff: {name}; -j {jobs} reports nothing of an "
+                             "interrupted run (-j 1 reports what was read)\n")
+        else:
+            sys.stderr.write(f"dicomsniff: {name}; the report covers the {stats.frames} "
+                             "frames read\n")
         return EXIT_INTERRUPTED if interrupted != signal.SIGTERM else 128 + signal.SIGTERM
     if capture.single and reader_error:
         sys.stderr.write(f"dicomsniff: {capture_name(args)}: capture damaged: {reader_error}"
