@@ -269,7 +269,8 @@ import pyarrow.dataset as ds
 every = []
 for d in sys.argv[1:]:
     out = {}
-    for table in ("associations", "transactions", "findings"):
+    for table in ("associations", "transactions", "findings", "studies", "conformance_aes",
+                  "conformance_pairs"):
         t = ds.dataset(d + "/" + table, format="parquet", partitioning="hive").to_table()
         rows = [{k: v for k, v in r.items() if k != "run_id"} for r in t.to_pylist()]
         out[table] = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
@@ -306,8 +307,10 @@ def test_dask_shards_write_their_own_parquet_parts(dask_address: str, tmp_path: 
     read = subprocess.run([sys.executable, "-c", PARQUET_ROWS, str(one), str(many)],
                           check=True, capture_output=True, text=True, timeout=120)
     want, got = json.loads(read.stdout)
-    for table in ("associations", "transactions", "findings"):
+    for table in ("associations", "transactions", "findings", "studies", "conformance_aes",
+                  "conformance_pairs"):
         assert got[table] == want[table], table
+    assert got["studies"] and got["conformance_aes"]
     assert any('"STUDY-' in r for r in got["findings"])  # the journey, after the merge
     (s1,), (s2,) = want["summary"], got["summary"]
     assert s2 == {k: v for k, v in s1.items() if k in s2}

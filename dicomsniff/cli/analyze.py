@@ -390,8 +390,8 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
         got = parquet_on_dask(args.dask, capture.paths, config,
                               {"parquet": args.parquet, "run_id": store.run_id,
                                "capture": store.capture, "files": store.files,
-                               "sensor": store.sensor}, workers=args.workers,
-                              progress=bar.update)
+                               "sensor": store.sensor}, files=capture.paths,
+                              workers=args.workers, progress=bar.update)
     said = set(capture.problems)
     capture.problems.extend(p for p in got.problems if p not in said)
     stats = Stats(frames=got.frames, bytes=got.bytes, first_ts=got.first_ts,
@@ -407,6 +407,8 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
     summary = got.summary
     rows = summary.table()
     store.locate = got.frame_map.locate
+    for rec in got.studies + got.conformance:  # the studies and conformance tables
+        store.record(rec, stats.first_ts)
     store.close({"frames": stats.frames, "bytes": stats.bytes,
                  "associations": summary.associations, "outcomes": summary.outcomes,
                  "findings": stats.findings, "by_severity": stats.by_severity,

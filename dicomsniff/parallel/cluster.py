@@ -78,7 +78,7 @@ def run_shard(specs: Sequence[str], index: int, count: int, config: dict[str, An
 class Merged(Record):
     _fields = ("associations", "capture_findings", "frames", "bytes", "first_ts", "last_ts",
                "ignored", "evicted", "findings_dropped", "problems", "frame_map",
-               "reader_error", "tls_sessions")
+               "reader_error", "tls_sessions", "studies")
 
     def __init__(self, **kw: Any) -> None:
         for k in self._fields:
@@ -133,9 +133,10 @@ def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None =
     for r in results:
         capture.extend(f for f in r.capture_findings
                        if r.index == 0 or not f.code.startswith(_PER_CAPTURE))
+    studies: list[dict[str, Any]] = []
     if all(r.events is not None for r in results):
         capture.extend(f for f in replay(local, ports=config.get("ports", ()),
-                                         rules=config.get("rules"))
+                                         rules=config.get("rules"), studies=studies)
                        if f.association is None)
     first = results[0]
     return Merged(
@@ -143,7 +144,8 @@ def merge_shards(results: Sequence[ShardResult], config: dict[str, Any] | None =
         first_ts=first.first_ts, last_ts=first.last_ts,
         ignored=sum(r.ignored for r in results), evicted=sum(r.evicted for r in results),
         findings_dropped=sum(r.findings_dropped for r in results), problems=first.problems,
-        frame_map=first.frame_map, reader_error=first.reader_error, tls_sessions=sessions)
+        frame_map=first.frame_map, reader_error=first.reader_error, tls_sessions=sessions,
+        studies=studies)
 
 
 @contextmanager

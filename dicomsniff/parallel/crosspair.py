@@ -151,7 +151,8 @@ class Recorder:
 
 
 def replay(shards: Sequence[tuple[dict[int, Association], dict[int, Transaction], ShardEvents]],
-           *, ports: Iterable[int] = (), rules: Any = None) -> list[Finding]:
+           *, ports: Iterable[int] = (), rules: Any = None,
+           studies: list[dict[str, Any]] | None = None) -> list[Finding]:
     """Feed the shards' events, merged into one process's order, to fresh consumers across
     host pairs working on the merged associations (``shards``: each shard's associations and
     transactions by the shard's own ids, already renumbered). Sets the C-MOVE links; adds the
@@ -169,6 +170,8 @@ def replay(shards: Sequence[tuple[dict[int, Association], dict[int, Transaction]
     ruleset = RuleSet(config, emit=found.append,
                       dicom_ports=WELL_KNOWN_PORTS | frozenset(ports))
     journey = Journey(found.append, max_tracked=config.max_tracked, disabled=config.disabled)
+    if studies is not None:  # each study's record as it is released (the store's studies)
+        journey.on_study.append(lambda st: studies.append(st.record()))
     done: set[int] = set()  # transactions whose end was replayed (id())
     now = [0]  # the frame being replayed
 

@@ -34,21 +34,31 @@ __all__ = ["PartsResult", "parquet_on_dask", "plan", "write_part"]
 class PartsResult(Record):
     _fields = ("capture_findings", "frames", "bytes", "first_ts", "last_ts", "ignored",
                "evicted", "findings_dropped", "problems", "frame_map", "reader_error",
-               "summary", "by_severity", "findings", "rows", "tls_sessions")
+               "summary", "by_severity", "findings", "rows", "tls_sessions", "studies",
+               "conformance")
 
     def __init__(self, **kw: Any) -> None:
         for k in self._fields:
             setattr(self, k, kw.get(k))
 
 
-def plan(config: dict[str, Any], *results: Any) -> dict[str, Any]:
+def plan(config: dict[str, Any], files: list[str], *results: Any) -> dict[str, Any]:
     """The merge, on a worker: per shard a patch (by position: association, then its
-    transactions), the capture-level findings and the capture's counts."""
+    transactions), the capture-level findings, the studies' records, conformance as observed
+    (``files``: the capture's, as the client names them) and the capture's counts."""
+    from ..conformance.facts import ConformanceBuilder, Facts
+    from ..conformance.views import ae_records, pair_records
     from .cluster import merge_shards
 
     order = sorted(results, key=lambda r: r.index)
     objects = [list(r.associations) for r in order]
     merged = merge_shards(order, config)
+    facts = Facts()
+    builder = ConformanceBuilder(files, merged.frame_map.locate, facts)
+    for a in sorted(merged.associations, key=lambda a: (a.last_frame or 0, a.id)):
+        builder.association(a)
+    for f in merged.capture_findings:
+        builder.finding(f)
     patches = {}
     for r, assocs in zip(order, objects, strict=True):
         patches[r.index] = [
@@ -60,7 +70,8 @@ def plan(config: dict[str, Any], *results: Any) -> dict[str, Any]:
         first_ts=merged.first_ts, last_ts=merged.last_ts, ignored=merged.ignored,
         evicted=merged.evicted, findings_dropped=merged.findings_dropped,
         problems=merged.problems, frame_map=merged.frame_map,
-        reader_error=merged.reader_error, tls_sessions=merged.tls_sessions)}
+        reader_error=merged.reader_error, tls_sessions=merged.tls_sessions,
+        studies=merged.studies, conformance=ae_records(facts) + pair_records(facts))}
 
 
 def write_part(result: Any, planned: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
@@ -115,8 +126,8 @@ def _merge_summaries(parts: Sequence[Any]) -> Any:
 
 
 def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
-                    store: dict[str, Any], *, shards: int | None = None,
-                    workers: int = 2,
+                    store: dict[str, Any], *, files: Sequence[str] = (),
+                    shards: int | None = None, workers: int = 2,
                     progress: Callable[[int, int], None] | None = None) -> PartsResult:
     """Shards on the cluster at ``address`` (``local``: a LocalCluster of ``workers``), each
     writing its Parquet part (``store``: ``parquet``, ``run_id``, ``capture``, ``files``,
@@ -130,7 +141,7 @@ def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
         futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
                              pure=False)
         wait_for(futures, progress)
-        planned = client.submit(plan, config, *futures, pure=False)
+        planned = client.submit(plan, config, list(files), *futures, pure=False)
         parts = client.gather(client.map(write_part, futures, [planned] * n, [store] * n,
                                          pure=False))
         merged = client.submit(operator.getitem, planned, "merged", pure=False).result()
