@@ -276,3 +276,19 @@ def test_an_interrupted_run_says_what_it_reports(monkeypatch, capsys) -> None:
     assert code == 130
     assert "-j 2 reports nothing of an interrupted run" in got.err
     assert '"interrupted":true' in got.out.splitlines()[-1]
+
+
+def test_records_cut_by_the_snapshot_length_are_counted_over_every_worker(
+        tmp_path: Path, capsys) -> None:
+    """Each worker counts the cut records of its own connections; the one CAPTURE-TRUNCATED
+    finding sums them, as one process counts them all."""
+    frames = [(ts, bytes(buf)) for ts, _lt, buf, _ in open_capture(
+        str(CAPTURES / "store-concurrent.pcap"))]
+    cut = [(ts, f[:96], len(f)) for ts, f in frames]
+    path = write_pcap(tmp_path / "concurrent-s96.pcap", cut)
+    want = sum(1 for _, f in frames if len(f) > 96)
+    one = outputs(capsys, path, 1)
+    assert outputs(capsys, path, 2) == one
+    found = [json.loads(x) for x in one[0].splitlines()
+             if '"CAPTURE-TRUNCATED"' in x]
+    assert len(found) == 1 and found[0]["message"].startswith(f"{want} record(s) cut")

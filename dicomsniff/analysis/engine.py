@@ -546,6 +546,12 @@ class Analyzer:
         for cb in self.on_association:
             cb(a)
 
+    def truncation_finding(self, cut: Truncation) -> None:
+        """Records the capture cut, once (``parallel`` sums its workers' into one)."""
+        text = cut.message()
+        if text is not None:
+            self.capture_finding("warning", "CAPTURE-TRUNCATED", text, cut.frames[0])
+
     def _fragment_findings(self) -> None:
         fr = self.fragments
         fr.finish(self.stats.frames)
@@ -566,9 +572,6 @@ class Analyzer:
                 "caps, or not placeable); their bytes are missing from the analysis",
                 frames[0], "RFC 791 3.2 / RFC 8200 4.5")
 
-        cut = self.truncation.message()
-        if cut is not None:
-            self.capture_finding("warning", "CAPTURE-TRUNCATED", cut, self.truncation.frames[0])
         if fr.undecodable:
             self.capture_finding(
                 "warning", "CAPTURE-UNDECODED",
@@ -581,6 +584,7 @@ class Analyzer:
         for conn in list(self.open):
             self._close(conn, "eof", conn.last_frame, conn.last_ts)
         self._fragment_findings()
+        self.truncation_finding(self.truncation)
         self.associations.sort(key=lambda a: (a.first_frame or 0))
         self.journey.finish()
         self.rules.finish()  # capture-wide rules (MPPS, commitment, refused connections)

@@ -38,6 +38,14 @@ class Truncation:
         if len(self.frames) < MAX_FRAMES:
             self.frames.append(frame)
 
+    def merge(self, other: Truncation) -> None:
+        """Add what another engine counted (one of several workers on one capture)."""
+        self.cut += other.cut
+        self.cut_bytes += other.cut_bytes
+        self.empty += other.empty
+        self.largest = max(self.largest, other.largest)
+        self.frames = sorted(self.frames + other.frames)[:MAX_FRAMES]
+
     def message(self) -> str | None:
         """The one finding's text, or None when nothing was cut."""
         if not (self.cut or self.empty):

@@ -167,6 +167,24 @@ class _Table:
         return getattr(self._inner, name)
 
 
+class _CountOnce:
+    """The engine's count of records the capture cut (analysis/loss.py Truncation): a frame
+    every worker is given is counted by worker 0 only, the others by their owner, so the
+    workers' counts add up to one process's."""
+
+    def __init__(self, inner: Any, index: int, filt: ConnectionFilter) -> None:
+        self.inner = inner
+        self._index = index
+        self._filt = filt
+
+    def record(self, frame: int, caplen: int, wire_len: int) -> None:
+        if self._index == 0 or frame != self._filt.shared_frame:
+            self.inner.record(frame, caplen, wire_len)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
 class _Fragments:
     """The engine's IP reassembly, keeping only the datagrams of this worker's connections
     (every worker is given every fragment)."""
@@ -321,6 +339,7 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
             (_Small(got[0]), got[1]) if isinstance(got, tuple) else _Header(got)),
         lambda a, m: log.add("cut", a, _Msg(m))))
     an.fragments = _Fragments(an.fragments, log.filt.owns)  # type: ignore[assignment]
+    an.truncation = _CountOnce(an.truncation, log.index, log.filt)  # type: ignore[assignment]
     an.table = _Table(an.table, log)  # type: ignore[assignment]
 
     next_aid, next_tid = an.next_association_id, an.next_transaction_id
@@ -431,7 +450,8 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
     st = an.stats
     log.stats = {"frames": st.frames, "bytes": st.bytes, "first_ts": st.first_ts,
                  "last_ts": st.last_ts, "connections": st.connections,
-                 "ignored_connections": st.ignored_connections, "evicted": st.evicted}
+                 "ignored_connections": st.ignored_connections, "evicted": st.evicted,
+                 "truncation": an.truncation.inner}  # summed by replay (_CountOnce)
     log.extra = {"reader_error": res.reader_error, "format": res.format,
                  "maxrss_kb": _maxrss_kb()}
     return log
@@ -605,6 +625,8 @@ def merge_logs(logs: Sequence[WorkerLog]) -> list[tuple[int, tuple]]:
     for _key, w, ev in merged:
         if ev[3] == "finding" and ev[4][0].association is None and ev[4][0].tls is None:
             f = ev[4][0]
+            if f.code == "CAPTURE-TRUNCATED":
+                continue  # the workers' counts, summed by replay
             if ev[0] > 0 and w != 0:
                 continue  # about the file or the fragments: every worker says the same
             sig = (f.frame, f.code, f.message)
@@ -703,6 +725,9 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     st.ignored_connections = sum(log.stats["ignored_connections"] for log in logs)
     st.evicted = sum(log.stats["evicted"] for log in logs)
     an.associations.sort(key=lambda a: (a.first_frame or 0))
+    for log in logs:  # records cut by the snapshot length: each worker counted its own
+        an.truncation.merge(log.stats["truncation"])
+    an.truncation_finding(an.truncation)
     an.journey.finish()
     rules.finish()
 

@@ -125,6 +125,7 @@ class ConnectionFilter:
         self.index = index
         self.count = count
         self.frame = 0
+        self.shared_frame = 0  # the last frame every worker is given (not a TCP segment)
         self.done = False
         self.kept = 0
         self._cache: dict[bytes, bool] = {}  # flow key -> mine, as dealt
@@ -167,4 +168,7 @@ class ConnectionFilter:
                 return self.owns(key) if mine is None else mine
         etype, off = l3_offset(linktype, buf)
         seg = tcp_segment(buf, etype, off) if off >= 0 else None
-        return seg is None or self.owns(seg[0])  # not a whole TCP segment: every worker
+        if seg is None:  # not a whole TCP segment: every worker
+            self.shared_frame = self.frame
+            return True
+        return self.owns(seg[0])
