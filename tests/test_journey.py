@@ -483,6 +483,17 @@ def test_studies_text_and_filter() -> None:
     assert all(len(line) <= 80 for line in block.splitlines())
 
 
+def test_studies_filter_by_scheduled_procedure_step() -> None:
+    """--study also takes a Scheduled Procedure Step ID: the one the MPPS changed to
+    (JSPS0009) finds the new-study-uid journey, not the clean one."""
+    p = _cli(str(JOURNEY / "journey-clean.pcap"), str(JOURNEY / "journey-new-study-uid.pcap"),
+             "--study", "JSPS0009", "--json")
+    assert p.returncode == 0, p.stderr
+    studies = [json.loads(x) for x in p.stdout.splitlines() if '"type": "study"' in x]
+    assert [s["study_instance_uid"] for s in studies] == [
+        MANIFEST["journey-new-study-uid.pcap"]["journey"]["study_instance_uid"]]
+
+
 def test_studies_bad_input_is_one_line() -> None:
     p = _cli(str(ROOT / "README.md"))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "Traceback" not in p.stderr

@@ -24,13 +24,14 @@ EPILOG = """\
 examples:
   dicomsniff studies night.pcapng                    one timeline per study
   dicomsniff studies modality.pcap archive.pcap      several captures, merged by time
-  dicomsniff studies night.pcapng --study JACC0001   one study (UID, accession or patient)
+  dicomsniff studies night.pcapng --study JACC0001   one study (UID, accession, patient, SPS)
   dicomsniff studies night.pcapng --json > s.jsonl   {"type": "study"} records
 
 Per study: scheduled (the worklist item and which AE fetched it), performed (MPPS status
 transitions), stored (instances per series, to which AE, with their statuses), committed
-(requested, succeeded, failed with the reason), available (IAN), and what does not add up
-(findings STUDY-*; print sessions and UPS workitems follow, with PRINT-* and UPS-*).
+(requested, succeeded, failed with the reason), available (IAN), one timeline per
+scheduled procedure step, and what does not add up (findings STUDY-*; print sessions and
+UPS workitems with their subscribers follow, with PRINT-* and UPS-*).
 Frame numbers count across the merged captures, in time order. docs/studies.md has more.
 """
 
@@ -48,8 +49,8 @@ def add_parser(subparsers: Any) -> None:
                    help="write JSON Lines: one study record per study, then print sessions, "
                         "workitems, the journey's findings and a summary")
     p.add_argument("--study", metavar="KEY", action="append", default=[],
-                   help="only studies whose Study Instance UID, Accession Number or Patient ID "
-                        "is KEY (repeatable)")
+                   help="only studies whose Study Instance UID, Accession Number, Patient ID "
+                        "or Scheduled Procedure Step ID is KEY (repeatable)")
     p.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     p.add_argument("--max-studies", type=positive_int, default=10_000, metavar="N",
                    help="studies followed at once (default 10000); beyond, the oldest is "
@@ -120,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
 
     def wanted(rec: dict[str, Any]) -> bool:
         return not keys or bool(keys & {rec["study_instance_uid"], rec.get("accession_number"),
-                                        rec.get("patient_id")})
+                                        rec.get("patient_id"),
+                                        *(s["sps_id"] for s in rec["procedure_steps"])})
 
     folded: set[str] = set()  # MPPS and commitment UIDs the study blocks already speak of
 
