@@ -21,8 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-TARGET_NAMES = ("analyzer", "assembler", "assoc", "capture", "cli", "command", "http", "multipart",
-                "tcp", "tls",
+TARGET_NAMES = ("analyzer", "assembler", "assoc", "capture", "cli", "command", "h2", "headers",
+                "http", "merge", "multipart", "nativexml", "part10head", "small", "tcp", "tls",
                 "ul")
 
 
