@@ -383,9 +383,6 @@ def test_syn_flood_is_one_cap_finding() -> None:
 def test_fuzz_command_knows_every_target() -> None:
     """``python -m tests.fuzz`` lists its targets without importing them (for --atheris): the
     list must name every target, or the command stops on its own consistency check."""
-    import subprocess
-    import sys
-
     out = subprocess.run([sys.executable, "-m", "tests.fuzz", "--help"], capture_output=True,
                          text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0, out.stderr[-400:]
