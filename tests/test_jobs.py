@@ -271,7 +271,13 @@ def test_an_interrupted_run_says_what_it_reports(monkeypatch, capsys) -> None:
         return real(capture, index, *a, **kw)
 
     monkeypatch.setattr(local, "run_worker", interrupted_here)
-    code = main(["analyze", str(CAPTURES / "move.pcap"), "--json", "-j", "2"])
+    import signal
+
+    before = signal.getsignal(signal.SIGTERM)
+    try:  # an interrupted analyze leaves SIGTERM ignored (it is about to exit)
+        code = main(["analyze", str(CAPTURES / "move.pcap"), "--json", "-j", "2"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
     got = capsys.readouterr()
     assert code == 130
     assert "-j 2 reports nothing of an interrupted run" in got.err
