@@ -262,3 +262,11 @@ def test_gzip_content_encoding_is_read_and_a_bomb_is_stopped() -> None:
     msgs = [f.message for f in web.findings if f.code == "DICOMWEB-CONTENT-ENCODING"]
     assert msgs and "inflates more than 64 times" in msgs[0]
     assert web.transactions[0].results is None
+
+
+def test_create_workitem_uid_from_the_query() -> None:
+    """PS3.18 11.4.1 POST /workitems{?workitem}: the query is the bare workitem UID."""
+    assert classify("POST", "/rs/workitems?1.2.840.99.1").workitem == "1.2.840.99.1"
+    assert classify("POST", "/rs/workitems?foo=1.2").workitem is None
+    assert classify("POST", "/rs/workitems?not-a-uid").workitem is None
+    assert classify("POST", "/rs/workitems?" + "1." * 40).workitem is None  # over 64

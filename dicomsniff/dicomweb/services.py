@@ -166,6 +166,11 @@ def _studies(method: str, res: list[str], params: list[tuple[str, str]],
     return WebRequest(None, f"{method} (not a PS3.18 resource)", level=level, **common)
 
 
+def _is_uid(text: str) -> bool:
+    """A PS3.5 9.1 UID: at most 64 characters, digits and dots."""
+    return 0 < len(text) <= 64 and all(c.isdigit() or c == "." for c in text)
+
+
 def _ups(method: str, res: list[str], params: list[tuple[str, str]], root: str) -> WebRequest:
     """PS3.18 11: workitems[/{uid}[/state|/cancelrequest|/subscribers/{aet}[/suspend]]]."""
     m = method.upper()
@@ -174,6 +179,10 @@ def _ups(method: str, res: list[str], params: list[tuple[str, str]], root: str) 
     common = {"workitem": uid, "params": params, "root": root, "level": "workitem"}
     if uid is None:
         if m == "POST":
+            # PS3.18 11.4.1: POST /workitems{?workitem}: the UID is the query, a bare value
+            # (it is a parameter name without a value to a query parser).
+            if params and params[0][1] == "" and _is_uid(params[0][0]):
+                common["workitem"] = params[0][0]
             return WebRequest(UPS, "Create Workitem", **common)
         if m in ("GET", "HEAD"):
             return WebRequest(UPS, "Search for Workitems", **common)

@@ -75,9 +75,13 @@ _BY_SERVICE: dict[str, dict[int, str]] = {
     UPS: {
         200: "OK",
         201: "Created: the workitem (or subscription) was created",
-        202: "Accepted: done, with a warning (see the Warning header)",
+        # PS3.18 11.8.3: a Request Cancellation accepted while the workitem's state has not
+        # changed yet (the performer decides); elsewhere, done with a Warning header.
+        202: "Accepted: the request was taken but the workitem has not changed yet (a "
+             "cancellation request the performer has still to act on), or done with a "
+             "warning (see the Warning header)",
         400: "Bad Request: the workitem data set or parameters are invalid",
-        404: "Not Found: no such workitem",
+        404: "Not Found: no such workitem (or no such subscription)",
         409: "Conflict: the workitem's state (or its Transaction UID) does not allow it",
     },
 }
