@@ -270,3 +270,14 @@ def test_create_workitem_uid_from_the_query() -> None:
     assert classify("POST", "/rs/workitems?foo=1.2").workitem is None
     assert classify("POST", "/rs/workitems?not-a-uid").workitem is None
     assert classify("POST", "/rs/workitems?" + "1." * 40).workitem is None  # over 64
+
+
+def test_instance_header_of_a_cut_part10_meta_is_unknown_not_raised() -> None:
+    """A WADO part cut by a capture gap: the group length (0002,0000) UL holds one byte.
+    pydicom raises BytesLengthException (not a ValueError); the header is unknown (found by
+    the http fuzz target, seed 0)."""
+    from dicomsniff.dicomweb.payload import instance_header
+
+    head = b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x01\x00\xce" + b"\x02\x00\x01\x00OB"
+    assert instance_header(head) == {"sop_class": None, "sop_instance": None,
+                                     "transfer_syntax": None, "study": None}

@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 import pydicom
-from pydicom.errors import InvalidDicomError
 
 from dissectors.http.message import safe_text
 
@@ -64,25 +63,24 @@ def instance_header(head: bytes) -> dict[str, str | None] | None:
     """
     if len(head) < 132 or head[128:132] != b"DICM":
         return None
-    try:
-        ds = pydicom.dcmread(io.BytesIO(head), stop_before_pixels=True,
-                             specific_tags=["SOPClassUID", "SOPInstanceUID",
-                                            "StudyInstanceUID"])
-    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, IndexError,
-            TypeError, AttributeError, NotImplementedError, OverflowError,
-            RecursionError):
-        return {"sop_class": None, "sop_instance": None, "transfer_syntax": None,
-                "study": None}
-    meta = ds.file_meta
-
     def text(v: Any) -> str | None:
         return None if v is None else safe_text(str(v)[:64])
 
-    return {"sop_class": text(ds.get("SOPClassUID") or meta.get("MediaStorageSOPClassUID")),
-            "sop_instance": text(ds.get("SOPInstanceUID")
-                                 or meta.get("MediaStorageSOPInstanceUID")),
-            "transfer_syntax": text(meta.get("TransferSyntaxUID")),
-            "study": text(ds.get("StudyInstanceUID"))}
+    try:  # values are converted lazily: reading them is inside the guard too
+        ds = pydicom.dcmread(io.BytesIO(head), stop_before_pixels=True,
+                             specific_tags=["SOPClassUID", "SOPInstanceUID",
+                                            "StudyInstanceUID"])
+        meta = ds.file_meta
+        return {"sop_class": text(ds.get("SOPClassUID")
+                                  or meta.get("MediaStorageSOPClassUID")),
+                "sop_instance": text(ds.get("SOPInstanceUID")
+                                     or meta.get("MediaStorageSOPInstanceUID")),
+                "transfer_syntax": text(meta.get("TransferSyntaxUID")),
+                "study": text(ds.get("StudyInstanceUID"))}
+    except Exception:  # noqa: BLE001 - pydicom raises many types on cut or hostile bytes
+        # (InvalidDicomError, BytesLengthException, ValueError, ...): not decodable, reported
+        return {"sop_class": None, "sop_instance": None, "transfer_syntax": None,
+                "study": None}
 
 
 def load_json(data: bytes) -> Any:
