@@ -240,8 +240,10 @@ class TcpDirection:
 
     def _drain(self) -> None:
         """Deliver held segments that now start at or before next_seq, in order."""
-        heap = self.heap
-        while heap and heap[0] <= self.next_u:
+        # self.heap read each time: delivering can decide the protocol, and the connection
+        # then hands what is held to new reassemblers (analysis.flows attach), leaving this
+        # one an empty heap
+        while self.heap and self.heap[0] <= self.next_u:
             u, data, frame, ts = self._pop()
             d = u - self.next_u
             if d + len(data) <= 0:
