@@ -1,5 +1,7 @@
-"""Shards of flows (dicomsniff/parallel): each connection in exactly one shard, frame numbers
-kept, merged shards numbered as one process numbers them; the shards on a Dask LocalCluster."""
+"""Shards of connections (dicomsniff/parallel): each connection in exactly one shard, frame
+numbers kept, the shards' logs replayed into the records of one process, what ties
+associations of different shards together included; the shards on a Dask cluster, and
+--parquet alone written by the shards themselves."""
 
 from __future__ import annotations
 
@@ -10,12 +12,11 @@ import pytest
 
 from dicomsniff.analysis.engine import Analyzer
 from dicomsniff.analysis.run import analyze_source
-from dicomsniff.parallel.cluster import merge_shards, run_shard
+from dicomsniff.parallel.local import replay, run_worker
 from dicomsniff.parallel.shard import flow_shard
+from dicomsniff.sources.merge import open_capture
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
-# captures whose findings compare associations with each other (docs/many-captures.md)
-CROSS: set[str] = set()
 
 
 def records(assocs, capture_findings) -> list[str]:
@@ -40,6 +41,26 @@ def one_process(path: Path) -> list[str]:
     return records(an.associations, [f for f in an.findings if f.association is None])
 
 
+def shards(path: Path, count: int, config: dict | None = None) -> tuple[list, Analyzer]:
+    """``path`` analysed by ``count`` workers (parallel/local.py, in this process), their logs
+    replayed into one engine that keeps its associations."""
+    config = config or {}
+    logs = [run_worker(open_capture(str(path)), i, count, config) for i in range(count)]
+    an = Analyzer(tls_keylog=config.get("tls_keylog"))
+    replay(logs, an)
+    return logs, an
+
+
+def merged(an: Analyzer) -> list[str]:
+    return records(an.associations, [f for f in an.findings if f.association is None])
+
+
+def homes(logs) -> dict[int, int]:
+    """Each association's worker, by its first frame."""
+    return {ev[4][0].first_frame: log.index for log in logs for ev in log.events
+            if ev[3] == "assoc"}
+
+
 def test_a_flow_and_its_reverse_share_a_shard() -> None:
     from dissectors.net import reverse_key
 
@@ -49,8 +70,6 @@ def test_a_flow_and_its_reverse_share_a_shard() -> None:
         shards = [flow_shard(k, n) for k in keys]
         assert shards == [flow_shard(reverse_key(k), n) for k in keys]
         assert set(shards) == set(range(n))  # every shard gets work
-        # the two hosts decide, not the ports: a C-MOVE and its sub-association stay together
-        assert shards[0::2] == shards[1::2]
 
 
 def hosts_apart(tmp_path: Path) -> Path:
@@ -126,17 +145,16 @@ APART = ["move.pcap", "storage-commitment-separate.pcap", "store-concurrent.pcap
 @pytest.mark.parametrize("name", APART)
 def test_what_spans_host_pairs_after_the_merge_is_one_process(name: str,
                                                                tmp_path: Path) -> None:
-    """C-MOVE links, the rules across associations and the study journey are computed after
-    the merge from the shards' records (parallel/crosspair.py): the same as one process even
-    when the associations they tie together are in different shards."""
+    """C-MOVE links, the rules across associations and the study journey run on the replay of
+    the shards' logs (parallel/local.py): the same as one process even when the associations
+    they tie together are in different shards."""
     path = clients_apart(CAPTURES / name, tmp_path / "apart.pcap")
     want = one_process(path)
     spread = 0
     for n in (2, 3, 5):
-        shards = [run_shard([str(path)], i, n, {}) for i in range(n)]
-        spread = max(spread, sum(bool(r.associations) for r in shards))
-        merged = merge_shards(shards)
-        assert records(merged.associations, merged.capture_findings) == want, n
+        logs, an = shards(path, n)
+        spread = max(spread, len(set(homes(logs).values())))
+        assert merged(an) == want, n
     assert spread >= 2  # the associations really were spread over shards
 
 
@@ -148,45 +166,32 @@ def test_a_move_to_another_host_is_linked_across_shards(tmp_path: Path) -> None:
     assert subs and all(a.client.split(":")[0] != b.client.split(":")[0]
                         for a in subs for b in an.associations if b not in subs)
     for n in (2, 3, 5):
-        shards = [run_shard([str(path)], i, n, {}) for i in range(n)]
-        homes = {a.first_frame: r.index for r in shards for a in r.associations}
-        merged = merge_shards(shards)
-        links = sorted((a.id, a.move_transaction) for a in merged.associations
+        logs, got = shards(path, n)
+        links = sorted((a.id, a.move_transaction) for a in got.associations
                        if a.move_transaction is not None)
         assert links == sorted((a.id, a.move_transaction) for a in subs)
-        if len({homes[a.first_frame] for a in an.associations}) > 1:
+        where = homes(logs)
+        if len({where[a.first_frame] for a in an.associations}) > 1:
             return  # the C-MOVE and its sub-association were in different shards: linked
     raise AssertionError("no shard count separated the C-MOVE from its sub-association")
 
 
 def test_shards_of_many_host_pairs_are_the_records_of_one_process(tmp_path: Path) -> None:
     path = hosts_apart(tmp_path)
-    shards = [run_shard([str(path)], i, 3, {}) for i in range(3)]
-    assert all(r.associations for r in shards)  # the work is really spread
-    merged = merge_shards(shards)
-    got = records(merged.associations, merged.capture_findings)
+    logs, an = shards(path, 3)
+    assert len(set(homes(logs).values())) == 3  # the work is really spread
     want = one_process(path)
-    # the study journey's findings too: computed after the merge (parallel/crosspair.py)
-    assert got == want
+    # the study journey's findings too: replayed after the merge (parallel/local.py)
+    assert merged(an) == want
     assert any(_journey(r) for r in want)
 
 
 @pytest.mark.parametrize("path", sorted(CAPTURES.glob("*.pcap")), ids=lambda p: p.name)
 def test_merged_shards_are_the_records_of_one_process(path: Path) -> None:
-    shards = [run_shard([str(path)], i, 3, {}) for i in range(3)]
-    assert sum(len(r.associations) for r in shards) == len(one_process_assocs(path))
-    merged = merge_shards(shards)
-    got = records(merged.associations, merged.capture_findings)
-    want = one_process(path)
-    if path.name in CROSS:
-        # Storage commitment across two associations: a shard holding only the N-ACTION
-        # cannot see the N-EVENT-REPORT. Everything but capture-level findings agrees.
-        assert [r for r in got if '"association": null' not in r] == [
-            r for r in want if '"association": null' not in r]
-        assert got != want
-    else:
-        assert got == want
-    assert merged.frames == shards[0].frames
+    logs, an = shards(path, 3)
+    assert len(homes(logs)) == len(one_process_assocs(path))
+    assert merged(an) == one_process(path)
+    assert an.stats.frames == logs[0].stats["frames"]
 
 
 def one_process_assocs(path: Path):
@@ -314,3 +319,79 @@ def test_dask_shards_write_their_own_parquet_parts(dask_address: str, tmp_path: 
     assert any('"STUDY-' in r for r in got["findings"])  # the journey, after the merge
     (s1,), (s2,) = want["summary"], got["summary"]
     assert s2 == {k: v for k, v in s1.items() if k in s2}
+
+
+# Every capture with DICOMweb traffic (HTTP connections take ids from the associations'
+# counter, STOW-RS stores feed the study journey), alone and all together with DIMSE.
+WEB = sorted((CAPTURES / "dicomweb").glob("*.pcap"))
+TOGETHER = [*WEB, CAPTURES / "move.pcap", CAPTURES / "journey" / "journey-clean.pcap"]
+
+
+def _dataset(where: Path) -> dict[str, list[str]]:
+    """Every table of a Parquet dataset as sorted rows (run_id left out: each run has its
+    own), and the runs' summaries."""
+    import pyarrow.dataset as ds
+
+    from dicomsniff.store.schema import TABLES
+
+    out: dict[str, list] = {}
+    for table in TABLES:
+        if not (where / table).exists():
+            out[table] = []
+            continue
+        rows = ds.dataset(where / table, format="parquet", partitioning="hive").to_table()
+        out[table] = sorted(json.dumps({k: v for k, v in r.items() if k != "run_id"},
+                                       sort_keys=True, default=str)
+                            for r in rows.to_pylist())
+    runs = ds.dataset(where / "runs", format="parquet").to_table().to_pylist()
+    out["summary"] = [json.loads(r["summary"]) for r in runs]
+    return out
+
+
+@pytest.mark.parametrize("specs", [[p] for p in WEB] + [TOGETHER],
+                         ids=[p.name for p in WEB] + ["together"])
+def test_parquet_alone_from_workers_is_what_one_process_writes(
+        specs: list[Path], dask_address: str, tmp_path: Path, monkeypatch) -> None:
+    """--parquet alone through -j 2 and through --dask (the shards write their parts) holds
+    the rows one process writes, ids included, and the records --json writes. The files are
+    named relative to the working directory: the rows name them so, whoever reads them."""
+    pytest.importorskip("pyarrow")
+    from dicomsniff.cli import main
+    from dicomsniff.store.schema import RECORD_TABLE, TABLES
+    from tests.test_store import _decode, _norm
+
+    monkeypatch.chdir(CAPTURES.parent)
+    files = [str(p.relative_to(CAPTURES.parent)) for p in specs]
+    if any(p.name == "https.pcap" for p in specs):
+        files += ["--tls-keylog", "captures/dicomweb/https.keys"]
+    report = str(tmp_path / "report.txt")
+    jsonl = tmp_path / "one.jsonl"
+    assert main(["analyze", *files, "-j", "1", "--parquet", str(tmp_path / "one"),
+                 "--json", "-o", str(jsonl)]) == 0
+    assert main(["analyze", *files, "-j", "2", "--parquet", str(tmp_path / "j2"),
+                 "-o", report]) == 0
+    assert main(["analyze", *files, "--dask", dask_address, "--parquet",
+                 str(tmp_path / "dask"), "--no-progress", "-o", report]) == 0
+    assert "written by the shards" in Path(report).read_text()
+    want = _dataset(tmp_path / "one")
+    assert want["summary"][0]["services"]  # DICOMweb's among them
+    if specs == TOGETHER:  # the associations' ids leave gaps: the HTTP connections' ids
+        ids = sorted(json.loads(r)["id"] for r in want["associations"])
+        assert len(ids) >= 4 and ids != list(range(1, len(ids) + 1))
+        assert want["studies"] and any('"STUDY-' in r for r in want["findings"])
+    for other in ("j2", "dask"):
+        got = _dataset(tmp_path / other)
+        for table in TABLES:
+            assert got[table] == want[table], (other, table)
+        (s1,), (s2,) = want["summary"], got["summary"]
+        assert s2 == {k: v for k, v in s1.items() if k in s2}, other
+    # ... and they are the --json records (studies and conformance are other commands')
+    recs = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    same = ("associations", "transactions", "findings", "tls")
+    stored = [_decode({k: v for k, v in json.loads(r).items() if k != "day"}, table)
+              for table in same for r in want[table]]
+    web = {r["id"] for r in recs if r["type"] == "http_connection"}
+    assert sorted(map(_norm, stored)) == sorted(
+        _norm(r) for r in recs if RECORD_TABLE.get(r["type"]) in same
+        and r.get("protocol") != "dicomweb"  # the store has no DICOMweb tables yet
+        and not (r["type"] == "finding" and r["association"] in web))

@@ -1,4 +1,4 @@
-"""DICOM over TLS through the flow shards (--dask): every worker decrypts with the key log,
+"""DICOM over TLS through the shards (-j, --dask): every worker decrypts with the key log,
 and the merged TLS records, decrypted associations and TLS findings are one process's."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 
 from dicomsniff.analysis.engine import Analyzer
 from dicomsniff.analysis.run import analyze_source
-from dicomsniff.parallel.cluster import merge_shards, run_shard
+from dicomsniff.parallel.local import replay, run_worker
+from dicomsniff.sources.merge import open_capture
 from dissectors.tls.keylog import KeyLog
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,14 +67,17 @@ def test_shards_decrypt_with_the_key_log_like_one_process(tmp_path: Path) -> Non
     analyze_source(str(path), one)
     want = records(one.associations, [f for f in one.findings if f.association is None],
                    one.tls_sessions)
-    shards = [run_shard([str(path)], i, 3, {"tls_keylog": kl}) for i in range(3)]
-    assert sum(bool(r.tls_sessions) for r in shards) >= 2  # the TLS work is really spread
-    merged = merge_shards(shards)
-    got = records(merged.associations, merged.capture_findings, merged.tls_sessions)
+    logs = [run_worker(open_capture(str(path)), i, 3, {"tls_keylog": kl}) for i in range(3)]
+    # the TLS work is really spread
+    assert sum(any(ev[3] == "tls" for ev in log.events) for log in logs) >= 2
+    an = Analyzer(tls_keylog=kl)
+    replay(logs, an)
+    got = records(an.associations, [f for f in an.findings if f.association is None],
+                  an.tls_sessions)
     assert got == want
-    decrypted = [s for s in merged.tls_sessions if s.outcome == "decrypted"]
+    decrypted = [s for s in an.tls_sessions if s.outcome == "decrypted"]
     assert decrypted and all(s.association is not None for s in decrypted)
-    assert [s.id for s in merged.tls_sessions] == list(range(1, len(merged.tls_sessions) + 1))
+    assert [s.id for s in an.tls_sessions] == list(range(1, len(an.tls_sessions) + 1))
 
 
 def test_cli_dask_takes_the_key_log() -> None:

@@ -31,7 +31,7 @@ class MoveLinker:
     and ``Association.move_transaction``.
 
     ``known(association)`` (its transactions so far) and ``done(transaction)`` (final response
-    seen) default to the live objects; the merge of shards (parallel/crosspair.py) replays the
+    seen) default to the live objects; the merge of shards (parallel/local.py) replays the
     hooks over finished associations and gives what was true at each moment instead."""
 
     def __init__(self, known: Callable[[Association], list[Transaction]] | None = None,

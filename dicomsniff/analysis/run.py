@@ -40,7 +40,7 @@ def analyze_source(source, analyzer: Analyzer,
     finding per file) after everything else was analysed.
 
     ``select(frames)``, if given, wraps the frames on their way to the analyzer: a shard worker
-    passes one that keeps its connections (:class:`dicomsniff.parallel.shard.ShardFilter`).
+    could pass one that keeps its connections.
     """
     if isinstance(source, CaptureSet):
         reader = source

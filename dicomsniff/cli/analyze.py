@@ -397,16 +397,15 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
     stats = Stats(frames=got.frames, bytes=got.bytes, first_ts=got.first_ts,
                   last_ts=got.last_ts, ignored_connections=got.ignored, evicted=got.evicted,
                   findings_dropped=got.findings_dropped)
-    stats.by_severity.update(got.by_severity)
+    stats.by_severity.update(got.by_severity)  # counted by the replay, as one process does
+    stats.findings = got.findings
     for f in got.capture_findings:
-        stats.by_severity[f.severity] = stats.by_severity.get(f.severity, 0) + 1
         store.finding(f)
-    for s in got.tls_sessions or ():  # the TLS connections' table, from the merge
+    store.locate = got.frame_map.locate  # the frame references of the rows written here
+    for s in got.tls_sessions or ():  # the TLS connections' table, from the replay
         store.tls(s)
-    stats.findings = got.findings + len(got.capture_findings) + got.findings_dropped
     summary = got.summary
     rows = summary.table()
-    store.locate = got.frame_map.locate
     for rec in got.studies + got.conformance:  # the studies and conformance tables
         store.record(rec, stats.first_ts)
     store.close({"frames": stats.frames, "bytes": stats.bytes,

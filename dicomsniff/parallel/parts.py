@@ -1,28 +1,33 @@
 """``--dask ... --parquet DIR``: each shard writes its own part of the Parquet dataset.
 
 Without this the client gathers every shard's associations and writes them; with it, the
-client's memory stays flat whatever the capture holds. Three rounds of Dask tasks, no
+client's memory stays flat whatever the capture holds. The shards are analysed exactly as
+``-j`` and ``--dask`` with ``--json`` analyse theirs (:mod:`.local`): one replay, so the
+records are one process's, DICOMweb beside DICOM included. Three rounds of Dask tasks, no
 home-made transport:
 
-1. :func:`.cluster.run_shard` on every shard; the results stay on their workers (futures).
-2. :func:`plan` on one worker: the merge of the shards (:func:`.cluster.merge_shards`: one
-   process's ids, then what spans host pairs, :mod:`.crosspair`) and, for each shard, a
+1. :func:`.cluster.run_log` on every shard; the logs stay on their workers (futures).
+2. :func:`plan` on one worker: every log replayed (:func:`.local.replay`) into an engine
+   equipped as the command equips its own for a store (summary, DICOMweb, studies,
+   conformance as observed, TLS connections, capture-level findings), and for each shard a
    small patch: the new ids and C-MOVE links of its associations and transactions, and each
-   association's findings (the checks across host pairs add some). That worker holds every
-   shard's associations for the time of the merge (what the client held before).
+   association's findings (the rules and the journey add some). That worker holds every
+   shard's associations for the time of the replay (what the client would hold otherwise).
 3. :func:`write_part` on each shard's worker (Dask runs a task where its biggest input is):
-   the patch applied, its associations written to ``DIR/<table>/day=.../<run>-sN-*.parquet``
-   by the same :class:`~dicomsniff.store.writer.StoreWriter` one process uses; back come
-   the summary of its associations (service table rows, counts) and rows written.
+   its log's associations, patched, written to ``DIR/<table>/day=.../<run>-sN-*.parquet`` by
+   the same :class:`~dicomsniff.store.writer.StoreWriter` one process uses.
 
-The client writes the capture-level findings and the run's row under the same run id, so the
-dataset holds exactly what one process writes (``tests/test_parallel.py``).
+The client writes the capture-level findings, the studies, conformance, the TLS connections
+and the run's row under the same run id, so the dataset holds exactly what one process
+writes (``tests/test_parallel.py``).
 """
 
 from __future__ import annotations
 
+import copy
 import operator
 import os
+import pickle
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,87 +47,85 @@ class PartsResult(Record):
             setattr(self, k, kw.get(k))
 
 
-def plan(config: dict[str, Any], files: list[str], *results: Any) -> dict[str, Any]:
-    """The merge, on a worker: per shard a patch (by position: association, then its
-    transactions), the capture-level findings, the studies' records, conformance as observed
-    (``files``: the capture's, as the client names them) and the capture's counts."""
+def plan(config: dict[str, Any], files: list[str], *logs: Any) -> dict[str, Any]:
+    """The replay, on a worker (``logs``: every shard's :func:`.cluster.run_log`; ``files``:
+    the capture's, as the client names them). Returns per shard its patch (by the shard's own
+    association ids) and the frame references, and under ``"merged"`` what the client
+    writes and prints."""
+    from ..analysis.engine import Analyzer
+    from ..analysis.http import session
+    from ..analysis.summary import Summary
     from ..conformance.facts import ConformanceBuilder, Facts
     from ..conformance.views import ae_records, pair_records
-    from .cluster import merge_shards
+    from .local import replay
 
-    order = sorted(results, key=lambda r: r.index)
-    objects = [list(r.associations) for r in order]
-    merged = merge_shards(order, config)
+    # Shallow copies: the replay resolves and renumbers its copies' events, while each
+    # shard's own log (on its worker, perhaps this one) keeps its pickled associations for
+    # write_part.
+    logs = sorted((copy.copy(log) for log in logs), key=lambda log: log.index)
+    first = logs[0]
+    fmap = first.extra["frame_map"]
+    an = Analyzer(ports=config.get("ports", ()), limits=config.get("limits"), keep=False,
+                  rules=config.get("rules"), tls_keylog=config.get("tls_keylog"))
+    summary = Summary()  # as the command subscribes its own (cli/analyze.py)
+    an.on_association.append(summary.add)
+    an.on_retire.append(summary.retire)
+    web = session(an)
+    web.on_transaction.append(summary.add_web)
+    web.on_connection.append(summary.add_http_connection)
+    capture: list[Any] = []
+    an.on_finding.append(lambda f: capture.append(f) if f.association is None else None)
+    studies: list[dict[str, Any]] = []
+    an.journey.on_study.append(lambda st: studies.append(st.record()))
     facts = Facts()
-    builder = ConformanceBuilder(files, merged.frame_map.locate, facts)
-    for a in sorted(merged.associations, key=lambda a: (a.last_frame or 0, a.id)):
-        builder.association(a)
-    for f in merged.capture_findings:
-        builder.finding(f)
-    patches = {}
-    for r, assocs in zip(order, objects, strict=True):
-        patches[r.index] = [
-            (a.id, a.move_transaction, [(t.id, list(t.sub_associations or ()))
-                                        for t in a.transactions], list(a.findings), a.tls)
-            for a in assocs]
-    return {"patches": patches, "merged": PartsResult(
-        capture_findings=merged.capture_findings, frames=merged.frames, bytes=merged.bytes,
-        first_ts=merged.first_ts, last_ts=merged.last_ts, ignored=merged.ignored,
-        evicted=merged.evicted, findings_dropped=merged.findings_dropped,
-        problems=merged.problems, frame_map=merged.frame_map,
-        reader_error=merged.reader_error, tls_sessions=merged.tls_sessions,
-        studies=merged.studies, conformance=ae_records(facts) + pair_records(facts))}
+    ConformanceBuilder(files, fmap.locate, facts).attach(an)
+    sessions: list[Any] = []
+    an.on_tls.append(sessions.append)
+    mine: list[tuple[int, dict[int, Any]]] = []  # per shard: its own id -> association
+    for log in logs:
+        log.resolve()
+        mine.append((log.index, {ev[4][0].id: ev[4][0] for ev in log.events
+                                 if ev[3] == "assoc"}))
+    replay(logs, an)
+    patches = {index: {aid: (a.id, a.move_transaction,
+                             [(t.id, list(t.sub_associations or ())) for t in a.transactions],
+                             list(a.findings), a.tls)
+                       for aid, a in assocs.items()}
+               for index, assocs in mine}
+    st = an.stats
+    return {"patches": patches, "frame_map": fmap, "merged": PartsResult(
+        capture_findings=capture, frames=st.frames, bytes=st.bytes, first_ts=st.first_ts,
+        last_ts=st.last_ts, ignored=st.ignored_connections, evicted=st.evicted,
+        findings_dropped=st.findings_dropped, problems=first.extra["problems"],
+        frame_map=fmap, reader_error=first.extra["reader_error"], summary=summary,
+        by_severity=dict(st.by_severity), findings=st.findings, tls_sessions=sessions,
+        studies=studies, conformance=ae_records(facts) + pair_records(facts))}
 
 
-def write_part(result: Any, planned: dict[str, Any], store: dict[str, Any]) -> dict[str, Any]:
-    """One shard's associations, patched, written to its Parquet part (on its worker)."""
-    from ..analysis.summary import Summary
+def _part_of(planned: dict[str, Any], index: int) -> tuple[dict[int, Any], Any]:
+    """Shard ``index``'s patch and the frame references (each shard is sent its own only)."""
+    return planned["patches"][index], planned["frame_map"]
+
+
+def write_part(log: Any, part: tuple[dict[int, Any], Any], store: dict[str, Any]
+               ) -> dict[str, int]:
+    """One shard's associations, patched, written to its Parquet part (on its worker);
+    returns the rows written per table."""
     from ..store.writer import StoreWriter
 
-    patch = planned["patches"][result.index]
-    fmap = planned["merged"].frame_map
+    patch, fmap = part
     writer = StoreWriter(parquet=store["parquet"], capture=store["capture"],
                          files=store["files"], sensor=store["sensor"], locate=fmap.locate,
-                         run_id=store["run_id"], part=f"s{result.index}-")
-    summary = Summary()
-    by_severity: dict[str, int] = {}
-    findings = 0
-    for a, (aid, move, txns, fs, tls) in zip(result.associations, patch, strict=True):
-        a.id, a.move_transaction, a.findings, a.tls = aid, move, fs, tls
+                         run_id=store["run_id"], part=f"s{log.index}-")
+    for aid, blob in log.blobs.items():  # every association the shard saw end
+        a = pickle.loads(blob)
+        new, move, txns, found, tls = patch[aid]
+        a.id, a.move_transaction, a.findings, a.tls = new, move, found, tls
         for t, (tid, subs) in zip(a.transactions, txns, strict=True):
-            t.id, t.association, t.sub_associations = tid, aid, subs
-        for f in fs:
-            f.association = aid
-            by_severity[f.severity] = by_severity.get(f.severity, 0) + 1
-        findings += len(fs)
-    for a in sorted(result.associations, key=lambda a: (a.last_frame or 0, a.id)):
-        summary.add(a)
+            t.id, t.association, t.sub_associations = tid, new, subs
         writer.association(a)
     writer.flush()
-    return {"summary": summary, "by_severity": by_severity, "findings": findings,
-            "rows": dict(writer.rows_written)}
-
-
-def _merge_summaries(parts: Sequence[Any]) -> Any:
-    from ..analysis.summary import Summary
-
-    total = Summary()
-    for s in parts:
-        total.associations += s.associations
-        for k, v in s.outcomes.items():
-            total.outcomes[k] = total.outcomes.get(k, 0) + v
-        for key, row in s.rows.items():
-            mine = total.rows.get(key)
-            if mine is None:
-                total.rows[key] = row
-                continue
-            mine.count += row.count
-            mine.failures += row.failures
-            mine.warnings += row.warnings
-            mine.unanswered += row.unanswered
-            mine.bytes += row.bytes
-            mine.merge_latencies(row)
-    return total
+    return dict(writer.rows_written)
 
 
 def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
@@ -132,29 +135,24 @@ def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
     """Shards on the cluster at ``address`` (``local``: a LocalCluster of ``workers``), each
     writing its Parquet part (``store``: ``parquet``, ``run_id``, ``capture``, ``files``,
     ``sensor``); returns what the client writes and prints (no association)."""
-    from .cluster import connect, run_shard, wait_for
+    from .cluster import connect, run_log, wait_for
 
     paths = [s if s == "-" else os.path.abspath(s) for s in specs]
     store = dict(store, parquet=os.path.abspath(store["parquet"]))
     with connect(address, workers) as client:
         n = shards or max(1, sum(client.nthreads().values()))
-        futures = client.map(run_shard, [paths] * n, range(n), [n] * n, [config] * n,
-                             pure=False)
+        futures = client.map(run_log, [paths] * n, range(n), [n] * n, [config] * n,
+                             [list(specs)] * n, pure=False)
         wait_for(futures, progress)
         planned = client.submit(plan, config, list(files), *futures, pure=False)
-        parts = client.gather(client.map(write_part, futures, [planned] * n, [store] * n,
+        mine = [client.submit(_part_of, planned, i, pure=False) for i in range(n)]
+        parts = client.gather(client.map(write_part, futures, mine, [store] * n,
                                          pure=False))
         merged = client.submit(operator.getitem, planned, "merged", pure=False).result()
-        del futures, planned
-    by_severity: dict[str, int] = {}
+        del futures, planned, mine
     rows: dict[str, int] = {}
     for p in parts:
-        for k, v in p["by_severity"].items():
-            by_severity[k] = by_severity.get(k, 0) + v
-        for k, v in p["rows"].items():
+        for k, v in p.items():
             rows[k] = rows.get(k, 0) + v
-    merged.summary = _merge_summaries([p["summary"] for p in parts])
-    merged.by_severity = by_severity
-    merged.findings = sum(p["findings"] for p in parts)
     merged.rows = rows
     return merged

@@ -70,8 +70,8 @@ class Check(NamedTuple):
     codes: tuple[str, ...]
     phase: str  # "association" | "finish"
     # Reads what the rules remember across associations (CaptureState): a shard of the
-    # connections sees only its part of that, so these run after the shards are merged
-    # (dicomsniff/parallel/crosspair.py); RuleConfig.scope chooses.
+    # connections sees only its part of that, so these run on the replay of the shards' logs
+    # (dicomsniff/parallel/local.py); RuleConfig.scope chooses.
     cross: bool = False
 
 
@@ -107,7 +107,7 @@ class RuleConfig(NamedTuple):
     max_tracked: int = 100_000  # entries per capture-wide memory (instances, MPPS, ...)
     disabled: frozenset[str] = frozenset()  # codes not to raise
     # "all"; "local" (a shard of the connections: the checks across associations, the C-MOVE
-    # links and the study journey are left to the merge, dicomsniff/parallel/crosspair.py);
+    # links and the study journey are left to the replay, dicomsniff/parallel/local.py);
     # "cross" (only those, replayed from the shards' records)
     scope: str = "all"
 

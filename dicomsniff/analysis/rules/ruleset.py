@@ -53,7 +53,7 @@ class RuleSet:
         scope = self.config.scope
         self.checks = [c for c in CHECKS if scope == "all" or c.cross == (scope == "cross")]
         # Every finished association's view, before its checks run (a shard records them
-        # for the checks across associations, dicomsniff/parallel/crosspair.py).
+        # for the checks across associations, dicomsniff/parallel/local.py).
         self.on_view: list[Callable[[AssocView], None]] = []
 
     # -- hooks ------------------------------------------------------------------------------
