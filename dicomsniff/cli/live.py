@@ -15,6 +15,8 @@ Imports stay light at the top: this module is loaded each time ``dicomsniff`` st
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -304,10 +306,24 @@ def _cmd_tui(args: argparse.Namespace) -> int:
     finally:
         reason = _wait_after_tui(source)
     rec = run.record(reason, source.counts())
-    ConsoleOutput(Console(file=sys.stdout, highlight=False, soft_wrap=True,
-                          width=None if sys.stdout.isatty() else 160)
-                  ).summary(rec, source.service_table())
+    try:
+        ConsoleOutput(Console(file=sys.stdout, highlight=False, soft_wrap=True,
+                              width=None if sys.stdout.isatty() else 160)
+                      ).summary(rec, source.service_table())
+        sys.stdout.flush()
+    except OSError as exc:  # the terminal went away (EIO): the files are written all the same
+        if exc.errno != errno.EIO:
+            raise
+        _quiet_stdout()
     return run.exit_code()
+
+
+def _quiet_stdout() -> None:
+    """Standard output is a terminal that is gone: point it at /dev/null so that Python's
+    flush at exit does not fail a second time."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _wait_after_tui(source: Any) -> str | None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.timer import Timer
 from textual.worker import get_current_worker
 
@@ -53,6 +54,16 @@ class DicomBrowser(App[int]):
         self._pump_timer: Timer | None = None
         self.last_export: tuple[str, str] | None = None
         self.sub_title = os.path.basename(source.label)
+
+    def get_driver_class(self) -> type[Driver]:
+        """textual's choice, but on a POSIX terminal one whose exit a dead terminal cannot
+        hang (see :mod:`.driver`)."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        from .driver import TerminalDriver
+
+        chosen = super().get_driver_class()
+        return TerminalDriver if chosen is LinuxDriver else chosen
 
     # -- life ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
