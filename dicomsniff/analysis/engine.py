@@ -50,7 +50,7 @@ from .http import HTTP as _HTTP  # noqa: F401  registers "http" in the dispatch 
 from .loss import Truncation
 from .moves import MoveLinker
 from .rules import RuleConfig, RuleSet
-from .tls import PlainToTLSPort
+from .tlsport import PlainToTLSPort
 from .tracker import MAX_KEPT, MAX_OUTSTANDING, MAX_RESPONSE_FRAMES
 
 # Ethernet type, IPv4 version/IHL, total length, flags/fragment, protocol, then addresses and

@@ -216,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
             where = fmap.describe
     jobs = 1
     if not args.dask:
-        from ..parallel.local import jobs_for
+        from ..parallel.options import jobs_for
 
         jobs = jobs_for(args.jobs, args.capture, capture.size or 0)
     bar = Progress(capture, args.no_progress or bool(args.dask), "reading")

@@ -102,10 +102,13 @@ def keylog_from(args: argparse.Namespace, follow: bool = False) -> Any:
     """The key log of ``--tls-keylog`` (None without one); a file that cannot be read or
     holds no secrets is one line on stderr and exit 2. ``follow`` (live): the files are
     followed as the peers write them (they may be empty at the start)."""
+    paths = getattr(args, "tls_keylog", None) or []
+    if not paths:
+        return None  # the TLS analyzer loads only when a ClientHello is seen
     from ..analysis.tls import KeyLogError, load_keylogs
 
     try:
-        return load_keylogs(getattr(args, "tls_keylog", None) or [], follow=follow)
+        return load_keylogs(paths, follow=follow)
     except KeyLogError as exc:
         sys.stderr.write(f"dicomsniff: {exc}\n")
         raise SystemExit(EXIT_UNUSABLE) from None

@@ -39,15 +39,12 @@ from typing import Any
 from ..analysis.engine import Analyzer, Limits
 from ..analysis.rules.base import AssocView
 from ..model import Association, Finding
+from .options import MIN_BYTES, default_jobs, jobs_for
 from .shard import ConnectionFilter
 
 __all__ = ["MAX_WORKER_RSS_KB", "MIN_BYTES", "TooBig", "WorkerFailed", "WorkerLog",
            "default_jobs", "jobs_for", "merge_logs", "note_peak_rss", "replay", "run_jobs",
            "run_worker"]
-
-# Below this many bytes of capture, one process: forking, every worker reading the whole
-# file and the merge cost more than the analysis they share (docs/performance.md).
-MIN_BYTES = 8 << 20
 
 _AFTER = 1 << 62  # events after the last frame (the end of the capture) sort after all frames
 
@@ -66,25 +63,6 @@ class WorkerFailed(RuntimeError):
 
 class TooBig(Exception):
     """A worker's records passed :data:`MAX_WORKER_RSS_KB`: analyse in one process."""
-
-
-def default_jobs() -> int:
-    """The cores this process may run on that are not busy: the cores of its affinity less
-    the 1-minute load average, rounded, at least one. On a machine already loaded, workers
-    only take turns on the same cores, and the merge is extra work (docs/performance.md).
-    ``$DICOMSNIFF_JOBS`` (a whole number) says it instead."""
-    env = os.environ.get("DICOMSNIFF_JOBS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    return max(1, min(cores, int(cores - load + 0.5)))
 
 
 class _Tcp:
@@ -322,7 +300,7 @@ def _install(an: Analyzer, log: WorkerLog) -> Any:
     from ..analysis.http import session
     from ..analysis.journey.collect import JourneyPolicy
     from ..analysis.journey.web import WebStores
-    from ..analysis.tls import PlainToTLSPort
+    from ..analysis.tlsport import PlainToTLSPort
 
     rules = an.rules
     rules.checks = []
@@ -747,14 +725,3 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     rules.finish()
 
 
-def jobs_for(requested: int | None, specs: Sequence[Any], size: int) -> int:
-    """How many processes analyse the capture given as ``specs`` (``size`` bytes):
-    ``requested`` (``-j``), else the cores when the capture is at least :data:`MIN_BYTES`;
-    one for standard input or any stream (it cannot be read twice) and where processes cannot
-    be forked."""
-    if not hasattr(os, "fork") or not specs or any(
-            not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-" for s in specs):
-        return 1
-    if requested is not None:
-        return requested
-    return default_jobs() if size >= MIN_BYTES else 1

@@ -1,11 +1,18 @@
-"""``--dask ADDRESS`` and ``--workers N`` for ``analyze`` (argparse only at start-up)."""
+"""``-j N``, ``--dask ADDRESS`` and ``--workers N`` for ``analyze``, and how many processes a
+run takes (argparse and os only: a one-process run never loads :mod:`.local`)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_cluster_options", "add_jobs_option"]
+__all__ = ["MIN_BYTES", "add_cluster_options", "add_jobs_option", "default_jobs", "jobs_for"]
+
+# Below this many bytes of capture, one process: forking, every worker reading the whole
+# file and the merge cost more than the analysis they share (docs/performance.md).
+MIN_BYTES = 8 << 20
 
 
 def _positive(text: str) -> int:
@@ -37,3 +44,35 @@ def add_jobs_option(parser: Any) -> None:
              "captures of 8 MB or more; one "
              "process for smaller ones, for standard input, and when a process's held "
              "records pass 256 MiB (docs/performance.md)")
+
+
+def default_jobs() -> int:
+    """The cores this process may run on that are not busy: the cores of its affinity less
+    the 1-minute load average, rounded, at least one. On a machine already loaded, workers
+    only take turns on the same cores, and the merge is extra work (docs/performance.md).
+    ``$DICOMSNIFF_JOBS`` (a whole number) says it instead."""
+    env = os.environ.get("DICOMSNIFF_JOBS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = 0.0
+    return max(1, min(cores, int(cores - load + 0.5)))
+
+
+def jobs_for(requested: int | None, specs: Sequence[Any], size: int) -> int:
+    """How many processes analyse the capture given as ``specs`` (``size`` bytes):
+    ``requested`` (``-j``), else the cores when the capture is at least :data:`MIN_BYTES`;
+    one for standard input or any stream (it cannot be read twice) and where processes cannot
+    be forked."""
+    if not hasattr(os, "fork") or not specs or any(
+            not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-" for s in specs):
+        return 1
+    if requested is not None:
+        return requested
+    return default_jobs() if size >= MIN_BYTES else 1

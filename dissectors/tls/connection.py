@@ -20,7 +20,6 @@ reported); at most MAX_EVENTS events and MAX_ALERTS alerts are kept per connecti
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 
 from dissectors._plain import Record
@@ -46,12 +45,14 @@ from .handshake import (
     parse_server_hello,
 )
 from .keylog import KeyLog
+from .records import MAX_RECORD
+from .records import RECORD_HEADER as _REC
+from .records import plausible_tls as plausible_tls  # re-exported
+from .records import plausible_tls_record as plausible_tls_record
 
-MAX_RECORD = (1 << 14) + 2048
 DEFAULT_MAX_HANDSHAKE = 256 * 1024  # a handshake message; certificate chains are ~2-20 KB
 MAX_EVENTS = 200
 MAX_ALERTS = 20
-_REC = struct.Struct("!BHH")
 
 HEADER, BODY, SKIP, LOST, RESYNC = 0, 1, 2, 3, 4
 # After a gap that crosses a record boundary: how far to look for the next record header, the
@@ -97,29 +98,6 @@ class Problem(Record):
 
     def __init__(self, side: int, code: str, message: str, frame: int) -> None:
         self.side, self.code, self.message, self.frame = side, code, message, frame
-
-
-def plausible_tls(head: bytes | bytearray | memoryview) -> bool | None:
-    """Do these first bytes of a client's stream look like a TLS ClientHello record?
-
-    None: too few bytes to tell. Checks the record header (handshake, version 3.x, a length
-    that fits a record) and the handshake header (client_hello whose length fits the record).
-    """
-    if len(head) < 9:
-        return None if len(head) < 1 or head[0] == 22 else False
-    ctype, ver, length = _REC.unpack_from(head, 0)
-    if ctype != 22 or ver >> 8 != 3 or not 4 <= length <= MAX_RECORD:
-        return False
-    htype, hlen = handshake_header(head, 5)
-    return htype == t.CLIENT_HELLO and 38 <= hlen
-
-
-def plausible_tls_record(head: bytes | bytearray | memoryview) -> bool:
-    """Do these bytes start with a TLS record header (a connection picked up mid-stream)?"""
-    if len(head) < 5:
-        return False
-    ctype, ver, length = _REC.unpack_from(head, 0)
-    return 20 <= ctype <= 23 and 0x0301 <= ver <= 0x0304 and 0 < length <= MAX_RECORD
 
 
 class TLSDirection:

@@ -1,0 +1,93 @@
+"""What ``dicomsniff analyze --json`` loads for a capture that needs little (docs/performance.md,
+start-up): a run imports the subcommand it runs, and an analyzer's heavy parts only when the
+capture holds their protocol. Checked by the modules loaded in a fresh interpreter, not by a
+time (the benchmark measures time)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO = ROOT / "captures" / "echo.pcap"  # dcmtk echoscu -> storescp, clear DICOM
+TLS = ROOT / "captures" / "tls" / "tls13-store.pcap"
+
+# Loaded by none of the runs below on a clear DICOM capture: libraries for other commands or
+# protocols, the TLS analyzer and what it brings, the -j machinery, the other subcommands.
+NOT_FOR_CLEAR_DICOM = (
+    "cryptography", "h11", "duckdb", "pyarrow", "textual", "dask", "rich", "pydicom",
+    "openpyxl", "hmac", "hashlib", "datetime", "pickle",
+    "dicomsniff.analysis.tls", "dissectors.tls.connection", "dissectors.tls.crypto",
+    "dissectors.tls.handshake", "dicomsniff.parallel.local", "dicomsniff.store.writer",
+    "dicomsniff.cli.show", "dicomsniff.cli.tui", "dicomsniff.cli.live", "dicomsniff.cli.diagram",
+    "dicomsniff.cli.conformance", "dicomsniff.cli.diff", "dicomsniff.cli.studies",
+    "dicomsniff.cli.export_objects", "dicomsniff.cli.rules",
+)
+
+
+def _modules(*argv: str) -> tuple[int, set[str]]:
+    """Run ``dicomsniff ARGV`` in a fresh interpreter; its exit status and sys.modules."""
+    code = ("import json, os, sys\n"
+            "from dicomsniff.cli import main\n"
+            "try:\n"
+            f"    rc = main({list(argv)!r})\n"
+            "except SystemExit as e:\n"
+            "    rc = e.code\n"
+            "sys.stderr.write('\\nMODULES ' + json.dumps([rc, sorted(sys.modules)]) + '\\n')\n")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120, env=env)
+    line = [x for x in r.stderr.splitlines() if x.startswith("MODULES ")]
+    assert line, r.stderr[-2000:]
+    rc, mods = json.loads(line[-1][len("MODULES "):])
+    return rc, set(mods)
+
+
+def _loaded(mods: set[str], name: str) -> bool:
+    return name in mods or any(m.startswith(name + ".") for m in mods)
+
+
+def test_analyze_json_on_clear_dicom_loads_only_what_it_needs():
+    rc, mods = _modules("analyze", "--json", "-o", os.devnull, str(ECHO))
+    assert rc == 0
+    assert "dicomsniff.analysis.engine" in mods and "dicomsniff.cli.analyze" in mods
+    loaded = [n for n in NOT_FOR_CLEAR_DICOM if _loaded(mods, n)]
+    assert not loaded, f"analyze --json {ECHO.name} imported {loaded}"
+
+
+def test_the_report_on_clear_dicom_loads_no_tls_either():
+    rc, mods = _modules("analyze", "--no-progress", "-o", os.devnull, str(ECHO))
+    assert rc == 0
+    assert not [n for n in ("dicomsniff.analysis.tls", "dissectors.tls.connection", "hmac",
+                            "dicomsniff.parallel.local") if _loaded(mods, n)]
+
+
+def test_a_tls_capture_loads_the_tls_analyzer_when_it_meets_a_client_hello():
+    """The other way round: the lazy import happens, and the TLS record is written."""
+    rc, mods = _modules("analyze", "--json", "-o", os.devnull, str(TLS))
+    assert rc in (0, 1)
+    assert "dicomsniff.analysis.tls" in mods and "dissectors.tls.connection" in mods
+    r = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", "--json", str(TLS)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert any(json.loads(x).get("type") == "tls" for x in r.stdout.splitlines())
+
+
+def test_help_still_lists_every_command_and_a_typo_is_one_line():
+    from dicomsniff.cli import COMMANDS
+
+    r = subprocess.run([sys.executable, "-m", "dicomsniff", "--help"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 0
+    for name in COMMANDS:
+        assert name.replace("_", "-") in r.stdout
+    assert "analyse a pcap/pcapng capture file" in r.stdout  # the commands' help lines too
+    r = subprocess.run([sys.executable, "-m", "dicomsniff", "analyse", str(ECHO)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert r.returncode == 2 and "invalid choice: 'analyse'" in r.stderr
+    assert "Traceback" not in r.stderr
