@@ -10,11 +10,21 @@ that many tiny segments cannot exceed it; when the bound is hit, or the peer ack
 we never saw, or the stream ends, the hole is declared a gap and delivery continues after it.
 
 Overlaps: a copy of bytes already delivered is compared with every segment of the last
-``RECENT`` delivered (kept by reference, not copied: about 23 KB at an MTU of 1500), and a
-copy of held bytes with every held segment it overlaps (while at most ``HELD_COMPARED`` are
-held); different bytes are a conflict, reported with both frames. The copy kept is the one a
-receiver keeps: the first for bytes already delivered (the application read them), and for
-held bytes the one that starts first (a later copy at the same start only adds its tail).
+``RECENT`` delivered, and a copy of held bytes with every held segment it overlaps (while at
+most ``HELD_COMPARED`` are held); different bytes are a conflict, reported with both frames.
+The copy kept is the one a receiver keeps: the first for bytes already delivered (the
+application read them), and for held bytes the one that starts first (a later copy at the
+same start only adds its tail).
+
+The delivered segments are kept by reference, not copied (copying every payload cost 30% of
+the CPU of a bulk transfer); but a reference into a capture reader's chunk pins the whole chunk
+(1 MiB), so a connection gone quiet would keep 2 x ``RECENT`` chunks alive. Directions that
+keep references register in a shared set (``pinned``), and whoever feeds frames calls
+:func:`release_views` when its reader moves on (``Analyzer.consume`` looks every 32 frames):
+only then are the references still looking into a chunk the reader left copied, at most
+``RECENT`` per direction, newest first within ``RECENT_BYTES``. What is kept is then bounded
+by ``RECENT_BYTES`` (plus one segment) per direction of an open connection, and the chunks
+of the last 32 frames.
 
 RST and SYN are judged as an RFC 5961 receiver judges them (:meth:`TcpDirection.judge_rst`,
 :meth:`TcpDirection.judge_syn`): a RST ends the connection only when its sequence number is
@@ -38,6 +48,9 @@ SEGMENT_OVERHEAD = 160  # bytes of bookkeeping per held segment, counted against
 RST_WINDOW = 1 << 24
 MAX_IGNORED_FRAMES = 20
 RECENT = 16  # delivered segments a retransmission is compared with (a power of two)
+# Bytes of those segments kept as copies once the reader has moved on, per direction: 16
+# segments of an MSS of 1460 fit; of jumbo or TSO segments, the newest.
+RECENT_BYTES = 64 << 10
 HELD_COMPARED = 64  # held segments an out-of-order copy is compared with, at most
 
 
@@ -48,9 +61,20 @@ def recent_payload(entry) -> tuple[int, memoryview | bytes] | None:
     """(sequence number, payload) of a slot of ``TcpDirection.rbuf``."""
     if entry is None or type(entry) is tuple:
         return entry
+    # (a slot holding a whole frame is written only by Analyzer.consume's fast path)
     total, seq, doff = _FRAME.unpack_from(entry, 0)  # an Ethernet IPv4 frame, no options
     start = 34 + (doff >> 4) * 4
     return seq, memoryview(entry)[start:14 + total]
+
+
+def release_views(pinned: set[TcpDirection], chunk=None) -> None:
+    """The reader moved to ``chunk`` (None: it is done): copy out every delivered segment
+    still kept by reference into an older buffer (:meth:`TcpDirection.copy_out`), so that no
+    quiet connection pins a buffer the reader has left."""
+    if pinned:
+        keep = [d for d in pinned if d.copy_out(chunk)]
+        pinned.clear()
+        pinned.update(keep)
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -70,9 +94,10 @@ class TcpDirection:
     __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
                  "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
                  "fin", "delivered", "retransmission_frames", "ignored_rst", "ignored_syn",
-                 "ignored_frames", "rbuf", "rframe", "ri", "conflict_frames")
+                 "ignored_frames", "rbuf", "rframe", "ri", "conflict_frames", "pinned")
 
-    def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER) -> None:
+    def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER,
+                 pinned: set[TcpDirection] | None = None) -> None:
         self.sink = sink
         self.next_seq: int | None = None
         self.next_u = 0
@@ -101,6 +126,9 @@ class TcpDirection:
         self.rframe = [0] * RECENT  # the segment's frame
         self.ri = 0
         self.conflict_frames: list[tuple[int, int]] = []  # (first copy, other copy)
+        # shared by every direction of an analyzer: those whose ring may hold references
+        # into a reader's buffer since the last release_views (None: nobody releases)
+        self.pinned = pinned
 
     def syn(self, seq: int) -> None:
         """A SYN fixes the initial sequence number: data starts at seq + 1."""
@@ -142,6 +170,8 @@ class TcpDirection:
         self.rbuf[i] = (self.next_seq, data)
         self.rframe[i] = frame
         self.ri = (i + 1) & (RECENT - 1)
+        if self.pinned is not None:
+            self.pinned.add(self)
         self.next_seq = (self.next_seq + n) & MASK  # type: ignore[operator]
         self.next_u += n
         self.delivered += n
@@ -195,6 +225,31 @@ class TcpDirection:
             self.buffer_overflows += 1
             while self.held and self.held_bytes > self.max_buffer // 2:
                 self.skip_to_held(frame, ts)
+
+    def copy_out(self, chunk) -> bool:
+        """Copy the delivered segments kept by reference into any buffer but ``chunk`` (the
+        reader's current one; None: every reference), newest first, while ``RECENT_BYTES``
+        last; older slots are forgotten. True if references into ``chunk`` remain."""
+        rbuf = self.rbuf
+        budget = RECENT_BYTES
+        left = False
+        i = self.ri
+        for _ in range(RECENT):
+            i = (i - 1) & (RECENT - 1)
+            entry = rbuf[i]
+            if entry is None:
+                continue
+            if budget <= 0:
+                rbuf[i] = None
+                continue
+            seq, payload = recent_payload(entry)  # type: ignore[misc]
+            budget -= len(payload)
+            if type(payload) is memoryview:
+                if chunk is not None and payload.obj is chunk:
+                    left = True
+                else:
+                    rbuf[i] = (seq, bytes(payload))
+        return left
 
     def _compare_delivered(self, seq: int, data, frame: int) -> None:
         """A copy of bytes already delivered: do they match what was delivered, in any of

@@ -213,3 +213,110 @@ def test_the_report_keeps_associations_whole(tmp_path: Path) -> None:
         a.consume(r)
     a.finish()
     assert len(ended[0].transactions) == 300 and ended[0].transactions_retired == 0
+
+
+# -- the delivered segments kept for overlap checks pin no reader chunk (issue 14) --------------
+
+_CHUNK = 32 << 10  # the reader's chunk in these tests: small, so that the capture stays small
+
+
+def _quiet_connections_between_a_transfer(path: Path, quiet: int) -> None:
+    """``quiet`` real echoscu associations (echo.pcap, to the C-ECHO-RSP, never released; each
+    on its own client port) each followed by more than a chunk of a real storescu transfer
+    (hostile/store-240.pcap, in order): every quiet connection's last segments lie in a chunk
+    of their own, which the reader has long left when the capture ends."""
+    from captures import pcapfile
+
+    echo = [f for f in pcapfile.frames(ROOT / "captures" / "echo.pcap")][2:16]
+    store_path = ROOT / "captures" / "hostile" / "store-240.pcap"
+    store = iter(f for f in pcapfile.frames(store_path) if len(f.data) > 60)
+    header, _link = pcapfile.read_header(store_path)
+    out: list[pcapfile.Frame] = []
+    t = 1.0
+    for k in range(quiet):
+        port = (20000 + k).to_bytes(2, "big")
+        for f in echo:
+            data = bytearray(f.data)
+            at = 34 if data[34:36] == (45022).to_bytes(2, "big") else 36
+            data[at:at + 2] = port
+            t += 1e-4
+            out.append(pcapfile.Frame(0, t, bytes(data), len(data)))
+        size = 0
+        while size < _CHUNK + 4096:
+            f = next(store)
+            t += 1e-4
+            out.append(pcapfile.Frame(0, t, f.data, f.orig_len))
+            size += len(f.data)
+    pcapfile.write(path, header, out)
+
+
+def _chunks_referenced(a: Analyzer) -> int:
+    """Distinct buffers the reassemblers' rings look into, by reference."""
+    seen = set()
+    for entry in list(a.flows.values()):
+        if type(entry) is not tuple or entry[0].tcp is None:
+            continue
+        for slot in entry[0].tcp[entry[1]].rbuf:
+            view = slot[1] if type(slot) is tuple else slot
+            if type(view) is memoryview:
+                seen.add(id(view.obj))
+    return len(seen)
+
+
+def test_quiet_connections_pin_no_reader_chunk(tmp_path: Path) -> None:
+    """Each quiet connection keeps its last segments for TCP-OVERLAP-CONFLICT, but once the
+    reader has left their chunk, as copies: at most the chunks of the last few hundred frames
+    are referenced, however many connections are open (before: one chunk per connection,
+    2 x RECENT chunks per connection at worst, 1 MiB each)."""
+    quiet = 20
+    pcap = tmp_path / "quiet.pcap"
+    _quiet_connections_between_a_transfer(pcap, quiet)
+    a = Analyzer(keep=False)
+    most = [0]
+
+    def watched(packets):
+        for i, p in enumerate(packets):
+            if not i & 31:
+                most[0] = max(most[0], _chunks_referenced(a))
+            yield p
+
+    with CaptureReader(str(pcap), chunk_size=_CHUNK) as r:
+        a.consume(watched(r))
+    assert len(a.open) == quiet + 1  # every quiet connection still open
+    # the chunks of the last RELEASE_EVERY frames (48 KB here) and the current one
+    assert most[0] <= 4, f"{most[0]} reader chunks referenced at once"
+    # what the copies cost: within RECENT_BYTES (and one segment) per direction
+    from dissectors.tcp import RECENT_BYTES
+
+    for conn in a.open:
+        for d in conn.tcp:
+            kept = [s[1] for s in d.rbuf if s is not None]
+            assert all(type(p) is bytes for p in kept)  # consume left no reference behind
+            assert sum(map(len, kept)) <= RECENT_BYTES + 1500
+    a.finish()
+
+
+def test_a_copy_differing_from_a_released_segment_is_still_a_conflict(tmp_path: Path) -> None:
+    """The copies keep TCP-OVERLAP-CONFLICT whole: the A-ASSOCIATE-RQ of the first quiet
+    connection sent again, long after the reader left its chunk, once the same (a plain
+    retransmission) and once with another calling AE title."""
+    from captures import pcapfile
+
+    pcap = tmp_path / "quiet.pcap"
+    _quiet_connections_between_a_transfer(pcap, 3)
+    frames = list(pcapfile.frames(pcap))
+    rq = next(f for f in frames if len(f.data) > 200 and f.data[66] == 0x01)  # A-ASSOCIATE-RQ
+    other = bytearray(rq.data)
+    other[66 + 26:66 + 42] = b"INTRUDER".ljust(16)  # Calling AE Title (PS3.8 9.3.2)
+    last = frames[-1].ts
+    again = frames + [pcapfile.Frame(0, last + 1, rq.data, rq.orig_len),
+                      pcapfile.Frame(0, last + 2, bytes(other), len(other))]
+    header, _link = pcapfile.read_header(pcap)
+    pcapfile.write(pcap, header, again)
+    a = Analyzer(keep=True)
+    with CaptureReader(str(pcap), chunk_size=_CHUNK) as r:
+        a.consume(r)
+    a.finish()
+    conflicts = [f for f in a.findings if f.code == "TCP-OVERLAP-CONFLICT"]
+    assert len(conflicts) == 1, [f.code for f in a.findings]
+    assert str(rq.number) in conflicts[0].message and str(len(frames) + 2) in conflicts[0].message

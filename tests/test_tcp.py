@@ -227,3 +227,33 @@ def test_overlap_comparison_is_bounded():
         d.segment(1 + 2 * i, b"x", i, 0.0)
     d.segment(1 + 2 * 7, b"y", 99999, 0.0)
     assert d.conflict_frames == [(7, 99999)]
+
+
+def test_released_references_become_copies_within_their_byte_budget():
+    """release_views: the segments kept by reference into a buffer the reader left are
+    copied, newest first, while RECENT_BYTES last; a conflict with them is still seen."""
+    from dissectors.tcp import RECENT, RECENT_BYTES, release_views
+
+    s = Sink()
+    pinned: set = set()
+    d = TcpDirection(s, pinned=pinned)
+    d.syn(0)
+    chunk = bytearray(PAYLOAD[:9000] * RECENT)  # jumbo segments in one reader chunk
+    view = memoryview(chunk)
+    for i in range(RECENT):
+        d.segment(1 + 9000 * i, view[9000 * i:9000 * (i + 1)], 10 + i, 0.0)
+    assert pinned == {d}
+    release_views(pinned, chunk)  # the reader is still in that chunk: nothing copied
+    assert pinned == {d} and all(type(e[1]) is memoryview for e in d.rbuf if e is not None)
+    release_views(pinned, bytearray(1))  # it moved on
+    assert not pinned
+    kept = [e for e in d.rbuf if e is not None]
+    assert all(type(e[1]) is bytes for e in kept)
+    assert RECENT_BYTES - 9000 < sum(len(e[1]) for e in kept) <= RECENT_BYTES + 9000
+    del view
+    chunk.append(0)  # no view into it is left (a bytearray with exports cannot resize)
+    last = 1 + 9000 * (RECENT - 1)
+    d.segment(last, PAYLOAD[:9000], 90, 0.0)  # the newest again, the same bytes
+    assert not d.conflicts
+    d.segment(last, b"X" + PAYLOAD[1:9000], 91, 0.0)
+    assert d.conflict_frames == [(10 + RECENT - 1, 91)]

@@ -38,7 +38,7 @@ from dissectors.net import (
     reverse_key,
     tcp_segment,
 )
-from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection
+from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection, release_views
 from dissectors.ul.stream import ULStream
 
 from ..model import Association, Finding, Transaction
@@ -57,6 +57,9 @@ from .tracker import MAX_KEPT, MAX_OUTSTANDING, MAX_RESPONSE_FRAMES
 # ports as one 12-byte flow key, TCP seq, ack, data offset, flags, window: one unpack per packet
 # for the fast path in Analyzer.consume (IPv4 without options on Ethernet, the common capture).
 _FAST = struct.Struct("!12xHBxH2xHxB2x12sIIBBH")
+# frames between two looks at whether the reader left its chunk (dissectors.tcp.release_views;
+# a power of two): the references kept for overlap checks pin at most the chunks these hold
+RELEASE_EVERY = 32
 
 __all__ = ["WELL_KNOWN_PORTS", "Analyzer", "Connection", "Limits", "Stats"]
 
@@ -127,6 +130,8 @@ class Analyzer:
         self.table = FlowTable(self.ports, self.limits.max_streams, self.limits.max_ignored)
         self.flows = self.table.flows  # flow key -> (Connection, side) or IGNORED
         self.open = self.table.open  # open connections, oldest first
+        # reassemblers whose delivered segments may still look into a reader's buffer
+        self.pinned: set[TcpDirection] = set()
         self.fragments = Fragments()  # IP fragments waiting for the rest of their datagram
         self.truncation = Truncation()  # records the snapshot length cut (analysis/loss.py)
         self.associations: list[Association] = []
@@ -219,14 +224,26 @@ class Analyzer:
         feed_frame = self.feed_frame
         ignored = IGNORED
         st = self.stats
-        mask = every - 1 if progress is not None else -1  # every: a power of two
+        # every RELEASE_EVERY frames (and at progress time: every is a power of two), if the
+        # reader has moved to another chunk, the delivered segments still kept by reference
+        # into the chunks it left are copied (dissectors.tcp.release_views): quiet connections
+        # pin no chunk, and a copy is made once per chunk, not per frame
+        pinned = self.pinned
+        pin = pinned.add
+        mask = min(every, RELEASE_EVERY) - 1
+        chunk = None
         recent = RECENT - 1  # slots of the delivered segments kept (dissectors/tcp.py)
         ts = None
         try:  # an interrupt (Ctrl-C, SIGTERM) still leaves the count of frames read
             for ts, linktype, buf, _olen in packets:
                 frame += 1
                 if not frame & mask:
-                    progress(frame)  # type: ignore[misc]
+                    now = buf.obj if type(buf) is memoryview else None
+                    if now is not chunk or now is None:
+                        chunk = now
+                        release_views(pinned, now)
+                    if progress is not None and not frame & (every - 1):
+                        progress(frame)
                 if linktype == 1 and len(buf) >= 54:
                     (etype, vihl, total, frag, proto, key, seq, ack, doff, flags,
                      window) = unpack(buf, 0)
@@ -279,6 +296,7 @@ class Analyzer:
                             d.rbuf[i] = buf
                             d.rframe[i] = frame
                             d.ri = (i + 1) & recent
+                            pin(d)
                             c = ul.countable
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
@@ -308,6 +326,7 @@ class Analyzer:
             st.frames = frame
             if ts is not None:
                 st.last_ts = ts
+            release_views(pinned)  # the reader's buffers are its own again
         return frame
 
     def feed_frame(self, frame: int, ts: float, linktype: int, buf, olen: int = 0) -> None:
@@ -416,8 +435,8 @@ class Analyzer:
             conn.syn_seen = True
             self._register(conn)
             lim = self.limits.max_tcp_buffer
-            conn.tcp = (TcpDirection(DetectSink(conn, 0, self._decide), lim),
-                        TcpDirection(DetectSink(conn, 1, self._decide), lim))
+            conn.tcp = (TcpDirection(DetectSink(conn, 0, self._decide), lim, self.pinned),
+                        TcpDirection(DetectSink(conn, 1, self._decide), lim, self.pinned))
             return self.flows[key]
         if pe <= ps:
             return None  # a bare ACK of a flow we never saw: nothing to judge it by
@@ -429,7 +448,8 @@ class Analyzer:
         proto, sender = found
         conn = Connection(key if sender == 0 else reverse_key(key), forced)
         self._register(conn)
-        conn.attach(proto.create(self, conn, sender, True, frame, ts), self.limits.max_tcp_buffer)
+        conn.attach(proto.create(self, conn, sender, True, frame, ts), self.limits.max_tcp_buffer,
+                    self.pinned)
         conn.verdict = conn.app.verdict
         return self.flows[key]
 
@@ -467,7 +487,7 @@ class Analyzer:
         assert proto
         app = proto.create(self, conn, side, False, frame, ts)
         other = conn.tcp[1 - side].sink if conn.tcp is not None else None
-        conn.attach(app, self.limits.max_tcp_buffer)
+        conn.attach(app, self.limits.max_tcp_buffer, self.pinned)
         if isinstance(other, DetectSink):
             other.replay(app)  # bytes the other side lost before its first captured byte
         conn.verdict = True

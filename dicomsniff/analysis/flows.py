@@ -44,13 +44,13 @@ class Connection:
         self.last_frame = 0
         self.syn_seen = False
 
-    def attach(self, app: Any, max_buffer: int) -> None:
+    def attach(self, app: Any, max_buffer: int, pinned: set | None = None) -> None:
         """Hand the connection to ``app``: the reassemblers now deliver to its sinks, keeping
-        what they hold and where they are."""
+        what they hold and where they are (``pinned``: see ``dissectors.tcp.release_views``)."""
         old = self.tcp
         self.app = app
-        self.tcp = (TcpDirection(app.sinks[0], max_buffer),
-                    TcpDirection(app.sinks[1], max_buffer))
+        self.tcp = (TcpDirection(app.sinks[0], max_buffer, pinned),
+                    TcpDirection(app.sinks[1], max_buffer, pinned))
         if old is not None:
             for new, prev in zip(self.tcp, old, strict=True):
                 new.next_seq, new.next_u = prev.next_seq, prev.next_u
