@@ -60,7 +60,8 @@ def run(specs, db: Path | None, parquet: Path | None, sensor: str | None = None,
 def _decode(row: dict, table: str) -> dict:
     """A stored row back into a --json record (JSON columns parsed, store columns dropped)."""
     types = dict(TABLES[table])
-    rec = {"type": next(k for k, v in RECORD_TABLE.items() if v == table)}
+    rec = {"type": "transaction" if table == "web_transactions" else
+           next(k for k, v in RECORD_TABLE.items() if v == table)}
     for k, v in row.items():
         if k == "more" and v is not None:
             rec.update(json.loads(v))

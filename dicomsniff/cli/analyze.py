@@ -191,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         ConformanceBuilder(capture.paths, lambda n: store.locate(n) if store.locate else None,
                            facts).attach(analyzer)
         analyzer.on_tls.append(store.tls)
+        web.on_connection.append(store.http_connection)  # DICOMweb's tables
     where = None if capture.single else capture.describe
     result = None
     if args.dask and store is not None and not (args.db or args.json or args.csv):

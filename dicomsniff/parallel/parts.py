@@ -9,7 +9,8 @@ home-made transport:
 1. :func:`.cluster.run_log` on every shard; the logs stay on their workers (futures).
 2. :func:`plan` on one worker: every log replayed (:func:`.local.replay`) into an engine
    equipped as the command equips its own for a store (summary, DICOMweb, studies,
-   conformance as observed, TLS connections, capture-level findings), and for each shard a
+   conformance as observed, TLS connections, capture-level findings); the DICOMweb
+   connections are written there, as the replay ends them (their own part); for each shard a
    small patch: the new ids and C-MOVE links of its associations and transactions, and each
    association's findings (the rules and the journey add some). That worker holds every
    shard's associations for the time of the replay (what the client would hold otherwise).
@@ -47,9 +48,12 @@ class PartsResult(Record):
             setattr(self, k, kw.get(k))
 
 
-def plan(config: dict[str, Any], files: list[str], *logs: Any) -> dict[str, Any]:
+def plan(config: dict[str, Any], files: list[str], store: dict[str, Any], *logs: Any
+         ) -> dict[str, Any]:
     """The replay, on a worker (``logs``: every shard's :func:`.cluster.run_log`; ``files``:
-    the capture's, as the client names them). Returns per shard its patch (by the shard's own
+    the capture's, as the client names them; ``store``: as :func:`parquet_on_dask` has it).
+    The DICOMweb connections, transactions and findings are written here, as the replay ends
+    each (their own Parquet part). Returns per shard its patch (by the shard's own
     association ids) and the frame references, and under ``"merged"`` what the client
     writes and prints."""
     from ..analysis.engine import Analyzer
@@ -79,6 +83,8 @@ def plan(config: dict[str, Any], files: list[str], *logs: Any) -> dict[str, Any]
     an.journey.on_study.append(lambda st: studies.append(st.record()))
     facts = Facts()
     ConformanceBuilder(files, fmap.locate, facts).attach(an)
+    writer = _writer(store, fmap, "w-")
+    web.on_connection.append(writer.http_connection)
     sessions: list[Any] = []
     an.on_tls.append(sessions.append)
     mine: list[tuple[int, dict[int, Any]]] = []  # per shard: its own id -> association
@@ -87,6 +93,7 @@ def plan(config: dict[str, Any], files: list[str], *logs: Any) -> dict[str, Any]
         mine.append((log.index, {ev[4][0].id: ev[4][0] for ev in log.events
                                  if ev[3] == "assoc"}))
     replay(logs, an)
+    writer.flush()
     patches = {index: {aid: (a.id, a.move_transaction,
                              [(t.id, list(t.sub_associations or ())) for t in a.transactions],
                              list(a.findings), a.tls)
@@ -99,7 +106,17 @@ def plan(config: dict[str, Any], files: list[str], *logs: Any) -> dict[str, Any]
         findings_dropped=st.findings_dropped, problems=first.extra["problems"],
         frame_map=fmap, reader_error=first.extra["reader_error"], summary=summary,
         by_severity=dict(st.by_severity), findings=st.findings, tls_sessions=sessions,
+        rows=dict(writer.rows_written),
         studies=studies, conformance=ae_records(facts) + pair_records(facts))}
+
+
+def _writer(store: dict[str, Any], fmap: Any, part: str) -> Any:
+    """A writer of one part of the run's dataset (``part``: its files' prefix)."""
+    from ..store.writer import StoreWriter
+
+    return StoreWriter(parquet=store["parquet"], capture=store["capture"],
+                       files=store["files"], sensor=store["sensor"], locate=fmap.locate,
+                       run_id=store["run_id"], part=part)
 
 
 def _part_of(planned: dict[str, Any], index: int) -> tuple[dict[int, Any], Any]:
@@ -111,12 +128,8 @@ def write_part(log: Any, part: tuple[dict[int, Any], Any], store: dict[str, Any]
                ) -> dict[str, int]:
     """One shard's associations, patched, written to its Parquet part (on its worker);
     returns the rows written per table."""
-    from ..store.writer import StoreWriter
-
     patch, fmap = part
-    writer = StoreWriter(parquet=store["parquet"], capture=store["capture"],
-                         files=store["files"], sensor=store["sensor"], locate=fmap.locate,
-                         run_id=store["run_id"], part=f"s{log.index}-")
+    writer = _writer(store, fmap, f"s{log.index}-")
     for aid, blob in log.blobs.items():  # every association the shard saw end
         a = pickle.loads(blob)
         new, move, txns, found, tls = patch[aid]
@@ -144,13 +157,13 @@ def parquet_on_dask(address: str, specs: Sequence[str], config: dict[str, Any],
         futures = client.map(run_log, [paths] * n, range(n), [n] * n, [config] * n,
                              [list(specs)] * n, pure=False)
         wait_for(futures, progress)
-        planned = client.submit(plan, config, list(files), *futures, pure=False)
+        planned = client.submit(plan, config, list(files), store, *futures, pure=False)
         mine = [client.submit(_part_of, planned, i, pure=False) for i in range(n)]
         parts = client.gather(client.map(write_part, futures, mine, [store] * n,
                                          pure=False))
         merged = client.submit(operator.getitem, planned, "merged", pure=False).result()
         del futures, planned, mine
-    rows: dict[str, int] = {}
+    rows: dict[str, int] = dict(merged.rows)  # the DICOMweb tables, written by plan
     for p in parts:
         for k, v in p.items():
             rows[k] = rows.get(k, 0) + v

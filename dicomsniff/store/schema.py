@@ -1,7 +1,8 @@
 """The store's tables: the ``--json`` contract's fields, typed, plus where each row came from.
 
-One table per record type (``associations``, ``transactions``, ``findings``; ``studies``, the
-study journey's; ``conformance_aes`` and ``conformance_pairs``, conformance as observed) and
+One table per record type (``associations``, ``transactions``, ``findings``; ``tls``;
+``http_connections`` and ``web_transactions``, DICOMweb's; ``studies``, the study journey's;
+``conformance_aes`` and ``conformance_pairs``, conformance as observed) and
 ``runs`` (one row per analysis, with its summary). The columns are the record's fields with
 the same names (docs/json.md); nested values (contexts, user information, frame lists...) are
 JSON, which DuckDB queries with ``->>`` and ``json_extract``. Every row also carries:
@@ -20,7 +21,7 @@ JSON, which DuckDB queries with ``->>`` and ``json_extract``. Every row also car
 
 from __future__ import annotations
 
-__all__ = ["EXTRA", "RECORD_TABLE", "RUNS", "TABLES", "columns"]
+__all__ = ["EXTRA", "RECORD_TABLE", "RUNS", "TABLES", "columns", "table_of"]
 
 # (column, DuckDB type); JSON columns hold the record's nested values as JSON text.
 EXTRA: tuple[tuple[str, str], ...] = (
@@ -71,6 +72,39 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("certificates", "JSON"), ("alerts", "JSON"), ("ended_by", "VARCHAR"),
         ("keylog", "VARCHAR"), ("findings", "BIGINT"),
     ),
+    # DICOMweb (docs/dicomweb.md): one row per HTTP connection, one per transaction (the
+    # ``--json`` transaction records with ``"protocol": "dicomweb"``); their findings are in
+    # ``findings``, ``association`` naming the connection (the two share one counter of ids)
+    "http_connections": (
+        ("protocol", "VARCHAR"), ("id", "BIGINT"), ("client", "VARCHAR"),
+        ("server", "VARCHAR"), ("user_agent", "VARCHAR"), ("server_software", "VARCHAR"),
+        ("start", "DOUBLE"), ("end", "DOUBLE"), ("duration", "DOUBLE"),
+        ("first_frame", "BIGINT"), ("last_frame", "BIGINT"), ("requests", "BIGINT"),
+        ("responses", "BIGINT"), ("bytes", "JSON"), ("outcome", "VARCHAR"),
+        ("tunnelled", "BOOLEAN"), ("http2", "VARCHAR"), ("transactions", "BIGINT"),
+        ("findings", "BIGINT"),
+    ),
+    "web_transactions": (
+        ("protocol", "VARCHAR"), ("id", "BIGINT"), ("connection", "BIGINT"),
+        ("command", "VARCHAR"), ("action", "VARCHAR"), ("method", "VARCHAR"),
+        ("target", "VARCHAR"), ("http_version", "VARCHAR"), ("level", "VARCHAR"),
+        ("study", "VARCHAR"), ("series", "VARCHAR"), ("instance", "VARCHAR"),
+        ("frames", "JSON"), ("workitem", "VARCHAR"), ("query", "JSON"), ("accept", "JSON"),
+        ("request_content_type", "VARCHAR"), ("response_content_type", "VARCHAR"),
+        ("transfer_syntax", "VARCHAR"), ("status", "BIGINT"), ("reason_phrase", "VARCHAR"),
+        ("status_category", "VARCHAR"), ("status_meaning", "VARCHAR"),
+        ("informational", "JSON"), ("request_frame", "BIGINT"),
+        ("request_end_frame", "BIGINT"), ("response_frames", "JSON"),
+        ("request_time", "DOUBLE"), ("request_end_time", "DOUBLE"),
+        ("response_time", "DOUBLE"), ("response_end_time", "DOUBLE"), ("latency", "DOUBLE"),
+        ("request_bytes", "BIGINT"), ("response_bytes", "BIGINT"),
+        ("request_complete", "BOOLEAN"), ("response_complete", "BOOLEAN"),
+        ("bytes_missing", "BIGINT"), ("results", "BIGINT"), ("parts", "JSON"),
+        ("instances", "JSON"), ("failed", "JSON"), ("warnings", "JSON"),
+        ("error_text", "VARCHAR"), ("user_agent", "VARCHAR"), ("association", "BIGINT"),
+        ("sop_class", "VARCHAR"), ("sop_instance", "VARCHAR"), ("dataset_bytes", "BIGINT"),
+        ("response_dataset_bytes", "BIGINT"),
+    ),
     # the study journey's records (``dicomsniff studies --json``, docs/studies.md)
     "studies": (
         ("study_instance_uid", "VARCHAR"), ("patient_id", "VARCHAR"),
@@ -103,10 +137,17 @@ RUNS: tuple[tuple[str, str], ...] = (
     ("bytes", "BIGINT"), ("first_time", "DOUBLE"), ("last_time", "DOUBLE"), ("summary", "JSON"),
 )
 
-#: record "type" -> table
+#: record "type" -> table (a DICOMweb transaction: ``web_transactions``, :func:`table_of`)
 RECORD_TABLE = {"association": "associations", "transaction": "transactions",
                 "finding": "findings", "study": "studies", "ae": "conformance_aes",
-                "pair": "conformance_pairs", "tls": "tls"}
+                "pair": "conformance_pairs", "tls": "tls", "http_connection": "http_connections"}
+
+
+def table_of(rec: dict) -> str:
+    """The table of a ``--json`` record."""
+    if rec.get("protocol") == "dicomweb" and rec["type"] == "transaction":
+        return "web_transactions"
+    return RECORD_TABLE[rec["type"]]
 
 
 def columns(table: str) -> tuple[tuple[str, str], ...]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..model import Association, Finding
 from ..report.framerefs import add_frame_refs
-from .schema import EXTRA, RECORD_TABLE, RUNS, TABLES, columns
+from .schema import EXTRA, RUNS, TABLES, columns, table_of
 
 __all__ = ["StoreError", "StoreWriter", "record_rows"]
 
@@ -61,7 +61,7 @@ def _json(v: Any) -> str | None:
 
 def record_rows(rec: dict[str, Any], extra: dict[str, Any]) -> tuple[str, tuple]:
     """(table, row tuple in :func:`~.schema.columns` order) of one ``--json`` record."""
-    table = RECORD_TABLE[rec["type"]]
+    table = table_of(rec)
     cols = TABLES[table]
     known = _KNOWN[table]
     more = {k: v for k, v in rec.items() if k not in known}
@@ -167,6 +167,20 @@ class StoreWriter:
     def tls(self, session: Any) -> None:
         """A TLS connection (analysis/tls.py TLSSession): its row in the ``tls`` table."""
         self.record(session.to_record(), session.start)
+
+    def http_connection(self, connection: Any, transactions: list[Any],
+                        findings: list[Finding]) -> None:
+        """A DICOMweb HTTP connection as it ends (the DICOMweb session's ``on_connection``):
+        its row, its transactions' and its findings', as ``--json`` writes them."""
+        day = _day(connection.start)
+        self._add(connection.to_record(), day)
+        for t in transactions:
+            rec = t.to_record()
+            self._add(rec, _day(rec.get("request_time")) or day)
+        for f in findings:
+            self._add(f.to_record(), day)
+        if self._pending >= self.batch:
+            self.flush()
 
     def finding(self, f: Finding) -> None:
         """Capture-level findings (association findings come with their association)."""
