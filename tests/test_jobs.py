@@ -287,8 +287,8 @@ def test_selections_and_csv_are_those_of_one_process(capsys, extra) -> None:
 
 
 def test_an_interrupted_run_says_what_it_reports(monkeypatch, capsys) -> None:
-    """Ctrl-C while the workers read: they are stopped, and nothing of theirs is reported
-    (their logs are merged at the end only); stderr says so, the exit status is 130."""
+    """Ctrl-C before a worker could begin: the workers are stopped, and nothing of theirs
+    is reported (there is no whole set of logs to merge); stderr says so, exit status 130."""
     from dicomsniff.parallel import local
 
     real = local.run_worker
@@ -308,8 +308,67 @@ def test_an_interrupted_run_says_what_it_reports(monkeypatch, capsys) -> None:
         signal.signal(signal.SIGTERM, before)
     got = capsys.readouterr()
     assert code == 130
-    assert "-j 2 reports nothing of an interrupted run" in got.err
+    assert "-j 2 reports nothing: the run was stopped before" in got.err
     assert '"interrupted":true' in got.out.splitlines()[-1]
+
+
+SEVERAL = [CAPTURES / n for n in ("move.pcap", "store-concurrent.pcap", "mpps.pcap",
+                                   "store-many-associations.pcap", "find-cancel.pcap",
+                                   "get.pcap", "worklist.pcap", "abort-mid-transfer.pcap")]
+
+
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_reports_what_the_workers_read(monkeypatch, capsys,
+                                                          signum: str) -> None:
+    """A real signal in every worker as its third association ends (Ctrl-C reaches each
+    process of the terminal's group; SIGTERM goes to the parent, which passes it on): each
+    stops reading, ends its connections as the end of a capture would, and sends what it
+    read; the report covers that, as -j 1 reports what it read (issue 14)."""
+    import os
+    import signal
+
+    from dicomsniff.parallel import local
+
+    sig = getattr(signal, signum)
+    files = [str(p) for p in SEVERAL]
+    assert main(["analyze", *files, "--json", "-j", "1"]) == 0
+    whole = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    by_first = {r["first_frame"]: r for r in whole if r["type"] == "association"}
+    real = local.run_worker
+
+    def stop_at_third(capture, index, count, config, *a, **kw):
+        ended = []
+
+        def setup(an) -> None:
+            def third(_a) -> None:
+                ended.append(1)
+                if len(ended) == 3 and (index == 0 or sig == signal.SIGINT):
+                    os.kill(os.getpid(), sig)  # SIGTERM: the parent only
+
+            an.on_association.append(third)
+
+        config = {**config, "setup": [*config.get("setup", ()), setup]}
+        return real(capture, index, count, config, *a, **kw)
+
+    monkeypatch.setattr(local, "run_worker", stop_at_third)
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(["analyze", *files, "--json", "-j", "2"])
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    got = capsys.readouterr()
+    assert code == (130 if sig == signal.SIGINT else 128 + signal.SIGTERM), got.err
+    assert "the report covers what the 2 workers read: the first" in got.err
+    recs = [json.loads(x) for x in got.out.splitlines()]
+    assert recs[-1]["type"] == "summary" and recs[-1]["interrupted"] is True
+    assocs = [r for r in recs if r["type"] == "association"]
+    assert 6 <= len(assocs) < len(by_first)  # three from each worker, or more; not all
+    released = [r for r in assocs if r["outcome"] == "released"]
+    assert len(released) >= 4
+    for r in released:  # what was read is told as one process tells it (ids aside)
+        one = by_first[r["first_frame"]]
+        assert {k: v for k, v in r.items() if k not in ("id", "move_transaction")} == {
+            k: v for k, v in one.items() if k not in ("id", "move_transaction")}
 
 
 def test_records_cut_by_the_snapshot_length_are_counted_over_every_worker(

@@ -402,3 +402,33 @@ def test_parquet_alone_from_workers_is_what_one_process_writes(
         con = connect(db)
         rows = [_decode(r, table) for table in same for r in _rows(con, f'"{table}"')]
         assert sorted(map(_norm, rows)) == sorted(map(_norm, stored))
+
+
+@pytest.mark.parametrize("parquet", [False, True])
+def test_an_interrupted_dask_run_says_what_was_lost(monkeypatch, capsys, tmp_path: Path,
+                                                     parquet: bool) -> None:
+    """SIGTERM while the shards run on the cluster: a Dask task cannot be told to stop and
+    send what it read, so nothing is reported; stderr says so in one line, exit 128+15."""
+    import os
+    import signal
+    import time
+
+    from dicomsniff.cli import main
+    from dicomsniff.parallel import cluster, parts
+
+    def terminated(*_a, **_kw):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler stops this first
+        raise AssertionError("SIGTERM did not stop the run")
+
+    monkeypatch.setattr(cluster, "logs_on_dask", terminated)
+    monkeypatch.setattr(parts, "parquet_on_dask", terminated)
+    more = ["--parquet", str(tmp_path / "pq")] if parquet else ["--json"]
+    before = signal.getsignal(signal.SIGTERM)
+    code = main(["analyze", str(CAPTURES / "move.pcap"), "--dask", "tcp://127.0.0.1:1",
+                 *more])
+    assert signal.getsignal(signal.SIGTERM) == before  # given back
+    err = capsys.readouterr().err
+    assert code == 128 + signal.SIGTERM
+    assert err.startswith("dicomsniff: SIGTERM; --dask reports nothing of an interrupted run")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err

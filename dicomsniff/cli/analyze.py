@@ -196,23 +196,30 @@ def run(args: argparse.Namespace) -> int:
     result = None
     if args.dask and store is not None and not (args.db or args.json or args.csv):
         # only the Parquet dataset: each shard writes its part, the client stays small
+        previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             return _parts_on_dask(args, capture, limits, rules, store, out)
-        except KeyboardInterrupt:
-            return fail("interrupted", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            return _dask_interrupted(exc)
         except Exception as exc:  # the cluster's own errors (address, workers): one line
             return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     reader_error_j = None
+    read_by: tuple[int, int] | None = None  # -j interrupted: the fewest and most frames read
     if args.dask:
+        previous = signal.signal(signal.SIGTERM, _terminated)
         try:
             reader_error_j, fmap = _on_dask(args, capture, analyzer, limits, rules, writer,
                                             store)
-        except KeyboardInterrupt:
-            return fail("interrupted", EXIT_INTERRUPTED)
+        except KeyboardInterrupt as exc:
+            return _dask_interrupted(exc)
         except BrokenPipeError:
             raise  # output closed (| head): quiet, as without --dask
         except Exception as exc:  # the cluster's own errors (address, workers): one line
             return fail(f"--dask {args.dask}: {type(exc).__name__}: {exc}")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         if not capture.single:
             where = fmap.describe
     jobs = 1
@@ -228,8 +235,10 @@ def run(args: argparse.Namespace) -> int:
             from ..parallel.local import TooBig, WorkerFailed
 
             try:
-                reader_error_j = _on_cores(args, capture, analyzer, jobs, limits, rules,
-                                           bar.callback)
+                reader_error_j, interrupted, read_by, fmap = _on_cores(
+                    args, capture, analyzer, jobs, limits, rules, bar.callback, writer, store)
+                if fmap is not None and not capture.single:
+                    where = fmap.describe
             except WorkerFailed as exc:
                 bar.stop()
                 return fail(f"-j {jobs}: {exc}")
@@ -252,12 +261,15 @@ def run(args: argparse.Namespace) -> int:
         interrupted = exc.args[0] if exc.args and isinstance(exc.args[0], int) else \
             signal.SIGINT
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the report of what was read first
-        analyzer.finish()
+        if jobs == 1:
+            analyzer.finish()
         result = None
     finally:
         bar.stop()
         if not interrupted:
             signal.signal(signal.SIGTERM, previous)
+        else:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the report of what was read first
 
     stats = analyzer.stats
     associations = analyzer.associations
@@ -310,9 +322,15 @@ def run(args: argparse.Namespace) -> int:
         out.flush()
     if interrupted:
         name = "SIGTERM" if interrupted == signal.SIGTERM else "interrupted"
-        if jobs > 1:  # the workers' logs are merged at the end only
-            sys.stderr.write(f"dicomsniff: {name}; -j {jobs} reports nothing of an "
-                             "interrupted run (-j 1 reports what was read)\n")
+        if jobs > 1 and read_by is None:  # stopped before the workers' logs were merged
+            sys.stderr.write(f"dicomsniff: {name}; -j {jobs} reports nothing: the run was "
+                             "stopped before the workers' records could be merged\n")
+        elif jobs > 1:
+            lo, hi = read_by
+            sys.stderr.write(f"dicomsniff: {name}; the report covers what the {jobs} workers "
+                             f"read: the first {lo} frames" + (
+                                 f" by every worker, up to {hi} by some" if hi > lo else "")
+                             + "\n")
         else:
             sys.stderr.write(f"dicomsniff: {name}; the report covers the {stats.frames} "
                              "frames read\n")
@@ -329,6 +347,17 @@ def run(args: argparse.Namespace) -> int:
         if any(stats.by_severity.get(s, 0) for s in worst):
             return EXIT_FINDINGS
     return EXIT_OK
+
+
+def _dask_interrupted(exc: KeyboardInterrupt) -> int:
+    """``--dask`` interrupted: a Dask task cannot be asked to stop and send what it read, so
+    the shards' records are lost; say so (the exit status of an interrupted run)."""
+    signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+    name = "SIGTERM" if signum == signal.SIGTERM else "interrupted"
+    sys.stderr.write(f"dicomsniff: {name}; --dask reports nothing of an interrupted run: the "
+                     "shards' records are merged once every shard has finished (-j N or one "
+                     "process report what was read)\n")
+    return EXIT_INTERRUPTED if signum != signal.SIGTERM else 128 + signal.SIGTERM
 
 
 def _terminated(signum: int, _frame: object) -> None:
@@ -446,10 +475,13 @@ def _parts_on_dask(args: argparse.Namespace, capture: Any, limits: Any, rules: A
 
 
 def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, limits: Any,
-              rules: Any, progress: Any) -> str | None:
+              rules: Any, progress: Any, writer: Any, store: Any
+              ) -> tuple[str | None, int, tuple[int, int] | None, Any]:
     """``-j N``: N processes, each analysing its share of the connections
     (dicomsniff/parallel/local.py); their findings told to ``analyzer``'s subscribers in
-    capture order. Returns the capture's damage, if any."""
+    capture order. Returns the capture's damage, if any, and, if the run was interrupted,
+    the signal, the fewest and most frames a worker read (what the report covers) and the
+    frame references of the worker that read most (``writer`` and ``store`` take them)."""
     from ..parallel.local import note_peak_rss, replay, run_jobs
     from .args import reopener
 
@@ -458,8 +490,22 @@ def _on_cores(args: argparse.Namespace, capture: Any, analyzer: Any, jobs: int, 
     # each worker opens the capture as open_input opened it
     logs = run_jobs(reopener(args).open, capture, jobs, config, progress)
     note_peak_rss(logs)
+    stopped = [log.extra["interrupted"] for log in logs if log.extra.get("interrupted")]
+    if not stopped:
+        replay(logs, analyzer)
+        return logs[0].extra["reader_error"], 0, None, None
+    # interrupted: the workers stopped at different frames; the one that read furthest
+    # knows where every frame reported is
+    most = max(logs, key=lambda log: log.stats["frames"])
+    fmap = most.extra.get("frame_map")
+    if fmap is not None and not capture.single:
+        if writer is not None:
+            writer.locate = fmap.locate
+        if store is not None:
+            store.locate = fmap.locate
     replay(logs, analyzer)
-    return logs[0].extra["reader_error"]
+    read = [log.stats["frames"] for log in logs]
+    return None, stopped[0], (min(read), max(read)), fmap
 
 
 def _reopen(args: argparse.Namespace, capture: Any) -> Any:

@@ -30,9 +30,11 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import signal
 import struct
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain, groupby
 from typing import Any
 
@@ -421,6 +423,9 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
                     if last:
                         frame += last[0][0]
                         last_ts = last[0][1][0]
+        except KeyboardInterrupt:  # in the middle of a run: the frame being read
+            frame = max(frame, filt.frame)
+            raise
         finally:
             filt.done = True
             an.stats.first_ts, an.stats.last_ts = first_ts, last_ts
@@ -428,15 +433,53 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
         return frame
 
     an.consume = by_runs  # type: ignore[method-assign]
-    res = analyze_source(capture, an, progress)
+    try:
+        res = analyze_source(capture, an, progress)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM: what was read is told, as -j 1 does
+        log.extra["interrupted"] = _signum(exc)
+        with _ignoring_signals():  # a second signal must not cut the ending short
+            an.finish()
+            if hasattr(capture, "frame_map"):  # the workers read different lengths
+                log.extra["frame_map"] = capture.frame_map()
+        res = None
     st = an.stats
     log.stats = {"frames": st.frames, "bytes": st.bytes, "first_ts": st.first_ts,
                  "last_ts": st.last_ts, "connections": st.connections,
                  "ignored_connections": st.ignored_connections, "evicted": st.evicted,
                  "truncation": an.truncation.inner}  # summed by replay (_CountOnce)
-    log.extra = {"reader_error": res.reader_error, "format": res.format,
-                 "maxrss_kb": _maxrss_kb()}
+    log.extra.update(reader_error=res and res.reader_error, format=res and res.format,
+                     maxrss_kb=_maxrss_kb())
     return log
+
+
+def _signum(exc: KeyboardInterrupt) -> int:
+    """The signal a KeyboardInterrupt stands for (the CLI raises it with SIGTERM's number)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+
+
+@contextmanager
+def _ignoring_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored for a while (in the main thread only: elsewhere they are
+    not delivered to Python code anyway)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in before.items():
+            signal.signal(s, h)
+
+
+def _stop_once(signum: int, _frame: Any) -> None:
+    """A forked worker's SIGINT and SIGTERM: stop reading (once; further signals are
+    ignored, the worker is ending and sending what it read)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt(signum)
 
 
 def _maxrss_kb() -> int:
@@ -478,7 +521,12 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
              config: dict[str, Any],
              progress: Callable[[int, int], None] | None = None) -> list[WorkerLog]:
     """Fork ``count - 1`` workers (each opens the capture with ``open_capture``), analyse
-    shard 0 here on ``capture``, and gather every worker's log (index order)."""
+    shard 0 here on ``capture``, and gather every worker's log (index order).
+
+    Interrupted (Ctrl-C reaches every worker; SIGTERM, or Ctrl-C while this process waits,
+    is passed on to them), each worker stops reading, ends its connections as at the end of
+    a capture and sends its log, marked ``extra["interrupted"]``, so the merge reports what
+    was read. A KeyboardInterrupt out of here means a worker had nothing to send."""
     import gc
 
     gc.freeze()  # what is loaded now is never garbage: the workers' collector never walks it
@@ -489,13 +537,19 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
             pid = os.fork()
             if pid == 0:  # the worker
                 os.close(r)
+                signal.signal(signal.SIGINT, _stop_once)
+                signal.signal(signal.SIGTERM, _stop_once)
                 code = 0
                 try:
                     log = run_worker(open_capture(), index, count, config)
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the log goes whole
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)
                     del log.filt
                     data = pickle.dumps(("ok", log), pickle.HIGHEST_PROTOCOL)
                 except TooBig as exc:
                     data = pickle.dumps(("toobig", str(exc)))
+                except KeyboardInterrupt:  # before it began reading: nothing to tell
+                    data = pickle.dumps(("interrupted", ""))
                 except BaseException as exc:  # noqa: BLE001 - reported by the parent
                     data = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
                     code = 1
@@ -507,10 +561,24 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
                     os._exit(code)
             os.close(w)
             kids.append((pid, r))
-        logs = [run_worker(capture, 0, count, config, progress)]
+        first = run_worker(capture, 0, count, config, progress)
+        logs = [first]
+        stopped = False
         while kids:
-            pid, r = kids.pop(0)
-            logs.append(_receive(pid, r))
+            if not stopped and first.extra.get("interrupted"):
+                stopped = True
+                for pid, _r in kids:  # the others stop reading too, and send what they read
+                    _signal(pid, signal.SIGINT)
+            pid, r = kids[0]
+            if not stopped:
+                try:
+                    _readable(r)  # interrupted here, nothing of the log is lost
+                except KeyboardInterrupt as exc:
+                    first.extra["interrupted"] = _signum(exc)
+                    continue
+            with _ignoring_signals():
+                logs.append(_receive(pid, r))
+            kids.pop(0)
         return logs
     finally:
         for pid, r in kids:  # interrupted, or a worker failed: stop the others
@@ -525,6 +593,20 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
                 pass
 
 
+def _signal(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except OSError:
+        pass
+
+
+def _readable(fd: int) -> None:
+    """Wait until a worker's pipe has its result (or is closed)."""
+    import select
+
+    select.select([fd], [], [])
+
+
 def _receive(pid: int, fd: int) -> WorkerLog:
     with os.fdopen(fd, "rb", closefd=True) as inp:
         head = inp.read(8)
@@ -533,6 +615,8 @@ def _receive(pid: int, fd: int) -> WorkerLog:
     if not data:
         raise WorkerFailed(f"a worker ended without a result (wait status {status})")
     what, value = pickle.loads(data)
+    if what == "interrupted":
+        raise KeyboardInterrupt(signal.SIGINT)
     if what == "toobig":
         raise TooBig(value)
     if what != "ok":
