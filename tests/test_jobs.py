@@ -158,9 +158,21 @@ def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, caps
 
     path = CAPTURES / "store-many-associations.pcap"
     one = outputs(capsys, path, 1)
-    monkeypatch.setattr(local, "MAX_WORKER_RSS_KB", 1)
+    monkeypatch.setattr(local, "MAX_WORKER_RSS_KB", 1 << 10)
     monkeypatch.setattr(local, "_CHECK_EVERY", 1)
+    real = local.run_worker
+    held: list[bytearray] = []
+
+    def holding(capture, index, count, config, *a, **kw):  # 2 MiB more per association
+        def setup(an) -> None:
+            an.on_association.append(lambda _a: held.append(bytearray(b"\x01") * (2 << 20)))
+
+        config = {**config, "setup": [*config.get("setup", ()), setup]}
+        return real(capture, index, count, config, *a, **kw)
+
+    monkeypatch.setattr(local, "run_worker", holding)
     code = main(["analyze", str(path), "--json", "-j", "2"])
+    held.clear()
     got = capsys.readouterr()
     assert code == 0 and got.out == one[0]
     assert "-j 2: a worker's records passed" in got.err and "one process" in got.err
@@ -320,10 +332,11 @@ SEVERAL = [CAPTURES / n for n in ("move.pcap", "store-concurrent.pcap", "mpps.pc
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 def test_an_interrupted_run_reports_what_the_workers_read(monkeypatch, capsys,
                                                           signum: str) -> None:
-    """A real signal in every worker as its third association ends (Ctrl-C reaches each
-    process of the terminal's group; SIGTERM goes to the parent, which passes it on): each
-    stops reading, ends its connections as the end of a capture would, and sends what it
-    read; the report covers that, as -j 1 reports what it read (issue 14)."""
+    """A real signal as a worker's third association ends: SIGINT in the forked worker
+    alone (Ctrl-C reaches each process of the terminal's group, each at its own point),
+    SIGTERM in the parent, which passes it on. Each worker stops reading, ends its
+    connections as the end of a capture would, and sends what it read; the report covers
+    that, as -j 1 reports what it read (issue 14)."""
     import os
     import signal
 
@@ -342,8 +355,8 @@ def test_an_interrupted_run_reports_what_the_workers_read(monkeypatch, capsys,
         def setup(an) -> None:
             def third(_a) -> None:
                 ended.append(1)
-                if len(ended) == 3 and (index == 0 or sig == signal.SIGINT):
-                    os.kill(os.getpid(), sig)  # SIGTERM: the parent only
+                if len(ended) == 3 and (index == 0) == (sig == signal.SIGTERM):
+                    os.kill(os.getpid(), sig)
 
             an.on_association.append(third)
 
@@ -362,9 +375,11 @@ def test_an_interrupted_run_reports_what_the_workers_read(monkeypatch, capsys,
     recs = [json.loads(x) for x in got.out.splitlines()]
     assert recs[-1]["type"] == "summary" and recs[-1]["interrupted"] is True
     assocs = [r for r in recs if r["type"] == "association"]
-    assert 6 <= len(assocs) < len(by_first)  # three from each worker, or more; not all
+    # the signalled worker's three (or more: those still open when it stopped), the other's
+    # share as far as it read; not all
+    assert 3 <= len(assocs) < len(by_first)
     released = [r for r in assocs if r["outcome"] == "released"]
-    assert len(released) >= 4
+    assert len(released) >= 2
     for r in released:  # what was read is told as one process tells it (ids aside)
         one = by_first[r["first_frame"]]
         assert {k: v for k, v in r.items() if k not in ("id", "move_transaction")} == {

@@ -576,9 +576,9 @@ def run_jobs(open_capture: Callable[[], Any], capture: Any, count: int,
                 except KeyboardInterrupt as exc:
                     first.extra["interrupted"] = _signum(exc)
                     continue
+            kids.pop(0)  # _receive closes its pipe and waits for it, whatever it finds
             with _ignoring_signals():
                 logs.append(_receive(pid, r))
-            kids.pop(0)
         return logs
     finally:
         for pid, r in kids:  # interrupted, or a worker failed: stop the others
