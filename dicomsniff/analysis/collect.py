@@ -43,6 +43,13 @@ class CollectionPolicy:
     def command(self, association: Association, side: int, message: Message) -> None:
         """Every command set of the association once decoded (after ``dataset``)."""
 
+    def observes(self, association: Association) -> bool:
+        """Whether :meth:`command` wants the command sets of ``association`` (asked once, when
+        its analyzer is made: ``association.midstream`` is known then). A policy that needs
+        them for some associations only says so here: the others then cost no call per
+        message."""
+        return True
+
 
 class _Enough:
     """Sinks of one data set that may each say ``enough`` (a true attribute: they need no more
@@ -104,9 +111,11 @@ class Collection:
         self.assemblers = assemblers
         # per side: None (nothing collected yet), True (every context) or the context ids
         self.wanted: list[Any] = [None, None]
-        # Only policies that override command() are told about every command set.
+        # Only policies that override command() are told about every command set, and only
+        # of the associations they observe.
         self.observing = tuple(p for p in self.policies
-                               if type(p).command is not CollectionPolicy.command)
+                               if type(p).command is not CollectionPolicy.command
+                               and p.observes(association))
         if self.observing:
             for side, asm in enumerate(assemblers):
                 asm.observe = self._observer_for(side)

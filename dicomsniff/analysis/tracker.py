@@ -182,28 +182,13 @@ class AssociationTracker:
 
     # -- upper layer ----------------------------------------------------------------------
     def on_events(self, side: int, events: list) -> None:
+        # Once per drain, several times per DIMSE message: the common events first, module
+        # names rather than attribute lookups, the PDU counts looked up only when needed.
         a = self.assoc
-        counts = a.pdus[SIDES[side]]
         asm = self.asm[side]
         for e in events:
             t = type(e)
-            if t is ev.PdvData:
-                if not self.pdv_seen[side]:
-                    self._first_pdv(side, e.frame)
-                asm.on_data(e)
-            elif t is ev.DataComplete:
-                self.proven = True
-                self._resumed(side)
-                if not self.announced and a.midstream:
-                    self._announce()  # picked up mid-stream: the first we know of it
-                m = None if asm.problems or not self.fused else asm.data_done(e)
-                if m is not None:  # fused: no queue (the same as the general way below)
-                    self._on_complete(side, m)
-                    continue
-                asm.on_data_complete(e)
-            elif t is ev.PdvBytes:
-                asm.on_bytes(e)
-            elif t is ev.PdvCommand:
+            if t is _PdvCommand:
                 self.proven = True
                 if not self.data_ok[side]:
                     self._first_pdv(side, e.frame)
@@ -221,9 +206,29 @@ class AssociationTracker:
                         self._on_complete(side, m)
                     continue
                 asm.on_command(e)
-            elif t is ev.PDataTF:
+            elif t is _PdvData:
+                if not self.pdv_seen[side]:
+                    self._first_pdv(side, e.frame)
+                asm.on_data(e)
+            elif t is _DataComplete:
+                self.proven = True
+                lost = self.loss[side]
+                if lost is not None:  # _resumed(side), inlined
+                    lost.open = False
+                if not self.announced and a.midstream:
+                    self._announce()  # picked up mid-stream: the first we know of it
+                m = None if asm.problems or not self.fused else asm.data_done(e)
+                if m is not None:  # fused: no queue (the same as the general way below)
+                    self._on_complete(side, m)
+                    continue
+                asm.on_data_complete(e)
+            elif t is _PdvBytes:
+                asm.on_bytes(e)
+            elif t is _PDataTF:
+                counts = a.pdus[SIDES[side]]
                 counts["P-DATA-TF"] = counts.get("P-DATA-TF", 0) + 1
-            elif t is ev.Malformed:
+            elif t is _Malformed:
+                counts = a.pdus[SIDES[side]]
                 if e.pdu_type == 4 and "P-DATA-TF" in counts:
                     # A P-DATA-TF cut off by the end of the stream was never a whole PDU; it
                     # is reported by this finding, not counted (tshark agrees).
@@ -234,6 +239,7 @@ class AssociationTracker:
             else:
                 name = _PDU_OF.get(t)
                 if name is not None:
+                    counts = a.pdus[SIDES[side]]
                     counts[name] = counts.get(name, 0) + 1
                     self.proven = True
                 self._on_pdu(side, e)
@@ -243,8 +249,10 @@ class AssociationTracker:
                 self._on_messages(side, asm)
         if self.held_findings is not None and self.proven:
             self.release_findings()  # a whole PDU or PDV was parsed: this is DICOM
-        if a.last_frame is None or (events and events[-1].frame > a.last_frame):
-            a.last_frame = events[-1].frame if events else a.last_frame
+        if events:
+            last = events[-1].frame
+            if a.last_frame is None or last > a.last_frame:
+                a.last_frame = last
 
     def _announce(self) -> None:
         if not self.announced:
@@ -681,6 +689,9 @@ _TYPE_OF = {ev.AssociateRQ: pdu.A_ASSOCIATE_RQ, ev.AssociateAC: pdu.A_ASSOCIATE_
             ev.AssociateRJ: pdu.A_ASSOCIATE_RJ, ev.ReleaseRQ: pdu.A_RELEASE_RQ,
             ev.ReleaseRP: pdu.A_RELEASE_RP, ev.Abort: pdu.A_ABORT}
 _PDU_OF = {t: PDU_NAMES[n] for t, n in _TYPE_OF.items()}
+_PdvCommand, _PdvData, _DataComplete, _PdvBytes = (ev.PdvCommand, ev.PdvData, ev.DataComplete,
+                                                   ev.PdvBytes)
+_PDataTF, _Malformed = ev.PDataTF, ev.Malformed
 # PDUs a loss may have held, by sender, that the state machine can ask for: the rest of the
 # negotiation and the release (an A-ABORT or P-DATA never makes another PDU valid).
 _LOSABLE = {REQUESTOR: (pdu.A_ASSOCIATE_RQ, pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP),

@@ -16,6 +16,11 @@ from ..ul.events import DataComplete, PdvBytes, PdvCommand, PdvData, StreamGap
 from .command import NO_DATASET, decode_command
 
 DEFAULT_MAX_COMMAND_BYTES = 1 << 16
+# Command sets the fused path has met, by their bytes: (elements, Command Field, a data set
+# announced). Identical command sets recur (every pending C-FIND-RSP of a query): each is
+# decoded and judged once. Bounded like decode_command's own table; the dict is read-only.
+_WHOLE: dict[bytes, tuple[dict[str, object], int, bool]] = {}
+_WHOLE_MAX = 512
 
 
 class Message(Record):
@@ -40,13 +45,15 @@ class Message(Record):
     # The consumer's object for this message (the tracker's transaction), so that it finds it
     # again when the message completes without a lookup table.
     owner: object | None = None
-
-
-class _Pending(Record):
-    cmd: bytearray | bytes  # command fragments so far (b"": the command set is complete)
-    first_frame: int
-    message: Message | None = None
+    # While its data set arrives: the DatasetSink its bytes go to (None: only counted).
     sink: object | None = None
+
+
+class _Fragments(Record):
+    """A command set arriving in several fragments (the message is made when it is whole)."""
+
+    cmd: bytearray
+    first_frame: int
 
 
 class DatasetSink:
@@ -79,7 +86,9 @@ class MessageAssembler:
         self.observe = None
         self.out: list[tuple[str, Message]] = []
         self.problems: list[tuple[int, str, str]] = []
-        self._pending: dict[int, _Pending] = {}
+        # per presentation context, the message in progress: its command fragments so far, or
+        # (command set whole) the Message whose data set is awaited
+        self._pending: dict[int, _Fragments | Message] = {}
         self._current: int | None = None  # context of the message in progress
         self.max_command_bytes = max_command_bytes
 
@@ -96,9 +105,9 @@ class MessageAssembler:
         ctx = e.context_id
         self._check_interleave(ctx, e.frame)
         p = self._pending.get(ctx)
-        if p is not None and p.message is not None:
+        if type(p) is Message:
             # A new command while the previous message still expected its data set.
-            prev = p.message
+            prev = p
             self.problems.append((e.frame, "DIMSE-DATASET-MISSING",
                                   f"message {prev.command.get('MessageID', '?')} announced a data "
                                   "set but the next command started before it ended"))
@@ -109,7 +118,7 @@ class MessageAssembler:
             if e.last:  # the common case: a whole command set in one fragment, no copy
                 self._command_set(ctx, e.value, e.frame, e)
                 return
-            p = _Pending(bytearray(), e.frame)
+            p = _Fragments(bytearray(), e.frame)
             self._pending[ctx] = p
         if len(p.cmd) + len(e.value) > self.max_command_bytes:
             self.problems.append((e.frame, "DIMSE-CMD-SIZE",
@@ -141,10 +150,9 @@ class MessageAssembler:
         out = self.out
         out.append(("command", msg))
         if expects:
-            p = _Pending(b"", first_frame, msg)
-            self._pending[ctx] = p
+            self._pending[ctx] = msg
             if self.want_dataset is not None:
-                p.sink = self.want_dataset(msg)
+                msg.sink = self.want_dataset(msg)
             if self.observe is not None:
                 self.observe(msg)
         else:
@@ -166,20 +174,26 @@ class MessageAssembler:
         :meth:`on_command`. Same results as :meth:`on_command` (tests/test_fused_path.py)."""
         if not e.last or self._pending:
             return None
-        cmd, problems = decode_command(e.value)
-        cf = cmd.get("CommandField")
-        if problems or not isinstance(cf, int):
-            return None
+        raw = e.value
+        known = _WHOLE.get(raw)
+        if known is None:
+            cmd, problems = decode_command(raw)
+            cf = cmd.get("CommandField")
+            if problems or not isinstance(cf, int):
+                return None
+            dst = cmd.get("CommandDataSetType")
+            known = (cmd, cf, dst is not None and dst != NO_DATASET)
+            if len(_WHOLE) >= _WHOLE_MAX:
+                _WHOLE.clear()
+            _WHOLE[raw] = known
+        cmd, cf, expects = known
         ctx = e.context_id
-        dst = cmd.get("CommandDataSetType")
-        expects = dst is not None and dst != NO_DATASET
         msg = Message(ctx, cmd, cf, e.frame, e.ts, e.frame, expects)
         if expects:
             self._current = ctx
-            p = _Pending(b"", e.frame, msg)
-            self._pending[ctx] = p
+            self._pending[ctx] = msg
             if self.want_dataset is not None:
-                p.sink = self.want_dataset(msg)
+                msg.sink = self.want_dataset(msg)
             if self.observe is not None:
                 self.observe(msg)
         else:
@@ -196,10 +210,9 @@ class MessageAssembler:
         ``("complete", m)``). None, with nothing done, otherwise: then
         :meth:`on_data_complete`."""
         ctx = e.context_id
-        p = self._pending.get(ctx)
-        if p is None or p.message is None or p.sink is not None:
+        m = self._pending.get(ctx)
+        if type(m) is not Message or m.sink is not None:
             return None
-        m = p.message
         partial = m.partial or e.partial
         m.partial = partial
         m.dataset_last_frame = e.frame
@@ -212,29 +225,28 @@ class MessageAssembler:
 
     def on_data(self, e: PdvData) -> None:
         ctx = e.context_id
-        self._check_interleave(ctx, e.frame)
-        p = self._pending.get(ctx)
-        if p is None or p.message is None:
-            what = "before any command" if p is None else "before its command set was complete"
+        if self._current != ctx:
+            self._check_interleave(ctx, e.frame)
+        m = self._pending.get(ctx)
+        if type(m) is not Message:
+            what = "before any command" if m is None else "before its command set was complete"
             self.problems.append((e.frame, "DIMSE-DATA-ORPHAN",
                                   f"data set fragment on context {ctx} {what} (PS3.7 6.3.1)"))
             return
-        m = p.message
         m.dataset_bytes += e.length
         m.dataset_fragments += 1
         if m.dataset_first_frame is None:
             m.dataset_first_frame = e.frame
 
     def on_bytes(self, e: PdvBytes) -> None:
-        p = self._pending.get(e.context_id)
-        if p is not None and p.sink is not None:
-            p.sink.write(e.data)  # type: ignore[attr-defined]
+        m = self._pending.get(e.context_id)
+        if type(m) is Message and m.sink is not None:
+            m.sink.write(e.data)  # type: ignore[attr-defined]
 
     def on_data_complete(self, e: DataComplete) -> None:
-        p = self._pending.get(e.context_id)
-        if p is None or p.message is None:
+        m = self._pending.get(e.context_id)
+        if type(m) is not Message:
             return
-        m = p.message
         m.partial = m.partial or e.partial
         self._finish(e.context_id, m, e.frame, e.ts)
 
@@ -243,8 +255,9 @@ class MessageAssembler:
         m.end_ts = ts
         m.complete = not m.partial
         p = self._pending.pop(ctx, None)
-        if p is not None and p.sink is not None:
-            p.sink.close(m.partial)  # type: ignore[attr-defined]
+        if type(p) is Message and p.sink is not None:
+            sink, p.sink = p.sink, None  # the message outlives its data set's sink
+            sink.close(m.partial)  # type: ignore[attr-defined]
         if self._current == ctx:
             self._current = None
         self.out.append(("complete", m))
@@ -255,21 +268,21 @@ class MessageAssembler:
         fragment; at least that many when the framing was lost too)."""
         cur = self._current
         p = self._pending.get(cur) if cur is not None else None
-        if p is not None and p.message is not None and p.message.expects_dataset:
-            p.message.dataset_missing += e.missing
+        if type(p) is Message and p.expects_dataset:
+            p.dataset_missing += e.missing
         if not e.resynchronised:
             return
         for ctx, p in list(self._pending.items()):
-            if p.message is not None:
-                p.message.partial = True
-                self._finish(ctx, p.message, e.frame, e.ts)
+            if type(p) is Message:
+                p.partial = True
+                self._finish(ctx, p, e.frame, e.ts)
         self._pending.clear()
         self._current = None
 
     def close(self, frame: int, ts: float) -> None:
         """End of stream: report messages whose data set never ended."""
         for ctx, p in list(self._pending.items()):
-            if p.message is not None:
-                p.message.partial = True
-                self._finish(ctx, p.message, frame, ts)
+            if type(p) is Message:
+                p.partial = True
+                self._finish(ctx, p, frame, ts)
         self._pending.clear()

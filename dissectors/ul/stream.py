@@ -229,8 +229,15 @@ class ULStream:
         """Parse ``mv[pos:n]``, the next in-order bytes, without slicing it: the engine's fast
         path hands a captured frame and its TCP payload's bounds, for bytes it could not count
         out of ``countable`` (look at ``events`` after)."""
-        if self._granted:
-            self._settle()
+        granted = self._granted
+        if granted:  # _settle(), inlined: once per data PDV on the fast path
+            used = granted - self.countable
+            if used:
+                self._pdv_left -= used
+                self._pdu_left -= used
+                self.data_bytes += used
+                self.bytes_in += used
+            self._granted = self.countable = 0
         self.bytes_in += n - pos
         ev = self.events
         while pos < n:
@@ -286,7 +293,9 @@ class ULStream:
                             self.state = PDV_DATA
                     continue
             if st == PDV_DATA:
-                take = min(self._pdv_left, n - pos)
+                take = self._pdv_left
+                if take > n - pos:
+                    take = n - pos
                 if self.collecting and take:
                     ev.append(PdvBytes(frame, ts, self._pdv_ctx, bytes(mv[pos:pos + take])))
                 self._pdv_left -= take
@@ -299,6 +308,26 @@ class ULStream:
                         self._partial = False
                         if self._paused:
                             self._paused = self._paused - {self._pdv_ctx}
+                    self.state = PDV_HEADER if self._pdu_left > 0 else HEADER  # _after_pdv()
+            elif st == PDV_CMD:
+                left = self._pdv_left
+                if not self._cmd and n - pos >= left:  # whole fragment here: one copy
+                    ev.append(PdvCommand(frame, ts, self._pdv_ctx, self._pdv_last,
+                                         bytes(mv[pos:pos + left])))
+                    self._pdv_left = 0
+                    self._pdu_left -= left
+                    pos += left
+                    self.state = PDV_HEADER if self._pdu_left > 0 else HEADER  # _after_pdv()
+                    continue
+                take = min(left, n - pos)
+                self._cmd += mv[pos:pos + take]
+                self._pdv_left -= take
+                self._pdu_left -= take
+                pos += take
+                if self._pdv_left == 0:
+                    ev.append(PdvCommand(frame, ts, self._pdv_ctx, self._pdv_last,
+                                         bytes(self._cmd)))
+                    self._cmd = bytearray()
                     self._after_pdv()
             elif st == HEADER or st == PDV_HEADER:
                 part = self._part
@@ -327,26 +356,6 @@ class ULStream:
                     self._skipped += skip
                     self._hunt = bytearray(rest)
                     self._frame0 = frame
-            elif st == PDV_CMD:
-                left = self._pdv_left
-                if not self._cmd and n - pos >= left:  # whole fragment here: one copy
-                    ev.append(PdvCommand(frame, ts, self._pdv_ctx, self._pdv_last,
-                                         bytes(mv[pos:pos + left])))
-                    self._pdv_left = 0
-                    self._pdu_left -= left
-                    pos += left
-                    self._after_pdv()
-                    continue
-                take = min(left, n - pos)
-                self._cmd += mv[pos:pos + take]
-                self._pdv_left -= take
-                self._pdu_left -= take
-                pos += take
-                if self._pdv_left == 0:
-                    ev.append(PdvCommand(frame, ts, self._pdv_ctx, self._pdv_last,
-                                         bytes(self._cmd)))
-                    self._cmd = bytearray()
-                    self._after_pdv()
             elif st == BODY:
                 take = min(self._pdu_left, n - pos)
                 self._body += mv[pos:pos + take]

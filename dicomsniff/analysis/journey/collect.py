@@ -109,6 +109,9 @@ class JourneyPolicy(CollectionPolicy):
         return {c.id for c in association.contexts.values()
                 if c.accepted and kind(c.abstract_syntax) is not None}
 
+    def observes(self, association: Any) -> bool:
+        return association.midstream  # a C-STORE-RSP whose request came before the capture
+
     def command(self, association: Any, side: int, message: Any) -> None:
         if not association.midstream:
             return
