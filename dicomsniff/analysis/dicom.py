@@ -88,8 +88,9 @@ class DicomAnalyzer(FlowAnalyzer):
         host = self.host
         host.stats.dicom_frames += 1
         self.tracker.on_events(side, evs)
-        if host.on_ul_events:
-            for cb in host.on_ul_events:
+        hooks = host.on_ul_events
+        if hooks:
+            for cb in hooks:
                 cb(self.assoc, side, evs)
 
     def pump(self, side: int) -> None:

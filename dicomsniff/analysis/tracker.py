@@ -46,7 +46,8 @@ _UL_SEVERITY = {"UL-STREAM-TRUNCATED": "info", "UL-PDV-ODD": "warning",
                 "DIMSE-CMD-ORDER": "warning"}
 
 _SECTIONS = {"UL": "PS3.8 9.3", "DIMSE": "PS3.7 6.3"}
-_SUBOPS = ("NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations")
+_SUBOPS = _REMAINING, _COMPLETED = ("NumberOfRemainingSuboperations",
+                                     "NumberOfCompletedSuboperations")
 # Status class per code seen (PS3.7 Annex C), filled as codes appear: a response costs a dict
 # lookup, not a call (a handful of distinct codes per capture; bounded by the 65,536 codes)
 _CATEGORY: dict[int, str] = {}
@@ -496,16 +497,15 @@ class AssociationTracker:
         if cf & 0x8000:  # a response (is_response, inlined: once per message)
             mid = cmd.get("MessageIDBeingRespondedTo")
             t = self.outstanding.get((1 - side, mid)) if isinstance(mid, int) else None
-            if t is None and a.midstream and not seen_before:
-                self.midstream_leftovers += 1  # answers a request sent before the capture
-                return
-            if t is None and self._lost_request(
-                    side, f"the {service_name(cf)}-RQ (message {mid})"):
-                return
-            if t is None and self.untracked:
-                self.untracked_responses += 1  # may answer a request past the cap
-                return
             if t is None:
+                if a.midstream and not seen_before:
+                    self.midstream_leftovers += 1  # answers a request sent before the capture
+                    return
+                if self._lost_request(side, f"the {service_name(cf)}-RQ (message {mid})"):
+                    return
+                if self.untracked:
+                    self.untracked_responses += 1  # may answer a request past the cap
+                    return
                 self.finding("error", "DIMSE-RSP-UNMATCHED",
                              f"{service_name(cf)}-RSP from the {SIDES[side]} answers message "
                              f"{mid}, for which no request is outstanding", m.frame, "PS3.7 9.3")
@@ -529,7 +529,7 @@ class AssociationTracker:
             if cat is None:
                 cat = _CATEGORY[status] = status_category(status)
             t.status, t.status_category = status, cat
-            if _SUBOPS[0] in cmd or _SUBOPS[1] in cmd:
+            if _REMAINING in cmd or _COMPLETED in cmd:
                 self._suboperations(t, cmd)
             if cat == "Pending":
                 t.pending += 1

@@ -10,7 +10,7 @@ does it anyway is still decoded (state is kept per presentation context) and rep
 
 from __future__ import annotations
 
-from dissectors._plain import Factory, Record
+from dissectors._plain import Record
 
 from ..ul.events import DataComplete, PdvBytes, PdvCommand, PdvData, StreamGap
 from .command import NO_DATASET, decode_command
@@ -40,7 +40,7 @@ class Message(Record):
     end_ts: float | None = None
     complete: bool = False
     partial: bool = False
-    problems: list[tuple[str, str]] = Factory(list)
+    problems: list[tuple[str, str]] | tuple[()] = ()  # a list when there are any
     dataset_missing: int = 0
     # The consumer's object for this message (the tracker's transaction), so that it finds it
     # again when the message completes without a lookup table.
@@ -146,7 +146,7 @@ class MessageAssembler:
         expects = dst is not None and dst != NO_DATASET
         msg = Message(ctx, cmd, cf, e.frame, e.ts, first_frame, expects)
         if problems:
-            msg.problems.extend(problems)
+            msg.problems = list(problems)
         out = self.out
         out.append(("command", msg))
         if expects:
