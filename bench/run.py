@@ -236,6 +236,17 @@ def tshark_tls_options(cap: corpus.Capture, tmp: Path) -> list[str]:
     return out
 
 
+def timed_build(args: argparse.Namespace, env: dict[str, str]) -> str:
+    """What the timed command says it is (``--version``: the bulk-run path, compiled walker
+    or pure Python, dicomsniff/analysis/accel.py)."""
+    try:
+        res = subprocess.run([*args.dicomsniff, "--version"], capture_output=True, text=True,
+                             env=env, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({exc})"
+    return res.stdout.strip() or "unknown (no --version output)"
+
+
 def measure_startup(sp: Spawner, args: argparse.Namespace, tshark: str | None,
                     env: dict[str, str], runs: int = 5) -> dict[str, float]:
     """Median wall time of each tool on a 23-packet capture: what a run costs before any
@@ -361,6 +372,8 @@ def render(doc: dict[str, Any]) -> None:
     if doc.get("startup_s"):
         con.print("startup (median wall on the 23-packet echo.pcap): " + ", ".join(
             f"{t} {v:.3f} s" for t, v in doc["startup_s"].items()))
+    if doc["host"].get("build"):
+        con.print(f"timed: {doc['host']['build']}")
     con.print(f"RSS floor of the measurement (an empty child): {doc['rss_baseline_kb']} KB; "
               f"load average before/after: {doc['load']['before']} / {doc['load']['after']}")
 
@@ -371,7 +384,8 @@ def markdown(doc: dict[str, Any]) -> str:
     lines = [f"{doc['created']}, git {h.get('git', '?')}, {h.get('tshark', 'no tshark')}, "
              f"Python {h['python']}, {h['cpus']} CPUs, {doc['settings']['pairs']} pairs, "
              f"load average before/after {doc['load']['before'][0]} / "
-             f"{doc['load']['after'][0]}. Startup (median wall on the 23-packet echo.pcap): "
+             f"{doc['load']['after'][0]}. Timed: {h.get('build', '?')}. "
+             "Startup (median wall on the 23-packet echo.pcap): "
              + ", ".join(f"{t} {v:.3f} s" for t, v in (doc.get("startup_s") or {}).items())
              + ".", "",
              "| capture | tool | median s (min-max) | CPU s | MB/s | packets/s | peak RSS MB "
@@ -437,6 +451,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--dicomsniff", default=None, metavar="CMD",
                     help="command that runs dicomsniff (shell words; default: the console "
                          "script of this Python), e.g. 'python /tmp/proto/ds.py' to time a copy")
+    ap.add_argument("--no-accel", action="store_true",
+                    help="time dicomsniff without its compiled walker of bulk runs "
+                         "(DICOMSNIFF_NO_ACCEL=1): the pure-Python path")
     ap.add_argument("--no-table", action="store_true", help="print the JSON, not the tables")
     ap.add_argument("--markdown", type=Path, metavar="RESULTS",
                     help="print a results file as Markdown tables and exit (no run)")
@@ -477,6 +494,10 @@ def main(argv: list[str] | None = None) -> int:
         caps[name] = corpus.tiny(name) if args.tiny else corpus.ensure(
             name, args.cache, rerecord=args.rerecord, say=_say)
     env = python_env(args.cache)
+    if args.no_accel:
+        env["DICOMSNIFF_NO_ACCEL"] = "1"
+    build = timed_build(args, env)
+    _say(f"timing {build}")
     load0 = os.getloadavg()
     results: dict[str, dict[str, Any]] = {}
     with Spawner() as sp:
@@ -496,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {"pairs": args.pairs, "tshark_timeout_s": args.tshark_timeout,
                      "python_children_env": {"PYTHONPYCACHEPREFIX": env["PYTHONPYCACHEPREFIX"],
                                              "PYTHONDONTWRITEBYTECODE": None}},
-        "host": tool_versions(tshark),
+        "host": {**tool_versions(tshark), "build": build},
         "load": {"before": [round(x, 2) for x in load0],
                  "after": [round(x, 2) for x in os.getloadavg()]},
         "rss_baseline_kb": baseline,

@@ -37,6 +37,8 @@ def test_tiny_mode_end_to_end(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["mode"] == "tiny" and doc["settings"]["pairs"] == 2
     assert set(doc["captures"]) == {"bulk", "chatty"}
+    assert "bulk runs: " in doc["host"]["build"]  # which path was timed (compiled or not)
+    assert f"timed: {doc['host']['build']}" in res.stdout
     with_tshark = shutil.which("tshark") is not None
     for name, cap in doc["captures"].items():
         assert cap["check"]["ok"], (name, cap["check"])

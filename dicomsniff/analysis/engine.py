@@ -42,7 +42,7 @@ from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection, release_vie
 from dissectors.ul.stream import ULStream
 
 from ..model import Association, Finding, Transaction
-from . import dispatch
+from . import accel, dispatch
 from .collect import CollectionPolicy
 from .dicom import WELL_KNOWN_PORTS
 from .flows import IGNORED, Connection, DetectSink, FlowTable
@@ -234,8 +234,12 @@ class Analyzer:
         chunk = None
         recent = RECENT - 1  # slots of the delivered segments kept (dissectors/tcp.py)
         ts = None
+        packets_it = iter(packets)
+        # Bulk runs walked by the compiled accelerator (accel.py), when the reader lets us
+        send = packets_it.send if accel.walk is not None and getattr(
+            packets, "walks", False) else None  # type: ignore[attr-defined]
         try:  # an interrupt (Ctrl-C, SIGTERM) still leaves the count of frames read
-            for ts, linktype, buf, _olen in packets:
+            for ts, linktype, buf, _olen in packets_it:
                 frame += 1
                 if not frame & mask:
                     now = buf.obj if type(buf) is memoryview else None
@@ -283,6 +287,7 @@ class Analyzer:
                             tcp = conn.tcp  # the bytes it released may have decided the
                             if tcp is None:  # protocol: new reassemblers, or none
                                 continue
+                    walk = False
                     if n:
                         d = tcp[side]
                         ul = d.sink
@@ -300,6 +305,7 @@ class Analyzer:
                             c = ul.countable
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
+                                walk = send is not None and conn.verdict
                             else:
                                 ul.take(buf, start, start + n, frame, ts)
                                 if ul.events:
@@ -308,6 +314,8 @@ class Analyzer:
                                     self._judge(conn)
                                     if conn.tcp is None:
                                         continue
+                                walk = (send is not None and ul.countable
+                                        and conn.tcp is tcp and conn.verdict)
                         else:
                             start = 34 + (doff >> 4) * 4
                             d.segment(seq, buf[start:start + n], frame, ts)
@@ -320,6 +328,9 @@ class Analyzer:
                                     continue
                     if not window and conn.app is not None:  # receiver says: stop sending
                         self.rules.zero_window(conn, side, frame)
+                    if walk:  # the records after this one, as long as they only count
+                        frame, ts = self._run(send, conn, side, key, frame, ts, progress,
+                                              every)
                     continue
                 feed_frame(frame, ts, linktype, buf, _olen)
         finally:
@@ -328,6 +339,54 @@ class Analyzer:
                 st.last_ts = ts
             release_views(pinned)  # the reader's buffers are its own again
         return frame
+
+    def _run(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
+             progress, every: int) -> tuple[int, float]:
+        """The compiled walker (:mod:`.accel`) takes the records after ``frame`` as long as
+        each is one the fast path above would only count: in-order data set bytes of this
+        side nobody collects, with the next P-DATA-TF headers its parser lets it read
+        (``ULStream.crossing``), and the other side's bare ACKs. What it did is applied as
+        the fast path applies it, record for record; returns the last frame and its time."""
+        tcp = conn.tcp
+        rkey = conn.keys[1 - side]
+        back = self.flows.get(rkey)
+        if (tcp is None or len(key) != 12 or back is None or back is IGNORED
+                or back[0] is not conn):
+            return frame, ts
+        d, o = tcp[side], tcp[1 - side]
+        if o.held or d.held or type(d.sink) is not ULStream:
+            return frame, ts
+        ul = d.sink
+        cross = ul.crossing() if not self.on_ul_events else None
+        walk = accel.walk
+        got = send(lambda chunk, off, layout: walk(
+            chunk, off, layout, key, rkey, d.next_seq, o.next_seq, ul.countable, cross))
+        k = got[1]
+        if not k:
+            return frame, ts
+        frame0 = frame + 1  # the first record walked
+        frame += k
+        ts = got[2]
+        conn.last_ts = ts
+        conn.last_frame = frame
+        d.next_seq = got[3]
+        d.delivered += got[4]
+        recent = RECENT - 1
+        for view, i in got[6]:  # the fast path's ring of delivered segments (tcp.py)
+            r = d.ri
+            d.rbuf[r] = view
+            d.rframe[r] = frame0 + i
+            d.ri = (r + 1) & recent
+        if got[7] or got[8]:
+            ul.crossed([(frame0 + i, t, plen, ctx, mch, vlen)
+                        for i, t, plen, ctx, mch, vlen in got[7]], got[5], got[8])
+            if ul.events:
+                conn.app.drain(side)
+        else:
+            ul.countable = got[5]
+        if progress is not None and (frame0 - 1) // every != frame // every:
+            progress(frame)
+        return frame, ts
 
     def feed_frame(self, frame: int, ts: float, linktype: int, buf, olen: int = 0) -> None:
         """One captured frame (1-based number, seconds, pcap link type, bytes; ``olen``: its

@@ -72,8 +72,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog="Run 'dicomsniff COMMAND --help' for a command's options and examples.")
     from .. import __version__
+    from ..analysis import accel
 
-    p.add_argument("--version", action="version", version=f"dicomsniff {__version__}")
+    p.add_argument("--version", action="version",
+                   version=f"dicomsniff {__version__} (bulk runs: {accel.describe()})")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         if only is not None and name.replace("_", "-") != only:

@@ -497,6 +497,17 @@ class CaptureReader:
 
     # -- iteration ----------------------------------------------------------------------------
 
+    @property
+    def walks(self) -> bool:
+        """Does iterating accept ``send(walker)``? A pcap file's iterator does: it calls
+        ``walker(chunk, off, layout)`` on the records after the last one it yielded, where
+        ``layout`` is (big-endian, ticks per second, record header length, max caplen, link
+        type); the walker returns a tuple whose first three items are the offset it stopped
+        at, the records it consumed and the last one's timestamp; the reader goes on from
+        there and ``send`` returns that tuple (the engine's bulk runs,
+        :mod:`dicomsniff.analysis.accel`)."""
+        return self.format == "pcap"
+
     def __iter__(self) -> Iterator[Packet]:
         if self._started:
             raise RuntimeError("a CaptureReader can only be iterated once")
@@ -526,6 +537,7 @@ class CaptureReader:
         maxcap = self.max_caplen
         count = 0
         last_ts = None
+        layout = (self._endian == ">", ticks, hlen, maxcap, linktype)
         try:
             while True:
                 n = len(buf)
@@ -540,7 +552,14 @@ class CaptureReader:
                         count += 1
                         # exact integer division: correctly rounded, same float as pcapng gives
                         last_ts = (sec * ticks + frac) / ticks
-                        yield last_ts, linktype, buf[start:end], olen
+                        walker = yield last_ts, linktype, buf[start:end], olen
+                        if walker is not None:  # the caller walks a run of records itself
+                            got = walker(buf, off, layout)
+                            if got[1]:
+                                off = got[0]
+                                count += got[1]
+                                last_ts = got[2]
+                            yield got  # what send() returns; the next packet goes to next()
                 except struct.error:  # fewer than 16 bytes left
                     pass
                 self.packets = count

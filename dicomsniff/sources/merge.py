@@ -404,6 +404,15 @@ class CaptureSet:
         """``name#n``: the file's base name and the frame number in it, or None."""
         return _describe(self.locate, frame)
 
+    @property
+    def walks(self) -> bool:
+        """Does iterating accept ``send(walker)`` (:attr:`.capture.CaptureReader.walks`)? One
+        file, read as it is, does; a merge does not."""
+        if not self.single or len(self._files) != 1:
+            return False
+        reader = self._files[0].reader
+        return reader is not None and reader.walks
+
     # -- the merge ----------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Packet]:
         if self._started:

@@ -190,6 +190,61 @@ class ULStream:
                 self.collecting = self.collect_data or ctx in self.collect_contexts
         self._grant()
 
+    # -- bulk runs (the engine's compiled walker, dicomsniff/analysis/accel.py) -------------
+
+    def crossing(self) -> tuple[int, int, bool] | None:
+        """May a walker that counts this PDV's ``countable`` bytes go on into the next
+        P-DATA-TF? None: stop where the countable bytes end. Otherwise (context ID, the
+        longest P-DATA-TF believed, whether the current PDV may be left): the walker may
+        read a next P-DATA-TF header only as :meth:`take`'s first branch would (one data
+        PDV of this context, read in the same segment, going on past it), and hand what it
+        read to :meth:`crossed`. Never while PDU events are asked for, a command or data set
+        fragment is being copied, or the PDV ends its message or not its PDU."""
+        if self.state != PDV_DATA or self.collecting or self.pdata_events or self._part:
+            return None
+        ctx = self._pdv_ctx
+        if (self.collect_data or ctx in self.collect_contexts) and ctx not in self._paused:
+            return None  # the next data set fragment on ctx is copied: take() reads it
+        leave = not self._pdv_last and self._pdu_left == self._pdv_left
+        return ctx, self.pdata_limit or SUSPECT_PDATA, leave
+
+    def crossed(self, headers: list, countable: int, at_header: bool) -> None:
+        """A walker counted the rest of this PDV and read the next P-DATA-TF headers, as
+        :meth:`crossing` allowed: ``headers`` are (frame, ts, PDU length, context ID, message
+        control header, value length), in order, each followed by its data set bytes, all
+        counted but ``countable`` of the last; ``at_header``: the last PDV ended too, with
+        the segment it ended in, and a PDU header comes next. The same state and events as
+        :meth:`take` leaves for those bytes."""
+        self.countable = 0
+        self._settle()  # the PDV's bytes: all counted
+        ev = self.events
+        last_i = len(headers) - 1
+        for i, (frame, ts, plen, ctx, mch, vlen) in enumerate(headers):
+            self.pdus += 1
+            self.pdata_count += 1
+            self.bytes_in += 12
+            ev.append(PdvData(frame, ts, ctx, mch & 2 == 2, vlen))
+            if i < last_i or at_header:
+                self.data_bytes += vlen
+                self.bytes_in += vlen
+            if i == last_i:
+                self._ptype = 4
+                self._suspect = False
+                self._pdu_len = plen
+                self._pdv_ctx = ctx
+                self._pdv_last = mch & 2 == 2
+        if at_header:
+            self._pdu_left = self._pdv_left = 0
+            self.state = HEADER
+            self._granted = self.countable = 0
+        else:
+            self._pdu_left = plen - 6
+            self._pdv_left = vlen
+            self.collecting = False
+            self.state = PDV_DATA
+            self._granted = vlen
+            self.countable = countable
+
     # -- the hot path ---------------------------------------------------------------------
 
     def _settle(self) -> None:

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 from hypothesis import strategies as st
 
+from dicomsniff.analysis import accel
 from dicomsniff.analysis.engine import Analyzer, Limits
 from dicomsniff.sources.capture import CaptureError, CaptureReader
 from dissectors import tcp as _tcp
@@ -32,6 +33,7 @@ from dissectors.ul import events as ev
 from dissectors.ul.items import parse_associate
 from dissectors.ul.stream import ULStream
 from tests import builders as b
+from tests.accelbuild import compiled_walk
 
 from . import seeds, tls_seeds
 from .mutators import (
@@ -729,14 +731,34 @@ def run_analyzer(frames: list[bytes], limits: Limits, fast: bool = True,
     return a
 
 
+def run_from_pcap(frames: list[bytes], limits: Limits, walker: Any,
+                  t0: float = 1_700_000_000.0) -> Analyzer:
+    """The frames written to a pcap file and read back, as ``analyze`` reads a file: with
+    ``walker`` (the compiled bulk-run walker, dicomsniff/analysis/accel.py) or without."""
+    data = pcap_bytes([(t0 + i * 0.001, f) for i, f in enumerate(frames)])
+    saved = accel.walk
+    accel.walk = walker
+    try:
+        a = Analyzer(limits=limits)
+        with CaptureReader(io.BytesIO(data), chunk_size=4096) as r:
+            a.consume(r)
+        a.finish()
+    finally:
+        accel.walk = saved
+    return a
+
+
 def check_analyzer(case: AnalyzerCase) -> None:
-    """consume() never raises, caps hold, records serialise, and the inline fast path of
-    consume() agrees exactly with the general feed_frame() path."""
+    """consume() never raises, caps hold, records serialise, the inline fast path of
+    consume() agrees exactly with the general feed_frame() path, and the compiled walker of
+    bulk runs with the Python path."""
     frames = build_frames(case)
     lim = _limits(case)
     with time_limit():
         a = run_analyzer(frames, lim, fast=True)
         slow = run_analyzer(frames, _limits(case), fast=False)
+        walked = run_from_pcap(frames, _limits(case), compiled_walk())
+        pure = run_from_pcap(frames, _limits(case), None)
     st_ = a.stats
     assert not a.open
     assert len(a.findings) <= lim.max_findings
@@ -752,6 +774,7 @@ def check_analyzer(case: AnalyzerCase) -> None:
         assert f.severity in ("error", "warning", "info") and f.code
         assert_safe_text(f.message, f.code)
     assert _snapshot(a) == _snapshot(slow), "consume() fast path and feed_frame() disagree"
+    assert _snapshot(walked) == _snapshot(pure), "the compiled walker and Python disagree"
 
 
 @st.composite

@@ -1,0 +1,31 @@
+"""The optional compiled accelerator: ``dissectors._runs.walk``, or None.
+
+It walks a bulk run (data set segments nobody collects and the peer's bare ACKs) in the
+reader's chunk in C, where the engine's Python fast path would count them one by one
+(:meth:`dicomsniff.analysis.engine.Analyzer.consume`; figures in docs/performance.md). It is
+built by ``pip install`` when a C compiler is there and left out quietly when not (setup.py);
+``DICOMSNIFF_NO_ACCEL=1`` turns it off, so the two paths can be compared (tests/test_accel.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+walk: Callable[..., Any] | None = None
+OFF = os.environ.get("DICOMSNIFF_NO_ACCEL", "") not in ("", "0")
+if not OFF:
+    try:
+        from dissectors._runs import walk
+    except ImportError:  # no compiler where it was installed: the Python path does it all
+        walk = None
+
+
+def describe() -> str:
+    """Which path walks bulk runs, for ``dicomsniff --version`` and the benchmark."""
+    if walk is not None:
+        return "compiled walker"
+    if OFF:
+        return "pure Python, DICOMSNIFF_NO_ACCEL set"
+    return "pure Python, no compiled walker built"

@@ -1,0 +1,246 @@
+/* dissectors._runs: the optional compiled walker of a bulk run (docs/performance.md).
+ *
+ * Why C: in a night of C-STOREs nearly every captured record is a full-size segment of data
+ * set bytes nobody collects, or a bare ACK of the other direction. The engine's Python fast
+ * path only counts such a segment (dicomsniff/analysis/engine.py, Analyzer.consume), yet the
+ * interpreter's cost per record (about 1 us to read the pcap record, unpack the headers, look
+ * the flow up and count) is what keeps the one-core bulk ratio below the issue's 7x tshark.
+ * This walker does exactly that counting for the records that follow, in the reader's chunk,
+ * and stops at the first record the Python path would treat in any other way; Python then goes
+ * on from there. Without a compiler the package installs without it and the Python path does
+ * everything (dicomsniff/analysis/accel.py); tests drive both and compare
+ * (tests/test_accel.py, the fast-path fuzz target).
+ *
+ * walk(chunk, off, layout, fwd, rev, next_seq, o_next, countable, cross) walks pcap records
+ * from chunk[off] as long as each is, for the flow whose keys are fwd/rev:
+ *   - a record the engine's fast path takes (Ethernet, IPv4 without options, TCP, not a
+ *     fragment, no SYN/FIN/RST, headers inside the IP total length, which fits the record,
+ *     whole on the wire, a non-zero window);
+ *   - in the fwd direction: an in-order segment (seq == next_seq) whose payload is data set
+ *     bytes the parser grants as countable (fewer than `countable`), or, when `cross` allows,
+ *     one that ends the current PDV and starts (in the same record) the next P-DATA-TF of the
+ *     same uncollected presentation context, read with the same checks as the parser's own
+ *     fast branch (dissectors/ul/stream.py ULStream.take); an ACK that would declare lost
+ *     bytes of the other direction stops the walk;
+ *   - in the rev direction: a bare ACK.
+ * layout: (big_endian, ticks, record_header_len, max_caplen, linktype) of the pcap file.
+ * o_next: the other direction's next sequence number (None or 0: never judged, as in Python).
+ * cross: None, or (context_id, max_pdu_length, may_leave_current_pdv).
+ *
+ * Returns (off, records, ts, next_seq, delivered, countable, recent, headers, at_header):
+ * where it stopped, how many records it consumed and the timestamp of the last (None if
+ * none), the fwd direction's new next_seq and the payload bytes delivered, what is left
+ * countable, the last 16 fwd payload records as (memoryview of the frame, index), the P-DATA
+ * headers it crossed as (index, ts, pdu_length, context_id, message_control_header,
+ * value_length), and whether it stopped right after a PDV ended at a record boundary. An index
+ * counts records from 0 (the first record walked).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define RECENT 16 /* dissectors/tcp.py RECENT */
+#define MASK32 0xFFFFFFFFu
+
+static inline uint32_t be16(const unsigned char *p) { return ((uint32_t)p[0] << 8) | p[1]; }
+static inline uint32_t be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static inline uint32_t le32(const unsigned char *p) {
+    return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
+}
+
+/* The timestamp as the reader computes it: (sec * ticks + frac) / ticks, Python's own
+ * correctly rounded integer division, so both paths give the same float. */
+static PyObject *timestamp(uint32_t sec, uint32_t frac, unsigned long long ticks) {
+    PyObject *num = PyLong_FromUnsignedLongLong((unsigned long long)sec * ticks + frac);
+    if (num == NULL) return NULL;
+    PyObject *den = PyLong_FromUnsignedLongLong(ticks);
+    if (den == NULL) { Py_DECREF(num); return NULL; }
+    PyObject *ts = PyNumber_TrueDivide(num, den);
+    Py_DECREF(num);
+    Py_DECREF(den);
+    return ts;
+}
+
+static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "walk() takes 9 arguments");
+        return NULL;
+    }
+    PyObject *chunk = args[0], *layout = args[2], *cross = args[8];
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    int big;
+    unsigned long long ticks;
+    Py_ssize_t hlen, maxcap;
+    int linktype;
+    if (!PyArg_ParseTuple(layout, "pKnni", &big, &ticks, &hlen, &maxcap, &linktype)) return NULL;
+    const char *fwd, *rev;
+    Py_ssize_t fl, rl;
+    if (PyBytes_AsStringAndSize(args[3], (char **)&fwd, &fl) < 0) return NULL;
+    if (PyBytes_AsStringAndSize(args[4], (char **)&rev, &rl) < 0) return NULL;
+    if (fl != 12 || rl != 12) {
+        PyErr_SetString(PyExc_ValueError, "IPv4 flow keys are 12 bytes");
+        return NULL;
+    }
+    uint32_t next_seq = (uint32_t)PyLong_AsUnsignedLongMask(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    int o_known = 0; /* Python: `o.next_seq or ack`: None and 0 both mean "not judged" */
+    uint32_t o_next = 0;
+    if (args[6] != Py_None) {
+        o_next = (uint32_t)PyLong_AsUnsignedLongMask(args[6]);
+        if (PyErr_Occurred()) return NULL;
+        o_known = o_next != 0;
+    }
+    long long countable = PyLong_AsLongLong(args[7]);
+    if (countable == -1 && PyErr_Occurred()) return NULL;
+    long cross_ctx = -1;
+    unsigned long long cross_limit = 0;
+    int may_leave = 0;
+    if (cross != Py_None) {
+        if (!PyArg_ParseTuple(cross, "lKp", &cross_ctx, &cross_limit, &may_leave)) return NULL;
+    }
+    if (hlen < 16 || maxcap < 0 || ticks == 0) {
+        PyErr_SetString(PyExc_ValueError, "bad pcap layout");
+        return NULL;
+    }
+
+    Py_buffer view;
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *base = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+
+    PyObject *headers = PyList_New(0);
+    if (headers == NULL) { PyBuffer_Release(&view); return NULL; }
+    Py_ssize_t rstart[RECENT], rend[RECENT], ridx[RECENT];
+    int rcount = 0, rnext = 0;
+    Py_ssize_t records = 0;
+    uint32_t last_sec = 0, last_frac = 0;
+    unsigned long long delivered = 0;
+    int at_header = 0; /* the current PDV ended at a record boundary: a header comes next */
+    if (linktype != 1 || countable <= 0) n = 0; /* nothing to walk */
+
+    while (off >= 0 && n - off >= hlen) {
+        const unsigned char *r = base + off;
+        uint32_t sec, frac, caplen, olen;
+        if (big) { sec = be32(r); frac = be32(r + 4); caplen = be32(r + 8); olen = be32(r + 12); }
+        else { sec = le32(r); frac = le32(r + 4); caplen = le32(r + 8); olen = le32(r + 12); }
+        Py_ssize_t start = off + hlen;
+        if ((Py_ssize_t)caplen > maxcap || (Py_ssize_t)caplen > n - start) break;
+        if (olen > caplen || caplen < 54) break;
+        const unsigned char *p = base + start;
+        if (be16(p + 12) != 0x0800 || p[14] != 0x45 || p[23] != 6) break;
+        int dir;
+        if (memcmp(p + 26, fwd, 12) == 0) dir = 0;
+        else if (memcmp(p + 26, rev, 12) == 0) dir = 1;
+        else break;
+        uint32_t total = be16(p + 16), frag = be16(p + 20);
+        unsigned doff = p[46], flags = p[47];
+        if ((frag & 0x3FFF) || (flags & 0x07) || total + 14 > caplen || doff < 0x50) break;
+        long nlen = (long)total - 20 - (long)(doff >> 4) * 4;
+        if (nlen < 0) break;
+        if (be16(p + 48) == 0) break; /* a zero window: the transport rule sees it */
+        uint32_t seq = be32(p + 38), ack = be32(p + 42);
+        if (dir == 1) {
+            if (nlen) break; /* the other direction speaks: Python reads it */
+        } else {
+            if ((flags & 0x10) && nlen && o_known && ack != o_next) {
+                uint32_t d = (ack - o_next) & MASK32;
+                if (1 < d && d < 0x80000000u) break; /* lost bytes of the other side */
+            }
+            if (nlen) {
+                if (seq != next_seq) break;
+                if (!at_header && nlen < countable) {
+                    countable -= nlen;
+                } else {
+                    /* The current PDV ends in this record: the rest must be nothing, or the
+                     * next P-DATA-TF's header and the start of its data PDV. */
+                    long pos = 0;
+                    if (!at_header) {
+                        if (!may_leave) break;
+                        pos = (long)countable;
+                    }
+                    long rem = nlen - pos;
+                    if (rem == 0) {
+                        countable = 0;
+                        at_header = 1;
+                    } else {
+                        if (rem < 12) break;
+                        const unsigned char *h = p + 34 + (doff >> 4) * 4 + pos;
+                        unsigned long long plen = be32(h + 2), ilen = be32(h + 6);
+                        unsigned ctx = h[10], mch = h[11];
+                        unsigned long long vlen = ilen - 2;
+                        if (h[0] != 4 || !(2 < ilen) || ilen + 4 > plen || mch > 3 || (vlen & 1)
+                                || (mch & 1) || (long)ctx != cross_ctx || plen > cross_limit
+                                || (unsigned long long)(rem - 12) >= vlen) break;
+                        PyObject *ts = timestamp(sec, frac, ticks);
+                        if (ts == NULL) goto fail;
+                        PyObject *item = Py_BuildValue("(nNKIIK)", records, ts, plen, ctx, mch,
+                                                       vlen);
+                        if (item == NULL || PyList_Append(headers, item) < 0) {
+                            Py_XDECREF(item);
+                            goto fail;
+                        }
+                        Py_DECREF(item);
+                        countable = (long long)(vlen - (unsigned long long)(rem - 12));
+                        at_header = 0;
+                        /* leave it too only if it is not the last fragment and ends its PDU */
+                        may_leave = !(mch & 2) && plen - 6 == vlen;
+                    }
+                }
+                next_seq = (seq + (uint32_t)nlen) & MASK32;
+                delivered += (unsigned long long)nlen;
+                rstart[rnext] = start;
+                rend[rnext] = start + caplen;
+                ridx[rnext] = records;
+                rnext = (rnext + 1) % RECENT;
+                if (rcount < RECENT) rcount++;
+            }
+        }
+        off = start + caplen;
+        records++;
+        last_sec = sec;
+        last_frac = frac;
+    }
+
+    PyObject *recent = PyList_New(rcount);
+    if (recent == NULL) goto fail;
+    for (int i = 0; i < rcount; i++) {
+        int j = (rnext - rcount + i + RECENT) % RECENT;
+        PyObject *mv = PySequence_GetSlice(chunk, rstart[j], rend[j]);
+        if (mv == NULL) { Py_DECREF(recent); goto fail; }
+        PyObject *item = Py_BuildValue("(Nn)", mv, ridx[j]);
+        if (item == NULL) { Py_DECREF(recent); goto fail; }
+        PyList_SET_ITEM(recent, i, item);
+    }
+    PyObject *ts;
+    if (records) {
+        ts = timestamp(last_sec, last_frac, ticks);
+        if (ts == NULL) { Py_DECREF(recent); goto fail; }
+    } else {
+        ts = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&view);
+    return Py_BuildValue("(nnNkKLNNO)", off, records, ts, (unsigned long)next_seq, delivered,
+                         countable, recent, headers, at_header ? Py_True : Py_False);
+fail:
+    Py_DECREF(headers);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL,
+     "Walk a bulk run of pcap records (see the module's source for the contract)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "dissectors._runs",
+    "Optional compiled walker of bulk runs of pcap records (pure-Python fallback: the engine).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__runs(void) { return PyModule_Create(&module); }

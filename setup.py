@@ -1,0 +1,10 @@
+"""The optional compiled walker of bulk runs (dissectors/_runs.c, docs/performance.md).
+
+``optional=True``: on a machine without a C compiler or Python headers the build of the
+extension fails quietly and the package installs without it; the engine then does the same
+work in Python (dicomsniff/analysis/accel.py). Everything else is in pyproject.toml.
+"""
+
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("dissectors._runs", ["dissectors/_runs.c"], optional=True)])
