@@ -11,8 +11,9 @@
  * everything (dicomsniff/analysis/accel.py); tests drive both and compare
  * (tests/test_accel.py, the fast-path fuzz target).
  *
- * walk(chunk, off, layout, fwd, rev, next_seq, o_next, countable, cross) walks pcap records
- * from chunk[off] as long as each is, for the flow whose keys are fwd/rev:
+ * walk(chunk, off, layout, fwd, rev, next_seq, o_next, countable, cross, limit) walks at most
+ * `limit` pcap records (negative: no limit) from chunk[off] as long as each is, for the flow
+ * whose keys are fwd/rev:
  *   - a record the engine's fast path takes (Ethernet, IPv4 without options, TCP, not a
  *     fragment, no SYN/FIN/RST, headers inside the IP total length, which fits the record,
  *     whole on the wire, a non-zero window);
@@ -51,10 +52,15 @@ static inline uint32_t le32(const unsigned char *p) {
     return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
 }
 
-/* The timestamp as the reader computes it: (sec * ticks + frac) / ticks, Python's own
- * correctly rounded integer division, so both paths give the same float. */
+/* The timestamp as the reader computes it: (sec * ticks + frac) / ticks, Python's correctly
+ * rounded integer division, so both paths give the same float. Both integers below 2**53 are
+ * exact doubles and one IEEE division is then correctly rounded too (microsecond captures);
+ * past that (nanoseconds) Python divides. */
 static PyObject *timestamp(uint32_t sec, uint32_t frac, unsigned long long ticks) {
-    PyObject *num = PyLong_FromUnsignedLongLong((unsigned long long)sec * ticks + frac);
+    unsigned long long whole = (unsigned long long)sec * ticks + frac;
+    if (whole < (1ULL << 53) && ticks < (1ULL << 53))
+        return PyFloat_FromDouble((double)whole / (double)ticks);
+    PyObject *num = PyLong_FromUnsignedLongLong(whole);
     if (num == NULL) return NULL;
     PyObject *den = PyLong_FromUnsignedLongLong(ticks);
     if (den == NULL) { Py_DECREF(num); return NULL; }
@@ -65,10 +71,13 @@ static PyObject *timestamp(uint32_t sec, uint32_t frac, unsigned long long ticks
 }
 
 static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError, "walk() takes 9 arguments");
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "walk() takes 10 arguments");
         return NULL;
     }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[9]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (limit < 0) limit = PY_SSIZE_T_MAX;
     PyObject *chunk = args[0], *layout = args[2], *cross = args[8];
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     if (off == -1 && PyErr_Occurred()) return NULL;
@@ -122,7 +131,7 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     int at_header = 0; /* the current PDV ended at a record boundary: a header comes next */
     if (linktype != 1 || countable <= 0) n = 0; /* nothing to walk */
 
-    while (off >= 0 && n - off >= hlen) {
+    while (records < limit && off >= 0 && n - off >= hlen) {
         const unsigned char *r = base + off;
         uint32_t sec, frac, caplen, olen;
         if (big) { sec = be32(r); frac = be32(r + 4); caplen = be32(r + 8); olen = be32(r + 12); }

@@ -237,12 +237,16 @@ def test_hostile_lengths_inside_a_run(case: str, header_segments: bool, tmp_path
     assert sum(n for c, n in findings.items() if c), findings  # the lie was noticed
 
 
-def test_an_honest_store_is_walked_across_its_pdu_headers(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("nanos,big_endian", [(False, False), (True, False), (True, True)])
+def test_an_honest_store_is_walked_across_its_pdu_headers(nanos, big_endian, tmp_path,
+                                                          monkeypatch, capsys):
     """The same builder without a lie: no finding, and the walker crossed the P-DATA-TF
-    headers in both segmentations."""
+    headers in both segmentations; microsecond and nanosecond timestamps (read the same to
+    the last bit: they are in the records), either byte order."""
     for header_segments in (True, False):
         rq, ac = _store_stream(_data_pdus())
-        data = pcap_bytes(_conversation(rq, ac, header_segments))
+        data = pcap_bytes(_conversation(rq, ac, header_segments), nanos=nanos,
+                          big_endian=big_endian, t0=1_764_950_000.123457)
         walker = Counting()
         fast = _run_pcap(data, tmp_path, walker, monkeypatch, capsys)
         assert fast == _run_pcap(data, tmp_path, None, monkeypatch, capsys)
@@ -310,8 +314,10 @@ def test_walker_never_reads_past_its_chunk() -> None:
         off = rng.choice((0, rng.randrange(len(chunk) + 1), len(chunk) + 5, -3))
         layout = (rng.random() < 0.2, 1_000_000, 16, rng.choice((262144, 60, 0)), 1)
         cross = rng.choice((None, (3, 16384, True), (3, 1 << 24, False)))
+        limit = rng.choice((-1, 0, 1, 7))
         got = walk(memoryview(bytes(chunk)), off, layout, key, rkey, rng.randrange(1 << 32),
-                   rng.choice((None, 0, 5)), rng.randrange(1, 1 << 20), cross)
+                   rng.choice((None, 0, 5)), rng.randrange(1, 1 << 20), cross, limit)
+        assert limit < 0 or got[1] <= limit
         assert (got[0] == off) == (got[1] == 0)
         assert got[1] == 0 or 0 <= got[0] <= len(chunk)
         assert got[5] >= 0 and len(got[6]) <= 16

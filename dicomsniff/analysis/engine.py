@@ -60,6 +60,10 @@ _FAST = struct.Struct("!12xHBxH2xHxB2x12sIIBBH")
 # frames between two looks at whether the reader left its chunk (dissectors.tcp.release_views;
 # a power of two): the references kept for overlap checks pin at most the chunks these hold
 RELEASE_EVERY = 32
+# A bulk run is handed to the compiled walker (accel.py) only while more than a full Ethernet
+# segment of the PDV is left to count: a walk that stops at once costs about 2 us, which
+# small data sets (a C-FIND identifier in one segment) would pay each.
+RUN_MIN = 1460
 
 __all__ = ["WELL_KNOWN_PORTS", "Analyzer", "Connection", "Limits", "Stats"]
 
@@ -305,7 +309,7 @@ class Analyzer:
                             c = ul.countable
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
-                                walk = send is not None and conn.verdict
+                                walk = send is not None and c - n > RUN_MIN and conn.verdict
                             else:
                                 ul.take(buf, start, start + n, frame, ts)
                                 if ul.events:
@@ -314,7 +318,7 @@ class Analyzer:
                                     self._judge(conn)
                                     if conn.tcp is None:
                                         continue
-                                walk = (send is not None and ul.countable
+                                walk = (send is not None and ul.countable > RUN_MIN
                                         and conn.tcp is tcp and conn.verdict)
                         else:
                             start = 34 + (doff >> 4) * 4
@@ -329,8 +333,12 @@ class Analyzer:
                     if not window and conn.app is not None:  # receiver says: stop sending
                         self.rules.zero_window(conn, side, frame)
                     if walk:  # the records after this one, as long as they only count
-                        frame, ts = self._run(send, conn, side, key, frame, ts, progress,
-                                              every)
+                        # up to the next look at the chunk if one is due in this one (the
+                        # same references are copied at the same frame as without the walker)
+                        limit = -1 if buf.obj is chunk else mask - (frame & mask)
+                        if limit:
+                            frame, ts = self._run(send, conn, side, key, frame, ts, limit,
+                                                  progress, every)
                     continue
                 feed_frame(frame, ts, linktype, buf, _olen)
         finally:
@@ -341,7 +349,7 @@ class Analyzer:
         return frame
 
     def _run(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
-             progress, every: int) -> tuple[int, float]:
+             limit: int, progress, every: int) -> tuple[int, float]:
         """The compiled walker (:mod:`.accel`) takes the records after ``frame`` as long as
         each is one the fast path above would only count: in-order data set bytes of this
         side nobody collects, with the next P-DATA-TF headers its parser lets it read
@@ -360,7 +368,7 @@ class Analyzer:
         cross = ul.crossing() if not self.on_ul_events else None
         walk = accel.walk
         got = send(lambda chunk, off, layout: walk(
-            chunk, off, layout, key, rkey, d.next_seq, o.next_seq, ul.countable, cross))
+            chunk, off, layout, key, rkey, d.next_seq, o.next_seq, ul.countable, cross, limit))
         k = got[1]
         if not k:
             return frame, ts
@@ -377,6 +385,8 @@ class Analyzer:
             d.rbuf[r] = view
             d.rframe[r] = frame0 + i
             d.ri = (r + 1) & recent
+        if got[6]:
+            self.pinned.add(d)  # they look into the reader's chunk (tcp.release_views)
         if got[7] or got[8]:
             ul.crossed([(frame0 + i, t, plen, ctx, mch, vlen)
                         for i, t, plen, ctx, mch, vlen in got[7]], got[5], got[8])
