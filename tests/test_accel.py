@@ -351,3 +351,32 @@ def test_without_the_extension_the_python_path_does_it_all(capsys, monkeypatch) 
                   f"sys.exit(main(['analyze', '--json', {str(path)!r}]))",
                   DICOMSNIFF_NO_ACCEL="")
     assert out.splitlines() == records(path, Counting(), monkeypatch, capsys)
+
+
+def test_retransmissions_across_chunks(tmp_path, monkeypatch, capsys):
+    """Segments of 4,000 bytes over several reader chunks, copies of earlier segments sent
+    again, some with other bytes (TCP-OVERLAP-CONFLICT): the references the walker leaves
+    in the overlap ring are copied out of a chunk the reader left (tcp.release_views) and
+    compared as the Python path's are. (4,000 bytes: 16 slots stay within
+    tcp.RECENT_BYTES, so no slot is forgotten; past it, which slots are forgotten depends on
+    when the reader's buffers are recycled, with or without the walker.)"""
+    mss = 4000
+    rq, ac = _store_stream(_data_pdus(n=120))
+    frames = _conversation(rq, ac, header_segments=False, mss=mss)
+    data = [i for i, f in enumerate(frames) if len(f) > mss]
+    rng = random.Random(7)
+    for j, k in enumerate(sorted(rng.sample(range(17, len(data)), 40), reverse=True)):
+        again = bytearray(frames[data[k - rng.randrange(1, 17)]])  # a segment sent before
+        if j % 2:
+            again[-7] ^= 0xFF  # other bytes: a conflict
+        frames.insert(data[k] + 1, bytes(again))
+    walker = Counting()
+    pcap = pcap_bytes(frames)
+    assert len(pcap) > 3 << 19  # more than one of the reader's 1 MiB chunks
+    fast = _run_pcap(pcap, tmp_path, walker, monkeypatch, capsys)
+    pure = _run_pcap(pcap, tmp_path, None, monkeypatch, capsys)
+    assert fast == pure
+    assert _run_pcap(pcap, tmp_path, walker, monkeypatch, capsys) == pure  # and again
+    assert walker.records > len(frames) // 2
+    codes = Counter(json.loads(r).get("code") for r in pure)
+    assert codes["TCP-OVERLAP-CONFLICT"] and codes["TCP-RETRANSMISSION"], codes
