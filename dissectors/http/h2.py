@@ -232,21 +232,8 @@ class H2Reader:
             if ended:
                 self._end(msg)
                 s.request_ended = True
-        elif t is h2.events.DataReceived:
-            self.server.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
-            s = self.streams.get(ev.stream_id)
-            if s is not None and s.request is not None and ev.data:
-                s.request.body_bytes += len(ev.data)
-                self.handler.body(s.request, ev.data)
-            if ev.stream_ended is not None:
-                self._request_ended(ev.stream_id)
-        elif t is h2.events.StreamEnded:
-            self._request_ended(ev.stream_id)
-        elif t is h2.events.StreamReset:
-            self._give_up(ev.stream_id, f"the client reset the stream (error {ev.error_code})")
-        elif t is h2.events.ConnectionTerminated:
-            self.handler.problem(CLIENT, "HTTP2-GOAWAY", "the client ended the HTTP/2 "
-                                 f"connection (GOAWAY, error {ev.error_code})", self.frame)
+        else:
+            self._stream_event(CLIENT, ev)
 
     def _request_ended(self, sid: int) -> None:
         s = self.streams.get(sid)
@@ -284,21 +271,39 @@ class H2Reader:
                 code = pseudo.get(":status", "")
                 if code.isdigit():
                     self.handler.informational(s.request, int(code), self.frame, self.ts)
-        elif t is h2.events.DataReceived:
-            self.client.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+        else:
+            self._stream_event(SERVER, ev)
+
+    def _stream_event(self, side: int, ev: Any) -> None:
+        """DATA, END_STREAM, RST_STREAM and GOAWAY mean the same from either peer: they go to
+        that side's message of the stream (the request from the client, the response from
+        the server)."""
+        t = type(ev)
+        who = "client" if side == CLIENT else "server"
+        if t is h2.events.DataReceived:
+            # the endpoint that read these bytes opens its flow-control window again
+            reader = self.server if side == CLIENT else self.client
+            reader.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             s = self.streams.get(ev.stream_id)
-            if s is not None and s.response is not None and ev.data:
-                s.response.body_bytes += len(ev.data)
-                self.handler.body(s.response, ev.data)
+            msg = None if s is None else s.request if side == CLIENT else s.response
+            if msg is not None and ev.data:
+                msg.body_bytes += len(ev.data)
+                self.handler.body(msg, ev.data)
             if ev.stream_ended is not None:
-                self._response_ended(ev.stream_id)
+                self._side_ended(side, ev.stream_id)
         elif t is h2.events.StreamEnded:
-            self._response_ended(ev.stream_id)
+            self._side_ended(side, ev.stream_id)
         elif t is h2.events.StreamReset:
-            self._give_up(ev.stream_id, f"the server reset the stream (error {ev.error_code})")
+            self._give_up(ev.stream_id, f"the {who} reset the stream (error {ev.error_code})")
         elif t is h2.events.ConnectionTerminated:
-            self.handler.problem(SERVER, "HTTP2-GOAWAY", "the server ended the HTTP/2 "
+            self.handler.problem(side, "HTTP2-GOAWAY", f"the {who} ended the HTTP/2 "
                                  f"connection (GOAWAY, error {ev.error_code})", self.frame)
+
+    def _side_ended(self, side: int, sid: int) -> None:
+        if side == CLIENT:
+            self._request_ended(sid)
+        else:
+            self._response_ended(sid)
 
     def _response_ended(self, sid: int) -> None:
         s = self.streams.get(sid)
