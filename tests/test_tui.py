@@ -328,6 +328,33 @@ async def test_findings_panel_jumps_to_the_association_and_the_packet():
         assert isinstance(app.screen, MainScreen)
 
 
+@pilot_test
+async def test_findings_sort_by_header_and_escape_steps_back():
+    """The list screens' shared keys (screens/common.py ListScreen): a header click sorts,
+    Escape closes the search bar first, then leaves the screen."""
+    app = app_for("abort-mid-transfer.pcap")
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot)
+        await pilot.press("f")
+        screen = app.screen
+        assert isinstance(screen, FindingsScreen)
+        t = screen.table
+        x = 1 + sum(w + 1 for w in t._widths[:1])  # the second column's header
+        second = t.columns[1].key
+        await pilot.click("#findings", offset=(x + 1, 0))
+        assert t.sort_column == second and not t.sort_reverse
+        await pilot.click("#findings", offset=(x + 1, 0))
+        assert t.sort_reverse
+        await pilot.press("s")  # the next column after the one clicked
+        assert t.sort_column == t.columns[2].key
+        await pilot.press("ctrl+f")
+        assert screen.query_one("SearchBar").has_class("-open")
+        await pilot.press("escape")
+        assert app.screen is screen and not screen.query_one("SearchBar").has_class("-open")
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
 # -- help, exports ---------------------------------------------------------------------------
 @pilot_test
 async def test_help_screen_documents_keys_and_the_filter_language():

@@ -1,19 +1,24 @@
-"""What every list screen shares: the title line, the status line, search and filter keys."""
+"""What every list screen shares: the title line, the status line, search and filter keys,
+and :class:`ListScreen`, the layout and keys of a screen that is one sortable list."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, cast
+from typing import Any, ClassVar, Protocol, cast
 
 from rich.text import Text
-from textual.widgets import Input
+from textual import on
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
 
 from ..filter import Filter
 from ..rows import date, size
 from ..store import Store
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
+from ..widgets.vtable import VirtualTable
 
 
 class BrowserState(Protocol):
@@ -82,6 +87,120 @@ class FilterSearch:
                         severity="warning", timeout=3, markup=False)
         else:
             self.list_widget().cursor = i
+
+    def leave_search(self) -> bool:
+        """Escape's first steps: close the search bar, else leave a text input for the list.
+        False when there was neither to leave."""
+        search = self.query_one(SearchBar)  # type: ignore[attr-defined]
+        if search.has_class("-open"):
+            search.close()
+        elif not in_input(self):
+            return False
+        self.list_widget().focus()
+        return True
+
+    def action_back(self) -> None:
+        if not self.leave_search():
+            self.app.pop_screen()  # type: ignore[attr-defined]
+
+
+class ListScreen(FilterSearch, Screen):
+    """A screen that is one sortable list: the title line, the filter bar (``FILTER_BAR``),
+    the list (:meth:`compose_list`), the status line, the search bar and the keys' footer.
+
+    A subclass makes its table (:meth:`make_table`, id ``TABLE_ID``), fills it
+    (:meth:`rebuild`), says what its status line counts (:meth:`show_status`) and which
+    columns ``s`` cycles through (``SORTABLE``); a click on a column's header sorts by it
+    where ``HEADER_SORT``.
+    """
+
+    TABLE_ID: ClassVar[str]
+    WHAT: ClassVar[str]  # the title line's last word: what is listed
+    SORTABLE: ClassVar[tuple[str, ...]]
+    FILTER_BAR: ClassVar[bool] = False
+    HEADER_SORT: ClassVar[bool] = True
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id)
+        self.search_text = ""
+        self._built = 0.0  # time.monotonic() of the last rebuild
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title", classes="title")
+        if self.FILTER_BAR:
+            yield FilterBar(app_of(self).filter.text, id="filter")
+        yield from self.compose_list()
+        yield Static(id="status")
+        yield SearchBar()
+        yield Footer()
+
+    def compose_list(self) -> ComposeResult:
+        """What stands between the title (or filter bar) and the status line."""
+        yield self.make_table()
+
+    def make_table(self) -> VirtualTable:
+        raise NotImplementedError
+
+    @property
+    def table(self) -> VirtualTable:
+        return self.query_one(f"#{self.TABLE_ID}", VirtualTable)
+
+    def list_widget(self) -> VirtualTable:
+        return self.table
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        """Fill the table again (the data, the filter or the sort changed)."""
+        raise NotImplementedError
+
+    def on_filter(self) -> None:
+        """The app's filter changed (only a screen with a filter bar follows it)."""
+        if self.FILTER_BAR:
+            bar = self.query_one(FilterBar)
+            bar.set_text(app_of(self).filter.text)
+            bar.set_error(None)
+            self.rebuild()
+
+    def show_status(self, counts: Text) -> None:
+        """The title line, and ``counts`` with the reading progress as the status line."""
+        app = app_of(self)
+        self.query_one("#title", Static).update(title_text(app, self.WHAT))
+        prog = progress_text(app)
+        if prog.plain:
+            counts.append("  ")
+            counts.append_text(prog)
+        self.query_one("#status", Static).update(counts)
+
+    # -- sorting ------------------------------------------------------------------------------
+    @on(VirtualTable.HeaderClicked)
+    def _header_clicked(self, event: VirtualTable.HeaderClicked) -> None:
+        if not self.HEADER_SORT:
+            return
+        t = self.table
+        if t.sort_column == event.column:
+            t.sort_reverse = not t.sort_reverse
+        else:
+            t.sort_column, t.sort_reverse = event.column, False
+        self.rebuild()
+
+    def action_sort(self) -> None:
+        t = self.table
+        cur = t.sort_column if t.sort_column in self.SORTABLE else self.SORTABLE[0]
+        t.sort_column = self.SORTABLE[(self.SORTABLE.index(cur) + 1) % len(self.SORTABLE)]
+        self.rebuild()
+
+    def action_reverse(self) -> None:
+        self.table.sort_reverse = not self.table.sort_reverse
+        self.rebuild()
+
+    def sorted_by(self) -> str:
+        """' · sorted by Column ▲' for the status line."""
+        t = self.table
+        label = next(c.label for c in t.columns if c.key == t.sort_column)
+        return f" · sorted by {label} {'▼' if t.sort_reverse else '▲'}"
 
 
 def cycle_find(rows: Sequence[Any], cursor: int, backwards: bool,

@@ -8,21 +8,16 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ...model import Association, Finding
 from .. import framenames
 from ..rows import FINDING_COLUMNS, SEVERITY_STYLE, finding_cells, finding_sort_key
-from ..widgets.filterbar import FilterBar
-from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
-from .common import FilterSearch, app_of, cycle_find, in_input, progress_text, title_text
-
-SORTABLE = tuple(c.key for c in FINDING_COLUMNS)
+from .common import ListScreen, app_of, cycle_find
 
 
-class FindingsScreen(FilterSearch, Screen):
+class FindingsScreen(ListScreen):
     """The findings panel: Enter opens the ladder at the finding's frame, p shows the packet."""
 
     BINDINGS = [
@@ -37,31 +32,24 @@ class FindingsScreen(FilterSearch, Screen):
         Binding("N", "search_next(True)", "Previous match", show=False),
     ]
 
+    TABLE_ID = "findings"
+    WHAT = "findings"
+    SORTABLE = tuple(c.key for c in FINDING_COLUMNS)
+    FILTER_BAR = True
+
     def __init__(self) -> None:
         super().__init__(id="findings-screen")
-        self.search_text = ""
-        self._built = 0.0
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="title")
-        yield FilterBar(app_of(self).filter.text, id="filter")
+    def make_table(self) -> VirtualTable:
         table = VirtualTable(FINDING_COLUMNS, finding_cells, key=id, id="findings")
         table.sort_column = "severity"
         table.empty_text = "no findings"
-        yield table
+        return table
+
+    def compose_list(self) -> ComposeResult:
+        yield self.make_table()
         # The selected finding whole: its advice ("What to check: ...") is longer than a row.
         yield Static(id="finding-text")
-        yield Static(id="status")
-        yield SearchBar()
-        yield Footer()
-
-    @property
-    def table(self) -> VirtualTable:
-        return self.query_one("#findings", VirtualTable)
-
-    def on_mount(self) -> None:
-        self.table.focus()
-        self.rebuild()
 
     def rebuild(self) -> None:
         app = app_of(self)
@@ -79,29 +67,18 @@ class FindingsScreen(FilterSearch, Screen):
         self.update_status()
 
     def update_status(self) -> None:
-        app = app_of(self)
-        store = app.store
-        self.query_one("#title", Static).update(title_text(app, "findings"))
+        store = app_of(self).store
         sev: dict[str, int] = {}
         for x in store.findings:
             sev[x.severity] = sev.get(x.severity, 0) + 1
         s = Text(f" {len(self.table.rows)} shown of {len(store.findings)} findings: ")
         s.append(", ".join(f"{n} {k}" for k, n in sorted(sev.items())) or "none")
-        prog = progress_text(app)
-        if prog.plain:
-            s.append("  ")
-            s.append_text(prog)
-        self.query_one("#status", Static).update(s)
+        self.show_status(s)
 
     def on_store(self, new: list[Association], changed: set[int], finished: bool) -> None:
         """New findings while loading: listed again at most once a second."""
         if finished or ((changed or new) and time.monotonic() - self._built > 1.0):
             self.rebuild()
-
-    def on_filter(self) -> None:
-        self.query_one(FilterBar).set_text(app_of(self).filter.text)
-        self.query_one(FilterBar).set_error(None)
-        self.rebuild()
 
     @on(VirtualTable.CursorMoved, "#findings")
     def _moved(self, event: VirtualTable.CursorMoved) -> None:
@@ -146,39 +123,7 @@ class FindingsScreen(FilterSearch, Screen):
             return
         self.app.push_screen(PacketScreen(f.frame, f))
 
-    @on(VirtualTable.HeaderClicked, "#findings")
-    def _header(self, event: VirtualTable.HeaderClicked) -> None:
-        t = self.table
-        if t.sort_column == event.column:
-            t.sort_reverse = not t.sort_reverse
-        else:
-            t.sort_column, t.sort_reverse = event.column, False
-        self.rebuild()
-
-    def action_sort(self) -> None:
-        t = self.table
-        t.sort_column = SORTABLE[(SORTABLE.index(t.sort_column or "severity") + 1)
-                                 % len(SORTABLE)]
-        self.rebuild()
-
-    def action_reverse(self) -> None:
-        self.table.sort_reverse = not self.table.sort_reverse
-        self.rebuild()
-
-    def list_widget(self) -> VirtualTable:
-        return self.table
-
     def find_match(self, needle: str, backwards: bool) -> int | None:
         t = self.table
         return cycle_find(t.rows, t.cursor, backwards,
                           lambda x: f"{x.code} {x.message} {x.severity}", needle)
-
-    def action_back(self) -> None:
-        search = self.query_one(SearchBar)
-        if search.has_class("-open"):
-            search.close()
-            self.table.focus()
-        elif in_input(self):
-            self.table.focus()
-        else:
-            self.app.pop_screen()

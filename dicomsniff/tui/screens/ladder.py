@@ -26,7 +26,7 @@ from ..widgets.detail import DetailPane
 from ..widgets.filterbar import FilterBar
 from ..widgets.ladder_view import LadderView
 from ..widgets.searchbar import SearchBar
-from .common import FilterSearch, app_of, in_input, title_text
+from .common import FilterSearch, app_of, title_text
 
 MAX_MESSAGES = 5000  # arrows drawn before the diagram is cut off (with a note)
 REBUILD_EVERY = 0.5  # seconds between redraws while the associations are still growing
@@ -223,16 +223,6 @@ class LadderScreen(FilterSearch, Screen):
         self.detail.show(self.current_ref())
 
     # -- actions ------------------------------------------------------------------------------
-    def action_back(self) -> None:
-        search = self.query_one(SearchBar)
-        if search.has_class("-open"):
-            search.close()
-            self.view.focus()
-        elif in_input(self):
-            self.view.focus()
-        else:
-            self.app.pop_screen()
-
     def action_collapse(self) -> None:
         app = app_of(self)
         app.collapse = not app.collapse

@@ -10,7 +10,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 
 from ...model import Association
@@ -19,9 +18,8 @@ from ..tlsrows import TLSRow, tls_cells
 from ..widgets.filterbar import FilterBar
 from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
-from .common import FilterSearch, app_of, cycle_find, in_input, progress_text, title_text
+from .common import ListScreen, app_of, cycle_find, progress_text, title_text
 
-SORTABLE = tuple(c.key for c in ASSOCIATION_COLUMNS)
 RESORT_EVERY = 1.0  # seconds between full re-sorts while a big capture loads
 
 
@@ -32,7 +30,7 @@ def _set(widget: Static, text: Text) -> None:
         widget.update(text, layout=False)
 
 
-class MainScreen(FilterSearch, Screen):
+class MainScreen(ListScreen):
     """Associations: Enter opens the ladder of the marked ones (or the one under the cursor)."""
 
     BINDINGS = [
@@ -52,30 +50,33 @@ class MainScreen(FilterSearch, Screen):
         Binding("escape", "escape", "Back", show=False),
     ]
 
+    TABLE_ID = "associations"
+    WHAT = "associations"
+    SORTABLE = tuple(c.key for c in ASSOCIATION_COLUMNS)
+    FILTER_BAR = True
+
     def __init__(self) -> None:
         super().__init__(id="main")
-        self.search_text = ""
         self._last_sort = 0.0
         self._pending_sort = False
 
-    def compose(self) -> ComposeResult:
-        app = app_of(self)
-        yield Static(id="title", classes="title")
-        yield FilterBar(app.filter.text, id="filter")
+    def make_table(self) -> VirtualTable:
         table = VirtualTable(ASSOCIATION_COLUMNS, self._cells, key=lambda a: a.id,
                              id="associations")
         table.sort_column = "id"
         table.empty_text = "no DICOM association yet"
-        yield table
+        return table
+
+    def compose(self) -> ComposeResult:
+        # the list screen's layout, but a progress bar beside the status line
+        yield Static(id="title", classes="title")
+        yield FilterBar(app_of(self).filter.text, id="filter")
+        yield self.make_table()
         with Horizontal(id="statusbar"):
             yield Static(id="status")
             yield ProgressBar(id="progress", show_eta=False)
         yield SearchBar()
         yield Footer()
-
-    @property
-    def table(self) -> VirtualTable:
-        return self.query_one("#associations", VirtualTable)
 
     def _cells(self, a: Association) -> tuple[list[Text], str]:
         if isinstance(a, TLSRow):
@@ -83,8 +84,7 @@ class MainScreen(FilterSearch, Screen):
         return association_cells(a, app_of(self).store)
 
     def on_mount(self) -> None:
-        self.table.focus()
-        self.rebuild()
+        super().on_mount()
         if app_of(self).filter_error:
             self.query_one(FilterBar).set_error(app_of(self).filter_error)
 
@@ -127,11 +127,6 @@ class MainScreen(FilterSearch, Screen):
             t.refresh_rows()
         self.update_status()
 
-    def on_filter(self) -> None:
-        self.query_one(FilterBar).set_text(app_of(self).filter.text)
-        self.query_one(FilterBar).set_error(None)
-        self.rebuild()
-
     def update_status(self) -> None:
         app = app_of(self)
         store = app.store
@@ -153,8 +148,7 @@ class MainScreen(FilterSearch, Screen):
             s.append(f" · {len(store.web_transactions)} DICOMweb (w)", style="bold")
             if not store.associations:
                 t.empty_text = ("no DICOM association; DICOMweb transactions: press w")
-        label = next(c.label for c in t.columns if c.key == t.sort_column)
-        s.append(f" · sorted by {label} {'▼' if t.sort_reverse else '▲'}", style="dim")
+        s.append(self.sorted_by(), style="dim")
         prog = progress_text(app)
         if prog.plain:
             s.append("  ")
@@ -192,15 +186,6 @@ class MainScreen(FilterSearch, Screen):
             return
         app_of(self).open_ladder([event.row.id])
 
-    @on(VirtualTable.HeaderClicked, "#associations")
-    def _header(self, event: VirtualTable.HeaderClicked) -> None:
-        t = self.table
-        if t.sort_column == event.column:
-            t.sort_reverse = not t.sort_reverse
-        else:
-            t.sort_column, t.sort_reverse = event.column, False
-        self.rebuild()
-
     def action_mark(self) -> None:
         self.table.toggle_mark()
         self.table.cursor += 1
@@ -209,16 +194,6 @@ class MainScreen(FilterSearch, Screen):
     def action_unmark(self) -> None:
         self.table.clear_marks()
         self.update_status()
-
-    def action_sort(self) -> None:
-        t = self.table
-        i = SORTABLE.index(t.sort_column or "id")
-        t.sort_column = SORTABLE[(i + 1) % len(SORTABLE)]
-        self.rebuild()
-
-    def action_reverse(self) -> None:
-        self.table.sort_reverse = not self.table.sort_reverse
-        self.rebuild()
 
     def action_studies(self) -> None:
         from .studies import StudiesScreen
@@ -240,9 +215,6 @@ class MainScreen(FilterSearch, Screen):
         rows = t.marked_rows() or list(t.rows)  # TLS rows have no DICOM to export
         app_of(self).open_export([a for a in rows if not isinstance(a, TLSRow)])
 
-    def list_widget(self) -> VirtualTable:
-        return self.table
-
     def find_match(self, needle: str, backwards: bool) -> int | None:
         store = app_of(self).store
         return cycle_find(self.table.rows, self.table.cursor, backwards,
@@ -251,11 +223,5 @@ class MainScreen(FilterSearch, Screen):
                           needle)
 
     def action_escape(self) -> None:
-        search = self.query_one(SearchBar)
-        if search.has_class("-open"):
-            search.close()
-            self.table.focus()
-        elif in_input(self):
-            self.table.focus()
-        elif self.table.marks:
+        if not self.leave_search() and self.table.marks:
             self.action_unmark()

@@ -22,9 +22,8 @@ from textual.widgets import Footer, Static
 from ...model import Association
 from ...report.studies import study_lines
 from ..rows import FAILURE, OPEN, SUCCESS, WARNING, Column
-from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
-from .common import FilterSearch, app_of, cycle_find, in_input, progress_text, title_text
+from .common import ListScreen, app_of, cycle_find, title_text
 
 STUDY_COLUMNS = (
     Column("state", "Journey", 12),
@@ -77,7 +76,7 @@ def _sort_key(column: str) -> Any:
     return lambda r: r.get("first_frame") or 0
 
 
-class StudiesScreen(FilterSearch, Screen):
+class StudiesScreen(ListScreen):
     """Every study the journey followed; Enter opens one's timeline."""
 
     BINDINGS = [
@@ -90,30 +89,21 @@ class StudiesScreen(FilterSearch, Screen):
         Binding("N", "search_next(True)", "Previous match", show=False),
     ]
 
+    TABLE_ID = "studies"
+    WHAT = "studies"
+    SORTABLE = SORTABLE
+    HEADER_SORT = False  # most columns have no order of their own: s cycles through SORTABLE
+
     def __init__(self) -> None:
         super().__init__(id="studies-screen")
-        self.search_text = ""
         self._shown = -1
-        self._built = 0.0
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="title")
+    def make_table(self) -> VirtualTable:
         table = VirtualTable(STUDY_COLUMNS, study_cells, key=lambda r: r["study_instance_uid"],
                              id="studies")
         table.sort_column = "first_frame"
         table.empty_text = "no study followed (yet): studies appear when their journey ends"
-        yield table
-        yield Static(id="status")
-        yield SearchBar()
-        yield Footer()
-
-    @property
-    def table(self) -> VirtualTable:
-        return self.query_one("#studies", VirtualTable)
-
-    def on_mount(self) -> None:
-        self.table.focus()
-        self.rebuild()
+        return table
 
     def rebuild(self) -> None:
         app = app_of(self)
@@ -126,17 +116,10 @@ class StudiesScreen(FilterSearch, Screen):
         self.update_status()
 
     def update_status(self) -> None:
-        app = app_of(self)
-        self.query_one("#title", Static).update(title_text(app, "studies"))
-        rows = app.store.studies
+        rows = app_of(self).store.studies
         bad = sum(1 for r in rows if r.get("findings"))
-        s = Text(f" {len(rows)} stud{'y' if len(rows) == 1 else 'ies'}, {bad} with findings"
-                 "  (Enter: timeline)")
-        prog = progress_text(app)
-        if prog.plain:
-            s.append("  ")
-            s.append_text(prog)
-        self.query_one("#status", Static).update(s)
+        self.show_status(Text(f" {len(rows)} stud{'y' if len(rows) == 1 else 'ies'}, {bad} "
+                              "with findings  (Enter: timeline)"))
 
     def on_store(self, new: list[Association], changed: set[int], finished: bool) -> None:
         if len(app_of(self).store.studies) != self._shown and (
@@ -155,32 +138,9 @@ class StudiesScreen(FilterSearch, Screen):
     def _activated(self, _event: VirtualTable.Activated) -> None:
         self.action_open()
 
-    def action_sort(self) -> None:
-        t = self.table
-        cur = t.sort_column if t.sort_column in SORTABLE else SORTABLE[0]
-        t.sort_column = SORTABLE[(SORTABLE.index(cur) + 1) % len(SORTABLE)]
-        self.rebuild()
-
-    def action_reverse(self) -> None:
-        self.table.sort_reverse = not self.table.sort_reverse
-        self.rebuild()
-
-    def list_widget(self) -> VirtualTable:
-        return self.table
-
     def find_match(self, needle: str, backwards: bool) -> int | None:
         t = self.table
         return cycle_find(t.rows, t.cursor, backwards, _haystack, needle)
-
-    def action_back(self) -> None:
-        search = self.query_one(SearchBar)
-        if search.has_class("-open"):
-            search.close()
-            self.table.focus()
-        elif in_input(self):
-            self.table.focus()
-        else:
-            self.app.pop_screen()
 
 
 def _haystack(rec: dict[str, Any]) -> str:

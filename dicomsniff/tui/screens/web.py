@@ -12,19 +12,15 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from ...model import Association
 from ..web import WEB_COLUMNS, describe, haystack, web_cells, web_sort_key
-from ..widgets.searchbar import SearchBar
 from ..widgets.vtable import VirtualTable
-from .common import app_of, cycle_find, in_input, progress_text, title_text
-
-SORTABLE = tuple(c.key for c in WEB_COLUMNS)
+from .common import ListScreen, app_of, cycle_find
 
 
-class WebScreen(Screen):
+class WebScreen(ListScreen):
     """The DICOMweb list; ``focus`` (a transaction or connection id) puts the cursor there."""
 
     BINDINGS = [
@@ -37,36 +33,32 @@ class WebScreen(Screen):
         Binding("N", "search_next(True)", "Previous match", show=False),
     ]
 
+    TABLE_ID = "web"
+    WHAT = "DICOMweb"
+    SORTABLE = tuple(c.key for c in WEB_COLUMNS)
+
     def __init__(self, connection: int | None = None, frame: int | None = None) -> None:
         super().__init__(id="web-screen")
-        self.search_text = ""
-        self._built = 0.0
         self._go = (connection, frame)
         self.detail = Text()
 
-    def compose(self) -> ComposeResult:
-        yield Static(id="title", classes="title")
+    def make_table(self) -> VirtualTable:
+        table = VirtualTable(WEB_COLUMNS, self._cells, key=lambda t: t.id, id="web")
+        table.sort_column = "id"
+        table.empty_text = "no DICOMweb transaction (HTTP requests) in this capture"
+        return table
+
+    def compose_list(self) -> ComposeResult:
         with Horizontal(id="web-body"):
-            table = VirtualTable(WEB_COLUMNS, self._cells, key=lambda t: t.id, id="web")
-            table.sort_column = "id"
-            table.empty_text = "no DICOMweb transaction (HTTP requests) in this capture"
-            yield table
+            yield self.make_table()
             with VerticalScroll(id="web-detail"):
                 yield Static(id="web-text")
-        yield Static(id="status")
-        yield SearchBar()
-        yield Footer()
-
-    @property
-    def table(self) -> VirtualTable:
-        return self.query_one("#web", VirtualTable)
 
     def _cells(self, txn: Any) -> tuple[list[Text], str]:
         return web_cells(txn, app_of(self).store)
 
     def on_mount(self) -> None:
-        self.table.focus()
-        self.rebuild()
+        super().on_mount()
         conn, frame = self._go
         if conn is not None:
             rows = self.table.rows
@@ -98,9 +90,7 @@ class WebScreen(Screen):
             self.update_status()
 
     def update_status(self) -> None:
-        app = app_of(self)
-        store = app.store
-        self.query_one("#title", Static).update(title_text(app, "DICOMweb"))
+        store = app_of(self).store
         by: dict[str, int] = {}
         for x in store.web_transactions:
             by[x.command] = by.get(x.command, 0) + 1
@@ -109,14 +99,8 @@ class WebScreen(Screen):
                  f"connection{'s' if c != 1 else ''}", style="bold")
         if by:
             s.append(": " + ", ".join(f"{n} {k}" for k, n in sorted(by.items())))
-        t = self.table
-        label = next(c.label for c in t.columns if c.key == t.sort_column)
-        s.append(f" · sorted by {label} {'▼' if t.sort_reverse else '▲'}", style="dim")
-        prog = progress_text(app)
-        if prog.plain:
-            s.append("  ")
-            s.append_text(prog)
-        self.query_one("#status", Static).update(s)
+        s.append(self.sorted_by(), style="dim")
+        self.show_status(s)
 
     @on(VirtualTable.CursorMoved, "#web")
     def _moved(self, event: VirtualTable.CursorMoved) -> None:
@@ -130,54 +114,11 @@ class WebScreen(Screen):
         self.query_one("#web-text", Static).update(self.detail)
 
     # -- actions ------------------------------------------------------------------------------
-    @on(VirtualTable.HeaderClicked, "#web")
-    def _header(self, event: VirtualTable.HeaderClicked) -> None:
-        t = self.table
-        if t.sort_column == event.column:
-            t.sort_reverse = not t.sort_reverse
-        else:
-            t.sort_column, t.sort_reverse = event.column, False
-        self.rebuild()
-
-    def action_sort(self) -> None:
-        t = self.table
-        t.sort_column = SORTABLE[(SORTABLE.index(t.sort_column or "id") + 1) % len(SORTABLE)]
-        self.rebuild()
-
-    def action_reverse(self) -> None:
-        self.table.sort_reverse = not self.table.sort_reverse
-        self.rebuild()
-
     def action_findings(self) -> None:
         from .findings import FindingsScreen
 
         self.app.push_screen(FindingsScreen())
 
-    def action_search(self) -> None:
-        self.query_one(SearchBar).open()
-
-    def on_search_bar_search(self, event: SearchBar.Search) -> None:
-        self.search_text = event.text
-        self.table.focus()
-        self.action_search_next(event.backwards)
-
-    def action_search_next(self, backwards: bool) -> None:
-        if not self.search_text:
-            return
+    def find_match(self, needle: str, backwards: bool) -> int | None:
         t = self.table
-        i = cycle_find(t.rows, t.cursor, backwards, haystack, self.search_text.casefold())
-        if i is None:
-            self.notify(f"not found: {self.search_text}", severity="warning", timeout=3,
-                        markup=False)
-        else:
-            t.cursor = i
-
-    def action_back(self) -> None:
-        search = self.query_one(SearchBar)
-        if search.has_class("-open"):
-            search.close()
-            self.table.focus()
-        elif in_input(self):
-            self.table.focus()
-        else:
-            self.app.pop_screen()
+        return cycle_find(t.rows, t.cursor, backwards, haystack, needle)
