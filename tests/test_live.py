@@ -261,10 +261,10 @@ def test_every_association_and_transaction_in_json_and_pcap(lab: Lab) -> None:
     assert nsum["stopped_by"] == "SIGTERM" and nsum["kernel"]["dropped"] == 0
 
 
-def test_sigterm_lines_and_rotating_pcapng_ring(lab: Lab) -> None:
+def test_sigterm_lines_and_rotating_pcapng_ring(lab: Lab, tmp_path: Path) -> None:
     """Lines output, SIGTERM mid-way through nothing: every transaction line, a summary, and a
     ring of complete pcapng files holding the newest packets."""
-    ring_dir = lab.work / "ring"
+    ring_dir = tmp_path / "ring"
     ring_dir.mkdir()
     live = Live(lab, ["-w", str(ring_dir / "cap.pcapng"), "--rotate-size", "300kB",
                       "--ring", "3"], "lines")

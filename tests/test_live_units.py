@@ -165,6 +165,27 @@ def test_writer_rotates_by_size_and_keeps_a_ring(tmp_path: Path) -> None:
         assert 20_000 <= f.bytes < 20_000 + 1600
 
 
+def test_size_rotation_leaves_no_empty_file_when_the_capture_ends_on_a_full_one(
+        tmp_path: Path) -> None:
+    """The packet that fills a file does not open the next one: the next packet does. A file
+    opened eagerly stayed empty when the capture ended there, and in a ring it pushed out a
+    file of packets (seen as an empty newest file of ``live --ring`` under load)."""
+    now = time.time()
+    pkt = (now, 1, memoryview(bytes(1000)), 1000)  # 1032 bytes as a pcapng block
+    w = CaptureWriter(tmp_path / "r.pcapng", rotate_size=10_000, ring=3)
+    w.open()
+    w.write(pkt)
+    header = w.files[-1].bytes - 1032
+    per_file = -(-(10_000 - header) // 1032)  # the last of these crosses the limit
+    for _ in range(3 * per_file - 1):
+        w.write(pkt)
+    files = w.close()
+    assert [f.packets for f in files] == [per_file] * 3 and w.deleted == 0
+    for f in files:
+        got, reader = _read_all(Path(f.path))
+        assert reader.error is None and len(got) == per_file
+
+
 def test_writer_rotates_by_time(tmp_path: Path) -> None:
     now = time.time()
     pkt = bytes(60)

@@ -244,6 +244,10 @@ class CaptureWriter:
         cur = self._cur
         if cur is None:
             return
+        if cur.bytes >= self._limit:  # full: this packet starts the next file, so the ring
+            self.rotate()  # never ends on an empty file that pushed out one with packets
+            cur = self._cur
+            assert cur is not None
         if linktype != self._linktype or not cur.bytes:
             self._new_linktype(linktype)
         us = round(ts * 1_000_000)
@@ -265,8 +269,6 @@ class CaptureWriter:
         self.packets += 1
         if len(buf) >= _CHUNK:
             self.flush()
-        if cur.bytes >= self._limit:
-            self.rotate()
 
     def _next_interval(self, ts: float) -> None:
         """``--rotate-time``: the first packet of a file starts its interval; the first packet
