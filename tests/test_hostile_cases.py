@@ -631,9 +631,28 @@ def test_a_syn_mid_association_is_ignored(side: int) -> None:
 
 # -- interrupted input: what was read is reported --------------------------------------------
 
+def _waiting_on_stdin(pid: int, pipe: int) -> bool:
+    """Whether process ``pid`` has taken every byte of ``pipe`` (its standard input) and its
+    main thread sits in read(0): the reader reads what is there in one call, so it has
+    analysed every frame and waits for more (Linux: /proc/PID/syscall, x86-64 and arm64
+    number read 0 and 63)."""
+    import array
+    import fcntl
+    import termios
+
+    left = array.array("i", [0])
+    fcntl.ioctl(pipe, termios.FIONREAD, left)
+    try:
+        call = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return left[0] == 0 and len(call) > 1 and call[0] in ("0", "63") and int(call[1], 16) == 0
+
+
 @pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
 @pytest.mark.parametrize("json_out", [True, False])
-def test_interrupted_stdin_reports_what_was_read(sig: str, code: int, json_out: bool) -> None:
+def test_interrupted_stdin_reports_what_was_read(sig: str, code: int, json_out: bool,
+                                                 tmp_path: Path) -> None:
     import signal
     import subprocess
     import sys
@@ -647,26 +666,31 @@ def test_interrupted_stdin_reports_what_was_read(sig: str, code: int, json_out: 
         frames += seeds.conversation("echo", client=("192.0.2.1", 40000 + i))
     data = pcap_bytes(frames)
     args = [sys.executable, "-m", "dicomsniff", "analyze", "-", "--no-progress"]
-    p = subprocess.Popen(args + (["--json"] if json_out else []), stdin=subprocess.PIPE,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out_path = tmp_path / "out"
+    with out_path.open("wb") as out:  # a file: output never holds the reader back
+        # SIGINT as a terminal's Ctrl-C finds it: a test run started in the background
+        # (``pytest &`` in a script) passes SIGINT on ignored, and a child that ignores it
+        # would read on until its input ends (returning 0).
+        p = subprocess.Popen(args + (["--json"] if json_out else []), stdin=subprocess.PIPE,
+                             stdout=out, stderr=subprocess.PIPE,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert p.stdin is not None
     p.stdin.write(data)
     p.stdin.flush()
-    head = b""
-    if json_out:  # association records come as each ends: wait for the 40th
-        assert p.stdout is not None
-        deadline = time.monotonic() + 30
-        while head.count(b'"type":"association"') < 40 and time.monotonic() < deadline:
-            head += p.stdout.readline()
-    else:
-        time.sleep(6.0)  # it has read every frame and waits for more
+    # The signal once every frame is analysed and the reader waits for more: not after a
+    # guessed time (a loaded machine may not even have started Python by then).
+    deadline = time.monotonic() + 60
+    while not _waiting_on_stdin(p.pid, p.stdin.fileno()):
+        assert p.poll() is None and time.monotonic() < deadline, "never read its input"
+        time.sleep(0.02)
     p.send_signal(getattr(signal, sig))
-    out, err = p.communicate(timeout=20)
-    text = (head + out).decode()
+    _, err = p.communicate(timeout=60)
+    text = out_path.read_text()
     assert p.returncode == code, (p.returncode, err.decode())
     assert "Traceback" not in err.decode()
     assert f"{len(frames)} frames" in err.decode()
     if json_out:
+        assert text.count('"type":"association"') == 40
         summary = json.loads(text.splitlines()[-1])
         assert summary["type"] == "summary" and summary["interrupted"]
         assert summary["frames"] == len(frames) and summary["associations"] == 40
