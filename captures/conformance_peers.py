@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pnd_common import Roles
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
@@ -186,26 +187,14 @@ def archive(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="role", required=True)
-    for name, func in (("pacs", pacs), ("archive", archive)):
-        sp = sub.add_parser(name)
-        sp.add_argument("--bind", default="")
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PACS")
-        sp.set_defaults(func=func)
-        if name == "archive":
-            sp.add_argument("--delay", type=float, default=0.0)
-            sp.add_argument("--statuses", default="0x0000")
-            sp.add_argument("--max-pdu", type=int, default=65536)
-    sp = sub.add_parser("viewer")
-    sp.add_argument("--host", required=True)
-    sp.add_argument("--port", type=int, required=True)
-    sp.add_argument("--aet", default="VIEWER")
-    sp.add_argument("--called", default="PACS")
-    sp.add_argument("file", type=Path)
-    sp.set_defaults(func=viewer)
-    args = p.parse_args(argv)
+    roles = Roles(__doc__, server_aet="PACS", client_aet="VIEWER")
+    roles.server("pacs", pacs)
+    sp = roles.server("archive", archive)
+    sp.add_argument("--delay", type=float, default=0.0)
+    sp.add_argument("--statuses", default="0x0000")
+    sp.add_argument("--max-pdu", type=int, default=65536)
+    roles.client("viewer", viewer).add_argument("file", type=Path)
+    args = roles.parse(argv)
     args.func(args)
 
 

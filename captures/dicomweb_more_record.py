@@ -22,18 +22,13 @@ system Python. The truth of each exchange is what curl logged (``-w %{json}``); 
 
 from __future__ import annotations
 
-import argparse
-import json
-import shutil
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
-from . import synth
+from . import synth, webrec
 from .dicomweb_record import HTTP_PORT, ORTHANC, orthanc_config
-from .netns import Testbed
 from .record import describe_pcap
 from .session import Session
 
@@ -73,17 +68,8 @@ def multipart(paths: list[Path], boundary: str) -> bytes:
 
 def curl(s: Session, name: str, groups: list[list[str]], http: str = "--http1.1",
          ok: tuple[int, ...] = (0,)) -> list[dict[str, Any]]:
-    """One curl run, several URLs on one connection; the truth from ``-w %{json}``."""
-    argv: list[str] = ["curl"]
-    for i, g in enumerate(groups):
-        if i:
-            argv.append("--next")
-        argv += ["-sS", http, "-o", "/dev/null", "-w", "%{json}\\n", *g]
-    out = s.client(name, argv, ok=ok)
-    done = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [{"method": d["method"], "url": d["url_effective"], "status": d["response_code"],
-             "content_type": d["content_type"], "bytes": d["size_download"],
-             "http_version": d.get("http_version")} for d in done]
+    """:func:`webrec.curl_exchanges` with the HTTP version of each exchange."""
+    return webrec.curl_exchanges(s, name, groups, http, ok, http_version=True)
 
 
 def stow_args(body: Path, boundary: str, url: str, accept: str) -> list[str]:
@@ -93,10 +79,8 @@ def stow_args(body: Path, boundary: str, url: str, accept: str) -> list[str]:
 
 
 def record(out: Path, prefix: str, venv: Path) -> list[dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     entries: list[dict[str, Any]] = []
-    try:
+    with webrec.lab(out, prefix) as (bed, s, work):
         files = work / "files"
         images = synth.ct_series(files, key="dicomweb-more", count=2, rows=32, cols=32,
                                  patient=5)
@@ -111,97 +95,73 @@ def record(out: Path, prefix: str, venv: Path) -> list[dict[str, Any]]:
         app.write_text(H2_APP)
         tiny_cfg = work / "tiny.yaml"
         tiny_cfg.write_text(TINY_CONFIG.format(port=TINY_PORT))
-        with Testbed(prefix=prefix, scu_if=f"{prefix[:8]}0", scp_if=f"{prefix[:8]}1") as bed:
-            s = Session(bed, work, out / "unused.pcap")
-            try:
-                s.server("orthanc", [ORTHANC, orthanc_config(work)], [HTTP_PORT])
-                s.server("tinypacs", [venv / "bin" / "tiny-pacs", "run", "-c", tiny_cfg],
-                         [TINY_PORT])
-                s.server("hypercorn", [venv / "bin" / "hypercorn", "--bind",
-                                       f"0.0.0.0:{H2_PORT}", "h2app:app"], [H2_PORT],
-                         cwd=work)
-                ip = s.scp_ip
+        s.server("orthanc", [ORTHANC, orthanc_config(work)], [HTTP_PORT])
+        s.server("tinypacs", [venv / "bin" / "tiny-pacs", "run", "-c", tiny_cfg],
+                 [TINY_PORT])
+        s.server("hypercorn", [venv / "bin" / "hypercorn", "--bind",
+                               f"0.0.0.0:{H2_PORT}", "h2app:app"], [H2_PORT],
+                 cwd=work)
+        ip = s.scp_ip
 
-                def take(name: str, description: str, ports: list[int], run) -> None:
-                    pcap = out / name
-                    with s.capture("scu", pcap):
-                        truth = run()
-                    entries.append({"file": name, "description": description,
-                                    "server_ports": ports, **describe_pcap(pcap),
-                                    "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
-                                    "exchanges": truth})
+        def take(name: str, description: str, ports: list[int], run) -> None:
+            pcap = out / name
+            with s.capture("scu", pcap):
+                truth = run()
+            entries.append({"file": name, "description": description,
+                            "server_ports": ports, **describe_pcap(pcap),
+                            "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
+                            "exchanges": truth})
 
-                tiny = f"http://{ip}:{TINY_PORT}/dicomweb"
-                img = images[0]
-                inst = (f"{tiny}/studies/{img.study_uid}/series/{img.series_uid}"
-                        f"/instances/{img.sop_instance}")
-                take("tinypacs.pcap", "curl -> tiny-pacs-dicomweb: STOW-RS of two instances; "
-                     "QIDO-RS asking for XML (406), the same as JSON (200); WADO-RS asking "
-                     "for JPEG 2000 (406); WADO-URI for a frame (406)", [TINY_PORT],
-                     lambda: curl(s, "curl-tiny", [
-                         stow_args(body_two, b1, f"{tiny}/studies", "application/dicom+json"),
-                         ["-H", "Accept: application/dicom+xml",
-                          f"{tiny}/studies?PatientID={img.patient_id}"],
-                         ["-H", "Accept: application/dicom+json",
-                          f"{tiny}/studies?PatientID={img.patient_id}"],
-                         ["-H", 'Accept: multipart/related; type="application/dicom"; '
-                                "transfer-syntax=1.2.840.10008.1.2.4.90", inst],
-                         [f"{tiny}/wado?requestType=WADO&studyUID={img.study_uid}"
-                          f"&seriesUID={img.series_uid}&objectUID={img.sop_instance}"
-                          "&frameNumber=1&contentType=application/dicom"]]))
+        tiny = f"http://{ip}:{TINY_PORT}/dicomweb"
+        img = images[0]
+        inst = (f"{tiny}/studies/{img.study_uid}/series/{img.series_uid}"
+                f"/instances/{img.sop_instance}")
+        take("tinypacs.pcap", "curl -> tiny-pacs-dicomweb: STOW-RS of two instances; "
+             "QIDO-RS asking for XML (406), the same as JSON (200); WADO-RS asking "
+             "for JPEG 2000 (406); WADO-URI for a frame (406)", [TINY_PORT],
+             lambda: curl(s, "curl-tiny", [
+                 stow_args(body_two, b1, f"{tiny}/studies", "application/dicom+json"),
+                 ["-H", "Accept: application/dicom+xml",
+                  f"{tiny}/studies?PatientID={img.patient_id}"],
+                 ["-H", "Accept: application/dicom+json",
+                  f"{tiny}/studies?PatientID={img.patient_id}"],
+                 ["-H", 'Accept: multipart/related; type="application/dicom"; '
+                        "transfer-syntax=1.2.840.10008.1.2.4.90", inst],
+                 [f"{tiny}/wado?requestType=WADO&studyUID={img.study_uid}"
+                  f"&seriesUID={img.series_uid}&objectUID={img.sop_instance}"
+                  "&frameNumber=1&contentType=application/dicom"]]))
 
-                orth = f"http://{ip}:{HTTP_PORT}/dicom-web"
-                take("stow-xml.pcap", "curl -> Orthanc: STOW-RS with Accept: "
-                     "application/dicom+xml: two instances stored; a study-level STOW with "
-                     "an instance of another study (Failed SOP Sequence in XML)", [HTTP_PORT],
-                     lambda: curl(s, "curl-xml", [
-                         stow_args(body_two, b1, f"{orth}/studies", "application/dicom+xml"),
-                         stow_args(body_mixed, b2, f"{orth}/studies/{img.study_uid}",
-                                   "application/dicom+xml")]))
+        orth = f"http://{ip}:{HTTP_PORT}/dicom-web"
+        take("stow-xml.pcap", "curl -> Orthanc: STOW-RS with Accept: "
+             "application/dicom+xml: two instances stored; a study-level STOW with "
+             "an instance of another study (Failed SOP Sequence in XML)", [HTTP_PORT],
+             lambda: curl(s, "curl-xml", [
+                 stow_args(body_two, b1, f"{orth}/studies", "application/dicom+xml"),
+                 stow_args(body_mixed, b2, f"{orth}/studies/{img.study_uid}",
+                           "application/dicom+xml")]))
 
-                h2 = f"http://{ip}:{H2_PORT}/dicom-web/studies"
-                take("h2.pcap", "curl -> Hypercorn: HTTP/2 with prior knowledge; HTTP/1.1 with "
-                     "Upgrade: h2c answered 101; curl -> Orthanc with Upgrade: h2c (ignored, "
-                     "HTTP/1.1 200)", [H2_PORT, HTTP_PORT],
-                     lambda: curl(s, "curl-h2pk", [[h2]], http="--http2-prior-knowledge")
-                     + curl(s, "curl-h2c", [[h2]], http="--http2")
-                     + curl(s, "curl-h2c-orthanc", [["-H", "Accept: application/dicom+json",
-                                                     f"{orth}/studies"]], http="--http2"))
-            finally:
-                s.stop_servers()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        h2 = f"http://{ip}:{H2_PORT}/dicom-web/studies"
+        take("h2.pcap", "curl -> Hypercorn: HTTP/2 with prior knowledge; HTTP/1.1 with "
+             "Upgrade: h2c answered 101; curl -> Orthanc with Upgrade: h2c (ignored, "
+             "HTTP/1.1 200)", [H2_PORT, HTTP_PORT],
+             lambda: curl(s, "curl-h2pk", [[h2]], http="--http2-prior-knowledge")
+             + curl(s, "curl-h2c", [[h2]], http="--http2")
+             + curl(s, "curl-h2c-orthanc", [["-H", "Accept: application/dicom+json",
+                                             f"{orth}/studies"]], http="--http2"))
     return entries
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--prefix", default="dwmore")
-    ap.add_argument("--venv", type=Path, default=Path("/tmp/dw-venv"))
-    args = ap.parse_args(argv)
+    args = webrec.arguments(argv, __doc__, OUT, "dwmore", venv=True)
     entries = record(args.out, args.prefix, args.venv)
-    import subprocess
-
-    def version(cmd: list[str]) -> str:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-
-    manifest = {"version": 1, "generated_by": "captures/dicomweb_more_record.py",
-                "tools": {"orthanc": version(["dpkg-query", "-W", "-f", "${Version}",
-                                              "orthanc"]),
-                          "hypercorn": version(
-                              [str(args.venv / "bin" / "pip"), "show", "hypercorn"]
-                          ).split("Version: ")[-1].splitlines()[0],
-                          "curl": version(["curl", "-V"]).splitlines()[0],
-                          "tiny-pacs-dicomweb": version(
-                              [str(args.venv / "bin" / "pip"), "show", "tiny-pacs-dicomweb"]
-                          ).split("Version: ")[-1].splitlines()[0]},
-                "captures": entries}
-    (args.out / "manifest-more.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    for e in entries:
-        print(f"{e['file']}: {e['frames']} frames, {e['size_bytes']} bytes, "
-              f"{len(e['exchanges'])} exchanges", file=sys.stderr)
-    return 0
+    return webrec.write_manifest(args.out / "manifest-more.json", {
+        "version": 1, "generated_by": "captures/dicomweb_more_record.py",
+        "tools": {"orthanc": webrec.version(["dpkg-query", "-W", "-f", "${Version}",
+                                             "orthanc"]),
+                  "hypercorn": webrec.pip_version(args.venv, "hypercorn"),
+                  "curl": webrec.version(["curl", "-V"]).splitlines()[0],
+                  "tiny-pacs-dicomweb": webrec.pip_version(args.venv, "tiny-pacs-dicomweb")},
+        "captures": entries})
 
 
 if __name__ == "__main__":

@@ -10,16 +10,13 @@ user agents logged: every request's method, path and status, and the response's 
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import synth
-from .netns import SCU, Testbed
+from . import synth, webrec
+from .netns import SCU
 from .record import describe_pcap
 from .session import Session
 
@@ -78,132 +75,99 @@ def _client(s: Session, plan: str, files: Path, truth: Path,
     return json.loads(truth.read_text())
 
 
-def _curl(s: Session, name: str, groups: list[list[str]]) -> list[dict[str, Any]]:
-    """One curl run, several URLs (``--next`` between option groups): one keep-alive
-    connection. The last item of each group is its URL; truth comes from ``-w``."""
-    fmt = "%{json}\\n"
-    argv: list[str] = ["curl"]
-    for i, g in enumerate(groups):
-        if i:
-            argv.append("--next")
-        argv += ["-sS", "--http1.1", "-o", "/dev/null", "-w", fmt, *g]
-    out = s.client(name, argv)
-    done = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return [{"method": d["method"], "url": d["url_effective"], "status": d["response_code"],
-             "content_type": d["content_type"], "bytes": d["size_download"]} for d in done]
-
-
 def record(out: Path, prefix: str) -> list[dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     entries: list[dict[str, Any]] = []
-    try:
+    with webrec.lab(out, prefix) as (bed, s, work):
         files = work / "files"
         images = synth.ct_series(files, key="dicomweb", count=4, rows=64, cols=64)
         images += synth.ct_series(files, key="dicomweb", count=1, rows=64, cols=64, study=1)
         mixed = work / "mixed"
         mixed_images = synth.ct_series(mixed, key="dicomweb-mixed", count=2, rows=64, cols=64,
                                        patient=2)
-        with Testbed(prefix=prefix, scu_if=f"{prefix[:8]}0", scp_if=f"{prefix[:8]}1") as bed:
-            s = Session(bed, work, out / "unused.pcap")
-            try:
-                cfg = orthanc_config(work)
-                s.server("orthanc", [ORTHANC, cfg], [HTTP_PORT, DICOM_PORT])
-                base = f"http://{s.scp_ip}:{HTTP_PORT}"
+        cfg = orthanc_config(work)
+        s.server("orthanc", [ORTHANC, cfg], [HTTP_PORT, DICOM_PORT])
+        base = f"http://{s.scp_ip}:{HTTP_PORT}"
 
-                def take(name: str, description: str, run) -> None:
-                    pcap = out / name
-                    with s.capture(SCU, pcap):
-                        truth = run()
-                    entry = {"file": name, "description": description,
-                             "server_ports": [HTTP_PORT], **describe_pcap(pcap),
-                             "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
-                             "exchanges": truth}
-                    entries.append(entry)
+        def take(name: str, description: str, run) -> None:
+            pcap = out / name
+            with s.capture(SCU, pcap):
+                truth = run()
+            entry = {"file": name, "description": description,
+                     "server_ports": [HTTP_PORT], **describe_pcap(pcap),
+                     "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
+                     "exchanges": truth}
+            entries.append(entry)
 
-                take("stow.pcap", "dicomweb-client -> Orthanc: STOW-RS of two instances, the "
-                     "same again, a study-level STOW with an instance of another study, a part "
-                     "that is not DICOM, a 415",
-                     lambda: _client(s, "stow", files, work / "stow.json"))
-                take("qido.pcap", "dicomweb-client -> Orthanc: QIDO-RS studies/series/"
-                     "instances with matching keys, limit, offset, includefield, fuzzymatching, "
-                     "and a search that matches nothing",
-                     lambda: _client(s, "qido", files, work / "qido.json"))
-                take("wado.pcap", "dicomweb-client -> Orthanc: WADO-RS instance, metadata, "
-                     "frames (the library's default Accept, then octet-stream), rendered, "
-                     "thumbnail, study; 406 for JPEG 2000; 404; WADO-URI default, Part 10, "
-                     "JPEG and an unknown object",
-                     lambda: _client(s, "wado", files, work / "wado.json"))
-                img = images[0]
-                inst = (f"{base}/dicom-web/studies/{img.study_uid}/series/{img.series_uid}"
-                        f"/instances/{img.sop_instance}")
-                take("curl-keepalive.pcap", "curl, one keep-alive connection: QIDO, HEAD of an "
-                     "instance, WADO-RS metadata, an unknown path (404)",
-                     lambda: _curl(s, "curl", [
-                         ["-H", "Accept: application/dicom+json",
-                          f"{base}/dicom-web/studies?PatientID=DSN0001"],
-                         ["-I", "-H", "Accept: application/dicom+json", f"{inst}/metadata"],
-                         ["-H", "Accept: application/dicom+json", f"{inst}/metadata"],
-                         [f"{base}/dicom-web/nothing-here"]]))
+        take("stow.pcap", "dicomweb-client -> Orthanc: STOW-RS of two instances, the "
+             "same again, a study-level STOW with an instance of another study, a part "
+             "that is not DICOM, a 415",
+             lambda: _client(s, "stow", files, work / "stow.json"))
+        take("qido.pcap", "dicomweb-client -> Orthanc: QIDO-RS studies/series/"
+             "instances with matching keys, limit, offset, includefield, fuzzymatching, "
+             "and a search that matches nothing",
+             lambda: _client(s, "qido", files, work / "qido.json"))
+        take("wado.pcap", "dicomweb-client -> Orthanc: WADO-RS instance, metadata, "
+             "frames (the library's default Accept, then octet-stream), rendered, "
+             "thumbnail, study; 406 for JPEG 2000; 404; WADO-URI default, Part 10, "
+             "JPEG and an unknown object",
+             lambda: _client(s, "wado", files, work / "wado.json"))
+        img = images[0]
+        inst = (f"{base}/dicom-web/studies/{img.study_uid}/series/{img.series_uid}"
+                f"/instances/{img.sop_instance}")
+        take("curl-keepalive.pcap", "curl, one keep-alive connection: QIDO, HEAD of an "
+             "instance, WADO-RS metadata, an unknown path (404)",
+             lambda: webrec.curl_exchanges(s, "curl", [
+                 ["-H", "Accept: application/dicom+json",
+                  f"{base}/dicom-web/studies?PatientID=DSN0001"],
+                 ["-I", "-H", "Accept: application/dicom+json", f"{inst}/metadata"],
+                 ["-H", "Accept: application/dicom+json", f"{inst}/metadata"],
+                 [f"{base}/dicom-web/nothing-here"]]))
 
-                def mixed_run() -> list[dict[str, Any]]:
-                    s.client("storescu", [synth.DCMTK / "storescu", "-aec", "ORTHANC",
-                                          s.scp_ip, DICOM_PORT, *[i.path for i in mixed_images]])
-                    m = mixed_images[0]
-                    inst = (f"{base}/dicom-web/studies/{m.study_uid}/series/{m.series_uid}"
-                            f"/instances/{m.sop_instance}")
-                    return _curl(s, "curl-mixed", [
-                        ["-H", "Accept: application/dicom+json",
-                         f"{base}/dicom-web/studies?PatientID=DSN0003"],
-                        ["-H", "Accept: application/dicom+json", f"{inst}/metadata"],
-                        ["-H", 'Accept: multipart/related; type="application/dicom"', inst]])
+        def mixed_run() -> list[dict[str, Any]]:
+            s.client("storescu", [synth.DCMTK / "storescu", "-aec", "ORTHANC",
+                                  s.scp_ip, DICOM_PORT, *[i.path for i in mixed_images]])
+            m = mixed_images[0]
+            inst = (f"{base}/dicom-web/studies/{m.study_uid}/series/{m.series_uid}"
+                    f"/instances/{m.sop_instance}")
+            return webrec.curl_exchanges(s, "curl-mixed", [
+                ["-H", "Accept: application/dicom+json",
+                 f"{base}/dicom-web/studies?PatientID=DSN0003"],
+                ["-H", "Accept: application/dicom+json", f"{inst}/metadata"],
+                ["-H", 'Accept: multipart/related; type="application/dicom"', inst]])
 
-                take("mixed-dimse-dicomweb.pcap", "storescu C-STOREs two instances to Orthanc "
-                     "(DIMSE, port 4242), then curl finds and retrieves one of them over "
-                     "DICOMweb (port 8042): one story, two protocols", mixed_run)
+        take("mixed-dimse-dicomweb.pcap", "storescu C-STOREs two instances to Orthanc "
+             "(DIMSE, port 4242), then curl finds and retrieves one of them over "
+             "DICOMweb (port 8042): one story, two protocols", mixed_run)
 
-                s.server("stunnel", ["/usr/bin/stunnel4", stunnel_config(work, s.scp_ip)],
-                         HTTPS_PORT)
-                s.env["REQUESTS_CA_BUNDLE"] = str(work / "cert.pem")
-                keys = out / "https.keys"
-                keys.unlink(missing_ok=True)
-                s.env["SSLKEYLOGFILE"] = str(keys)
-                take("https.pcap", "dicomweb-client -> stunnel -> Orthanc over TLS (key log in "
-                     "https.keys): QIDO-RS, WADO-RS metadata and instance, STOW-RS",
-                     lambda: _client(s, "https", files, work / "https.json", "https"))
-                ENTRIES_EXTRA["https.pcap"] = {"server_ports": [HTTPS_PORT],
-                                               "keylog": "https.keys"}
-            finally:
-                s.stop_servers()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        s.server("stunnel", ["/usr/bin/stunnel4", stunnel_config(work, s.scp_ip)],
+                 HTTPS_PORT)
+        s.env["REQUESTS_CA_BUNDLE"] = str(work / "cert.pem")
+        keys = out / "https.keys"
+        keys.unlink(missing_ok=True)
+        s.env["SSLKEYLOGFILE"] = str(keys)
+        take("https.pcap", "dicomweb-client -> stunnel -> Orthanc over TLS (key log in "
+             "https.keys): QIDO-RS, WADO-RS metadata and instance, STOW-RS",
+             lambda: _client(s, "https", files, work / "https.json", "https"))
+        ENTRIES_EXTRA["https.pcap"] = {"server_ports": [HTTPS_PORT],
+                                       "keylog": "https.keys"}
     for e in entries:
         e.update(ENTRIES_EXTRA.get(e["file"], {}))
     return entries
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--prefix", default="dwrec")
-    args = ap.parse_args(argv)
+    args = webrec.arguments(argv, __doc__, OUT, "dwrec")
     entries = record(args.out, args.prefix)
-    import subprocess
-    orthanc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "orthanc",
-                              ], capture_output=True, text=True).stdout
-    plugin = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "orthanc-dicomweb"],
-                            capture_output=True, text=True).stdout
     import dicomweb_client
-    manifest = {"version": 1, "generated_by": "captures/dicomweb_record.py",
-                "network": {"scu": {"ipv4": "192.0.2.1"}, "scp": {"ipv4": "192.0.2.2"}},
-                "tools": {"orthanc": orthanc, "orthanc-dicomweb": plugin,
-                          "dicomweb-client": dicomweb_client.__version__},
-                "captures": entries}
-    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    for e in entries:
-        print(f"{e['file']}: {e['frames']} frames, {e['size_bytes']} bytes, "
-              f"{len(e['exchanges'])} exchanges", file=sys.stderr)
-    return 0
+
+    dpkg = ["dpkg-query", "-W", "-f", "${Version}"]
+    return webrec.write_manifest(args.out / "manifest.json", {
+        "version": 1, "generated_by": "captures/dicomweb_record.py",
+        "network": {"scu": {"ipv4": "192.0.2.1"}, "scp": {"ipv4": "192.0.2.2"}},
+        "tools": {"orthanc": webrec.version([*dpkg, "orthanc"]),
+                  "orthanc-dicomweb": webrec.version([*dpkg, "orthanc-dicomweb"]),
+                  "dicomweb-client": dicomweb_client.__version__},
+        "captures": entries})
 
 
 if __name__ == "__main__":

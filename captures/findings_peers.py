@@ -24,7 +24,7 @@ import argparse
 import time
 from typing import Any
 
-from pnd_common import TRANSFER, associate, emit, serve
+from pnd_common import TRANSFER, Roles, associate, emit, serve
 from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.dimse_primitives import C_ECHO
@@ -133,25 +133,8 @@ def mpps_open(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="role", required=True)
-
-    def server(name: str, func: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name)
-        sp.add_argument("--bind", default="")
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PYSCP")
-        sp.set_defaults(func=func)
-        return sp
-
-    def client(name: str, func: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name)
-        sp.add_argument("--host", required=True)
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PYSCU")
-        sp.add_argument("--called", default="PYSCP")
-        sp.set_defaults(func=func)
-        return sp
+    roles = Roles(__doc__)
+    server, client = roles.server, roles.client
 
     sp = server("store-scp", store_scp)
     sp.add_argument("--statuses", default="", help="comma-separated hex statuses, in order")
@@ -172,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--instance-a", required=True)
     sp.add_argument("--instance-b", required=True)
 
-    args = p.parse_args(argv)
+    args = roles.parse(argv)
     args.func(args)
 
 

@@ -25,7 +25,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pnd_common import COMMIT_INSTANCE, TRANSFER, associate, emit, enable_nodelay, serve, status
+from pnd_common import (
+    COMMIT_INSTANCE,
+    TRANSFER,
+    Roles,
+    associate,
+    emit,
+    enable_nodelay,
+    serve,
+    status,
+)
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     CTImageStorage,
@@ -640,25 +649,8 @@ def ups_scu(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="role", required=True)
-
-    def server(name: str, func: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name)
-        sp.add_argument("--bind", default="")
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PYSCP")
-        sp.set_defaults(func=func)
-        return sp
-
-    def client(name: str, func: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name)
-        sp.add_argument("--host", required=True)
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PYSCU")
-        sp.add_argument("--called", default="PYSCP")
-        sp.set_defaults(func=func)
-        return sp
+    roles = Roles(__doc__)
+    server, client = roles.server, roles.client
 
     sp = server("archive", archive)
     sp.add_argument("--ian-host")
@@ -702,7 +694,7 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--script", nargs="+", default=["claim", "set", "complete"])
     sp.add_argument("--seed", default="1")
 
-    args = p.parse_args(argv)
+    args = roles.parse(argv)
     logging.basicConfig(level=logging.WARNING)
     enable_nodelay()
     args.func(args)

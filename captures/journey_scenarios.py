@@ -105,60 +105,25 @@ def _worklist(root: Path, key: str) -> tuple[Path, list[dict[str, str]]]:
 
 def _mpps_create(item: dict[str, str] | None, patient: tuple[str, ...], pps_id: str,
                  overrides: dict[str, str]) -> Dataset:
-    ds = Dataset()
+    scheduled = {"StudyInstanceUID": item["study"], "AccessionNumber": item["accession"],
+                 "RequestedProcedureID": item["rp"], "ScheduledProcedureStepID": item["sps"],
+                 "ScheduledProcedureStepDescription": "SYNTHETIC CT ABDOMEN"} if item else {}
+    ds = synth.mpps_in_progress(
+        patient=(overrides.get("PatientName", patient[0]),
+                 overrides.get("PatientID", patient[1]), *patient[2:4]),
+        scheduled={**scheduled, **{k: v for k, v in overrides.items()
+                                   if k != "ScheduledProcedureStepDescription"}},
+        pps_id=pps_id, station="CTSCANNER", start_time="101500",
+        description="SYNTHETIC CT ABDOMEN")
     ds.SpecificCharacterSet = "ISO_IR 100"
-    ds.PatientName = overrides.get("PatientName", patient[0])
-    ds.PatientID = overrides.get("PatientID", patient[1])
-    ds.PatientBirthDate = patient[2]
-    ds.PatientSex = patient[3]
-    step = Dataset()
-    step.StudyInstanceUID = overrides.get("StudyInstanceUID", item["study"] if item else "")
-    step.AccessionNumber = overrides.get("AccessionNumber", item["accession"] if item else "")
-    step.RequestedProcedureID = overrides.get("RequestedProcedureID", item["rp"] if item else "")
-    step.ScheduledProcedureStepID = overrides.get("ScheduledProcedureStepID",
-                                                  item["sps"] if item else "")
-    step.ScheduledProcedureStepDescription = "SYNTHETIC CT ABDOMEN" if item else ""
-    ds.ScheduledStepAttributesSequence = [step]
-    ds.PerformedProcedureStepID = pps_id
-    ds.PerformedStationAETitle = "CTSCANNER"
-    ds.PerformedStationName = "CTROOM1"
-    ds.PerformedLocation = "ROOM1"
-    ds.PerformedProcedureStepStartDate = "20240115"
-    ds.PerformedProcedureStepStartTime = "101500"
-    ds.PerformedProcedureStepStatus = "IN PROGRESS"
-    ds.PerformedProcedureStepDescription = "SYNTHETIC CT ABDOMEN"
-    ds.PerformedProcedureTypeDescription = ""
-    ds.PerformedProcedureStepEndDate = None
-    ds.PerformedProcedureStepEndTime = None
-    ds.Modality = "CT"
-    ds.StudyID = "1"
-    ds.PerformedSeriesSequence = []
     return ds
 
 
 def _mpps_set(status: str, series: dict[str, list[str]]) -> Dataset:
-    ds = Dataset()
-    ds.PerformedProcedureStepStatus = status
-    ds.PerformedProcedureStepEndDate = "20240115"
-    ds.PerformedProcedureStepEndTime = "103000"
-    ds.PerformedSeriesSequence = []
-    for n, (uid, instances) in enumerate(series.items()):
-        s = Dataset()
-        s.PerformingPhysicianName = "SYNTHETIC^TECH"
-        s.ProtocolName = "ABDOMEN"
-        s.OperatorsName = "SYNTHETIC^OPERATOR"
-        s.SeriesInstanceUID = uid
-        s.SeriesDescription = f"SYNTHETIC AXIAL {n}"
-        s.RetrieveAETitle = "ARCHIVE"
-        s.ReferencedImageSequence = []
-        for sop in instances:
-            ref = Dataset()
-            ref.ReferencedSOPClassUID = CTImageStorage
-            ref.ReferencedSOPInstanceUID = sop
-            s.ReferencedImageSequence.append(ref)
-        s.ReferencedNonImageCompositeSOPInstanceSequence = []
-        ds.PerformedSeriesSequence.append(s)
-    return ds
+    return synth.mpps_final(status, "103000", [
+        synth.mpps_series(uid, instances, description=f"SYNTHETIC AXIAL {n}",
+                          protocol="ABDOMEN", retrieve_aet="ARCHIVE")
+        for n, (uid, instances) in enumerate(series.items())])
 
 
 def _write_json(path: Path, ds: Dataset) -> Path:

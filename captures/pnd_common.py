@@ -1,6 +1,7 @@
 """What every pynetdicom peer of the recordings shares (captures/pnd_peers.py,
 findings_peers.py, journey_peers.py): one JSON line of ground truth, the status as the peer
-saw it, a server that stops cleanly on SIGTERM, an association or exit 2, TCP_NODELAY.
+saw it, a server that stops cleanly on SIGTERM, an association or exit 2, TCP_NODELAY, and
+the command line of their roles (:class:`Roles`).
 
 The peers run as scripts inside a namespace (``python3 captures/X_peers.py ROLE``), so their
 own directory is on ``sys.path`` and they import this as ``pnd_common``.
@@ -83,3 +84,35 @@ def enable_nodelay() -> None:
         return sock
 
     transport.AssociationSocket._create_socket = patched  # type: ignore[method-assign]
+
+
+class Roles:
+    """A peer script's command line: one subcommand a role, which runs its function with the
+    parsed arguments (``args.func(args)``). A server listens (``--bind``, ``--port``,
+    ``--aet``); a client calls one (``--host``, ``--port``, ``--aet``, ``--called``, the
+    servers' title by default). Each returns its parser for the role's own options."""
+
+    def __init__(self, doc: str, server_aet: str = "PYSCP", client_aet: str = "PYSCU") -> None:
+        self.parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+        self._roles = self.parser.add_subparsers(dest="role", required=True)
+        self.server_aet, self.client_aet = server_aet, client_aet
+
+    def server(self, name: str, func: Any) -> argparse.ArgumentParser:
+        sp = self._roles.add_parser(name)
+        sp.add_argument("--bind", default="")
+        sp.add_argument("--port", type=int, required=True)
+        sp.add_argument("--aet", default=self.server_aet)
+        sp.set_defaults(func=func)
+        return sp
+
+    def client(self, name: str, func: Any) -> argparse.ArgumentParser:
+        sp = self._roles.add_parser(name)
+        sp.add_argument("--host", required=True)
+        sp.add_argument("--port", type=int, required=True)
+        sp.add_argument("--aet", default=self.client_aet)
+        sp.add_argument("--called", default=self.server_aet)
+        sp.set_defaults(func=func)
+        return sp
+
+    def parse(self, argv: list[str] | None) -> argparse.Namespace:
+        return self.parser.parse_args(argv)

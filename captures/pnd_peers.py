@@ -23,7 +23,17 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pnd_common import COMMIT_INSTANCE, TRANSFER, associate, emit, enable_nodelay, serve, status
+import synth
+from pnd_common import (
+    COMMIT_INSTANCE,
+    TRANSFER,
+    Roles,
+    associate,
+    emit,
+    enable_nodelay,
+    serve,
+    status,
+)
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
@@ -160,53 +170,20 @@ def nserver(args: argparse.Namespace) -> None:
 def mpps(args: argparse.Namespace) -> None:
     """N-CREATE an MPPS IN PROGRESS, N-SET it to COMPLETED."""
     uid = args.instance
-    ds = Dataset()
-    ds.PatientName = "SYNTHETIC^DAVE"
-    ds.PatientID = "DSN0004"
-    ds.PatientBirthDate = "19550303"
-    ds.PatientSex = "M"
-    step = Dataset()
-    step.StudyInstanceUID = UID_ROOT + "1"
-    step.AccessionNumber = "MPPSACC1"
-    step.RequestedProcedureID = "RP0001"
-    step.ScheduledProcedureStepID = "SPS0001"
-    step.ScheduledProcedureStepDescription = "SYNTHETIC CT CHEST"
-    ds.ScheduledStepAttributesSequence = [step]
-    ds.PerformedProcedureStepID = "PPS0001"
-    ds.PerformedStationAETitle = args.aet
-    ds.PerformedStationName = "CTROOM1"
-    ds.PerformedLocation = "ROOM1"
-    ds.PerformedProcedureStepStartDate = "20240115"
-    ds.PerformedProcedureStepStartTime = "091500"
-    ds.PerformedProcedureStepStatus = "IN PROGRESS"
-    ds.PerformedProcedureStepDescription = "SYNTHETIC CT CHEST"
-    ds.PerformedProcedureTypeDescription = ""
-    ds.PerformedProcedureStepEndDate = None
-    ds.PerformedProcedureStepEndTime = None
-    ds.Modality = "CT"
-    ds.StudyID = "1"
-    ds.PerformedSeriesSequence = []
+    ds = synth.mpps_in_progress(
+        patient=("SYNTHETIC^DAVE", "DSN0004", "19550303", "M"),
+        scheduled={"StudyInstanceUID": UID_ROOT + "1", "AccessionNumber": "MPPSACC1",
+                   "RequestedProcedureID": "RP0001", "ScheduledProcedureStepID": "SPS0001",
+                   "ScheduledProcedureStepDescription": "SYNTHETIC CT CHEST"},
+        pps_id="PPS0001", station=args.aet, start_time="091500",
+        description="SYNTHETIC CT CHEST")
 
     assoc = associate(args, [ModalityPerformedProcedureStep])
     st_create, _ = assoc.send_n_create(ds, ModalityPerformedProcedureStep, uid)
 
-    mod = Dataset()
-    mod.PerformedProcedureStepStatus = "COMPLETED"
-    mod.PerformedProcedureStepEndDate = "20240115"
-    mod.PerformedProcedureStepEndTime = "093000"
-    series = Dataset()
-    series.PerformingPhysicianName = "SYNTHETIC^TECH"
-    series.ProtocolName = "CHEST"
-    series.OperatorsName = "SYNTHETIC^OPERATOR"
-    series.SeriesInstanceUID = UID_ROOT + "2"
-    series.SeriesDescription = "SYNTHETIC AXIAL"
-    series.RetrieveAETitle = ""
-    ref = Dataset()
-    ref.ReferencedSOPClassUID = CTImageStorage
-    ref.ReferencedSOPInstanceUID = UID_ROOT + "3"
-    series.ReferencedImageSequence = [ref]
-    series.ReferencedNonImageCompositeSOPInstanceSequence = []
-    mod.PerformedSeriesSequence = [series]
+    mod = synth.mpps_final("COMPLETED", "093000", [synth.mpps_series(
+        UID_ROOT + "2", [UID_ROOT + "3"], description="SYNTHETIC AXIAL", protocol="CHEST",
+        retrieve_aet="")])
     st_set, _ = assoc.send_n_set(mod, ModalityPerformedProcedureStep, uid)
     assoc.release()
     emit({"established": True, "N-CREATE": status(st_create), "N-SET": status(st_set),
@@ -319,26 +296,10 @@ def chatty(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--nodelay", action="store_true", help="disable Nagle on client sockets")
-    sub = p.add_subparsers(dest="role", required=True)
-
-    def server(name: str, func: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name)
-        sp.add_argument("--bind", default="")
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PYSCP")
-        sp.set_defaults(func=func)
-        return sp
-
-    def client(name: str, func: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name)
-        sp.add_argument("--host", required=True)
-        sp.add_argument("--port", type=int, required=True)
-        sp.add_argument("--aet", default="PYSCU")
-        sp.add_argument("--called", default="PYSCP")
-        sp.set_defaults(func=func)
-        return sp
+    roles = Roles(__doc__)
+    roles.parser.add_argument("--nodelay", action="store_true",
+                              help="disable Nagle on client sockets")
+    server, client = roles.server, roles.client
 
     sp = server("nserver", nserver)
     sp.add_argument("--preload", help="SOP Instance UID of a COMPLETED MPPS to serve N-GETs")
@@ -366,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     sp.add_argument("--associations", type=int, default=10)
     sp.add_argument("--finds", type=int, default=2)
 
-    args = p.parse_args(argv)
+    args = roles.parse(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.nodelay:
         enable_nodelay()

@@ -209,6 +209,71 @@ def index_into(db_dir: Path, images: list[Image]) -> None:
                        capture_output=True)
 
 
+# -- Modality Performed Procedure Step (PS3.4 F.7) -----------------------------------------
+
+_SCHEDULED = ("StudyInstanceUID", "AccessionNumber", "RequestedProcedureID",
+              "ScheduledProcedureStepID", "ScheduledProcedureStepDescription")
+
+
+def mpps_in_progress(*, patient: tuple[str, ...], scheduled: dict[str, str], pps_id: str,
+                     station: str, start_time: str, description: str) -> Dataset:
+    """An MPPS N-CREATE attribute list, IN PROGRESS (PS3.4 F.7.2.1): the patient (name, ID,
+    birth date, sex), the scheduled step it performs (``_SCHEDULED`` keywords, empty for an
+    unscheduled one), the station's AE title, the start on 2024-01-15, no series yet."""
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = patient
+    step = Dataset()
+    for kw in _SCHEDULED:
+        setattr(step, kw, scheduled.get(kw, ""))
+    ds.ScheduledStepAttributesSequence = [step]
+    ds.PerformedProcedureStepID = pps_id
+    ds.PerformedStationAETitle = station
+    ds.PerformedStationName = "CTROOM1"
+    ds.PerformedLocation = "ROOM1"
+    ds.PerformedProcedureStepStartDate = "20240115"
+    ds.PerformedProcedureStepStartTime = start_time
+    ds.PerformedProcedureStepStatus = "IN PROGRESS"
+    ds.PerformedProcedureStepDescription = description
+    ds.PerformedProcedureTypeDescription = ""
+    ds.PerformedProcedureStepEndDate = None
+    ds.PerformedProcedureStepEndTime = None
+    ds.Modality = "CT"
+    ds.StudyID = "1"
+    ds.PerformedSeriesSequence = []
+    return ds
+
+
+def mpps_series(uid: str, instances: list[str], *, description: str, protocol: str,
+                retrieve_aet: str) -> Dataset:
+    """One Performed Series Sequence item: the CT images the step made in series ``uid``."""
+    s = Dataset()
+    s.PerformingPhysicianName = "SYNTHETIC^TECH"
+    s.ProtocolName = protocol
+    s.OperatorsName = "SYNTHETIC^OPERATOR"
+    s.SeriesInstanceUID = uid
+    s.SeriesDescription = description
+    s.RetrieveAETitle = retrieve_aet
+    s.ReferencedImageSequence = []
+    for sop in instances:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = CTImageStorage
+        ref.ReferencedSOPInstanceUID = sop
+        s.ReferencedImageSequence.append(ref)
+    s.ReferencedNonImageCompositeSOPInstanceSequence = []
+    return s
+
+
+def mpps_final(status: str, end_time: str, series: list[Dataset]) -> Dataset:
+    """An MPPS N-SET modification list ending the step (PS3.4 F.7.2.2): COMPLETED or
+    DISCONTINUED on 2024-01-15, with its series (:func:`mpps_series`)."""
+    ds = Dataset()
+    ds.PerformedProcedureStepStatus = status
+    ds.PerformedProcedureStepEndDate = "20240115"
+    ds.PerformedProcedureStepEndTime = end_time
+    ds.PerformedSeriesSequence = series
+    return ds
+
+
 # -- modality worklist ----------------------------------------------------------------------
 
 _WL_TEMPLATE = """\

@@ -106,6 +106,35 @@ def dcmtk_tls(c: dict, who: str, *, ca: str = "ca") -> list[str | Path]:
     return ["+tls", key, crt, "+cf", c[ca][1]]
 
 
+def pnd_truth(s: Session, lines: list[dict[str, Any]], **tls: Any) -> Truth:
+    """The truth of a recording of pynetdicom clients (one JSON line each) on the TLS port,
+    decrypted with the key log; ``tls`` adds to each connection's record."""
+    return {"server_ports": [TLS_PORT], "keylog": keys_path(s).name,
+            "tls": [tls_truth(x, TLS_PORT, **tls) for x in lines],
+            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+
+
+def storescp_tls(s: Session, c: dict, *opts: str | Path, name: str = "storescp",
+                 cert: str = "server", port: int = TLS_PORT) -> None:
+    """dcmtk storescp (AE TLSSCP) over TLS with ``cert``, storing into work/received."""
+    out = s.work / "received"
+    out.mkdir(exist_ok=True)
+    s.server(name, [BIN / "storescp", "-v", "-aet", "TLSSCP", "-od", out,
+                    *dcmtk_tls(c, cert), *opts, port], port)
+
+
+def storescu_tls(s: Session, c: dict, key: str, *opts: str) -> list[Any]:
+    """dcmtk storescu (AE STORESCU) over TLS storing two synthetic CT images, captured."""
+    from captures import synth
+
+    images = synth.ct_series(s.work / "src", key=key, count=2, rows=32, cols=32)
+    with s.capture():
+        s.client("storescu", [BIN / "storescu", "-v", "-aet", "STORESCU", "-aec", "TLSSCP",
+                              *dcmtk_tls(c, "client"), *opts, s.scp_ip, TLS_PORT,
+                              *[i.path for i in images]])
+    return images
+
+
 # -- with keys: pynetdicom ---------------------------------------------------------------------
 
 @scenario("tls13-store", "tls13-store.pcap",
@@ -117,9 +146,7 @@ def tls13_store(s: Session, p: dict[str, Any]) -> Truth:
     with s.capture():
         lines = pyclient(s, "client", TLS_PORT, c, "--sni", "archive.test", "--store",
                          p["stores"])
-    return {"server_ports": [TLS_PORT], "keylog": keys_path(s).name,
-            "tls": [tls_truth(x, TLS_PORT, sni="archive.test") for x in lines],
-            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+    return pnd_truth(s, lines, sni="archive.test")
 
 
 @scenario("tls12-resume", "tls12-resume.pcap",
@@ -138,9 +165,7 @@ def tls12_resume(s: Session, p: dict[str, Any]) -> Truth:
     lines = a + b
     if [x.get("resumed") for x in lines] != [False, True, False, True]:
         raise PeerError(f"resumption did not happen as planned: {lines}")
-    return {"server_ports": [TLS_PORT], "keylog": keys_path(s).name,
-            "tls": [tls_truth(x, TLS_PORT) for x in lines],
-            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+    return pnd_truth(s, lines)
 
 
 SUITE_RUNS = [  # (client options, environment) for tls-suites, one association each
@@ -171,9 +196,7 @@ def tls_suites(s: Session, p: dict[str, Any]) -> Truth:
                               "--instance-base", 1000 * i, *opts, env=e)
     if lines[-1].get("cipher") != "TLS_CHACHA20_POLY1305_SHA256":
         raise PeerError(f"OPENSSL_CONF did not select ChaCha20 for TLS 1.3: {lines[-1]}")
-    return {"server_ports": [TLS_PORT], "keylog": keys_path(s).name,
-            "tls": [tls_truth(x, TLS_PORT) for x in lines],
-            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+    return pnd_truth(s, lines)
 
 
 @scenario("tls-hrr", "tls-hrr.pcap",
@@ -182,16 +205,11 @@ def tls_suites(s: Session, p: dict[str, Any]) -> Truth:
           sample=False)
 def tls_hrr(s: Session, p: dict[str, Any]) -> Truth:
     c = certs(s)
-    out = s.work / "received"
-    out.mkdir(exist_ok=True)
-    s.server("storescp", [BIN / "storescp", "-v", "-aet", "TLSSCP", "-od", out,
-                          *dcmtk_tls(c, "server"), "-ic", TLS_PORT], TLS_PORT)
+    storescp_tls(s, c, "-ic")
     with s.capture():
         lines = pyclient(s, "client", TLS_PORT, c, "--cert", c["client"][1], "--key",
                          c["client"][0])
-    return {"server_ports": [TLS_PORT], "keylog": keys_path(s).name,
-            "tls": [tls_truth(x, TLS_PORT, hrr=True) for x in lines],
-            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+    return pnd_truth(s, lines, hrr=True)
 
 
 # -- without keys: dcmtk -----------------------------------------------------------------------
@@ -202,18 +220,9 @@ def tls_hrr(s: Session, p: dict[str, Any]) -> Truth:
           "log (dcmtk cannot write one), so this is what an analyzer sees without keys",
           sample=False)
 def tls_dcmtk(s: Session, p: dict[str, Any]) -> Truth:
-    from captures import synth
-
     c = certs(s)
-    out = s.work / "received"
-    out.mkdir(exist_ok=True)
-    s.server("storescp", [BIN / "storescp", "-v", "-aet", "TLSSCP", "-od", out,
-                          *dcmtk_tls(c, "server"), TLS_PORT], TLS_PORT)
-    images = synth.ct_series(s.work / "src", key="tls", count=2, rows=32, cols=32)
-    with s.capture():
-        s.client("storescu", [BIN / "storescu", "-v", "-aet", "STORESCU", "-aec", "TLSSCP",
-                              *dcmtk_tls(c, "client"), s.scp_ip, TLS_PORT,
-                              *[i.path for i in images]])
+    storescp_tls(s, c)
+    storescu_tls(s, c, "tls")
     return {"server_ports": [TLS_PORT], "keylog": None,
             "tls": [{"server_port": TLS_PORT, "version": "TLS 1.3", "outcome": "encrypted",
                      "client_certificate": True}],
@@ -225,18 +234,9 @@ def tls_dcmtk(s: Session, p: dict[str, Any]) -> Truth:
           "unencrypted' profile (TLS_RSA_WITH_NULL_SHA): certificates and MACs, DICOM in clear "
           "(readable without a key log); two C-STOREs", sample=False)
 def tls_null(s: Session, p: dict[str, Any]) -> Truth:
-    from captures import synth
-
     c = certs(s)
-    out = s.work / "received"
-    out.mkdir(exist_ok=True)
-    s.server("storescp", [BIN / "storescp", "-v", "-aet", "TLSSCP", "-od", out,
-                          *dcmtk_tls(c, "server"), "+pn", TLS_PORT], TLS_PORT)
-    images = synth.ct_series(s.work / "src", key="tlsnull", count=2, rows=32, cols=32)
-    with s.capture():
-        s.client("storescu", [BIN / "storescu", "-v", "-aet", "STORESCU", "-aec", "TLSSCP",
-                              *dcmtk_tls(c, "client"), "+pn", s.scp_ip, TLS_PORT,
-                              *[i.path for i in images]])
+    storescp_tls(s, c, "+pn")
+    images = storescu_tls(s, c, "tlsnull", "+pn")
     ops = [op("C-STORE", sop_class=i.sop_class, sop_instance=i.sop_instance) for i in images]
     return {"server_ports": [TLS_PORT], "keylog": None,
             "tls": [{"server_port": TLS_PORT, "version": "TLS 1.2",
@@ -254,14 +254,10 @@ def tls_null(s: Session, p: dict[str, Any]) -> Truth:
           "to a plain storescp", sample=False)
 def tls_failures(s: Session, p: dict[str, Any]) -> Truth:
     c = certs(s)
-    out = s.work / "received"
-    out.mkdir(exist_ok=True)
-    s.server("storescp", [BIN / "storescp", "-v", "-aet", "TLSSCP", "-od", out,
-                          *dcmtk_tls(c, "server"), TLS_PORT], TLS_PORT)
-    s.server("expired", [BIN / "storescp", "-v", "-aet", "TLSSCP", "-od", out,
-                         *dcmtk_tls(c, "expired"), "-ic", EXPIRED_PORT], EXPIRED_PORT)
-    s.server("plain", [BIN / "storescp", "-v", "-aet", "PLAINSCP", "-od", out, PLAIN_PORT],
-             PLAIN_PORT)
+    storescp_tls(s, c)
+    storescp_tls(s, c, "-ic", name="expired", cert="expired", port=EXPIRED_PORT)
+    s.server("plain", [BIN / "storescp", "-v", "-aet", "PLAINSCP", "-od", s.work / "received",
+                       PLAIN_PORT], PLAIN_PORT)
     echo = [BIN / "echoscu", "-v", "-aet", "ECHOSCU", "-aec", "TLSSCP"]
     runs = []
     with s.capture():
@@ -359,9 +355,7 @@ def tls_bulk(s: Session, p: dict[str, Any]) -> Truth:
         lines = pyclient(s, "client", TLS_PORT, c, "--tls-version", p["tls_version"],
                          "--associations", p["associations"], "--store", per, "--echo", 0,
                          "--size", p["size"])
-    return {"server_ports": [TLS_PORT], "keylog": keys_path(s).name,
-            "tls": [tls_truth(x, TLS_PORT) for x in lines],
-            "associations": [pnd_association(s, x, TLS_PORT) for x in lines]}
+    return pnd_truth(s, lines)
 
 
 @scenario("tls-bulk-clear", "tls-bulk-clear.pcap",

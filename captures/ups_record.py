@@ -19,18 +19,14 @@ each exchange is what the clients logged (curl ``-w %{json}``, requests' respons
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .netns import Testbed
+from . import webrec
 from .record import describe_pcap
 from .session import Session
 
@@ -45,13 +41,7 @@ JSON = "application/dicom+json"
 def curl(s: Session, name: str, groups: list[list[str]]) -> list[dict[str, Any]]:
     """One curl run, several URLs on one connection; the truth from ``-w %{json}`` and the
     response headers from ``%{header_json}`` (both multi-line: split on markers)."""
-    argv: list[str] = ["curl"]
-    for i, g in enumerate(groups):
-        if i:
-            argv.append("--next")
-        argv += ["-sS", "--http1.1", "-o", "/dev/null", "-w",
-                 "~J~%{json}~H~%{header_json}~E~\\n", *g]
-    out = s.client(name, argv)
+    out = s.client(name, webrec.curl_argv(groups, "~J~%{json}~H~%{header_json}~E~\\n"))
     done = []
     for m in re.finditer(r"~J~(.*?)~H~(.*?)~E~", out, re.S):
         d, h = json.loads(m.group(1)), json.loads(m.group(2))
@@ -75,77 +65,54 @@ def workitem(label: str) -> list[dict[str, Any]]:
 
 
 def record(out: Path, prefix: str, venv: Path) -> list[dict[str, Any]]:
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     here = Path(__file__).resolve().parent
     entries: list[dict[str, Any]] = []
-    try:
+    with webrec.lab(out, prefix) as (bed, s, work):
         one, two = work / "w1.json", work / "w2.json"
         one.write_text(json.dumps(workitem("Synthetic CAD run")))
         two.write_text(json.dumps(workitem("Synthetic QA review")))
         bad = work / "bad.json"
         bad.write_text("this is not DICOM JSON")
-        with Testbed(prefix=prefix, scu_if=f"{prefix[:8]}0", scp_if=f"{prefix[:8]}1") as bed:
-            s = Session(bed, work, out / "unused.pcap")
-            try:
-                s.server("waitress", [venv / "bin" / "python", here / "ups_origin.py", PORT],
-                         [PORT])
-                base = f"http://{s.scp_ip}:{PORT}/ups"
-                create = ["-X", "POST", "-H", f"Content-Type: {JSON}", "-H", f"Accept: {JSON}"]
-                pcap = out / "ups.pcap"
-                with s.capture("scu", pcap):
-                    truth = curl(s, "curl-ups", [
-                        [*create, "--data-binary", f"@{one}", f"{base}/workitems?{W1}"],
-                        ["-H", f"Accept: {JSON}", f"{base}/workitems/{W1}"],
-                        ["-H", "Accept: application/dicom+xml", f"{base}/workitems/{W1}"],
-                        ["-H", f"Accept: {JSON}", f"{base}/workitems/{MISSING}"],
-                        [*create, "--data-binary", f"@{bad}", f"{base}/workitems?{W2}"],
-                        [*create, "--data-binary", f"@{two}", f"{base}/workitems?{W2}"]])
-                    log = s.client("requests-ups", [sys.executable, here / "ups_client.py",
-                                                    base, W1, W2, MISSING])
-                    truth += [json.loads(line) for line in log.splitlines()
-                              if line.startswith("{")]
-                entries.append({"file": "ups.pcap", "description":
-                                "curl and Python requests -> a scripted UPS-RS origin "
-                                "server (captures/ups_origin.py) on waitress: every "
-                                "PS3.18 11 transaction, with 400, 404, 406 and 409 failures",
-                                "server_ports": [PORT], **describe_pcap(pcap),
-                                "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
-                                "workitems": [W1, W2], "missing": MISSING,
-                                "exchanges": truth})
-            finally:
-                s.stop_servers()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        s.server("waitress", [venv / "bin" / "python", here / "ups_origin.py", PORT],
+                 [PORT])
+        base = f"http://{s.scp_ip}:{PORT}/ups"
+        create = ["-X", "POST", "-H", f"Content-Type: {JSON}", "-H", f"Accept: {JSON}"]
+        pcap = out / "ups.pcap"
+        with s.capture("scu", pcap):
+            truth = curl(s, "curl-ups", [
+                [*create, "--data-binary", f"@{one}", f"{base}/workitems?{W1}"],
+                ["-H", f"Accept: {JSON}", f"{base}/workitems/{W1}"],
+                ["-H", "Accept: application/dicom+xml", f"{base}/workitems/{W1}"],
+                ["-H", f"Accept: {JSON}", f"{base}/workitems/{MISSING}"],
+                [*create, "--data-binary", f"@{bad}", f"{base}/workitems?{W2}"],
+                [*create, "--data-binary", f"@{two}", f"{base}/workitems?{W2}"]])
+            log = s.client("requests-ups", [sys.executable, here / "ups_client.py",
+                                            base, W1, W2, MISSING])
+            truth += [json.loads(line) for line in log.splitlines()
+                      if line.startswith("{")]
+        entries.append({"file": "ups.pcap", "description":
+                        "curl and Python requests -> a scripted UPS-RS origin "
+                        "server (captures/ups_origin.py) on waitress: every "
+                        "PS3.18 11 transaction, with 400, 404, 406 and 409 failures",
+                        "server_ports": [PORT], **describe_pcap(pcap),
+                        "tcpdump": s.tcpdump_stats, "offloads": bed.offloads,
+                        "workitems": [W1, W2], "missing": MISSING,
+                        "exchanges": truth})
     return entries
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=OUT)
-    ap.add_argument("--prefix", default="ups")
-    ap.add_argument("--venv", type=Path, default=Path("/tmp/dw-venv"))
-    args = ap.parse_args(argv)
+    args = webrec.arguments(argv, __doc__, OUT, "ups", venv=True)
     entries = record(args.out, args.prefix, args.venv)
-
-    def version(cmd: list[str]) -> str:
-        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
-
     import requests
 
-    manifest = {"version": 1, "generated_by": "captures/ups_record.py",
-                "tools": {"waitress": version(
-                              [str(args.venv / "bin" / "pip"), "show", "waitress"]
-                          ).split("Version: ")[-1].splitlines()[0],
-                          "curl": version(["curl", "-V"]).splitlines()[0],
-                          "requests": requests.__version__,
-                          "origin": "captures/ups_origin.py (scripted UPS-RS application)"},
-                "captures": entries}
-    (args.out / "manifest-ups.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    for e in entries:
-        print(f"{e['file']}: {e['frames']} frames, {e['size_bytes']} bytes, "
-              f"{len(e['exchanges'])} exchanges", file=sys.stderr)
-    return 0
+    return webrec.write_manifest(args.out / "manifest-ups.json", {
+        "version": 1, "generated_by": "captures/ups_record.py",
+        "tools": {"waitress": webrec.pip_version(args.venv, "waitress"),
+                  "curl": webrec.version(["curl", "-V"]).splitlines()[0],
+                  "requests": requests.__version__,
+                  "origin": "captures/ups_origin.py (scripted UPS-RS application)"},
+        "captures": entries})
 
 
 if __name__ == "__main__":
