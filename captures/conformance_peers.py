@@ -24,18 +24,15 @@ until SIGTERM; clients print one JSON line with what they did. Roles:
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from pnd_common import Roles
+from pnd_common import TRANSFER, Roles, emit, serve
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless
+from pydicom.uid import ImplicitVRLittleEndian, JPEG2000Lossless
 from pynetdicom import AE, build_role, evt
 from pynetdicom.pdu_primitives import (
     AsynchronousOperationsWindowNegotiation,
@@ -49,21 +46,6 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
-
-TRANSFER = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-
-def _emit(summary: dict[str, Any]) -> None:
-    print(json.dumps(summary, sort_keys=True), flush=True)
-
-
-def _serve(ae: AE, host: str, port: int, handlers: list[Any]) -> None:
-    server = ae.start_server((host, port), block=False, evt_handlers=handlers)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
 
 
 def pacs(args: argparse.Namespace) -> None:
@@ -103,7 +85,7 @@ def pacs(args: argparse.Namespace) -> None:
         return True, b"" if event.primary_field else None
 
     ae.require_calling_aet = []
-    _serve(ae, args.bind, args.port, [
+    serve(ae, args.bind, args.port, [
         (evt.EVT_C_STORE, on_store), (evt.EVT_C_FIND, on_find), (evt.EVT_C_GET, on_get),
         (evt.EVT_SOP_EXTENDED, on_ext), (evt.EVT_USER_ID, on_user),
         (evt.EVT_ASYNC_OPS, lambda e: (1, 1))])
@@ -140,7 +122,7 @@ def viewer(args: argparse.Namespace) -> None:
                                   ext, uid, window],
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     if not assoc.is_established:
-        _emit({"established": False})
+        emit({"established": False})
         sys.exit(2)
     out: dict[str, Any] = {"established": True,
                            "accepted": sorted({f"{c.abstract_syntax} {c.transfer_syntax[0]}"
@@ -166,7 +148,7 @@ def viewer(args: argparse.Namespace) -> None:
     out["C-GET"] = gets
     out["received"] = received
     assoc.release()
-    _emit(out)
+    emit(out)
 
 
 def archive(args: argparse.Namespace) -> None:
@@ -183,7 +165,7 @@ def archive(args: argparse.Namespace) -> None:
         time.sleep(args.delay)
         return statuses[n % len(statuses)]
 
-    _serve(ae, args.bind, args.port, [(evt.EVT_C_STORE, on_store)])
+    serve(ae, args.bind, args.port, [(evt.EVT_C_STORE, on_store)])
 
 
 def main(argv: list[str] | None = None) -> None:
