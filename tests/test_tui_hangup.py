@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from dicomsniff.sources.capture import CaptureReader
 from dicomsniff.tui.driver import QUEUED_WRITES, TerminalWriter
 
@@ -36,13 +38,16 @@ class Pty:
     closing it sends no SIGHUP), standard output to ``stdout`` (None: the pty too); the
     screen is read from the master side until :meth:`hang_up` closes it."""
 
-    def __init__(self, args: list[str], stdout: Path | None) -> None:
+    def __init__(self, args: list[str], stdout: Path | None, nohup: bool = False) -> None:
         self.master, slave = os.openpty()
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
         out = slave if stdout is None else os.open(stdout, os.O_WRONLY | os.O_CREAT, 0o644)
+        # SIGHUP as a terminal leaves it (or ignored, as nohup does), whatever the test run's
+        sighup = signal.SIG_IGN if nohup else signal.SIG_DFL
         self.proc = subprocess.Popen([sys.executable, "-m", "dicomsniff", *args],
                                      stdin=slave, stderr=slave, stdout=out, env=ENV, cwd=ROOT,
-                                     start_new_session=True)
+                                     start_new_session=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGHUP, sighup))
         os.close(slave)
         if out != slave:
             os.close(out)
@@ -119,8 +124,9 @@ def test_live_tui_summary_to_the_closed_terminal_is_no_error(tmp_path: Path) -> 
     assert frames_in(out) == 150
 
 
-def test_tui_ends_when_the_terminal_is_closed(tmp_path: Path) -> None:
-    term = Pty(["tui", str(CAPTURES / "move.pcap")], tmp_path / "stdout.txt")
+@pytest.mark.parametrize("nohup", [False, True])
+def test_tui_ends_when_the_terminal_is_closed(tmp_path: Path, nohup: bool) -> None:
+    term = Pty(["tui", str(CAPTURES / "move.pcap")], tmp_path / "stdout.txt", nohup)
     try:
         term.wait_for(b"MOVESCU")
         t0 = term.hang_up()
@@ -128,7 +134,7 @@ def test_tui_ends_when_the_terminal_is_closed(tmp_path: Path) -> None:
         took = time.monotonic() - t0
     finally:
         term.kill()
-    assert code == -signal.SIGHUP  # as any program on a hangup
+    assert code == (0 if nohup else -signal.SIGHUP)  # as any program on a hangup
     assert took < 5, f"{took:.1f} s to notice the terminal was gone"
 
 

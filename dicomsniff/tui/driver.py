@@ -14,7 +14,8 @@ terminal, or the hangup went to another process group): then nothing would ever 
 A write that fails on the terminal, or its input reporting a hangup (``POLLHUP``; textual's
 input thread reads nothing but end-of-file from it for ever), is taken as the hangup it is,
 and the process sends itself SIGHUP: ``dicomsniff tui`` ends as on any hangup, ``live --tui``
-ends as q does (its SIGHUP handler) and still writes its files and summary.
+ends as q does (its SIGHUP handler) and still writes its files and summary. Under ``nohup``
+(SIGHUP ignored) the app is asked to exit instead.
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ class TerminalDriver(LinuxDriver):
         if self._hung_up or (self.writer is not None and self.writer.deadline is not None):
             return
         self._hung_up = True
+        if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN:  # nohup: no signal will end us,
+            try:  # but there is no terminal to show anything on either
+                self._app.call_from_thread(self._app.exit)
+            except RuntimeError:  # the app is not running (any more)
+                pass
+            return
         os.kill(os.getpid(), signal.SIGHUP)
 
     def write(self, data: str) -> None:
