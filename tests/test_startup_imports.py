@@ -91,3 +91,30 @@ def test_help_still_lists_every_command_and_a_typo_is_one_line():
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert r.returncode == 2 and "invalid choice: 'analyse'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_parser_built_for_one_command_reads_its_arguments_as_the_full_one():
+    """build_parser(only=COMMAND), what a run uses, parses, helps and refuses exactly as the
+    parser of every command does."""
+    import contextlib
+    import io
+
+    from dicomsniff.cli import COMMANDS, build_parser
+
+    for name in COMMANDS:
+        command = name.replace("_", "-")
+        for argv in ([command], [command, "--bogus"], [command, "--help"],
+                     [command, "a.pcap", "b.pcap", "--json", "--port", "abc"],
+                     [command, str(ECHO), "--port", "4100"]):
+            seen = []
+            for only in (None, command):
+                out, err = io.StringIO(), io.StringIO()
+                with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                    try:
+                        ns = build_parser(only).parse_args(argv)
+                        got: object = sorted((k, repr(v)) for k, v in vars(ns).items()
+                                             if k != "handler")
+                    except SystemExit as exc:
+                        got = ("exit", exc.code)
+                seen.append((got, out.getvalue(), err.getvalue()))
+            assert seen[0] == seen[1], argv

@@ -62,9 +62,9 @@ def _unavailable(subparsers: Any, name: str, exc: BaseException) -> None:
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser. ``only``: the subcommand about to run (its name as typed):
-    only its module is imported and only its options are built; the others are listed by
-    name (a run names one command; building all ten parsers and importing their modules cost
-    about a sixth of the start of ``analyze --json`` on a small capture)."""
+    only its module is imported and only its parser is built (a run names one command;
+    building all ten parsers and importing their modules cost about a sixth of the start of
+    ``analyze --json`` on a small capture). Without it (``--help``, a typo), all of them."""
     p = Parser(prog="dicomsniff",
                description="Passive DICOM network protocol analyzer: who associated with "
                            "whom, what was negotiated, every DIMSE request and response, "
@@ -79,8 +79,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         if only is not None and name.replace("_", "-") != only:
-            sub.add_parser(name.replace("_", "-"), add_help=False)
-            continue
+            continue  # not the one that runs: argparse never looks at it
         try:
             mod = importlib.import_module(f"{__name__}.{name}")
         except Exception as exc:  # noqa: BLE001 - any failure: say so when it is asked for
