@@ -595,7 +595,8 @@ class AssociationTracker:
         m.owner = None
         if m.command_field & 0x8000:  # a response
             t.response_dataset_bytes += m.dataset_bytes
-            if self.final_waiting.pop(id(m), None) is not None:
+            waiting = self.final_waiting  # empty but for a final response's data set
+            if waiting and waiting.pop(id(m), None) is not None:
                 for cb in self.on_transaction:
                     cb(self.assoc, t)
                 self._reported.add(id(t))

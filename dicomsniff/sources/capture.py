@@ -233,6 +233,7 @@ class CaptureReader:
         self._eof = False
         self._io_error: str | None = None
         self._started = False
+        self.on_done: Callable[[], None] | None = None
         self._owns = False
         self._pool: list[bytearray] = []
 
@@ -840,10 +841,13 @@ class CaptureReader:
     # -- lifecycle ----------------------------------------------------------------------------
 
     def _done(self) -> None:
-        """End of iteration: report a pending read error and close what we opened."""
+        """End of iteration: report a pending read error, close what we opened, and call
+        ``on_done`` (set by whoever hands this reader's frames on without a wrapper)."""
         if self.error is None and self._io_error is not None:
             self.error = self._io_error
         self.close()
+        if self.on_done is not None:
+            self.on_done()
 
     def close(self) -> None:
         """Close the file if the reader opened it (a stream passed in is left to its owner)."""

@@ -419,23 +419,25 @@ class CaptureSet:
             raise RuntimeError("a CaptureSet can only be iterated once")
         self._started = True
         if self.single:
-            return self._single()
+            reader = self._files[0].reader
+            assert reader is not None
+            # The reader's own frames, with no generator of ours in between (one resumption
+            # per frame fewer); what one file leaves to say is taken when it ends.
+            reader.on_done = self._single_done
+            return iter(reader)
         return self._merge()
 
-    def _single(self) -> Iterator[Packet]:
+    def _single_done(self) -> None:
         f = self._files[0]
         reader = f.reader
         assert reader is not None
-        try:
-            yield from reader  # no per-frame work added to the hot path
-        finally:
-            self.packets = reader.packets
-            if reader.error:
-                self.problems.append(reader.error)
-                self.damaged.append(f.path)
-            self.warnings.extend(reader.warnings)
-            f.done = True
-            f.close()
+        self.packets = reader.packets
+        if reader.error:
+            self.problems.append(reader.error)
+            self.damaged.append(f.path)
+        self.warnings.extend(reader.warnings)
+        f.done = True
+        f.close()
 
     def _activate(self, f: _File, heap: list) -> None:
         """Open a planned file and put its first frame on the heap."""
