@@ -237,6 +237,7 @@ class Analyzer:
         mask = min(every, RELEASE_EVERY) - 1
         chunk = None
         recent = RECENT - 1  # slots of the delivered segments kept (dissectors/tcp.py)
+        run_min = RUN_MIN
         ts = None
         packets_it = iter(packets)
         # Bulk runs walked by the compiled accelerator (accel.py), when the reader lets us
@@ -291,7 +292,6 @@ class Analyzer:
                             tcp = conn.tcp  # the bytes it released may have decided the
                             if tcp is None:  # protocol: new reassemblers, or none
                                 continue
-                    walk = False
                     if n:
                         d = tcp[side]
                         ul = d.sink
@@ -309,7 +309,11 @@ class Analyzer:
                             c = ul.countable
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
-                                walk = send is not None and c - n > RUN_MIN and conn.verdict
+                                if send is not None and c - n > run_min and conn.verdict:
+                                    frame, ts = self._walk(send, conn, side, key, frame, ts,
+                                                           window, buf, chunk, mask, progress,
+                                                           every)
+                                    continue
                             else:
                                 ul.take(buf, start, start + n, frame, ts)
                                 if ul.events:
@@ -318,8 +322,12 @@ class Analyzer:
                                     self._judge(conn)
                                     if conn.tcp is None:
                                         continue
-                                walk = (send is not None and ul.countable > RUN_MIN
-                                        and conn.tcp is tcp and conn.verdict)
+                                if (send is not None and ul.countable > run_min
+                                        and conn.tcp is tcp and conn.verdict):
+                                    frame, ts = self._walk(send, conn, side, key, frame, ts,
+                                                           window, buf, chunk, mask, progress,
+                                                           every)
+                                    continue
                         else:
                             start = 34 + (doff >> 4) * 4
                             d.segment(seq, buf[start:start + n], frame, ts)
@@ -332,13 +340,6 @@ class Analyzer:
                                     continue
                     if not window and conn.app is not None:  # receiver says: stop sending
                         self.rules.zero_window(conn, side, frame)
-                    if walk:  # the records after this one, as long as they only count
-                        # up to the next look at the chunk if one is due in this one (the
-                        # same references are copied at the same frame as without the walker)
-                        limit = -1 if buf.obj is chunk else mask - (frame & mask)
-                        if limit:
-                            frame, ts = self._run(send, conn, side, key, frame, ts, limit,
-                                                  progress, every)
                     continue
                 feed_frame(frame, ts, linktype, buf, _olen)
         finally:
@@ -347,6 +348,19 @@ class Analyzer:
                 st.last_ts = ts
             release_views(pinned)  # the reader's buffers are its own again
         return frame
+
+    def _walk(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
+              window: int, buf, chunk, mask: int, progress, every: int) -> tuple[int, float]:
+        """The end of the fast path for a segment after which a bulk run may follow (its
+        zero window, as the fast path ends), then the run: up to the next look at the
+        reader's chunk if one is due in this chunk (references are copied out at the same
+        frames as without the walker)."""
+        if not window and conn.app is not None:  # receiver says: stop sending
+            self.rules.zero_window(conn, side, frame)
+        limit = -1 if buf.obj is chunk else mask - (frame & mask)
+        if not limit:
+            return frame, ts
+        return self._run(send, conn, side, key, frame, ts, limit, progress, every)
 
     def _run(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
              limit: int, progress, every: int) -> tuple[int, float]:
