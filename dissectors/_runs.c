@@ -24,7 +24,10 @@
  *     fast branch (dissectors/ul/stream.py ULStream.take); an ACK that would declare lost
  *     bytes of the other direction stops the walk;
  *   - in the rev direction: a bare ACK.
- * layout: (big_endian, ticks, record_header_len, max_caplen, linktype) of the pcap file.
+ * layout: ("pcap", big_endian, ticks, record_header_len, max_caplen, linktype), or
+ * ("pcapng", big_endian, max_caplen, max_block, interfaces) where interfaces are (linktype,
+ * ticks, offset in ticks) by interface ID; a pcapng record is taken only as an enhanced packet
+ * block the reader's own hot loop takes (dicomsniff/sources/capture.py, same checks).
  * o_next: the other direction's next sequence number (None or 0: never judged, as in Python).
  * cross: None, or (context_id, max_pdu_length, may_leave_current_pdv).
  *
@@ -52,18 +55,125 @@ static inline uint32_t le32(const unsigned char *p) {
     return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
 }
 
-/* The timestamp as the reader computes it: (sec * ticks + frac) / ticks, Python's correctly
- * rounded integer division, so both paths give the same float. Both integers below 2**53 are
- * exact doubles and one IEEE division is then correctly rounded too (microsecond captures);
- * past that (nanoseconds) Python divides. */
-static PyObject *timestamp(uint32_t sec, uint32_t frac, unsigned long long ticks) {
-    unsigned long long whole = (unsigned long long)sec * ticks + frac;
-    if (whole < (1ULL << 53) && ticks < (1ULL << 53))
-        return PyFloat_FromDouble((double)whole / (double)ticks);
-    PyObject *num = PyLong_FromUnsignedLongLong(whole);
-    if (num == NULL) return NULL;
-    PyObject *den = PyLong_FromUnsignedLongLong(ticks);
-    if (den == NULL) { Py_DECREF(num); return NULL; }
+/* How the records are laid out: a pcap file, or a pcapng section's interfaces. */
+typedef struct {
+    int ng, big;
+    unsigned long long ticks; /* pcap */
+    Py_ssize_t hlen, maxcap, maxblock;
+    int linktype;
+    Py_ssize_t nif; /* pcapng: per interface */
+    int *lt;
+    PyObject **iticks, **itsoff; /* borrowed from the layout tuple */
+    double *dticks, *dtsoff;
+    int *fast; /* ticks and offset exact as doubles (below 2**53) */
+} layout_t;
+
+static void layout_free(layout_t *l) {
+    PyMem_Free(l->lt);
+    PyMem_Free(l->iticks);
+    PyMem_Free(l->itsoff);
+    PyMem_Free(l->dticks);
+    PyMem_Free(l->dtsoff);
+    PyMem_Free(l->fast);
+}
+
+static int layout_parse(PyObject *t, layout_t *l) {
+    memset(l, 0, sizeof(*l));
+    const char *kind;
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 1) {
+        PyErr_SetString(PyExc_TypeError, "layout: a tuple");
+        return -1;
+    }
+    PyObject *k = PyTuple_GET_ITEM(t, 0);
+    if (!PyUnicode_Check(k) || (kind = PyUnicode_AsUTF8(k)) == NULL) {
+        PyErr_SetString(PyExc_TypeError, "layout: its kind first");
+        return -1;
+    }
+    if (strcmp(kind, "pcap") == 0) {
+        if (!PyArg_ParseTuple(t, "spKnni", &kind, &l->big, &l->ticks, &l->hlen, &l->maxcap,
+                              &l->linktype)) return -1;
+        if (l->hlen < 16 || l->maxcap < 0 || l->ticks == 0) {
+            PyErr_SetString(PyExc_ValueError, "bad pcap layout");
+            return -1;
+        }
+        return 0;
+    }
+    if (strcmp(kind, "pcapng") != 0) {
+        PyErr_SetString(PyExc_ValueError, "layout: pcap or pcapng");
+        return -1;
+    }
+    PyObject *ifaces;
+    l->ng = 1;
+    if (!PyArg_ParseTuple(t, "spnnO!", &kind, &l->big, &l->maxcap, &l->maxblock, &PyTuple_Type,
+                          &ifaces)) return -1;
+    Py_ssize_t nif = PyTuple_GET_SIZE(ifaces);
+    l->nif = nif;
+    Py_ssize_t m = nif ? nif : 1;
+    l->lt = PyMem_Calloc(m, sizeof(int));
+    l->iticks = PyMem_Calloc(m, sizeof(PyObject *));
+    l->itsoff = PyMem_Calloc(m, sizeof(PyObject *));
+    l->dticks = PyMem_Calloc(m, sizeof(double));
+    l->dtsoff = PyMem_Calloc(m, sizeof(double));
+    l->fast = PyMem_Calloc(m, sizeof(int));
+    if (!l->lt || !l->iticks || !l->itsoff || !l->dticks || !l->dtsoff || !l->fast) {
+        layout_free(l);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nif; i++) {
+        PyObject *f = PyTuple_GET_ITEM(ifaces, i);
+        if (!PyTuple_Check(f) || PyTuple_GET_SIZE(f) != 3 || !PyLong_Check(PyTuple_GET_ITEM(f, 1))
+                || !PyLong_Check(PyTuple_GET_ITEM(f, 2))) {
+            layout_free(l);
+            PyErr_SetString(PyExc_TypeError, "interface: (linktype, ticks, offset)");
+            return -1;
+        }
+        int over1 = 0, over2 = 0;
+        long lt = PyLong_AsLongAndOverflow(PyTuple_GET_ITEM(f, 0), &over1);
+        if (lt == -1 && PyErr_Occurred()) { layout_free(l); return -1; }
+        l->lt[i] = over1 || lt < 0 || lt > 0xFFFF ? -1 : (int)lt;
+        l->iticks[i] = PyTuple_GET_ITEM(f, 1);
+        l->itsoff[i] = PyTuple_GET_ITEM(f, 2);
+        long long ti = PyLong_AsLongLongAndOverflow(l->iticks[i], &over1);
+        long long to = PyLong_AsLongLongAndOverflow(l->itsoff[i], &over2);
+        if (PyErr_Occurred()) { layout_free(l); return -1; }
+        l->fast[i] = !over1 && !over2 && 0 < ti && ti < (1LL << 53) && -(1LL << 53) < to
+                     && to < (1LL << 53);
+        l->dticks[i] = (double)ti;
+        l->dtsoff[i] = (double)to;
+    }
+    return 0;
+}
+
+/* The timestamp as the reader computes it, so both paths give the same float: pcap
+ * (sec * ticks + frac) / ticks, pcapng ((hi << 32 | lo) + offset) / ticks, Python's correctly
+ * rounded integer division. Integers below 2**53 are exact doubles and one IEEE division
+ * is then correctly rounded too (microsecond captures); past that (nanoseconds) Python
+ * divides. */
+static PyObject *timestamp(const layout_t *l, uint32_t a, uint32_t b, uint32_t ifid) {
+    PyObject *num, *den;
+    if (!l->ng) {
+        unsigned long long whole = (unsigned long long)a * l->ticks + b;
+        if (whole < (1ULL << 53) && l->ticks < (1ULL << 53))
+            return PyFloat_FromDouble((double)whole / (double)l->ticks);
+        num = PyLong_FromUnsignedLongLong(whole);
+        if (num == NULL) return NULL;
+        den = PyLong_FromUnsignedLongLong(l->ticks);
+        if (den == NULL) { Py_DECREF(num); return NULL; }
+    } else {
+        unsigned long long whole = (unsigned long long)a << 32 | b;
+        if (l->fast[ifid] && whole < (1ULL << 53)) {
+            double sum = (double)whole + l->dtsoff[ifid]; /* exact: both below 2**53 ... */
+            if (-9007199254740992.0 < sum && sum < 9007199254740992.0) /* ... and the sum */
+                return PyFloat_FromDouble(sum / l->dticks[ifid]);
+        }
+        PyObject *w = PyLong_FromUnsignedLongLong(whole);
+        if (w == NULL) return NULL;
+        num = PyNumber_Add(w, l->itsoff[ifid]);
+        Py_DECREF(w);
+        if (num == NULL) return NULL;
+        den = Py_NewRef(l->iticks[ifid]);
+    }
     PyObject *ts = PyNumber_TrueDivide(num, den);
     Py_DECREF(num);
     Py_DECREF(den);
@@ -81,11 +191,6 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *chunk = args[0], *layout = args[2], *cross = args[8];
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     if (off == -1 && PyErr_Occurred()) return NULL;
-    int big;
-    unsigned long long ticks;
-    Py_ssize_t hlen, maxcap;
-    int linktype;
-    if (!PyArg_ParseTuple(layout, "pKnni", &big, &ticks, &hlen, &maxcap, &linktype)) return NULL;
     const char *fwd, *rev;
     Py_ssize_t fl, rl;
     if (PyBytes_AsStringAndSize(args[3], (char **)&fwd, &fl) < 0) return NULL;
@@ -111,33 +216,48 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (cross != Py_None) {
         if (!PyArg_ParseTuple(cross, "lKp", &cross_ctx, &cross_limit, &may_leave)) return NULL;
     }
-    if (hlen < 16 || maxcap < 0 || ticks == 0) {
-        PyErr_SetString(PyExc_ValueError, "bad pcap layout");
-        return NULL;
-    }
+    layout_t L;
+    if (layout_parse(layout, &L) < 0) return NULL;
+    const int big = L.big;
 
     Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) { layout_free(&L); return NULL; }
     const unsigned char *base = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
 
     PyObject *headers = PyList_New(0);
-    if (headers == NULL) { PyBuffer_Release(&view); return NULL; }
+    if (headers == NULL) { PyBuffer_Release(&view); layout_free(&L); return NULL; }
     Py_ssize_t rstart[RECENT], rend[RECENT], ridx[RECENT];
     int rcount = 0, rnext = 0;
     Py_ssize_t records = 0;
-    uint32_t last_sec = 0, last_frac = 0;
+    uint32_t last_sec = 0, last_frac = 0, last_if = 0;
     unsigned long long delivered = 0;
     int at_header = 0; /* the current PDV ended at a record boundary: a header comes next */
-    if (linktype != 1 || countable <= 0) n = 0; /* nothing to walk */
+    if ((!L.ng && L.linktype != 1) || countable <= 0) n = 0; /* nothing to walk */
 
-    while (records < limit && off >= 0 && n - off >= hlen) {
+    while (records < limit && off >= 0 && n - off >= (L.ng ? 28 : L.hlen)) {
         const unsigned char *r = base + off;
-        uint32_t sec, frac, caplen, olen;
-        if (big) { sec = be32(r); frac = be32(r + 4); caplen = be32(r + 8); olen = be32(r + 12); }
-        else { sec = le32(r); frac = le32(r + 4); caplen = le32(r + 8); olen = le32(r + 12); }
-        Py_ssize_t start = off + hlen;
-        if ((Py_ssize_t)caplen > maxcap || (Py_ssize_t)caplen > n - start) break;
+        uint32_t sec, frac, caplen, olen, ifid = 0;
+        Py_ssize_t start, next;
+        if (!L.ng) {
+            if (big) { sec = be32(r); frac = be32(r + 4); caplen = be32(r + 8); olen = be32(r + 12); }
+            else { sec = le32(r); frac = le32(r + 4); caplen = le32(r + 8); olen = le32(r + 12); }
+            start = off + L.hlen;
+            if ((Py_ssize_t)caplen > L.maxcap || (Py_ssize_t)caplen > n - start) break;
+            next = start + caplen;
+        } else { /* an enhanced packet block, as the reader's hot loop takes it */
+            uint32_t w[7];
+            for (int i = 0; i < 7; i++) w[i] = big ? be32(r + 4 * i) : le32(r + 4 * i);
+            uint32_t blen = w[1];
+            ifid = w[2]; sec = w[3]; frac = w[4]; caplen = w[5]; olen = w[6];
+            if (w[0] != 6 || (Py_ssize_t)blen > n - off || (Py_ssize_t)caplen > L.maxcap
+                    || (unsigned long long)caplen + 32 > blen || (Py_ssize_t)blen > L.maxblock
+                    || (Py_ssize_t)ifid >= L.nif || (blen & 3)) break;
+            const unsigned char *t = r + blen - 4;
+            if ((big ? be32(t) : le32(t)) != blen || L.lt[ifid] != 1) break;
+            start = off + 28;
+            next = off + blen;
+        }
         if (olen > caplen || caplen < 54) break;
         const unsigned char *p = base + start;
         if (be16(p + 12) != 0x0800 || p[14] != 0x45 || p[23] != 6) break;
@@ -184,7 +304,7 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
                         if (h[0] != 4 || !(2 < ilen) || ilen + 4 > plen || mch > 3 || (vlen & 1)
                                 || (mch & 1) || (long)ctx != cross_ctx || plen > cross_limit
                                 || (unsigned long long)(rem - 12) >= vlen) break;
-                        PyObject *ts = timestamp(sec, frac, ticks);
+                        PyObject *ts = timestamp(&L, sec, frac, ifid);
                         if (ts == NULL) goto fail;
                         PyObject *item = Py_BuildValue("(nNKIIK)", records, ts, plen, ctx, mch,
                                                        vlen);
@@ -208,10 +328,11 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
                 if (rcount < RECENT) rcount++;
             }
         }
-        off = start + caplen;
+        off = next;
         records++;
         last_sec = sec;
         last_frac = frac;
+        last_if = ifid;
     }
 
     PyObject *recent = PyList_New(rcount);
@@ -226,17 +347,19 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     PyObject *ts;
     if (records) {
-        ts = timestamp(last_sec, last_frac, ticks);
+        ts = timestamp(&L, last_sec, last_frac, last_if);
         if (ts == NULL) { Py_DECREF(recent); goto fail; }
     } else {
         ts = Py_NewRef(Py_None);
     }
     PyBuffer_Release(&view);
+    layout_free(&L);
     return Py_BuildValue("(nnNkKLNNO)", off, records, ts, (unsigned long)next_seq, delivered,
                          countable, recent, headers, at_header ? Py_True : Py_False);
 fail:
     Py_DECREF(headers);
     PyBuffer_Release(&view);
+    layout_free(&L);
     return NULL;
 }
 

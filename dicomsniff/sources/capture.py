@@ -500,14 +500,17 @@ class CaptureReader:
 
     @property
     def walks(self) -> bool:
-        """Does iterating accept ``send(walker)``? A pcap file's iterator does: it calls
+        """Does iterating accept ``send(walker)``? It does: the iterator calls
         ``walker(chunk, off, layout)`` on the records after the last one it yielded, where
-        ``layout`` is (big-endian, ticks per second, record header length, max caplen, link
-        type); the walker returns a tuple whose first three items are the offset it stopped
-        at, the records it consumed and the last one's timestamp; the reader goes on from
-        there and ``send`` returns that tuple (the engine's bulk runs,
-        :mod:`dicomsniff.analysis.accel`)."""
-        return self.format == "pcap"
+        ``layout`` is ("pcap", big-endian, ticks per second, record header length, max
+        caplen, link type) or ("pcapng", big-endian, max caplen, max block length,
+        interfaces as (link type, ticks per second, offset in ticks)); the walker returns a
+        tuple whose first three items are the offset it stopped at (a record or block
+        boundary), the records it consumed and the last one's timestamp; the reader goes on
+        from there and ``send`` returns that tuple (the engine's bulk runs,
+        :mod:`dicomsniff.analysis.accel`). After a pcapng block the reader read the slow way
+        it returns (offset, 0, None): no walk."""
+        return self.format in ("pcap", "pcapng")
 
     def __iter__(self) -> Iterator[Packet]:
         if self._started:
@@ -538,7 +541,7 @@ class CaptureReader:
         maxcap = self.max_caplen
         count = 0
         last_ts = None
-        layout = (self._endian == ">", ticks, hlen, maxcap, linktype)
+        layout = ("pcap", self._endian == ">", ticks, hlen, maxcap, linktype)
         try:
             while True:
                 n = len(buf)
@@ -634,7 +637,15 @@ class CaptureReader:
                             off = end
                             count += 1
                             last_ts = ((hi << 32 | lo) + tsoff) / ticks
-                            yield last_ts, linktype, buf[start : start + caplen], olen
+                            walker = yield last_ts, linktype, buf[start : start + caplen], olen
+                            if walker is not None:  # the caller walks a run of blocks itself
+                                got = walker(buf, off, ("pcapng", endian == ">", maxcap,
+                                                        maxblock, tuple(ifaces)))
+                                if got[1]:
+                                    off = got[0]
+                                    count += got[1]
+                                    last_ts = got[2]
+                                yield got  # what send() returns
                     except struct.error:  # fewer than 28 bytes left
                         pass
 
@@ -752,7 +763,8 @@ class CaptureReader:
                         off = end
                         count += 1
                         last_ts = ((hi << 32 | lo) + tsoff) / ticks
-                        yield last_ts, linktype, buf[start : start + caplen], olen
+                        if (yield last_ts, linktype, buf[start : start + caplen], olen):
+                            yield off, 0, None  # no walk after a block read the slow way
                     elif btype == _SPB:
                         if not nif:
                             err = f"{_where(at)}: simple packet block but no interface defined"
@@ -770,7 +782,8 @@ class CaptureReader:
                         start = off + 12
                         off = end
                         count += 1
-                        yield last_ts, ifaces[0][0], buf[start : start + caplen], olen
+                        if (yield last_ts, ifaces[0][0], buf[start : start + caplen], olen):
+                            yield off, 0, None  # no walk after a simple packet block
                     elif btype == _IDB:
                         linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, off + 8)
                         ticks, tsoff = self._idb_options(buf, off + 16, end - 4, endian, at)

@@ -110,6 +110,11 @@ def conversation(kind: str = "echo", *, port: int = 104, mss: int = 1460,
         a_rq, a_ac = associate_rq_rich(), associate_ac_rich()
         steps = [(0, a_rq), (1, a_ac), (0, rq[len(a_rq):-10]), (1, ac[len(a_ac):-10]),
                  (0, b.release_rq()), (1, b.release_rp())]
+    elif kind == "bulk":  # data set PDVs longer than a segment: the walker's runs (accel.py)
+        rq, ac = store_exchange(n=2, size=6000, max_fragment=3000)
+        a_rq, a_ac = associate_rq_rich(), associate_ac_rich()
+        steps = [(0, a_rq), (1, a_ac), (0, rq[len(a_rq):-10]), (1, ac[len(a_ac):-10]),
+                 (0, b.release_rq()), (1, b.release_rp())]
     elif kind == "reject":
         steps = [(0, b.associate_rq()), (1, b.associate_rj())]
     elif kind == "abort":
@@ -121,7 +126,7 @@ def conversation(kind: str = "echo", *, port: int = 104, mss: int = 1460,
     return c.close().frames
 
 
-CONVERSATION_KINDS = ("echo", "store", "reject", "abort")
+CONVERSATION_KINDS = ("echo", "store", "reject", "abort", "bulk")
 
 
 def hostile_strings_conversation(password: str = SECRET) -> list[bytes]:

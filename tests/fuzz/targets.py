@@ -733,9 +733,11 @@ def run_analyzer(frames: list[bytes], limits: Limits, fast: bool = True,
 
 def run_from_pcap(frames: list[bytes], limits: Limits, walker: Any,
                   t0: float = 1_700_000_000.0) -> Analyzer:
-    """The frames written to a pcap file and read back, as ``analyze`` reads a file: with
-    ``walker`` (the compiled bulk-run walker, dicomsniff/analysis/accel.py) or without."""
-    data = pcap_bytes([(t0 + i * 0.001, f) for i, f in enumerate(frames)])
+    """The frames written to a pcap file (pcapng when there is an odd number of them) and
+    read back, as ``analyze`` reads a file: with ``walker`` (the compiled bulk-run walker,
+    dicomsniff/analysis/accel.py) or without."""
+    write = pcapng_bytes if len(frames) & 1 else pcap_bytes
+    data = write([(t0 + i * 0.001, f) for i, f in enumerate(frames)])
     saved = accel.walk
     accel.walk = walker
     try:
@@ -861,7 +863,9 @@ def check_cli(case: CliCase) -> None:
         assert err.count("\n") == 1 and err.startswith("dicomsniff: "), err
     for line in jout.splitlines():
         json.loads(line)
-    if case.hostile_strings and code == 0:
+    if case.hostile_strings and code == 0 and not case.file_ops:
+        # (a byte changed in the file may take the association away: the interface's link
+        # type, say, and then no frame is read as Ethernet)
         assert "[red]BOLD[/red]" in text and "[link=http://x]y" in text
 
 
