@@ -402,6 +402,13 @@ def test_parquet_alone_from_workers_is_what_one_process_writes(
         con = connect(db)
         rows = [_decode(r, table) for table in same for r in _rows(con, f'"{table}"')]
         assert sorted(map(_norm, rows)) == sorted(map(_norm, stored))
+        # --dask with --json beside --parquet: the client replays and writes both
+        dj = tmp_path / "dask.jsonl"
+        assert main(["analyze", *files, "--dask", dask_address, "--parquet",
+                     str(tmp_path / "dj"), "--json", "--no-progress", "-o", str(dj)]) == 0
+        assert dj.read_text() == jsonl.read_text()
+        got = _dataset(tmp_path / "dj")
+        assert all(got[table] == want[table] for table in TABLES)
 
 
 @pytest.mark.parametrize("parquet", [False, True])
