@@ -135,6 +135,63 @@ def test_standard_input_and_small_captures_use_one_process(tmp_path: Path) -> No
     assert res.stdout.count('"type":"association"') == 1
 
 
+def test_the_default_takes_one_process_where_one_process_walks(monkeypatch) -> None:
+    """With the compiled walker built and one pcap or pcapng file read as it is, one process
+    walks the bulk runs and the -j workers do not: measured faster on bulk and no slower on
+    query-heavy traffic (docs/performance.md), so the default never takes workers there,
+    whatever the free cores; -j N is still the user's choice."""
+    echo = str(CAPTURES / "echo.pcap")
+    monkeypatch.setenv("DICOMSNIFF_JOBS", "2")  # two free cores, whatever the load now
+    assert jobs_for(None, [echo], MIN_BYTES) == 2  # no walker: the free cores
+    assert jobs_for(None, [echo], MIN_BYTES, walks=True) == 1
+    assert jobs_for(None, [echo], 64 * MIN_BYTES, walks=True) == 1
+    assert jobs_for(None, [echo], MIN_BYTES - 1, walks=False) == 1  # too small anyway
+    assert jobs_for(2, [echo], MIN_BYTES, walks=True) == 2  # asked for: done
+    assert jobs_for(3, [echo], 24_000, walks=True) == 3
+
+
+def test_analyze_tells_the_decision_whether_one_process_walks(monkeypatch, capsys,
+                                                              tmp_path: Path) -> None:
+    """``analyze`` passes ``walks`` from facts known before the run: the walker is built and
+    the capture is one pcap or pcapng file (gzipped too: its reader walks the decompressed
+    chunks), not several files merged."""
+    import gzip
+
+    import dicomsniff.parallel.options as options
+    from dicomsniff.analysis import accel
+    from tests.accelbuild import compiled_walk
+
+    seen: list[tuple[bool, int]] = []
+    decide = options.jobs_for
+
+    def spy(requested, specs, size, walks=False):
+        n = decide(requested, specs, size, walks=walks)
+        seen.append((walks, n))
+        return n
+
+    monkeypatch.setattr(options, "jobs_for", spy)
+    monkeypatch.setattr(options, "MIN_BYTES", 0)  # the samples are small: the rule, not the size
+    monkeypatch.setenv("DICOMSNIFF_JOBS", "2")
+    echo = CAPTURES / "echo.pcap"
+    packed = tmp_path / "echo.pcap.gz"
+    packed.write_bytes(gzip.compress(echo.read_bytes()))
+    pcapng = sorted(CAPTURES.rglob("*.pcapng"))
+    monkeypatch.setattr(accel, "walk", compiled_walk())
+    sensors = sorted((CAPTURES / "sensors").glob("*.pcap"))
+    for spec, walks in ([echo], True), ([packed], True), (sensors, False):
+        assert main(["analyze", *map(str, spec), "--json"]) == 0
+        capsys.readouterr()
+        assert seen.pop() == (walks, 1 if walks else 2), spec
+    if pcapng:
+        assert main(["analyze", str(pcapng[0]), "--json"]) in (0, 1)
+        capsys.readouterr()
+        assert seen.pop() == (True, 1)
+    monkeypatch.setattr(accel, "walk", None)  # no walker built: the free cores
+    assert main(["analyze", str(echo), "--json"]) == 0
+    capsys.readouterr()
+    assert seen.pop() == (False, 2)
+
+
 def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
     for bad in ("0", "-2", "two"):
         res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze",

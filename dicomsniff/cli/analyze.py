@@ -224,9 +224,11 @@ def run(args: argparse.Namespace) -> int:
             where = fmap.describe
     jobs = 1
     if not args.dask:
+        from ..analysis import accel
         from ..parallel.options import jobs_for
 
-        jobs = jobs_for(args.jobs, args.capture, capture.size or 0)
+        jobs = jobs_for(args.jobs, args.capture, capture.size or 0,
+                        walks=accel.walk is not None and getattr(capture, "walks", False))
     bar = Progress(capture, args.no_progress or bool(args.dask), "reading")
     interrupted = 0  # the signal that stopped the reading
     previous = signal.signal(signal.SIGTERM, _terminated)

@@ -42,7 +42,9 @@ def add_jobs_option(parser: Any) -> None:
              "records are those of -j 1, in the same order. Default: the cores that are "
              "not busy (cores less the load average; $DICOMSNIFF_JOBS to fix it), for "
              "captures of 8 MB or more; one "
-             "process for smaller ones, for standard input, and when a process's held "
+             "process for smaller ones, for standard input, for one pcap or pcapng file "
+             "when the compiled walker of bulk runs is built (one process walking is "
+             "faster than workers), and when a process's held "
              "records pass 256 MiB (docs/performance.md)")
 
 
@@ -65,14 +67,24 @@ def default_jobs() -> int:
     return max(1, min(cores, int(cores - load + 0.5)))
 
 
-def jobs_for(requested: int | None, specs: Sequence[Any], size: int) -> int:
+def jobs_for(requested: int | None, specs: Sequence[Any], size: int,
+             walks: bool = False) -> int:
     """How many processes analyse the capture given as ``specs`` (``size`` bytes):
-    ``requested`` (``-j``), else the cores when the capture is at least :data:`MIN_BYTES`;
-    one for standard input or any stream (it cannot be read twice) and where processes cannot
-    be forked."""
+    ``requested`` (``-j``), else the cores not busy when the capture is at least
+    :data:`MIN_BYTES` and one process would not walk it; one for standard input or any stream
+    (it cannot be read twice) and where processes cannot be forked.
+
+    ``walks``: the compiled walker of bulk runs is built and the capture is one pcap or pcapng
+    file, compressed or not (``CaptureSet.walks``; several files are merged, not walked). One
+    process then hands its bulk runs to the walker, which the workers (reading through the
+    shard filter) do not: it was measured faster on bulk traffic by a wide margin and no
+    slower on query-heavy traffic (docs/performance.md, "Which the default takes"), so the
+    default never takes workers there; ``-j N`` still does."""
     if not hasattr(os, "fork") or not specs or any(
             not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-" for s in specs):
         return 1
     if requested is not None:
         return requested
-    return default_jobs() if size >= MIN_BYTES else 1
+    if size < MIN_BYTES or walks:
+        return 1
+    return default_jobs()
