@@ -21,10 +21,12 @@ the CPU of a bulk transfer); but a reference into a capture reader's chunk pins 
 (1 MiB), so a connection gone quiet would keep 2 x ``RECENT`` chunks alive. Directions that
 keep references register in a shared set (``pinned``), and whoever feeds frames calls
 :func:`release_views` when its reader moves on (``Analyzer.consume`` looks every 32 frames):
-only then are the references still looking into a chunk the reader left copied, at most
-``RECENT`` per direction, newest first within ``RECENT_BYTES``. What is kept is then bounded
-by ``RECENT_BYTES`` (plus one segment) per direction of an open connection, and the chunks
-of the last 32 frames.
+only then are the references still looking into a chunk the reader left copied. What a copy
+is compared with never depends on when that happens: the newest ``RECENT`` segments, of which
+those delivered before ``RECENT_BYTES`` of newer ones (:meth:`TcpDirection._recent`, applied
+alike to views and copies); the older ones are forgotten at the copy. What is kept is then
+bounded by ``RECENT_BYTES`` (plus one segment) per direction of an open connection, and the
+chunks of the last 32 frames.
 
 RST and SYN are judged as an RFC 5961 receiver judges them (:meth:`TcpDirection.judge_rst`,
 :meth:`TcpDirection.judge_syn`): a RST ends the connection only when its sequence number is
@@ -226,13 +228,15 @@ class TcpDirection:
             while self.held and self.held_bytes > self.max_buffer // 2:
                 self.skip_to_held(frame, ts)
 
-    def copy_out(self, chunk) -> bool:
-        """Copy the delivered segments kept by reference into any buffer but ``chunk`` (the
-        reader's current one; None: every reference), newest first, while ``RECENT_BYTES``
-        last; older slots are forgotten. True if references into ``chunk`` remain."""
+    def _recent(self):
+        """The delivered segments a retransmission is compared with, newest first, as
+        (slot, sequence number, payload): of the last ``RECENT``, those delivered while
+        ``RECENT_BYTES`` of newer ones had not yet been counted. A pure function of the
+        traffic: whether a slot is still a view or already a copy, and when the reader
+        moved on, change nothing; and a slot outside it stays outside (newer segments only
+        push it further), so :meth:`copy_out` may forget it for good."""
         rbuf = self.rbuf
         budget = RECENT_BYTES
-        left = False
         i = self.ri
         for _ in range(RECENT):
             i = (i - 1) & (RECENT - 1)
@@ -240,30 +244,57 @@ class TcpDirection:
             if entry is None:
                 continue
             if budget <= 0:
-                rbuf[i] = None
-                continue
+                return
             seq, payload = recent_payload(entry)  # type: ignore[misc]
             budget -= len(payload)
+            yield i, seq, payload
+
+    def copy_out(self, chunk) -> bool:
+        """Copy the delivered segments kept by reference into any buffer but ``chunk`` (the
+        reader's current one; None: every reference); slots outside :meth:`_recent` are
+        forgotten. True if references into ``chunk`` remain."""
+        rbuf = self.rbuf
+        left = False
+        kept = [False] * RECENT
+        for i, seq, payload in self._recent():
+            kept[i] = True
             if type(payload) is memoryview:
                 if chunk is not None and payload.obj is chunk:
                     left = True
                 else:
                     rbuf[i] = (seq, bytes(payload))
+        for i in range(RECENT):
+            if not kept[i]:
+                rbuf[i] = None
         return left
+
+    def take_over(self, prev: TcpDirection) -> None:
+        """Go on where ``prev`` (the reassembler of the same direction before a protocol
+        claimed it) stands: what it holds, where it is, the segments it delivered. ``prev``
+        keeps none of it: two reassemblers sharing one ring with two write positions would
+        forget each other's slots (:meth:`copy_out`), making what a retransmission is
+        compared with depend on the order they are released in."""
+        self.next_seq, self.next_u = prev.next_seq, prev.next_u
+        self.held, self.heap, self.held_bytes = prev.held, prev.heap, prev.held_bytes
+        prev.held, prev.heap, prev.held_bytes = {}, [], 0
+        self.rbuf, self.rframe, self.ri = prev.rbuf, prev.rframe, prev.ri
+        prev.rbuf, prev.rframe, prev.ri = [None] * RECENT, [0] * RECENT, 0
+        self.conflicts, self.conflict_frames = prev.conflicts, prev.conflict_frames
+        if prev.pinned is not None:
+            prev.pinned.discard(prev)
+            if self.pinned is not None:
+                self.pinned.add(self)
 
     def _compare_delivered(self, seq: int, data, frame: int) -> None:
         """A copy of bytes already delivered: do they match what was delivered, in any of
-        the last RECENT segments? The first copy is the one kept (it is what the upper
-        layer already read); a difference is a conflict, reported with both frames (once
-        per copy)."""
+        the segments :meth:`_recent` keeps? The first copy is the one kept (it is what the
+        upper layer already read); a difference is a conflict, reported with both frames
+        (once per copy)."""
         n = len(data)
-        for i in range(RECENT):
-            old = recent_payload(self.rbuf[i])
-            if old is None:
-                continue
-            lo = seq_diff(seq, old[0])  # where the new copy starts within the old one
-            a, b = max(0, lo), min(len(old[1]), lo + n)
-            if a < b and bytes(old[1][a:b]) != bytes(data[a - lo:b - lo]):
+        for i, oseq, payload in self._recent():
+            lo = seq_diff(seq, oseq)  # where the new copy starts within the old one
+            a, b = max(0, lo), min(len(payload), lo + n)
+            if a < b and bytes(payload[a:b]) != bytes(data[a - lo:b - lo]):
                 self._conflict(self.rframe[i], frame)
                 return
 

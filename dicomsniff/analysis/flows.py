@@ -53,12 +53,7 @@ class Connection:
                     TcpDirection(app.sinks[1], max_buffer, pinned))
         if old is not None:
             for new, prev in zip(self.tcp, old, strict=True):
-                new.next_seq, new.next_u = prev.next_seq, prev.next_u
-                new.held, new.heap, new.held_bytes = prev.held, prev.heap, prev.held_bytes
-                prev.held, prev.heap, prev.held_bytes = {}, [], 0
-                # what was delivered, to judge retransmissions of the bytes detection read
-                new.rbuf, new.rframe, new.ri = prev.rbuf, prev.rframe, prev.ri
-                new.conflicts, new.conflict_frames = prev.conflicts, prev.conflict_frames
+                new.take_over(prev)
 
 
 class DetectSink:
