@@ -25,6 +25,8 @@ NOT_FOR_CLEAR_DICOM = (
     "dicomsniff.cli.show", "dicomsniff.cli.tui", "dicomsniff.cli.live", "dicomsniff.cli.diagram",
     "dicomsniff.cli.conformance", "dicomsniff.cli.diff", "dicomsniff.cli.studies",
     "dicomsniff.cli.export_objects", "dicomsniff.cli.rules",
+    # the signal module's enums (the CLI uses _signal), the journey's Print and UPS trackers
+    "signal", "dicomsniff.analysis.journey.printing", "dicomsniff.analysis.journey.ups",
 )
 
 

@@ -25,7 +25,7 @@ from ...model import Association, Finding, Transaction
 from ..rules.base import CODES
 from ..rules.journey import CAP, FAILED, STORE_CUT
 from ..rules.state import Bounded
-from . import checks, collect, printing, ups
+from . import checks, collect
 from .decode import decode, esc, integer, items, text
 from .headers import sniff_encoding
 from .study import MAX_EVENTS, MAX_TRANSITIONS, Commit, Ian, Instance, Mpps, Scheduled, Seen, Study
@@ -87,8 +87,29 @@ class Journey:
         self.cut: dict[int, list[dict[str, Any]]] = {}  # association -> C-STOREs cut
         self.cut_instances: Bounded[str, bool] = Bounded(max(1024, max_tracked // 100))
         self.policy: collect.JourneyPolicy | None = None
-        self.printing = printing.PrintTracker(self._emit_hit)
-        self.ups = ups.UpsTracker(self._emit_hit, max_tracked)
+        self.max_tracked = max_tracked
+        # Print and UPS trackers (and their modules) are made at their first transaction:
+        # most captures hold neither, and every start would pay for them.
+        self._printing: Any = None
+        self._ups: Any = None
+
+    @property
+    def printing(self) -> Any:
+        """The :class:`~.printing.PrintTracker` (made on first use)."""
+        if self._printing is None:
+            from .printing import PrintTracker
+
+            self._printing = PrintTracker(self._emit_hit)
+        return self._printing
+
+    @property
+    def ups(self) -> Any:
+        """The :class:`~.ups.UpsTracker` (made on first use)."""
+        if self._ups is None:
+            from .ups import UpsTracker
+
+            self._ups = UpsTracker(self._emit_hit, self.max_tracked)
+        return self._ups
 
     # -- wiring -------------------------------------------------------------------------------
     def attach(self, analyzer: Any) -> Journey:
@@ -480,7 +501,8 @@ class Journey:
 
     # -- association end, release ------------------------------------------------------------
     def on_association(self, a: Association) -> None:
-        self.printing.association_ended(a)
+        if self._printing is not None:
+            self._printing.association_ended(a)
         if self.policy is not None:
             self.policy.ended(a)
         cut = self.cut.pop(a.id, None)
@@ -592,8 +614,10 @@ class Journey:
         """End of capture: every study still followed is judged as it stands."""
         for uid in list(self.studies):
             self._release(uid)
-        self.printing.finish()
-        self.ups.finish()
+        if self._printing is not None:
+            self._printing.finish()
+        if self._ups is not None:
+            self._ups.finish()
 
     # -- findings -----------------------------------------------------------------------------
     def _emit_hit(self, hit: checks.Hit, st: Study | None) -> None:
