@@ -42,6 +42,7 @@ class Segment:
     seq: int
     flags: int
     payload: bytes
+    ack: int = 0
 
     @property
     def syn(self) -> bool:
@@ -123,10 +124,10 @@ def decode_tcp(fr: Frame) -> Segment | None:
         end, off = off + 40 + plen, off + 40
     else:
         return None
-    sport, dport, seq, _ack, offflags = struct.unpack("!HHIIH", d[off:off + 14])
+    sport, dport, seq, ack, offflags = struct.unpack("!HHIIH", d[off:off + 14])
     hlen = (offflags >> 12) * 4
     return Segment(fr.number, fr.ts, src, dst, sport, dport, seq, offflags & 0x3F,
-                   d[off + hlen:end])
+                   d[off + hlen:end], ack)
 
 
 def segments(path: Path) -> Iterator[Segment]:

@@ -33,6 +33,16 @@ RST and SYN are judged as an RFC 5961 receiver judges them (:meth:`TcpDirection.
 the one the receiver expects next; one elsewhere in the window gets a challenge ACK and one
 outside it is dropped; a SYN on a synchronised connection gets a challenge ACK. Injected
 segments then cost nothing but a finding.
+
+An answer seen before the segment it answers is not a loss: a sensor fed by a port mirror or
+a tap merges the two directions through separate queues, and a peer's reply, acknowledging
+bytes the capture has not shown yet, can come first. So a segment whose ACK is past what the
+other direction delivered is held, gated on that ACK (``gate``), and delivered once the other
+direction has delivered (or lost) up to it: the upper layer reads the two directions in the
+order the peers sent them (a segment after every byte it acknowledges). A gate waits at most
+``WAIT_SECONDS`` of capture time and ``WAIT_BYTES`` held, and not once the other direction's
+later bytes came first (each direction keeps its order): then the hole is lost
+(:meth:`TcpDirection.resume`; the engine calls it and reads both directions in turn).
 """
 
 from __future__ import annotations
@@ -54,6 +64,10 @@ RECENT = 16  # delivered segments a retransmission is compared with (a power of 
 # segments of an MSS of 1460 fit; of jumbo or TSO segments, the newest.
 RECENT_BYTES = 64 << 10
 HELD_COMPARED = 64  # held segments an out-of-order copy is compared with, at most
+# How long a segment waits for the other direction's bytes it acknowledges and the capture
+# has not shown yet (TcpDirection.resume): capture time, and bytes held meanwhile.
+WAIT_SECONDS = 1.0
+WAIT_BYTES = 256 << 10
 
 
 _FRAME = struct.Struct("!16xH20xI4xB")  # IPv4 total length, TCP seq, data offset
@@ -79,6 +93,23 @@ def release_views(pinned: set[TcpDirection], chunk=None) -> None:
         pinned.update(keep)
 
 
+def settle(pair, pump, frame: int, ts: float, force: bool = False) -> None:
+    """Deliver what the gates of a connection's two directions let through now, in turn:
+    ``pump(side)`` hands each direction's new bytes on before the other's (a loss a gate
+    declared on the other direction first), so the upper layer reads them in the order the
+    peers sent them. ``force``: the connection ends, every gate opens."""
+    for _ in range(64):  # each turn delivers something, or ends
+        moved = False
+        for side in (0, 1):
+            d = pair[side]
+            if d.gate and d.resume(frame, ts, force):
+                pump(1 - side)
+                pump(side)
+                moved = True
+        if not moved:
+            return
+
+
 def seq_diff(a: int, b: int) -> int:
     """a - b in sequence space (RFC 1982 style), in [-2**31, 2**31)."""
     d = (a - b) & MASK
@@ -96,7 +127,8 @@ class TcpDirection:
     __slots__ = ("sink", "next_seq", "next_u", "held", "heap", "held_bytes", "max_buffer",
                  "retransmissions", "conflicts", "gaps", "missing_bytes", "buffer_overflows",
                  "fin", "delivered", "retransmission_frames", "ignored_rst", "ignored_syn",
-                 "ignored_frames", "rbuf", "rframe", "ri", "conflict_frames", "pinned")
+                 "ignored_frames", "rbuf", "rframe", "ri", "conflict_frames", "pinned",
+                 "peer", "gate", "gate_next", "gate_frame", "gate_ts")
 
     def __init__(self, sink, max_buffer: int = DEFAULT_MAX_BUFFER,
                  pinned: set[TcpDirection] | None = None) -> None:
@@ -131,6 +163,15 @@ class TcpDirection:
         # shared by every direction of an analyzer: those whose ring may hold references
         # into a reader's buffer since the last release_views (None: nobody releases)
         self.pinned = pinned
+        # Held segments gated on the other direction (``peer``): unwrapped seq -> the ACK
+        # they carry, delivered once the peer has delivered (or lost) up to it. gate_next:
+        # the ACK of the segment about to come (acked); gate_frame, gate_ts: where the
+        # oldest gate began, for the bounds and to tell a loss at.
+        self.peer: TcpDirection | None = None
+        self.gate: dict[int, int] = {}
+        self.gate_next: int | None = None
+        self.gate_frame = 0
+        self.gate_ts = 0.0
 
     def syn(self, seq: int) -> None:
         """A SYN fixes the initial sequence number: data starts at seq + 1."""
@@ -185,6 +226,26 @@ class TcpDirection:
         n = len(data)
         if nxt is None:
             self.next_seq = nxt = seq
+        gate = self.gate_next
+        if gate is not None or self.gate:
+            self.gate_next = None
+            if self.gate:
+                self.resume(frame, ts)
+                nxt = self.next_seq
+            if gate is not None and n:
+                # its ACK is past what the other direction delivered: held until it is not
+                d = seq_diff(seq, nxt)
+                if d < 0:
+                    self._retransmitted(frame)
+                    self._compare_delivered(seq, data, frame)
+                    if d + n <= 0:
+                        return
+                    data, d = data[-d:], 0
+                if not self.gate:
+                    self.gate_frame, self.gate_ts = frame, ts
+                self._hold(d, data, frame, ts)
+                self.gate[self.next_u + d] = gate
+                return
         if seq == nxt:
             if n:
                 self._deliver(data, frame, ts)
@@ -205,6 +266,12 @@ class TcpDirection:
                 self._drain()
             return
         # Ahead of what we have: hold a copy until the hole fills or is declared a gap.
+        self._hold(d, data, frame, ts)
+
+    def _hold(self, d: int, data, frame: int, ts: float) -> None:
+        """Keep a copy of a segment ``d`` bytes past ``next_seq`` until it can be delivered."""
+        nxt = self.next_seq
+        n = len(data)
         if not self.held:
             self.next_u = nxt  # any anchor will do while nothing is held
         u = self.next_u + d
@@ -226,7 +293,8 @@ class TcpDirection:
         if self.held_bytes > self.max_buffer:
             self.buffer_overflows += 1
             while self.held and self.held_bytes > self.max_buffer // 2:
-                self.skip_to_held(frame, ts)
+                if not self._skip_and_open(frame, ts):
+                    break
 
     def _recent(self):
         """The delivered segments a retransmission is compared with, newest first, as
@@ -325,11 +393,19 @@ class TcpDirection:
         return u, data, frame, ts
 
     def _drain(self) -> None:
-        """Deliver held segments that now start at or before next_seq, in order."""
+        """Deliver held segments that now start at or before next_seq, in order, up to one
+        gated on bytes the other direction has not delivered yet."""
+        gate = self.gate
         # self.heap read each time: delivering can decide the protocol, and the connection
         # then hands what is held to new reassemblers (analysis.flows attach), leaving this
         # one an empty heap
         while self.heap and self.heap[0] <= self.next_u:
+            if gate:
+                g = gate.get(self.heap[0])
+                if g is not None:
+                    if self._blocked(g):
+                        return
+                    del gate[self.heap[0]]
             u, data, frame, ts = self._pop()
             d = u - self.next_u
             if d + len(data) <= 0:
@@ -347,7 +423,44 @@ class TcpDirection:
             self._lose(missing, frame, ts)
         self._drain()
 
-    def acked(self, ack: int, frame: int, ts: float) -> None:
+    def _blocked(self, ack: int) -> bool:
+        """Has the other direction not yet delivered (or lost) the bytes up to ``ack``?"""
+        peer = self.peer
+        nxt = peer.next_seq if peer is not None else None
+        return nxt is not None and seq_diff(ack, nxt) > 1
+
+    def resume(self, frame: int, ts: float, force: bool = False) -> bool:
+        """Deliver the held segments the other direction no longer keeps waiting; True if
+        any was. A gate waits no more once WAIT_SECONDS have passed since it began, or
+        WAIT_BYTES are held, or the other direction's later bytes came first (it keeps its
+        order), or ``force`` (the end): the bytes it waits for are then lost, told at the
+        frame whose ACK showed them, and it opens."""
+        before = self.delivered
+        # self.heap and self.gate read each time: delivering can decide the protocol and
+        # hand what is held to new reassemblers (as in _drain)
+        while self.heap and self.heap[0] <= self.next_u:
+            head = self.heap[0]
+            g = self.gate.get(head)
+            if g is not None and self._blocked(g):
+                peer = self.peer
+                if not (force or ts - self.gate_ts > WAIT_SECONDS
+                        or self.held_bytes > WAIT_BYTES or peer.heap):  # type: ignore[union-attr]
+                    break
+                peer._ack(g, self.gate_frame, self.gate_ts)  # type: ignore[union-attr]
+                if self._blocked(g):  # the peer cannot get there (its own gates): go on
+                    self.gate.pop(head, None)
+            delivered = self.delivered
+            self._drain()
+            if self.delivered == delivered and self.heap and self.heap[0] == head:
+                break  # no progress (what was held went to another reassembler)
+            if self.heap and self.heap[0] in self.gate:
+                self.gate_frame, self.gate_ts = frame, ts  # the next gate's wait begins
+        if not self.gate:
+            self.gate_next = None
+        return self.delivered != before
+
+    def acked(self, ack: int, frame: int, ts: float,
+              sender: TcpDirection | None = None) -> bool:
         """The peer acknowledged up to ``ack``: bytes it got that we never saw are a gap.
 
         A receiver acknowledges only bytes it has, in order (RFC 9293 3.4), so an ACK past
@@ -357,18 +470,35 @@ class TcpDirection:
         missing when the peer acts on it. One sequence number past is a FIN, seen or not.
         Held segments: the hole before them is lost once the ACK reaches them, or once
         several wait behind it.
+
+        ``sender``: the direction whose segment carries the ACK. If it acknowledges bytes
+        not delivered here (the capture may show them late, or they are held here behind a
+        gate of their own), its segment is gated on the ACK (:meth:`resume`), and True is
+        returned; nothing is declared lost here then, unless held bytes came after a hole.
         """
+        if self.gate:
+            self.resume(frame, ts)
+        return self._ack(ack, frame, ts, sender)
+
+    def _ack(self, ack: int, frame: int, ts: float, sender: TcpDirection | None = None) -> bool:
+        """:meth:`acked` without looking at this direction's own gates first (a gate that
+        opens calls it on the other direction: no calling back)."""
         nxt = self.next_seq
         if nxt is None:
-            return
+            return False
         d = seq_diff(ack, nxt)
         if self.held:
             if self.next_u + d >= self.heap[0] or len(self.held) >= 3:
                 self.skip_to_held(frame, ts)
             elif d > 0:
                 self._lose(d, frame, ts)
-        elif d > 1:
+        elif d > 1 and sender is None:
             self._lose(d, frame, ts)
+        if sender is not None and seq_diff(ack, self.next_seq) > 1:  # type: ignore[arg-type]
+            sender.peer = self
+            sender.gate_next = ack
+            return True
+        return False
 
     def ended_at(self, seq: int, frame: int, ts: float) -> None:
         """A FIN at ``seq`` (past its payload): bytes between what was delivered and it
@@ -390,4 +520,15 @@ class TcpDirection:
     def flush(self, frame: int, ts: float) -> None:
         """End of stream: deliver everything held, declaring holes as gaps."""
         while self.heap:
-            self.skip_to_held(frame, ts)
+            if not self._skip_and_open(frame, ts):
+                break
+
+    def _skip_and_open(self, frame: int, ts: float) -> bool:
+        """Declare the hole before the earliest held segment lost and deliver from there,
+        opening any gate on the way (the end, or too much held); False: no progress (what
+        was held went to another reassembler)."""
+        before = (len(self.heap), self.next_u)
+        self.skip_to_held(frame, ts)
+        if self.gate:
+            self.resume(frame, ts, force=True)
+        return (len(self.heap), self.next_u) != before

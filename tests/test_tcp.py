@@ -257,3 +257,109 @@ def test_released_references_become_copies_within_their_byte_budget():
     assert not d.conflicts
     d.segment(last, b"X" + PAYLOAD[1:9000], 91, 0.0)
     assert d.conflict_frames == [(10 + RECENT - 1, 91)]
+
+
+# -- an answer captured before what it answers: the answer waits, bounded (issue 14) ----------
+
+class Log:
+    """The sinks of both directions writing to one log, in the order the upper layer reads."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple] = []
+
+    def side(self, name: str):
+        log = self.log
+
+        class _Side:
+            def feed(self, data, frame, ts):
+                log.append((name, bytes(data), frame))
+
+            def gap(self, n, frame, ts):
+                log.append((name, "gap", n, frame))
+        return _Side()
+
+
+def _pair():
+    log = Log()
+    rq, ac = TcpDirection(log.side("rq")), TcpDirection(log.side("ac"))
+    rq.syn(0)
+    ac.syn(1000)
+    return log, rq, ac
+
+
+def test_an_answer_before_the_request_it_acknowledges_waits_for_it():
+    log, rq, ac = _pair()
+    assert rq.acked(11, 2, 0.0, sender=ac)  # the answer acknowledges 10 bytes not yet seen
+    ac.segment(1001, b"ANSWER", 2, 0.0)
+    assert not log.log  # held
+    rq.segment(1, b"REQUEST...", 3, 0.001)  # the request, captured late
+    assert ac.acked(1007, 4, 0.002) is False  # the next segment's ACK: the answer goes on
+    assert log.log == [("rq", b"REQUEST...", 3), ("ac", b"ANSWER", 2)]
+    assert not rq.gaps and not ac.gaps and not rq.retransmissions
+
+
+def test_a_request_that_never_comes_is_lost_after_the_wait():
+    from dissectors.tcp import WAIT_SECONDS
+
+    log, rq, ac = _pair()
+    rq.acked(11, 2, 0.0, sender=ac)
+    ac.segment(1001, b"ANSWER", 2, 0.0)
+    ac.segment(1007, b"MORE", 5, WAIT_SECONDS / 2)
+    assert not log.log
+    ac.segment(1011, b"LAST", 9, WAIT_SECONDS + 0.1)  # waited long enough
+    # the loss is told at the frame that acknowledged the missing bytes, before the answer
+    assert log.log == [("rq", "gap", 10, 2), ("ac", b"ANSWER", 2), ("ac", b"MORE", 5),
+                       ("ac", b"LAST", 9)]
+
+
+def test_the_requests_later_bytes_first_mean_the_rest_is_lost():
+    """Each direction keeps its order: the requestor's next bytes before the ones the
+    answer acknowledged mean those were lost; the answer goes between."""
+    log, rq, ac = _pair()
+    rq.acked(11, 2, 0.0, sender=ac)
+    ac.segment(1001, b"ANSWER", 2, 0.0)
+    assert ac.acked(1007, 3, 0.0, sender=rq)  # NEXT acknowledges ANSWER: gated on it too
+    rq.segment(11, b"NEXT", 3, 0.0)  # held: 1..10 not seen
+    ac.segment(1007, b"MORE", 4, 0.0)
+    assert log.log == [("rq", "gap", 10, 2), ("ac", b"ANSWER", 2), ("ac", b"MORE", 4)]
+    rq.segment(15, b"AFTER", 5, 0.0)
+    assert log.log[3:] == [("rq", b"NEXT", 3), ("rq", b"AFTER", 5)]
+
+
+def test_settle_reads_the_two_directions_in_the_order_the_peers_sent_them():
+    """A response lost by the capture, the next request reusing its message ID, the next
+    response (nget.pcap's shape): each segment after every byte it acknowledges."""
+    from dissectors.tcp import settle
+
+    log, rq, ac = _pair()
+    pumped: list[int] = []
+    rq.segment(1, b"RQ1", 1, 0.0)
+    assert not rq.acked(4, 2, 0.0, sender=ac)
+    ac.segment(1001, b"RSP1", 2, 0.0)  # (the capture lost nothing of it; RQ2 comes next)
+    assert ac.acked(1005, 3, 0.0, sender=rq) is False
+    # the capture lost RSP1' (1005..1009); RQ2 acknowledges it
+    assert ac.acked(1010, 4, 0.0, sender=rq)
+    rq.segment(4, b"RQ2", 4, 0.0)  # gated on 1010
+    assert rq.acked(7, 5, 0.0, sender=ac)  # RSP2 acknowledges RQ2, held: gated on it
+    ac.segment(1010, b"RSP2", 5, 0.0)
+    assert len(log.log) == 2  # RQ2 waits for RSP1', RSP2 for RQ2
+    settle((rq, ac), pumped.append, 6, 0.0, force=True)
+    assert [x[:2] for x in log.log] == [("rq", b"RQ1"), ("ac", b"RSP1"), ("ac", "gap"),
+                                        ("rq", b"RQ2"), ("ac", b"RSP2")]
+
+
+def test_what_waits_is_bounded_and_flushed():
+    from dissectors.tcp import WAIT_BYTES
+
+    log, rq, ac = _pair()
+    rq.acked(11, 2, 0.0, sender=ac)
+    seq = 1001
+    for i in range(WAIT_BYTES // 1000 + 2):
+        ac.segment(seq, b"x" * 1000, 10 + i, 0.0)
+        seq += 1000
+    assert log.log[0] == ("rq", "gap", 10, 10) and not ac.gate and not ac.held
+    log2, rq2, ac2 = _pair()
+    rq2.acked(11, 2, 0.0, sender=ac2)
+    ac2.segment(1001, b"ANSWER", 2, 0.0)
+    ac2.flush(3, 0.0)
+    assert log2.log == [("rq", "gap", 10, 2), ("ac", b"ANSWER", 2)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from dissectors.net import format_endpoint
+from dissectors.tcp import settle
 from dissectors.ul.pdu import (
     A_ASSOCIATE_AC,
     A_ASSOCIATE_RJ,
@@ -122,6 +123,8 @@ class DicomAnalyzer(FlowAnalyzer):
         """Flush, end the association; returns it, or None when it never proved to be
         DICOM (then it leaves no trace: no findings, not counted)."""
         conn = self.conn
+        if conn.tcp is not None:  # segments gated on the other side's bytes, in turn
+            settle(conn.tcp, self.pump, frame, ts, force=True)
         for side in (REQUESTOR, ACCEPTOR):
             if conn.tcp is not None:
                 conn.tcp[side].flush(frame, ts)

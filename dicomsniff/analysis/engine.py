@@ -38,7 +38,7 @@ from dissectors.net import (
     reverse_key,
     tcp_segment,
 )
-from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection, release_views
+from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection, release_views, settle
 from dissectors.ul.stream import ULStream
 
 from ..model import Association, Finding, Transaction
@@ -286,11 +286,32 @@ class Analyzer:
                         # when the sender acts on them (sends data), not on bare ACKs.
                         if o.held or (n and ack != o.next_seq and 1 < (
                                 ack - (o.next_seq or ack)) & 0xFFFFFFFF < 0x80000000):
-                            o.acked(ack, frame, ts)
-                            if conn.app is not None:
+                            gated = o.acked(ack, frame, ts, tcp[side])
+                            if conn.app is not None:  # a gate that opened: the loss first
+                                conn.app.pump(side)
                                 conn.app.pump(1 - side)
                             tcp = conn.tcp  # the bytes it released may have decided the
                             if tcp is None:  # protocol: new reassemblers, or none
+                                continue
+                            if gated:
+                                # this segment is gated on the bytes it acknowledges, which
+                                # the capture may show late (dissectors/tcp.py): held, as
+                                # feed_frame does after the same ACK
+                                d = tcp[side]
+                                start = 34 + (doff >> 4) * 4
+                                d.segment(seq, buf[start:start + n], frame, ts)
+                                if conn.verdict is None and conn.app is not None:
+                                    self._judge(conn)
+                                    if conn.tcp is None:
+                                        continue
+                                app = conn.app
+                                if app is not None:
+                                    app.pump(1 - side)
+                                    app.pump(side)
+                                    if d.gate:
+                                        settle(tcp, app.pump, frame, ts)
+                                    if not window:
+                                        self.rules.zero_window(conn, side, frame)
                                 continue
                     if n:
                         d = tcp[side]
@@ -333,7 +354,10 @@ class Analyzer:
                             d.segment(seq, buf[start:start + n], frame, ts)
                             app = conn.app
                             if app is not None:
+                                app.pump(1 - side)  # a gate that opened: the peer's loss
                                 app.pump(side)
+                                if d.gate:  # (its own gates: what they wait for may have come)
+                                    settle(tcp, app.pump, frame, ts)
                             if conn.verdict is None and conn.app is not None:
                                 self._judge(conn)
                                 if conn.tcp is None:
@@ -461,8 +485,10 @@ class Analyzer:
             nx = o.next_seq
             if o.held or ((wire_len or flags & TCP_FIN) and nx is not None
                           and 2 <= (ack - nx) & 0xFFFFFFFF < 0x80000000):
-                o.acked(ack, frame, ts)
-                if conn.app is not None:
+                # (True: this segment's bytes wait for them, the capture may show them late)
+                o.acked(ack, frame, ts, conn.tcp[side])
+                if conn.app is not None:  # a gate that opened: the loss first
+                    conn.app.pump(side)
                     conn.app.pump(1 - side)
         if flags & (TCP_SYN | TCP_FIN | TCP_RST):
             if not self._flags(conn, side, flags, seq, frame, ts, key, buf, ps, pe):
@@ -479,8 +505,12 @@ class Analyzer:
                 self._judge(conn)
                 if conn.tcp is None:
                     return
-            if conn.app is not None:
-                conn.app.pump(side)
+            app = conn.app
+            if app is not None:
+                app.pump(1 - side)  # a gate that opened: the peer's loss first
+                app.pump(side)
+                if d.gate:  # (its own gates: what they wait for may have come)
+                    settle(tcp, app.pump, frame, ts)
         if flags & TCP_FIN and conn.fin[0] and conn.fin[1]:
             self._close(conn, "fin", frame, ts)
 

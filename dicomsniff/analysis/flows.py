@@ -54,13 +54,25 @@ class Connection:
         if old is not None:
             for new, prev in zip(self.tcp, old, strict=True):
                 new.take_over(prev)
+            for i, (new, prev) in enumerate(zip(self.tcp, old, strict=True)):
+                # segments gated on the other side's bytes: on its new reassembler
+                new.gate, new.gate_next = prev.gate, prev.gate_next
+                new.gate_frame, new.gate_ts = prev.gate_frame, prev.gate_ts
+                new.peer = self.tcp[1 - i] if prev.peer is not None else None
+                prev.gate, prev.gate_next = {}, None
+
+
+# Bytes of a side whose first bytes the capture lost, kept while the other side's first bytes
+# decide the protocol (an A-ASSOCIATE-RQ is rarely longer; the A-ASSOCIATE-AC comes after it).
+LOST_HEAD_BYTES = 64 << 10
 
 
 class DetectSink:
     """TCP sink of one side of a connection that started with SYN, until a protocol claims
     its first bytes: buffers them and asks ``decide(conn, side, head, frame, ts, gap)``."""
 
-    __slots__ = ("conn", "side", "decide", "buf", "lost", "lost_frame", "lost_ts")
+    __slots__ = ("conn", "side", "decide", "buf", "lost", "lost_frame", "lost_ts", "after",
+                 "after_bytes")
 
     def __init__(self, conn: Connection, side: int, decide: Any) -> None:
         self.conn = conn
@@ -72,18 +84,35 @@ class DetectSink:
         self.lost = 0
         self.lost_frame = 0
         self.lost_ts = 0.0
+        # then what came after, in order: ("feed", bytes, frame, ts) or ("gap", n, frame, ts)
+        self.after: list[tuple] = []
+        self.after_bytes = 0
 
     def replay(self, app: Any) -> None:
         """The other side decided: hand ``app`` what this side lost and buffered so far."""
         if self.lost:
             app.gap(self.side, self.lost, self.lost_frame, self.lost_ts)
             self.lost = 0
+            for kind, x, frame, ts in self.after:  # what came after the loss
+                (app.feed if kind == "feed" else app.gap)(self.side, x, frame, ts)
+            self.after = []
 
     def feed(self, data, frame: int, ts: float) -> None:
         conn = self.conn
         if conn.verdict is not None:  # decided while this segment was on its way
             if conn.verdict and conn.app is not None:
                 conn.app.feed(self.side, data, frame, ts)
+            return
+        if self.lost:
+            # Its beginning was lost (an A-ASSOCIATE-RQ cut, say): what follows cannot show
+            # the protocol; the other side's first bytes will (replay). Bounded: past
+            # LOST_HEAD_BYTES this side is judged by what it has.
+            self.after.append(("feed", bytes(data), frame, ts))
+            self.after_bytes += len(data)
+            if self.after_bytes < LOST_HEAD_BYTES:
+                return
+            head = b"".join(x for kind, x, _f, _t in self.after if kind == "feed")
+            self.decide(conn, self.side, head, frame, ts, self.lost)
             return
         self.buf += data
         self.decide(conn, self.side, bytes(self.buf), frame, ts, 0)
@@ -94,10 +123,12 @@ class DetectSink:
             if conn.verdict and conn.app is not None:
                 conn.app.gap(self.side, missing, frame, ts)
             return
+        if self.lost:
+            self.after.append(("gap", missing, frame, ts))
+            return
         if not self.buf:  # lost before anything of this side was seen: wait for the other
-            if not self.lost:
-                self.lost_frame, self.lost_ts = frame, ts
-            self.lost += missing
+            self.lost_frame, self.lost_ts = frame, ts
+            self.lost = missing
             return
         self.decide(conn, self.side, bytes(self.buf), frame, ts, missing)
 

@@ -107,6 +107,8 @@ class SideLoss:
         return False
 
     def carried_also(self, what: str) -> None:
+        if what in self.carried:
+            return  # (several answers to one lost request each point at it)
         if len(self.carried) < MAX_FRAMES:
             self.carried.append(what)
         elif len(self.carried) == MAX_FRAMES:

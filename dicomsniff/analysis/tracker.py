@@ -405,6 +405,29 @@ class AssociationTracker:
         if lost is not None:
             lost.open = False
 
+    def _explain_end(self) -> None:
+        """The connection closed (FIN) with neither release nor rejection seen: if a loss not
+        yet accounted for could hold the A-RELEASE-RQ and/or -RP, or the A-ASSOCIATE-RJ,
+        that end an association as the peers ended this one (PS3.8 Table 9-10: the TCP
+        connection closes after the A-RELEASE-RP or the A-ASSOCIATE-RJ), the capture lost
+        them: the association was released (rejected)."""
+        loss = self.loss
+        st = self.states
+        if st.states[REQUESTOR] is None:
+            return
+        ends = {pdu.A_RELEASE_RP: "released", pdu.A_ASSOCIATE_RJ: "rejected"}
+        cands = [(s, t) for s in (REQUESTOR, ACCEPTOR) if loss[s] is not None and loss[s].open
+                 for t in (pdu.A_RELEASE_RQ, pdu.A_RELEASE_RP, pdu.A_ASSOCIATE_RJ)
+                 if t != pdu.A_ASSOCIATE_RJ or s == ACCEPTOR]
+        for seq in [(c,) for c in cands] + [(c, d) for c in cands for d in cands]:
+            if seq[-1][1] not in ends or not _valid_after(st, seq[:-1], *seq[-1]):
+                continue
+            for s, t in seq:
+                st.pdu(s, t)
+                loss[s].carried_also(f"the {PDU_NAMES[t]}")  # type: ignore[union-attr]
+            self.assoc.outcome = ends[seq[-1][1]]
+            return
+
     def _explain(self, side: int, ptype: int) -> None:
         """Before ``side``'s PDU drives the machines: if the table refuses it and a loss
         not yet accounted for could hold the PDU(s) that make it valid, those were lost by
@@ -431,6 +454,15 @@ class AssociationTracker:
     def _lost_request(self, side: int, what: str) -> bool:
         """A response from ``side`` answers no request seen: was the request lost?"""
         lost = self.loss[1 - side]
+        if lost is None:
+            return False
+        lost.carried_also(what)
+        return True
+
+    def _lost_own_request(self, side: int, what: str) -> bool:
+        """A C-CANCEL-RQ from ``side`` names a request not seen: did ``side``'s loss hold
+        it?"""
+        lost = self.loss[side]
         if lost is None:
             return False
         lost.carried_also(what)
@@ -487,7 +519,9 @@ class AssociationTracker:
             target = self.outstanding.get((side, cmd.get("MessageIDBeingRespondedTo", -1)))
             if target is not None:
                 target.cancel_frame = m.frame
-            else:
+            elif not self._lost_own_request(
+                    side, f"the request (message {cmd.get('MessageIDBeingRespondedTo')}) that "
+                          "a C-CANCEL-RQ cancels"):
                 self.finding("warning", "DIMSE-CANCEL-UNMATCHED",
                              f"C-CANCEL-RQ for message {cmd.get('MessageIDBeingRespondedTo')}, "
                              "which is not outstanding", m.frame, "PS3.7 9.3.2.3")
@@ -564,7 +598,8 @@ class AssociationTracker:
         a.transactions.append(t)
         m.owner = t
         if pc is None or (pc.result is not None and pc.result != 0):
-            if not a.midstream:
+            # (an A-ASSOCIATE-RQ not captured proposed contexts nobody saw)
+            if not a.midstream and (pc is not None or a.request_frame is not None):
                 why = "was never proposed" if pc is None else "was not accepted"
                 self.finding("error", "DIMSE-CONTEXT-NOT-ACCEPTED",
                              f"{command}-RQ sent on presentation context {m.context_id}, which "
@@ -652,6 +687,8 @@ class AssociationTracker:
                          f"the capture started inside this association: "
                          f"{self.midstream_leftovers} fragment(s) or response(s) belong to "
                          "messages sent before the first captured packet", a.first_frame, None)
+        if a.outcome == "incomplete" and how == "fin":
+            self._explain_end()
         if a.outcome == "incomplete":
             if how == "eof":
                 a.outcome = "incomplete"

@@ -126,6 +126,18 @@ class AssocView:
         self.datasets = datasets if datasets is not None else {}  # -> datasets.DatasetInfo
         self.tcp = tcp  # (TcpDirection, TcpDirection) or None
 
+    @property
+    def lost(self) -> bool:
+        """Did the capture lose bytes of this association (TCP-GAP)? Then what was not
+        seen may simply be among them: counts and absences prove nothing."""
+        return any(f.code == "TCP-GAP" for f in self.assoc.findings)
+
+    @property
+    def rq_seen(self) -> bool:
+        """Was the A-ASSOCIATE-RQ captured? If not (lost, or the capture began later),
+        nothing can be said about what it proposed."""
+        return self.assoc.request_frame is not None and not self.assoc.midstream
+
     def tracker_findings(self, code: str) -> Iterator[Finding]:
         """The findings the tracker already raised with ``code`` (to refine their message)."""
         return (f for f in self.assoc.findings if f.code == code)

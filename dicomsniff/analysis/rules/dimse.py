@@ -302,7 +302,8 @@ def get_suboperations(v: AssocView) -> Iterator[Hit]:
     a = v.assoc
     stores = [t for t in a.transactions if t.command == "C-STORE" and t.sent_by == "acceptor"]
     for t in a.transactions:
-        if t.command != "C-GET" or not t.done or not t.suboperations or a.midstream:
+        if (t.command != "C-GET" or not t.done or not t.suboperations or a.midstream
+                or v.lost):  # (C-STOREs the capture lost are not "missing")
             continue
         lo, hi = t.request_frame or 0, t.response_frames[-1]
         seen = [0, 0, 0, 0]

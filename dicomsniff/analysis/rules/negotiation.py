@@ -157,8 +157,8 @@ def _refusal(v: AssocView, a: Association, c: PresentationContext) -> str:
 @check(NEG_ROLE_REPLY, NEG_EXT_REPLY)
 def contradicting_replies(v: AssocView) -> Iterator[Hit]:
     a = v.assoc
-    if a.outcome == "rejected" or a.accept_frame is None:
-        return
+    if a.outcome == "rejected" or a.accept_frame is None or not v.rq_seen:
+        return  # (an A-ASSOCIATE-RQ the capture lost proposed what it proposed)
     proposed = {r["sop_class"]: r for r in a.requestor.roles}
     for r in a.acceptor.roles:
         p = proposed.get(r["sop_class"])
@@ -194,8 +194,8 @@ def contradicting_replies(v: AssocView) -> Iterator[Hit]:
 @check(NEG_ROLE_MISSING)
 def acceptor_without_role(v: AssocView) -> Iterator[Hit]:
     a = v.assoc
-    if a.midstream:
-        return
+    if not v.rq_seen or a.accept_frame is None:
+        return  # what the negotiation the capture lost agreed is not known
     rq = {r["sop_class"]: r for r in a.requestor.roles}
     ac = {r["sop_class"]: r for r in a.acceptor.roles}
     seen: set[str] = set()

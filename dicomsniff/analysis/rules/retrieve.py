@@ -67,7 +67,7 @@ def move_suboperations(v: AssocView) -> Iterator[Hit]:
         subs = sub_associations(v.state, a, t)
         if subs:
             ids = ", ".join(f"#{m.id}" for m in subs)
-            if t.done and t.suboperations:
+            if t.done and t.suboperations and not v.lost and not any(m.lost for m in subs):
                 hit = compare_suboperations(t, _tally(subs, (a.calling_ae, t.message_id)),
                                             f"on sub-association {ids}")
                 if hit is not None:

@@ -114,6 +114,9 @@ class RuleSet:
                          self._datasets.pop(a.id, None) or {}, tcp)
         for cb in self.on_view:
             cb(view)
+        meta = self.state.assocs.get(a.id)
+        if meta is not None and view.lost:
+            meta.lost = True
         self.run_association(view, counts)
 
     # -- running checks ---------------------------------------------------------------------

@@ -47,7 +47,7 @@ class AssocMeta:
     """The little that cross-association rules need about an association."""
 
     __slots__ = ("id", "calling_ae", "called_ae", "client", "server", "start", "first_frame",
-                 "stores", "store_times")
+                 "stores", "store_times", "lost")
 
     def __init__(self, aid: int, calling_ae: str | None, called_ae: str | None, client: str,
                  server: str, start: float | None, first_frame: int | None) -> None:
@@ -58,6 +58,7 @@ class AssocMeta:
         # [success, warning, failure, unanswered]; (None, None): no originator named.
         self.stores: dict[tuple[str | None, int | None], list[int]] = {}
         self.store_times: list[float] = []  # first and last C-STORE request
+        self.lost = False  # the capture lost bytes of it (TCP-GAP): its tallies are short
 
     @property
     def client_ip(self) -> str:

@@ -148,6 +148,9 @@ def commitment_unanswered(state: CaptureState, config: RuleConfig) -> Iterator[H
         if match is not None:
             reports.remove(match)
             continue
+        pair = {rq["scu"], rq["scp"]}
+        if any(m.lost and {m.calling_ae, m.called_ae} == pair for m in state.assocs.values()):
+            continue  # the capture lost bytes between them: the report may be among them
         what = f"transaction {rq['tuid']}" if rq["tuid"] else "a storage commitment request"
         refs = f" for {rq['refs']} instance(s)" if rq["refs"] is not None else ""
         yield Hit(COMMIT_NO_REPORT,
