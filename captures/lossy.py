@@ -72,6 +72,10 @@ DROP_FROM: list[tuple[str, int]] = [
     ("ipv6-store.pcap", 9), ("storage-commitment-separate.pcap", 10),
     ("store-concurrent.pcap", 14)]
 DROP_RATE = 0.01
+# Frames of captures/ recordings dropped on purpose: (recording, frames, what they held).
+DROP_FRAMES: list[tuple[str, list[int], str]] = [
+    ("nget.pcap", [13], "the N-GET-RSP of message 1: the next N-GET-RQ, answered, reuses "
+                        "message ID 1 (pynetdicom)")]
 
 
 class _TwoSnaplens(Tcpdump):
@@ -227,6 +231,11 @@ def derive_more(out: Path) -> dict[str, Any]:
             write(f"{name}-cut-before-release.pcap", whole, frames, {
                 "lost": "the frame with the header of the PDU before the A-RELEASE-RQ",
                 "dropped_frames": drop})
+    for src_name, numbers, what in DROP_FRAMES:
+        src = Path(__file__).parent / src_name
+        frames = [f for f in pcapfile.frames(src) if f.number not in numbers]
+        write(f"{src.stem}-no-response.pcap", src, frames, {
+            "lost": what, "dropped_frames": numbers, "from_path": f"captures/{src_name}"})
     for src_name, seed in DROP_FROM:
         src = Path(__file__).parent / src_name
         frames, drop = dropped_at_random(src, seed)
@@ -249,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.derive_only:
         index = json.loads((out / "index.json").read_text())
         index = {k: v for k, v in index.items()
-                 if not re.search(r"-(reordered|cut-before-release|drop1pct-s\d+)\.pcap$", k)}
+                 if not re.search(r"-(reordered|cut-before-release|drop1pct-s\d+)\.pcap$", k)
+                 and "from_path" not in v}
         index.update(derive_more(out))
         (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True) + "\n")
         return 0

@@ -310,6 +310,9 @@ def _hostile_built(tmp: Path) -> list[tuple[str, Path]]:
     out.append(("tcp-offset-3", write_pcap(tmp / "doff.pcap", h.short_offset_capture(real))))
     out.append(("long-values", write_pcap(tmp / "long-values.pcap",
                                           h.long_wire_values_association())))
+    # a real storescu run whose answers were captured before what they answer (each held
+    # on its ACK until the segment it acknowledges comes: captures/lossy.py)
+    out.append(("reordered", store.parent / "lossy" / "store-reordered.pcap"))
     return out
 
 

@@ -608,10 +608,18 @@ class AssociationTracker:
             self._reported.add(id(t))  # nothing can answer it: nothing more to wait for
             return
         key = (side, t.message_id)
-        if key in self.outstanding:
-            self.finding("error", "DIMSE-DUPLICATE-MESSAGE-ID",
-                         f"{command}-RQ reuses message ID {t.message_id} while an earlier "
-                         "request with that ID is still outstanding", m.frame, "PS3.7 9.1.1.1")
+        old = self.outstanding.get(key)
+        if old is not None:
+            if self._lost_response(old, side):
+                # its response was among the bytes the capture lost: done, reported now
+                for cb in self.on_transaction:
+                    cb(a, old)
+                self._reported.add(id(old))
+            else:
+                self.finding("error", "DIMSE-DUPLICATE-MESSAGE-ID",
+                             f"{command}-RQ reuses message ID {t.message_id} while an earlier "
+                             "request with that ID is still outstanding", m.frame,
+                             "PS3.7 9.1.1.1")
         self.outstanding[key] = t
 
     @staticmethod
