@@ -258,3 +258,37 @@ def test_wire_strings_are_escaped():
     rq = whole(b.associate_rq(calling="\x1b[31mEVIL", called="[red]X"))[0]
     assert rq.calling_ae == "\\x1b[31mEVIL"
     assert rq.called_ae == "[red]X"  # markup is escaped by the presentation layer
+
+
+@pytest.mark.parametrize("last", [bytes.fromhex("05000000000400000000"),  # A-RELEASE-RQ
+                                  bytes.fromhex("06000000000400000000"),  # A-RELEASE-RP
+                                  bytes.fromhex("07000000000400000200")])  # A-ABORT
+def test_a_lone_short_pdu_right_after_a_loss_is_found(last: bytes) -> None:
+    """A real storescu stream (captures/hostile/store-240.pcap) loses bytes somewhere in
+    its last P-DATA-TF PDUs, the header of one among them; the resynchronising parser must
+    still find the short PDU that follows, by its fixed length (PS3.8 9.3.6-9.3.8), not
+    take image bytes for a P-DATA-TF that swallows it."""
+    import random
+    from pathlib import Path
+
+    from captures import pcapfile
+
+    cap = Path(__file__).resolve().parent.parent / "captures" / "hostile" / "store-240.pcap"
+    segs = list(pcapfile.segments(cap))
+    syn = next(s for s in segs if s.syn and not s.flags & 0x10)
+    data, _marks = pcapfile.stream(segs, (syn.src, syn.sport), (syn.dst, syn.dport))
+    pdus = pcapfile.pdus(data)
+    rel = next(p for p in pdus if p.type == 0x05)
+    data = data[:rel.start] + last
+    want = {0x05: ev.ReleaseRQ, 0x06: ev.ReleaseRP, 0x07: ev.Abort}[last[0]]
+    rnd = random.Random(14)
+    for _ in range(60):
+        a = rnd.randrange(pdus[-8].start, rel.start - 1)
+        z = rnd.randrange(a + 1, rel.start + 1)
+        u = ULStream()
+        u.set_max_pdu(16384)
+        u.feed(memoryview(data[:a]), 1, 0.0)
+        u.gap(z - a, 2, 0.0)
+        for i in range(z, len(data), 1448):
+            u.feed(memoryview(data[i:i + 1448]), 3, 0.0)
+        assert any(type(e) is want for e in u.events), (a, z)
