@@ -114,15 +114,15 @@ class RuleSet:
                          self._datasets.pop(a.id, None) or {}, tcp)
         for cb in self.on_view:
             cb(view)
-        meta = self.state.assocs.get(a.id)
-        if meta is not None and view.lost:
-            meta.lost = True
         self.run_association(view, counts)
 
     # -- running checks ---------------------------------------------------------------------
     def run_association(self, view: AssocView, counts: dict[str, int] | None = None) -> None:
         """The association checks on one view (also usable without an engine, in tests)."""
         counts = counts if counts is not None else {}
+        meta = self.state.assocs.get(view.assoc.id)
+        if meta is not None and view.lost:
+            meta.lost = True  # (for the checks across associations)
         for chk in self.checks:
             if chk.phase != "association":
                 continue
