@@ -192,6 +192,29 @@ def test_analyze_tells_the_decision_whether_one_process_walks(monkeypatch, capsy
     assert seen.pop() == (False, 2)
 
 
+def test_workers_walk_the_bulk_runs_of_their_own_connections(monkeypatch, capsys) -> None:
+    """-j workers hand their connections' bulk runs to the compiled walker, as one process
+    does (parallel/local.py ``_WalkedRun``): the walker takes most records of the stores, the
+    filter still numbers every frame where it is in the capture, and the records written
+    are those of one process without the walker."""
+    from dicomsniff.analysis import accel
+    from tests.test_accel import Counting
+
+    for name in ("store-large-pdu.pcap", "store-many-associations.pcap"):
+        path = CAPTURES / name
+        monkeypatch.setattr(accel, "walk", None)
+        pure = outputs(capsys, path, 1)
+        frames = json.loads(pure[0].rstrip().splitlines()[-1])["frames"]
+        walker = Counting()
+        monkeypatch.setattr(accel, "walk", walker)
+        logs = [run_worker(open_capture(str(path)), i, 2, {}) for i in range(2)]
+        assert walker.records > frames // 5, (name, walker.records, frames)
+        for log in logs:
+            assert log.stats["frames"] == frames == log.filt.frame, name
+        assert sum(log.filt.kept for log in logs) >= frames, name  # shared: to both
+        assert outputs(capsys, path, 2) == pure, name  # the forked workers walk too
+
+
 def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
     for bad in ("0", "-2", "two"):
         res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze",

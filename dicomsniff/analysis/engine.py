@@ -240,9 +240,11 @@ class Analyzer:
         run_min = RUN_MIN
         ts = None
         packets_it = iter(packets)
-        # Bulk runs walked by the compiled accelerator (accel.py), when the reader lets us
-        send = packets_it.send if accel.walk is not None and getattr(
-            packets, "walks", False) else None  # type: ignore[attr-defined]
+        # Bulk runs walked by the compiled accelerator (accel.py), when the reader lets us;
+        # ``send_walker`` where the frames pass through a filter that must count the walked
+        # ones (the -j workers, parallel/local.py)
+        send = (getattr(packets, "send_walker", None) or packets_it.send) if (
+            accel.walk is not None and getattr(packets, "walks", False)) else None
         try:  # an interrupt (Ctrl-C, SIGTERM) still leaves the count of frames read
             for ts, linktype, buf, _olen in packets_it:
                 frame += 1

@@ -67,6 +67,30 @@ class TooBig(Exception):
     """A worker's records passed :data:`MAX_WORKER_RSS_KB`: analyse in one process."""
 
 
+class _WalkedRun:
+    """A run of the frames this worker analyses, handed to its engine, through which the
+    engine sends the compiled walker of bulk runs into the reader (``CaptureReader.walks``)
+    as one process does. The walker takes only records of the connection it is given (and
+    stops at the first other one), a connection of this worker, so what it walks the filter
+    would have given this worker's engine: the filter only counts them (its frame number)."""
+
+    __slots__ = ("run", "_send", "_filt")
+    walks = True
+
+    def __init__(self, reader_it: Any, filt: ConnectionFilter) -> None:
+        self.run: Any = ()
+        self._send = reader_it.send
+        self._filt = filt
+
+    def __iter__(self) -> Any:
+        return iter(self.run)  # the run's own iterator: nothing of ours per frame
+
+    def send_walker(self, walker: Any) -> tuple:
+        got = self._send(walker)
+        self._filt.frame += got[1]
+        return got
+
+
 class _Tcp:
     """What the association checks read of a connection's two reassemblers."""
 
@@ -409,12 +433,16 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
         it is in the capture; the other frames cost a look at their headers, nothing more."""
         wanted = filt.wanted
         it = iter(packets)
+        walked = _WalkedRun(it, filt) if getattr(packets, "walks", False) else None
         head = next(it, None)
         first_ts = last_ts = None if head is None else head[0]
         try:
             for mine, run in groupby(chain((head,), it) if head is not None else (), wanted):
                 if mine:
                     start = frame
+                    if walked is not None:
+                        walked.run = run
+                        run = walked
                     frame = consume(run, frame, progress, every)
                     filt.kept += frame - start
                     last_ts = an.stats.last_ts
