@@ -76,10 +76,11 @@ def jobs_for(requested: int | None, specs: Sequence[Any], size: int,
 
     ``walks``: the compiled walker of bulk runs is built and the capture is one pcap or pcapng
     file, compressed or not (``CaptureSet.walks``; several files are merged, not walked). One
-    process then hands its bulk runs to the walker, which the workers (reading through the
-    shard filter) do not: it was measured faster on bulk traffic by a wide margin and no
-    slower on query-heavy traffic (docs/performance.md, "Which the default takes"), so the
-    default never takes workers there; ``-j N`` still does."""
+    process then hands its bulk runs to the walker reading each record once, where each
+    worker reads every record of the file and walks only runs of its own connections: it was
+    measured faster on bulk traffic by a wide margin and no slower on query-heavy traffic
+    (docs/performance.md, "Which the default takes"), so the default never takes workers
+    there; ``-j N`` still does."""
     if not hasattr(os, "fork") or not specs or any(
             not isinstance(s, (str, os.PathLike)) or os.fspath(s) == "-" for s in specs):
         return 1
