@@ -136,10 +136,10 @@ def test_standard_input_and_small_captures_use_one_process(tmp_path: Path) -> No
 
 
 def test_the_default_takes_one_process_where_one_process_walks(monkeypatch) -> None:
-    """With the compiled walker built and one pcap or pcapng file read as it is, one process
-    walks the bulk runs and the -j workers do not: measured faster on bulk and no slower on
-    query-heavy traffic (docs/performance.md), so the default never takes workers there,
-    whatever the free cores; -j N is still the user's choice."""
+    """With the compiled walker built and one pcap or pcapng file, one process walks the bulk
+    runs reading each record once (each -j worker reads them all): measured faster on bulk
+    and no slower on query-heavy traffic (docs/performance.md), so the default never takes
+    workers there, whatever the free cores; -j N is still the user's choice."""
     echo = str(CAPTURES / "echo.pcap")
     monkeypatch.setenv("DICOMSNIFF_JOBS", "2")  # two free cores, whatever the load now
     assert jobs_for(None, [echo], MIN_BYTES) == 2  # no walker: the free cores
