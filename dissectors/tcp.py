@@ -220,6 +220,15 @@ class TcpDirection:
         self.delivered += n
         self.sink.feed(data, frame, ts)
 
+    def _past_delivered(self, seq: int, d: int, data, frame: int):
+        """A segment starting ``-d`` bytes before ``next_seq``: a retransmission, compared
+        with what was delivered. Its new tail (the first copy wins), or None if it has none."""
+        self._retransmitted(frame)
+        self._compare_delivered(seq, data, frame)
+        if d + len(data) <= 0:
+            return None
+        return data[-d:]
+
     def segment(self, seq: int, data, frame: int, ts: float) -> None:
         """A segment's payload (possibly empty) at sequence number seq."""
         nxt = self.next_seq
@@ -236,11 +245,10 @@ class TcpDirection:
                 # its ACK is past what the other direction delivered: held until it is not
                 d = seq_diff(seq, nxt)
                 if d < 0:
-                    self._retransmitted(frame)
-                    self._compare_delivered(seq, data, frame)
-                    if d + n <= 0:
+                    data = self._past_delivered(seq, d, data, frame)
+                    if data is None:
                         return
-                    data, d = data[-d:], 0
+                    d = 0
                 if not self.gate:
                     self.gate_frame, self.gate_ts = frame, ts
                 self._hold(d, data, frame, ts)
@@ -256,12 +264,10 @@ class TcpDirection:
             return
         d = seq_diff(seq, nxt)
         if d < 0:
-            self._retransmitted(frame)
-            self._compare_delivered(seq, data, frame)
-            if d + n <= 0:
+            data = self._past_delivered(seq, d, data, frame)
+            if data is None:
                 return
-            # Partial overlap with what was delivered: the first copy wins, keep the new tail.
-            self._deliver(data[-d:], frame, ts)
+            self._deliver(data, frame, ts)
             if self.held:
                 self._drain()
             return
