@@ -363,9 +363,103 @@ fail:
     return NULL;
 }
 
+/* skip(chunk, off, layout, owner, limit): the records of other workers' connections, for a
+ * -j worker (dicomsniff/parallel/shard.py ConnectionFilter). Walks at most `limit` records
+ * (negative: no limit) from chunk[off] as long as each is one the filter's first branch
+ * (ConnectionFilter.wanted) judges from its cache alone and gives to another worker: on
+ * Ethernet, at least 38 bytes captured, IPv4 without options, TCP, not a fragment, its flow key
+ * (the 12 bytes of addresses and ports) in `owner` (a dict: flow key -> this worker's) as
+ * False. Anything else stops it: Python looks at that record as before. The record layout and
+ * its checks are the reader's (as in walk above). Returns (off, records, ts of the last or
+ * None). What it buys: the worker's Python look at each record of the others (reading the
+ * record, unpacking its headers, a dict look-up), about 1 us a record, most of a worker's
+ * overhead on query-heavy captures (docs/performance.md). */
+static PyObject *skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "skip() takes 5 arguments");
+        return NULL;
+    }
+    PyObject *chunk = args[0], *layout = args[2], *owner = args[3];
+    Py_ssize_t off = PyLong_AsSsize_t(args[1]);
+    if (off == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (limit < 0) limit = PY_SSIZE_T_MAX;
+    if (!PyDict_CheckExact(owner)) {
+        PyErr_SetString(PyExc_TypeError, "owner: a dict");
+        return NULL;
+    }
+    layout_t L;
+    if (layout_parse(layout, &L) < 0) return NULL;
+    const int big = L.big;
+    Py_buffer view;
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) { layout_free(&L); return NULL; }
+    const unsigned char *base = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    Py_ssize_t records = 0;
+    uint32_t last_sec = 0, last_frac = 0, last_if = 0;
+    if (!L.ng && L.linktype != 1) n = 0; /* not Ethernet: the filter's slow branch decides */
+
+    while (records < limit && off >= 0 && n - off >= (L.ng ? 28 : L.hlen)) {
+        const unsigned char *r = base + off;
+        uint32_t sec, frac, caplen, ifid = 0;
+        Py_ssize_t start, next;
+        if (!L.ng) {
+            if (big) { sec = be32(r); frac = be32(r + 4); caplen = be32(r + 8); }
+            else { sec = le32(r); frac = le32(r + 4); caplen = le32(r + 8); }
+            start = off + L.hlen;
+            if ((Py_ssize_t)caplen > L.maxcap || (Py_ssize_t)caplen > n - start) break;
+            next = start + caplen;
+        } else { /* an enhanced packet block, as the reader's hot loop takes it */
+            uint32_t w[6];
+            for (int i = 0; i < 6; i++) w[i] = big ? be32(r + 4 * i) : le32(r + 4 * i);
+            uint32_t blen = w[1];
+            ifid = w[2]; sec = w[3]; frac = w[4]; caplen = w[5];
+            if (w[0] != 6 || (Py_ssize_t)blen > n - off || (Py_ssize_t)caplen > L.maxcap
+                    || (unsigned long long)caplen + 32 > blen || (Py_ssize_t)blen > L.maxblock
+                    || (Py_ssize_t)ifid >= L.nif || (blen & 3)) break;
+            const unsigned char *t = r + blen - 4;
+            if ((big ? be32(t) : le32(t)) != blen || L.lt[ifid] != 1) break;
+            start = off + 28;
+            next = off + blen;
+        }
+        if (caplen < 38) break;
+        const unsigned char *p = base + start;
+        if (be16(p + 12) != 0x0800 || p[14] != 0x45 || p[23] != 6 || (be16(p + 20) & 0x3FFF))
+            break;
+        PyObject *key = PyBytes_FromStringAndSize((const char *)p + 26, 12);
+        if (key == NULL) goto fail;
+        PyObject *mine = PyDict_GetItemWithError(owner, key); /* borrowed */
+        Py_DECREF(key);
+        if (mine == NULL && PyErr_Occurred()) goto fail;
+        if (mine != Py_False) break; /* this worker's, or not dealt yet: Python decides */
+        off = next;
+        records++;
+        last_sec = sec;
+        last_frac = frac;
+        last_if = ifid;
+    }
+    PyObject *ts;
+    if (records) {
+        ts = timestamp(&L, last_sec, last_frac, last_if);
+        if (ts == NULL) goto fail;
+    } else {
+        ts = Py_NewRef(Py_None);
+    }
+    PyBuffer_Release(&view);
+    layout_free(&L);
+    return Py_BuildValue("(nnN)", off, records, ts);
+fail:
+    PyBuffer_Release(&view);
+    layout_free(&L);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"walk", (PyCFunction)(void (*)(void))walk, METH_FASTCALL,
      "Walk a bulk run of pcap records (see the module's source for the contract)."},
+    {"skip", (PyCFunction)(void (*)(void))skip, METH_FASTCALL,
+     "Skip the records of other -j workers' connections (see the module's source)."},
     {NULL, NULL, 0, NULL},
 };
 

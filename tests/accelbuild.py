@@ -31,22 +31,34 @@ setup(name="runs", ext_modules=[Extension("_runs", [sys.argv[1]])],
 """
 
 _walk: Callable[..., Any] | None = None
+_module: Any = None
 
 
 def compiled_walk() -> Callable[..., Any]:
     """``dissectors._runs.walk``, built here if the tree has no build of it."""
     global _walk
-    if _walk is not None:
-        return _walk
-    try:
-        from dissectors._runs import walk
-    except ImportError:
-        walk = _build()
-    _walk = walk
-    return walk
+    if _walk is None:
+        _walk = _compiled().walk
+    return _walk
 
 
-def _build() -> Callable[..., Any]:
+def compiled_skip() -> Callable[..., Any]:
+    """``dissectors._runs.skip`` (the -j workers' skip of other shards' records), likewise."""
+    return _compiled().skip
+
+
+def _compiled() -> Any:
+    global _module
+    if _module is None:
+        try:
+            import dissectors._runs as mod
+        except ImportError:
+            mod = _build()
+        _module = mod
+    return _module
+
+
+def _build() -> Any:
     src = SOURCE.read_bytes()
     key = hashlib.sha256(src + sys.version.encode()).hexdigest()[:16]
     out = Path(tempfile.gettempdir()) / f"dicomsniff-runs-{key}"
@@ -66,4 +78,4 @@ def _build() -> Callable[..., Any]:
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.walk
+    return mod

@@ -14,12 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 walk: Callable[..., Any] | None = None
+# ``-j`` workers: the records of other workers' connections passed over in C
+# (dicomsniff/parallel/shard.py ConnectionFilter.skipper), or None
+skip: Callable[..., Any] | None = None
 OFF = os.environ.get("DICOMSNIFF_NO_ACCEL", "") not in ("", "0")
 if not OFF:
     try:
-        from dissectors._runs import walk
+        from dissectors._runs import skip, walk
     except ImportError:  # no compiler where it was installed: the Python path does it all
-        walk = None
+        walk = skip = None
 
 
 def describe() -> str:

@@ -433,7 +433,11 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
         it is in the capture; the other frames cost a look at their headers, nothing more."""
         wanted = filt.wanted
         it = iter(packets)
-        walked = _WalkedRun(it, filt) if getattr(packets, "walks", False) else None
+        walks = getattr(packets, "walks", False)
+        walked = _WalkedRun(it, filt) if walks else None
+        # the records of the other workers' connections passed over in C (shard.py)
+        skipper = filt.skipper() if walks else None
+        send = it.send
         head = next(it, None)
         first_ts = last_ts = None if head is None else head[0]
         try:
@@ -446,11 +450,20 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
                     frame = consume(run, frame, progress, every)
                     filt.kept += frame - start
                     last_ts = an.stats.last_ts
-                else:  # counted in C: the last (number, frame) of the run
+                elif skipper is None:  # counted in C: the last (number, frame) of the run
                     last = deque(enumerate(run, 1), maxlen=1)
                     if last:
                         frame += last[0][0]
                         last_ts = last[0][1][0]
+                else:  # after each record Python looked at, the reader skips in C
+                    for pkt in run:
+                        frame += 1
+                        last_ts = pkt[0]
+                        got = send(skipper)
+                        if got[1]:
+                            frame += got[1]
+                            filt.skipped(got[1])
+                            last_ts = got[2]
         except KeyboardInterrupt:  # in the middle of a run: the frame being read
             frame = max(frame, filt.frame)
             raise

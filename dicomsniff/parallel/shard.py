@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
+from typing import Any
 
 from dissectors.net import l3_offset, reverse_key, tcp_segment
 
@@ -90,6 +92,30 @@ class ConnectionFilter:
                         self._hashed.clear()
                     mine = self._hashed[key] = flow_shard(key, self.count) == self.index
         return mine
+
+    def skipper(self) -> Callable[[Any, int, tuple], tuple] | None:
+        """A walker for the reader (``CaptureReader.walks``: ``send`` it after a record of
+        another worker) that passes over the records that follow as long as :meth:`wanted`
+        would give each to another worker from its first branch (a plain IPv4 TCP segment on
+        Ethernet of a connection already dealt out), in C (:mod:`dicomsniff.analysis.accel`,
+        ``dissectors/_runs.c`` ``skip``); None without the compiled walker. The reader's
+        reply is ``(offset, records, last timestamp)``: tell :meth:`skipped` the records."""
+        from ..analysis import accel
+
+        skip = accel.skip
+        if skip is None:
+            return None
+        cache = self._cache
+
+        def walker(chunk: Any, off: int, layout: tuple) -> tuple:
+            return skip(chunk, off, layout, cache, -1)
+
+        return walker
+
+    def skipped(self, records: int) -> None:
+        """``records`` frames after the last one asked about were another worker's (walked by
+        :meth:`skipper`): counted as :meth:`wanted` counts them."""
+        self.frame += records
 
     def wanted(self, pkt: tuple) -> bool:
         """Does this worker analyse frame ``pkt`` (the next one of the capture)?"""
