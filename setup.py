@@ -1,10 +1,15 @@
-"""The optional compiled walker of bulk runs (dissectors/_runs.c, docs/performance.md).
+"""The optional compiled walker of bulk runs (dissectors/_runs.c) and windows onto a capture
+file (dicomsniff/sources/_mapped.c): docs/performance.md.
 
 ``optional=True``: on a machine without a C compiler or Python headers the build of the
 extension fails quietly and the package installs without it; the engine then does the same
-work in Python (dicomsniff/analysis/accel.py). Everything else is in pyproject.toml.
+work in Python (dicomsniff/analysis/accel.py) and the reader reads the file instead of mapping
+it (dicomsniff/sources/capture.py). Everything else is in pyproject.toml.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("dissectors._runs", ["dissectors/_runs.c"], optional=True)])
+setup(ext_modules=[
+    Extension("dissectors._runs", ["dissectors/_runs.c"], optional=True),
+    Extension("dicomsniff.sources._mapped", ["dicomsniff/sources/_mapped.c"], optional=True),
+])

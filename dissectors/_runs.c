@@ -45,6 +45,16 @@
 #include <string.h>
 
 #define RECENT 16 /* dissectors/tcp.py RECENT */
+/* Records ahead whose headers are fetched into the cache while this one is read, guessing that
+ * they are as long as this one (a bulk run's are): a file mapped rather than read
+ * (dicomsniff/sources/_mapped.c) is not in the cache, and each record's headers would
+ * otherwise be a wait on memory. Measured on bulk: 2 ahead 2 ms less, 4 ahead 4 ms, 8 ahead 3. */
+#define AHEAD 4
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(p) __builtin_prefetch(p)
+#else
+#define PREFETCH(p) ((void)(p))
+#endif
 #define MASK32 0xFFFFFFFFu
 
 static inline uint32_t be16(const unsigned char *p) { return ((uint32_t)p[0] << 8) | p[1]; }
@@ -259,6 +269,13 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             next = off + blen;
         }
         if (olen > caplen || caplen < 54) break;
+        {   /* a hint only: an address past the chunk is never fetched */
+            Py_ssize_t ahead = next + AHEAD * (next - off);
+            if (ahead + 128 <= n) {
+                PREFETCH(base + ahead);
+                PREFETCH(base + ahead + 64);
+            }
+        }
         const unsigned char *p = base + start;
         if (be16(p + 12) != 0x0800 || p[14] != 0x45 || p[23] != 6) break;
         int dir;

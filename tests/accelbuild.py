@@ -1,4 +1,5 @@
-"""The compiled walker (dissectors/_runs.c) for tests that compare it with the Python path.
+"""The compiled walker (dissectors/_runs.c) and file windows (dicomsniff/sources/_mapped.c) for
+tests that compare them with the Python path.
 
 An installed build (``pip install``, ``python3 setup.py build_ext --inplace``) is used as it is;
 a tree without one (a plain checkout run with PYTHONPATH) gets it compiled once into the
@@ -22,16 +23,18 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "dissectors" / "_runs.c"
+MAPPED = ROOT / "dicomsniff" / "sources" / "_mapped.c"
 
 _BUILD = """\
 import sys
 from setuptools import Extension, setup
-setup(name="runs", ext_modules=[Extension("_runs", [sys.argv[1]])],
+setup(name=sys.argv[4], ext_modules=[Extension(sys.argv[4], [sys.argv[1]])],
       script_args=["-q", "build_ext", "--build-lib", sys.argv[2], "--build-temp", sys.argv[3]])
 """
 
 _walk: Callable[..., Any] | None = None
 _module: Any = None
+_mapped: Any = None
 
 
 def compiled_walk() -> Callable[..., Any]:
@@ -53,28 +56,42 @@ def _compiled() -> Any:
         try:
             import dissectors._runs as mod
         except ImportError:
-            mod = _build()
+            mod = _build(SOURCE, "dissectors._runs")
         _module = mod
     return _module
 
 
-def _build() -> Any:
-    src = SOURCE.read_bytes()
+def compiled_mapped() -> Any:
+    """The module ``dicomsniff.sources._mapped`` (``Window``, ``live``, ``PAGE``), built here if
+    the tree has no build of it."""
+    global _mapped
+    if _mapped is None:
+        try:
+            from dicomsniff.sources import _mapped as mod  # type: ignore[attr-defined]
+        except ImportError:
+            mod = _build(MAPPED, "dicomsniff.sources._mapped")
+        _mapped = mod
+    return _mapped
+
+
+def _build(source: Path, qualified: str) -> Any:
+    name = qualified.rsplit(".", 1)[1]
+    src = source.read_bytes()
     key = hashlib.sha256(src + sys.version.encode()).hexdigest()[:16]
-    out = Path(tempfile.gettempdir()) / f"dicomsniff-runs-{key}"
-    so = out / ("_runs" + sysconfig.get_config_var("EXT_SUFFIX"))
+    out = Path(tempfile.gettempdir()) / f"dicomsniff-{name.strip('_')}-{key}"
+    so = out / (name + sysconfig.get_config_var("EXT_SUFFIX"))
     if not so.exists():
         with tempfile.TemporaryDirectory() as tmp:
-            done = subprocess.run([sys.executable, "-c", _BUILD, str(SOURCE), tmp,
-                                   os.path.join(tmp, "obj")], cwd=tmp, capture_output=True,
-                                  text=True, timeout=300)
+            done = subprocess.run([sys.executable, "-c", _BUILD, str(source), tmp,
+                                   os.path.join(tmp, "obj"), name], cwd=tmp,
+                                  capture_output=True, text=True, timeout=300)
             built = Path(tmp) / so.name
             if done.returncode or not built.exists():
-                raise RuntimeError("cannot compile dissectors/_runs.c (a C compiler and the "
-                                   f"Python headers are needed): {done.stderr[-2000:]}")
+                raise RuntimeError(f"cannot compile {source.relative_to(ROOT)} (a C compiler "
+                                   f"and the Python headers are needed): {done.stderr[-2000:]}")
             out.mkdir(exist_ok=True)
             os.replace(built, so)
-    spec = importlib.util.spec_from_file_location("dissectors._runs", so)
+    spec = importlib.util.spec_from_file_location(qualified, so)
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -11,6 +11,7 @@ import os
 import shutil
 import struct
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -18,12 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from dicomsniff.sources import capture
 from dicomsniff.sources.capture import CaptureError, CaptureReader, linktype_name
+from tests.accelbuild import compiled_mapped
 
 Rec = tuple[float, int, bytes, int]
 
 # (seconds, microseconds, frame): lengths chosen to exercise pcapng padding (60..63) and
 # a full-size Ethernet frame; payload bytes differ per packet.
+ROOT = Path(__file__).resolve().parent.parent
 BASE_SEC = 1_700_000_000
 FRAMES = [
     bytes((i * 7 + j) & 0xFF for j in range(n)) for i, n in enumerate((60, 61, 62, 63, 1514, 1))
@@ -684,13 +688,19 @@ def small_files() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.parametrize("mode", ["mapped", "read"])
 @pytest.mark.parametrize("name", ["pcap", "pcapng", "rich", "modified"])
-def test_every_chunk_size_gives_the_same_packets(tmp_path: Path, name: str) -> None:
+def test_every_chunk_size_gives_the_same_packets(tmp_path: Path, name: str, mode: str,
+                                                 monkeypatch) -> None:
+    """A file mapped a window at a time (_mapped.c) or read a chunk at a time: the same
+    packets whatever the size of either (windows are twice the chunk size, from a page
+    boundary, so records cross window edges at every offset)."""
     data = small_files()[name]
     path = tmp_path / "x.cap"
     path.write_bytes(data)
-    ref, _ = read_all(path)
+    ref, _ = read_all(io.BytesIO(data))
     assert ref
+    monkeypatch.setattr(capture, "_Window", compiled_mapped().Window if mode == "mapped" else None)
     for chunk_size in range(1, len(data) + 2):
         got, reader = read_all(path, chunk_size=chunk_size)
         assert reader.error is None, (chunk_size, reader.error)
@@ -754,30 +764,39 @@ def test_short_reads(name: str) -> None:
     assert got == ref[:-1] and "truncated" in (reader.error or "")
 
 
-@pytest.mark.parametrize("kind", ["file", "trickle", "bytesio"])
-def test_views_stay_valid_when_kept(tmp_path: Path, kind: str) -> None:
+@pytest.mark.parametrize("kind", ["file", "mapped", "trickle", "bytesio"])
+def test_views_stay_valid_when_kept(tmp_path: Path, kind: str, monkeypatch) -> None:
     """Buffers are recycled only when no view into them is alive: whatever subset of views a
-    caller keeps, they still show their packet after the whole file was read."""
+    caller keeps, they still show their packet after the whole file was read. A file mapped
+    (``mapped``) rather than read: a window is unmapped once no view looks into it, and past
+    the windows the reader may map at once, the rest is read."""
     import random
 
+    monkeypatch.setattr(capture, "_Window", compiled_mapped().Window if kind == "mapped" else None)
     packets = [(BASE_SEC + i, i, bytes([i % 251]) * (100 + i % 50)) for i in range(3000)]
     data = pcap_file(packets)
     path = tmp_path / "x.pcap"
     path.write_bytes(data)
     rng = random.Random(7)
     for keep in (1.0, 0.1, 0.01, 0.0):
-        source = path if kind == "file" else make_stream(kind, data)
+        source = path if kind in ("file", "mapped") else make_stream(kind, data)
         reader = CaptureReader(source, chunk_size=4096)  # type: ignore[arg-type]
         kept = []
         buffers = {}  # the buffers themselves (not views) do not stop recycling
+        mapped = 0  # windows onto the file (_mapped.c) mapped at once, at most
         for i, (_, _, view, _) in enumerate(reader):
-            buffers[id(view.obj)] = view.obj
+            if type(view.obj) is bytearray:
+                buffers[id(view.obj)] = view.obj
+            else:  # a window is unmapped with the last view into it: not kept here
+                mapped = max(mapped, compiled_mapped().live())
             if rng.random() < keep:
                 kept.append((i, view))
         assert reader.packets == len(packets)
         assert all(bytes(view) == packets[i][2] for i, view in kept), keep
         if keep == 0.0:  # nothing kept: a handful of buffers serve the ~100 chunks
             assert len(buffers) <= 4
+            assert mapped <= 2
+            assert kind != "mapped" or not buffers
 
 
 def test_pipe_yields_packets_as_they_arrive() -> None:
@@ -962,9 +981,12 @@ def test_fuzz_never_raises() -> None:
     check()
 
 
-def test_damaged_files_read_the_same_from_file_and_stream(tmp_path: Path) -> None:
-    """Same packets and the same error, whatever the chunk size and the kind of input."""
+def test_damaged_files_read_the_same_from_file_and_stream(tmp_path: Path, monkeypatch) -> None:
+    """Same packets and the same error, whatever the chunk size and the kind of input, and
+    whether a file is mapped (_mapped.c) or read."""
     import random
+
+    mapped = compiled_mapped().Window
 
     rng = random.Random(1234)
     seeds = list(small_files().values())
@@ -982,11 +1004,70 @@ def test_damaged_files_read_the_same_from_file_and_stream(tmp_path: Path) -> Non
             data = data[: rng.randrange(30, len(data))]
         path.write_bytes(bytes(data))
         results = []
-        for source, chunk in ((path, 7), (path, 1 << 20), (Trickle(bytes(data)), 64)):
+        for source, chunk, window in ((path, 7, mapped), (path, 1 << 20, mapped),
+                                      (path, 7, None), (path, 1 << 20, None),
+                                      (Trickle(bytes(data)), 64, mapped)):
+            monkeypatch.setattr(capture, "_Window", window)  # mapped, or read
             try:
                 got, reader = read_all(source, chunk_size=chunk, max_caplen=4096)
             except CaptureError as exc:
                 results.append(("CaptureError", str(exc).replace(str(path), "<stream>")))
             else:
                 results.append((got, reader.error))
-        assert results[0] == results[1] == results[2]
+        assert results[0] == results[1] == results[2] == results[3] == results[4]
+
+
+# -- a mapped file (dicomsniff/sources/_mapped.c) ----------------------------------------------
+
+_SHRINK = """
+import importlib.util, os, sys
+spec = importlib.util.spec_from_file_location("dicomsniff.sources._mapped", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+from dicomsniff.sources import capture
+capture._Window = mod.Window
+path, cut = sys.argv[2], int(sys.argv[3])
+reader = capture.CaptureReader(path, chunk_size=1 << 16)
+n = 0
+for ts, lt, view, olen in reader:
+    n += 1
+    if n == 100:
+        os.truncate(path, cut)  # another program cuts the file short under the reader
+    bytes(view)
+print(n, reader.error)
+"""
+
+
+@pytest.mark.parametrize("cut", [0, 24, 4096, 100_000, 200_000])
+def test_mapped_file_that_shrinks_is_an_error_not_a_crash(tmp_path: Path, cut: int) -> None:
+    """A mapped page past the new end of a file that shrank raises SIGBUS: the window's handler
+    puts a page of 0xFF there, the reader stops at the record length it reads there, and says
+    why; the process lives on (a child process, so a crash cannot take pytest down)."""
+    frames = [bytes([i % 251]) * 1400 for i in range(1000)]  # 1.4 MB: windows of 128 KiB
+    path = tmp_path / "shrinks.pcap"
+    path.write_bytes(pcap_file([(BASE_SEC + i, i, f) for i, f in enumerate(frames)]))
+    done = subprocess.run([sys.executable, "-c", _SHRINK, compiled_mapped().__file__,
+                           str(path), str(cut)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    n, error = done.stdout.split(" ", 1)
+    assert 100 <= int(n) < 1000
+    assert "the file shrank while being read" in error
+
+
+def test_mapped_windows_run_out_then_the_file_is_read(tmp_path: Path, monkeypatch) -> None:
+    """A caller that keeps a view into every window pins them all: past the windows that may
+    be mapped at once, the reader reads the rest, from where the windows ended."""
+    mod = compiled_mapped()
+    monkeypatch.setattr(capture, "_Window", mod.Window)
+    packets = [(BASE_SEC + i, i, bytes([i % 251]) * 5000) for i in range(400)]
+    path = tmp_path / "x.pcap"
+    path.write_bytes(pcap_file(packets))
+    reader = CaptureReader(path, chunk_size=4096)  # windows of 8 KiB: one or two records
+    kept = list(reader)
+    kinds = {type(view.obj).__name__ for _, _, view, _ in kept}
+    assert kinds == {"Window", "bytearray"}, kinds
+    assert [bytes(v) for _, _, v, _ in kept] == [f for _, _, f in packets]
+    assert reader.error is None and reader.bytes_read == path.stat().st_size
+    del kept
+    assert mod.live() == 0
