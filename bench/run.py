@@ -36,8 +36,9 @@ ROOT = corpus.ROOT
 RESULTS_DIR = ROOT / "bench" / "results"
 FLOOR_PY = Path(__file__).with_name("floor.py")
 TOOLS = ("dicomsniff", "all-cores", "tshark", "floor")
-# dicomsniff: one process (-j 1); all-cores: -j N, N the cores this process may use (what -j
-# defaults to on an idle machine; on a loaded one the default is fewer)
+# dicomsniff: one process (-j 1); all-cores: the default (no -j: workers where they pay, on
+# the cores free at that moment; dicomsniff/parallel/options.py), the processes it took noted
+# per run (``all_cores_processes``)
 ALL_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
     os.cpu_count() or 1)
 RATIO_OF = {"dicomsniff": "ratio_vs_tshark", "all-cores": "ratio_all_cores_vs_tshark"}
@@ -73,7 +74,7 @@ def tool_versions(tshark: str | None) -> dict[str, str]:
 
     out = {"dicomsniff": __version__, "python": platform.python_version(),
            "kernel": platform.release(), "cpus": str(os.cpu_count()),
-           "jobs": str(ALL_CORES)}  # the all-cores run's -j
+           "jobs": f"default ({ALL_CORES} cores)"}  # the all-cores run: no -j
     if tshark:
         res = subprocess.run([tshark, "--version"], capture_output=True, text=True, check=False)
         out["tshark"] = (res.stdout.splitlines() or ["unknown"])[0]
@@ -127,7 +128,7 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
     tmpdir = tempfile.TemporaryDirectory(prefix="dsbench-")
     argvs = {
         "dicomsniff": [*args.dicomsniff, "analyze", "--json", "-j", "1", path],
-        "all-cores": [*args.dicomsniff, "analyze", "--json", "-j", str(ALL_CORES), path],
+        "all-cores": [*args.dicomsniff, "analyze", "--json", path],  # the default -j
         "tshark": ([tshark, "-r", path,
                     *[a for p in cap.ports for a in ("-d", f"tcp.port=={p},{cap.dissector}")],
                     "-Y", cap.dissector] if tshark else None),
@@ -156,6 +157,7 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
         jobs_env = {**env, "DICOMSNIFF_JOBS_RSS": str(rss_file)}
         sp.run("floor", argvs["floor"], env=env)  # warm: its bytecode, the page cache
         runs: dict[str, list[Run]] = {t: [] for t in TOOLS}
+        processes: list[int] = []  # what the default took, per all-cores run
         tshark_dead = argvs["tshark"] is None
         load0 = os.getloadavg()
         for pair in range(args.pairs):
@@ -170,10 +172,15 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
                            env=None if tool == "tshark" else
                            jobs_env if tool == "all-cores" else env)
                 r.pair = pair
-                if tool == "all-cores" and rss_file.exists():  # summed over the processes
-                    r.maxrss_kb = sum(int(k) for k in rss_file.read_text().split())
+                if tool == "all-cores":  # summed over the processes (the file: -j 2 or more)
+                    rss = rss_file.read_text().split() if rss_file.exists() else []
+                    if rss:
+                        r.maxrss_kb = sum(int(k) for k in rss)
+                    processes.append(max(1, len(rss)))
                 runs[tool].append(r)
                 note = " TIMED OUT" if r.timed_out else ("" if r.rc == 0 else f" exit {r.rc}")
+                if tool == "all-cores":
+                    note += f" ({processes[-1]} process{'es' if processes[-1] > 1 else ''})"
                 _say(f"  {cap.name} pair {pair + 1}/{args.pairs} {tool:10} {r.wall:8.3f} s "
                      f"{r.maxrss_kb / 1024:7.1f} MB{note}")
                 if tool == "tshark" and r.timed_out:
@@ -193,6 +200,7 @@ def bench_capture(sp: Spawner, cap: corpus.Capture, args: argparse.Namespace,
         "tools": tools,
         "ratio_vs_tshark": pair_ratio(runs["tshark"], runs["dicomsniff"]),
         "ratio_all_cores_vs_tshark": pair_ratio(runs["tshark"], runs["all-cores"]),
+        "all_cores_processes": processes,
         "times_floor": round(ds / fl, 2) if ds and fl else None,
         "load": {"before": [round(x, 2) for x in load0], "after": [round(x, 2) for x in load1]},
     }

@@ -12,7 +12,17 @@ from pathlib import Path
 import pytest
 
 from dicomsniff.cli import main
-from dicomsniff.parallel.local import MIN_BYTES, jobs_for, run_worker
+from dicomsniff.parallel.local import run_worker
+from dicomsniff.parallel.options import (
+    MIN_BYTES,
+    MIN_RECORDS,
+    SAMPLE_BYTES,
+    Shape,
+    decide,
+    default_jobs,
+    jobs_for,
+    sample_shape,
+)
 from dicomsniff.parallel.shard import flow_shard
 from dicomsniff.sources.merge import open_capture
 from tests import builders as b
@@ -122,12 +132,19 @@ def test_many_host_pairs_compressed_and_several_files(tmp_path: Path, capsys) ->
 
 def test_standard_input_and_small_captures_use_one_process(tmp_path: Path) -> None:
     echo = str(CAPTURES / "echo.pcap")
-    assert jobs_for(None, [echo], 24_000) == 1  # below MIN_BYTES: not worth it
-    assert jobs_for(None, [echo], MIN_BYTES) >= 1  # the cores available
+    asked: list[int] = []
+
+    def sample() -> Shape:
+        asked.append(1)
+        return Shape(3000, 500_000, 10)  # query-heavy
+
+    assert jobs_for(None, [echo], MIN_BYTES - 1, sample) == 1  # below MIN_BYTES: no look
+    assert not asked
     assert jobs_for(3, [echo], 24_000) == 3  # asked for: done (the tests above)
-    assert jobs_for(4, ["-"], MIN_BYTES) == 1  # standard input cannot be read twice
+    assert jobs_for(4, ["-"], MIN_BYTES, sample) == 1  # standard input cannot be read twice
     with open(echo, "rb") as f:
         assert jobs_for(4, [f], MIN_BYTES) == 1  # nor can a stream
+    assert not asked
     res = subprocess.run([sys.executable, "-m", "dicomsniff", "analyze", "-", "--json", "-j",
                           "2"], stdin=open(echo, "rb"), capture_output=True, text=True,
                          check=False)
@@ -135,61 +152,111 @@ def test_standard_input_and_small_captures_use_one_process(tmp_path: Path) -> No
     assert res.stdout.count('"type":"association"') == 1
 
 
-def test_the_default_takes_one_process_where_one_process_walks(monkeypatch) -> None:
-    """With the compiled walker built and one pcap or pcapng file, one process walks the bulk
-    runs reading each record once (each -j worker reads them all): measured faster on bulk
-    and no slower on query-heavy traffic (docs/performance.md), so the default never takes
-    workers there, whatever the free cores; -j N is still the user's choice."""
-    echo = str(CAPTURES / "echo.pcap")
+def test_the_default_takes_workers_where_they_pay(monkeypatch) -> None:
+    """Workers for many small records of several connections (query-heavy: the benchmark's
+    query capture samples as about 98,000 records of 172 bytes on 5 connections); one process
+    for bulk C-STORE traffic (1,277 bytes a record: one process walks it in C, every worker
+    would read every byte), one connection, too few records, or an unreadable start; the free
+    cores decide how many (docs/performance.md, "Which the default takes")."""
     monkeypatch.setenv("DICOMSNIFF_JOBS", "2")  # two free cores, whatever the load now
-    assert jobs_for(None, [echo], MIN_BYTES) == 2  # no walker: the free cores
-    assert jobs_for(None, [echo], MIN_BYTES, walks=True) == 1
-    assert jobs_for(None, [echo], 64 * MIN_BYTES, walks=True) == 1
-    assert jobs_for(None, [echo], MIN_BYTES - 1, walks=False) == 1  # too small anyway
-    assert jobs_for(2, [echo], MIN_BYTES, walks=True) == 2  # asked for: done
-    assert jobs_for(3, [echo], 24_000, walks=True) == 3
+    query = Shape(1507, 262_192, 5)
+    size = 18_624_972
+    assert decide(None, ["q.pcap"], size, lambda: query) == (
+        2, "about 98035 records of 173 bytes on 5+ connections; 2 core(s) free")
+    assert jobs_for(None, ["b.pcap"], 134_960_814, lambda: Shape(259, 263_278, 4)) == 1
+    assert decide(None, ["b.pcap"], size, lambda: Shape(259, 263_278, 4))[1] == (
+        "records of 1016 bytes on average: bulk")
+    assert decide(None, ["one.pcap"], size, lambda: Shape(1507, 262_192, 1))[1] == (
+        "one TCP connection at its start")
+    few = (MIN_RECORDS - 1) * (174 + 16)
+    assert jobs_for(None, ["q.pcap"], few, lambda: query) == 1
+    assert jobs_for(None, ["q.pcap"], few + 2 * 190, lambda: query) == 2
+    assert jobs_for(None, ["q.pcap"], size, lambda: None) == 1  # damaged at its start
+    assert jobs_for(None, ["q.pcap"], size) == 1  # nothing to look at
+    assert jobs_for(2, ["b.pcap"], 134_960_814, lambda: Shape(259, 263_278, 4)) == 2
+    monkeypatch.setenv("DICOMSNIFF_JOBS", "1")  # no core free
+    assert jobs_for(None, ["q.pcap"], size, lambda: query) == 1
 
 
-def test_analyze_tells_the_decision_whether_one_process_walks(monkeypatch, capsys,
-                                                              tmp_path: Path) -> None:
-    """``analyze`` passes ``walks`` from facts known before the run: the walker is built and
-    the capture is one pcap or pcapng file (gzipped too: its reader walks the decompressed
-    chunks), not several files merged."""
+def test_the_sample_is_the_start_of_the_capture(tmp_path: Path) -> None:
+    """What sample_shape reads: the records of the first SAMPLE_BYTES captured bytes, their
+    bytes, their connections (both directions one; IPv6 too); gzipped files alike."""
     import gzip
 
+    for name, records, connections in (("move.pcap", 150, 2), ("ipv6-store.pcap", 53, 1),
+                                       ("store-concurrent.pcap", None, 3)):
+        path = CAPTURES / name
+        shape = sample_shape(str(path))
+        assert shape is not None and shape.connections == connections, name
+        cap = open_capture([str(path)])
+        sizes = [len(p[2]) for p in cap]
+        cap.close()
+        if records is not None:  # the whole capture is under the budget
+            assert (shape.records, shape.captured) == (records, sum(sizes)) == (
+                len(sizes), sum(sizes))
+        else:  # the first records up to the budget
+            assert SAMPLE_BYTES <= shape.captured == sum(sizes[:shape.records])
+            assert sum(sizes[:shape.records - 1]) < SAMPLE_BYTES
+        packed = tmp_path / (name + ".gz")
+        packed.write_bytes(gzip.compress(path.read_bytes()))
+        assert sample_shape(str(packed)) == shape
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"not a capture at all")
+    assert sample_shape(str(bad)) is None
+
+
+def test_the_free_cores_are_those_not_running_tasks_now(monkeypatch, tmp_path: Path) -> None:
+    """Tasks running at this moment (/proc/loadavg's running count, this process one of
+    them), not the minute's load average: a benchmark running one analysis after another
+    keeps the average near one while the second core is idle."""
     import dicomsniff.parallel.options as options
-    from dicomsniff.analysis import accel
-    from tests.accelbuild import compiled_walk
 
-    seen: list[tuple[bool, int]] = []
-    decide = options.jobs_for
+    monkeypatch.delenv("DICOMSNIFF_JOBS", raising=False)
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("1.02 0.95 0.90 3/412 12345\n")
+    assert options._busy(str(loadavg)) == 2  # two besides this one
+    loadavg.write_text("1.02 0.95 0.90 1/412 12345\n")
+    assert options._busy(str(loadavg)) == 0
+    monkeypatch.setattr(options.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    for busy, free in ((0, 2), (1, 1), (2, 1), (0.4, 2)):
+        monkeypatch.setattr(options, "_busy", lambda b=busy: b)
+        assert default_jobs() == free
+    monkeypatch.setenv("DICOMSNIFF_JOBS", "3")
+    assert default_jobs() == 3
 
-    def spy(requested, specs, size, walks=False):
-        n = decide(requested, specs, size, walks=walks)
-        seen.append((walks, n))
+
+def test_analyze_decides_from_the_capture(monkeypatch, capsys, tmp_path: Path) -> None:
+    """``analyze`` without -j samples its first file: the sample captures are small, so the
+    floors are lowered here; a capture of small records on two connections gets workers (and
+    writes what one process writes), bulk C-STOREs and one connection get one process."""
+    import dicomsniff.parallel.options as options
+
+    seen: list[int] = []
+    decide_ = options.jobs_for
+
+    def spy(*a, **k):
+        n = decide_(*a, **k)
+        seen.append(n)
         return n
 
     monkeypatch.setattr(options, "jobs_for", spy)
-    monkeypatch.setattr(options, "MIN_BYTES", 0)  # the samples are small: the rule, not the size
+    monkeypatch.setattr(options, "MIN_BYTES", 0)
+    monkeypatch.setattr(options, "MIN_RECORDS", 0)
     monkeypatch.setenv("DICOMSNIFF_JOBS", "2")
-    echo = CAPTURES / "echo.pcap"
-    packed = tmp_path / "echo.pcap.gz"
-    packed.write_bytes(gzip.compress(echo.read_bytes()))
-    pcapng = sorted(CAPTURES.rglob("*.pcapng"))
-    monkeypatch.setattr(accel, "walk", compiled_walk())
-    sensors = sorted((CAPTURES / "sensors").glob("*.pcap"))
-    for spec, walks in ([echo], True), ([packed], True), (sensors, False):
-        assert main(["analyze", *map(str, spec), "--json"]) == 0
-        capsys.readouterr()
-        assert seen.pop() == (walks, 1 if walks else 2), spec
-    if pcapng:
-        assert main(["analyze", str(pcapng[0]), "--json"]) in (0, 1)
-        capsys.readouterr()
-        assert seen.pop() == (True, 1)
-    monkeypatch.setattr(accel, "walk", None)  # no walker built: the free cores
-    assert main(["analyze", str(echo), "--json"]) == 0
+    for name, jobs in (("move.pcap", 2), ("storage-commitment-separate.pcap", 2),
+                       ("store-concurrent.pcap", 1), ("store-large-pdu.pcap", 1),
+                       ("echo.pcap", 1)):
+        path = str(CAPTURES / name)
+        assert main(["analyze", path, "--json"]) in (0, 1)
+        default = capsys.readouterr().out
+        assert seen.pop() == jobs, name
+        assert main(["analyze", path, "--json", "-j", "1"]) in (0, 1)
+        assert capsys.readouterr().out == default
+    sensors = sorted(str(p) for p in (CAPTURES / "sensors").glob("*.pcap"))
+    assert main(["analyze", *sensors, "--json"]) in (0, 1)  # several files: the first sampled
     capsys.readouterr()
-    assert seen.pop() == (False, 2)
+    assert seen.pop() == (2 if options.sample_shape(sensors[0]).why_one(1 << 30) is None
+                          else 1)
 
 
 def test_workers_walk_the_bulk_runs_of_their_own_connections(monkeypatch, capsys) -> None:

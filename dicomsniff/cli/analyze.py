@@ -226,11 +226,12 @@ def run(args: argparse.Namespace) -> int:
             where = fmap.describe
     jobs = 1
     if not args.dask:
-        from ..analysis import accel
-        from ..parallel.options import jobs_for
+        from ..parallel.options import jobs_for, sample_shape
 
+        paths = getattr(capture, "paths", None) or ()  # the files, in the merge's order
+        first = paths[0] if paths else None
         jobs = jobs_for(args.jobs, args.capture, capture.size or 0,
-                        walks=accel.walk is not None and getattr(capture, "walks", False))
+                        sample=None if first is None else lambda: sample_shape(first))
     bar = Progress(capture, args.no_progress or bool(args.dask), "reading")
     interrupted = 0  # the signal that stopped the reading
     previous = signal.signal(signal.SIGTERM, _terminated)

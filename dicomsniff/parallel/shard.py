@@ -70,6 +70,11 @@ class ConnectionFilter:
         self._hashed: dict[bytes, bool] = {}  # beyond _MAX_DEALT: flow key -> mine, hashed
         self._unpack = _IPV4.unpack_from
 
+    @property
+    def connections(self) -> int:
+        """TCP connections seen so far (dealt out in order; those hashed beyond not counted)."""
+        return self._dealt
+
     def owns(self, key: bytes) -> bool:
         """Is the connection of flow key ``key`` this worker's?
 
