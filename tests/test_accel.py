@@ -254,6 +254,31 @@ def test_an_honest_store_is_walked_across_its_pdu_headers(nanos, big_endian, tmp
         assert walker.headers >= 4, (header_segments, walker.headers)
 
 
+@pytest.mark.parametrize("header_segments", [True, False], ids=["dcmtk-segments", "mss-cut"])
+@pytest.mark.parametrize("command", ["no-dataset", "no-command"])
+def test_orphan_fragments_crossed_in_a_run(command: str, header_segments: bool,
+                                           tmp_path: Path, monkeypatch, capsys) -> None:
+    """Data set fragments no message waits for (the command set said "no data set", or
+    there was none): the walker still counts them and crosses their headers, and each
+    crossed header is its own DIMSE-DATA-ORPHAN at its own frame, as without the walker
+    (a PdvDataRun is taken apart where its fragments are not one message's, PS3.7 6.3.1)."""
+    # on the Verification context, whose data sets nobody collects (a storage context's are
+    # read for their header, which an orphan never gives up)
+    cmd = b"" if command == "no-command" else b.p_data(b.pdv(1, 3, b.command_set(
+        0x0030, message_id=1, sop_class=b.VERIFICATION, has_dataset=False)))
+    pdus = [b.p_data(b.pdv(1, 2 if i == 5 else 0, bytes([i]) * 16372)) for i in range(6)]
+    rq = b.associate_rq() + cmd + b"".join(pdus) + b.release_rq()
+    ac = b.associate_ac() + b.release_rp()
+    data = pcap_bytes(_conversation(rq, ac, header_segments))
+    walker = Counting()
+    fast = _run_pcap(data, tmp_path, walker, monkeypatch, capsys)
+    pure = _run_pcap(data, tmp_path, None, monkeypatch, capsys)
+    assert fast == pure
+    assert walker.headers >= 4, (walker.headers, walker.records)
+    orphans = [json.loads(r) for r in pure if json.loads(r).get("code") == "DIMSE-DATA-ORPHAN"]
+    assert len(orphans) == 6 and len({o["frame"] for o in orphans}) == 6, orphans
+
+
 # -- the reader's walk protocol -------------------------------------------------------------------
 
 def _frames_for_reader() -> list[bytes]:

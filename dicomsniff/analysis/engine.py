@@ -428,8 +428,7 @@ class Analyzer:
         if got[6]:
             self.pinned.add(d)  # they look into the reader's chunk (tcp.release_views)
         if got[7] or got[8]:
-            ul.crossed([(frame0 + i, t, plen, ctx, mch, vlen)
-                        for i, t, plen, ctx, mch, vlen in got[7]], got[5], got[8])
+            ul.crossed(got[7], got[5], got[8], frame0)
             if ul.events:
                 conn.app.drain(side)
         else:

@@ -211,6 +211,10 @@ class AssociationTracker:
                 if not self.pdv_seen[side]:
                     self._first_pdv(side, e.frame)
                 asm.on_data(e)
+            elif t is _PdvDataRun:  # a bulk run's fragment headers (ULStream.crossed)
+                if not self.pdv_seen[side]:
+                    self._first_pdv(side, e.first_frame)
+                asm.on_data_run(e)
             elif t is _DataComplete:
                 self.proven = True
                 lost = self.loss[side]
@@ -735,6 +739,7 @@ _TYPE_OF = {ev.AssociateRQ: pdu.A_ASSOCIATE_RQ, ev.AssociateAC: pdu.A_ASSOCIATE_
             ev.AssociateRJ: pdu.A_ASSOCIATE_RJ, ev.ReleaseRQ: pdu.A_RELEASE_RQ,
             ev.ReleaseRP: pdu.A_RELEASE_RP, ev.Abort: pdu.A_ABORT}
 _PDU_OF = {t: PDU_NAMES[n] for t, n in _TYPE_OF.items()}
+_PdvDataRun = ev.PdvDataRun
 _PdvCommand, _PdvData, _DataComplete, _PdvBytes = (ev.PdvCommand, ev.PdvData, ev.DataComplete,
                                                    ev.PdvBytes)
 _PDataTF, _Malformed = ev.PDataTF, ev.Malformed

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dissectors._plain import Record
 
-from ..ul.events import DataComplete, PdvBytes, PdvCommand, PdvData, StreamGap
+from ..ul.events import DataComplete, PdvBytes, PdvCommand, PdvData, PdvDataRun, StreamGap
 from .command import NO_DATASET, decode_command
 
 DEFAULT_MAX_COMMAND_BYTES = 1 << 16
@@ -237,6 +237,21 @@ class MessageAssembler:
         m.dataset_fragments += 1
         if m.dataset_first_frame is None:
             m.dataset_first_frame = e.frame
+
+    def on_data_run(self, e: PdvDataRun) -> None:
+        """:meth:`on_data` for each fragment of a run, summed where that is the same: the
+        message in progress on the run's context takes them all; anything else (no such
+        message, another context in progress) one by one."""
+        ctx = e.context_id
+        m = self._pending.get(ctx)
+        if self._current != ctx or type(m) is not Message:
+            for d in e.each():
+                self.on_data(d)
+            return
+        m.dataset_bytes += e.length
+        m.dataset_fragments += e.fragments
+        if m.dataset_first_frame is None:
+            m.dataset_first_frame = e.first_frame
 
     def on_bytes(self, e: PdvBytes) -> None:
         m = self._pending.get(e.context_id)

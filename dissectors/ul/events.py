@@ -143,6 +143,31 @@ class PdvData(Record):
     length: int
 
 
+class PdvDataRun(Record):
+    """Headers of consecutive data set fragments of one presentation context that a walker
+    counted in one go (``ULStream.crossed``): what their ``PdvData`` events would say, summed.
+    ``frame``, ``ts``, ``last``: the last fragment's; ``first_frame``: the first's;
+    ``fragments`` and ``length``: how many and their value lengths together; ``headers``:
+    each as (frame - ``base``, ts, PDU length, context ID, message control header, value
+    length), for a reader that needs them one by one."""
+
+    frame: int
+    ts: float
+    context_id: int
+    last: bool
+    length: int
+    fragments: int
+    first_frame: int
+    headers: list
+    base: int
+
+    def each(self) -> list[PdvData]:
+        """The ``PdvData`` events this run stands for, in order."""
+        base = self.base
+        return [PdvData(base + i, ts, ctx, mch & 2 == 2, vlen)
+                for i, ts, _plen, ctx, mch, vlen in self.headers]
+
+
 class PdvBytes(Record):
     """Data set fragment bytes, only when the parser was asked to collect them (exports)."""
 
@@ -190,4 +215,5 @@ class StreamGap(Record):
 
 
 Event = (AssociateRQ | AssociateAC | AssociateRJ | ReleaseRQ | ReleaseRP | Abort | PDataTF
-         | PdvCommand | PdvData | PdvBytes | DataComplete | Malformed | Resync | StreamGap)
+         | PdvCommand | PdvData | PdvDataRun | PdvBytes | DataComplete | Malformed | Resync
+         | StreamGap)

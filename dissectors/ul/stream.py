@@ -26,6 +26,7 @@ from .events import (
     PdvBytes,
     PdvCommand,
     PdvData,
+    PdvDataRun,
     ReleaseRP,
     ReleaseRQ,
     Resync,
@@ -208,31 +209,33 @@ class ULStream:
         leave = not self._pdv_last and self._pdu_left == self._pdv_left
         return ctx, self.pdata_limit or SUSPECT_PDATA, leave
 
-    def crossed(self, headers: list, countable: int, at_header: bool) -> None:
+    def crossed(self, headers: list, countable: int, at_header: bool, base: int = 0) -> None:
         """A walker counted the rest of this PDV and read the next P-DATA-TF headers, as
-        :meth:`crossing` allowed: ``headers`` are (frame, ts, PDU length, context ID, message
-        control header, value length), in order, each followed by its data set bytes, all
-        counted but ``countable`` of the last; ``at_header``: the last PDV ended too, with
-        the segment it ended in, and a PDU header comes next. The same state and events as
-        :meth:`take` leaves for those bytes."""
+        :meth:`crossing` allowed: ``headers`` are (frame - ``base``, ts, PDU length, context
+        ID, message control header, value length), in order, each followed by its data set
+        bytes, all counted but ``countable`` of the last; ``at_header``: the last PDV ended
+        too, with the segment it ended in, and a PDU header comes next. The same state as
+        :meth:`take` leaves for those bytes; their ``PdvData`` events as one ``PdvDataRun``
+        (all of one context: the walker crosses into no other)."""
         self.countable = 0
         self._settle()  # the PDV's bytes: all counted
-        ev = self.events
-        last_i = len(headers) - 1
-        for i, (frame, ts, plen, ctx, mch, vlen) in enumerate(headers):
-            self.pdus += 1
-            self.pdata_count += 1
-            self.bytes_in += 12
-            ev.append(PdvData(frame, ts, ctx, mch & 2 == 2, vlen))
-            if i < last_i or at_header:
-                self.data_bytes += vlen
-                self.bytes_in += vlen
-            if i == last_i:
-                self._ptype = 4
-                self._suspect = False
-                self._pdu_len = plen
-                self._pdv_ctx = ctx
-                self._pdv_last = mch & 2 == 2
+        k = len(headers)
+        if k:
+            first = headers[0]
+            i, ts, plen, ctx, mch, vlen = headers[-1]
+            total = sum([h[5] for h in headers]) if k > 1 else vlen
+            counted = total if at_header else total - vlen
+            self.pdus += k
+            self.pdata_count += k
+            self.bytes_in += 12 * k + counted
+            self.data_bytes += counted
+            self.events.append(PdvDataRun(base + i, ts, ctx, mch & 2 == 2, total, k,
+                                          base + first[0], headers, base))
+            self._ptype = 4
+            self._suspect = False
+            self._pdu_len = plen
+            self._pdv_ctx = ctx
+            self._pdv_last = mch & 2 == 2
         if at_header:
             self._pdu_left = self._pdv_left = 0
             self.state = HEADER
