@@ -162,9 +162,10 @@ class Analyzer:
         if want_dataset is not None:
             self.collect(_WantDataset(want_dataset))
         # The study journey across associations (analysis/journey, docs/studies.md).
-        from .journey import Journey
+        # Its stand-in: the journey's modules load when the capture holds study traffic.
+        from .journey.lazy import LazyJourney
 
-        self.journey = Journey(max_tracked=self.rules.config.max_tracked)
+        self.journey = LazyJourney(max_tracked=self.rules.config.max_tracked)
         if self.rules.config.scope != "local":  # a shard leaves them to the merge (parallel/)
             MoveLinker().attach(self)  # C-MOVE <-> sub-association links on the model
             self.journey.attach(self)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from dissectors.http.detect import STATUS_LINE, looks_like_request
+from dissectors.http import detect as _detect
+from dissectors.http.detect import looks_like_request
 from dissectors.net import format_endpoint
 
 from .dispatch import AppProtocol, FlowAnalyzer, register
@@ -31,16 +32,50 @@ _SESSIONS: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 def session(host: Any) -> DicomwebAnalyzer:
-    """The DICOMweb side of an engine (``Analyzer``): its hooks and what it keeps. Created on
-    first use, sharing the host's ids, finding sink and ``keep``."""
+    """The DICOMweb side of an engine (``Analyzer``): its hooks and what it keeps, sharing
+    the host's ids, finding sink and ``keep``. A :class:`WebSession`: subscribing to it costs
+    no import; the DICOMweb analyzer behind it is made when the first HTTP connection is."""
     web = _SESSIONS.get(host)
     if web is None:
-        from ..dicomweb.session import DicomwebAnalyzer
+        web = _SESSIONS[host] = WebSession(host)
+    return web  # type: ignore[no-any-return]
 
-        web = DicomwebAnalyzer(keep=host.keep, next_id=host.next_transaction_id,
-                               emit=host.emit)
-        _SESSIONS[host] = web
-    return web
+
+class WebSession:
+    """Stands for a host's :class:`~dicomsniff.dicomweb.session.DicomwebAnalyzer` until the
+    capture shows HTTP: its hook lists (``on_transaction``, ``on_finding``, ``on_connection``,
+    ``instance_policies``) are there from the start, and are the real analyzer's once it is
+    made (:meth:`real`: by the first HTTP connection, or by reading any other attribute), so
+    subscribers keep their order whenever they subscribed. A capture with no HTTP never loads
+    the DICOMweb package."""
+
+    def __init__(self, host: Any) -> None:
+        self.host = host
+        self.on_transaction: list[Any] = []
+        self.on_finding: list[Any] = []
+        self.on_connection: list[Any] = []
+        self.instance_policies: list[Any] = []
+        self._web: DicomwebAnalyzer | None = None
+
+    def real(self) -> DicomwebAnalyzer:
+        """The DICOMweb analyzer, made now if need be (the host's ids and ``keep`` as they
+        are now: a -j worker has put its own id counters in by then)."""
+        web = self._web
+        if web is None:
+            from ..dicomweb.session import DicomwebAnalyzer
+
+            host = self.host
+            web = DicomwebAnalyzer(keep=host.keep, next_id=host.next_transaction_id,
+                                   emit=host.emit)
+            web.on_transaction, web.on_finding = self.on_transaction, self.on_finding
+            web.on_connection, web.instance_policies = self.on_connection, self.instance_policies
+            self._web = web
+        return web
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.real(), name)
 
 
 class HttpFlowAnalyzer(FlowAnalyzer):
@@ -53,7 +88,7 @@ class HttpFlowAnalyzer(FlowAnalyzer):
                  ts: float) -> None:
         self.host = host
         self.conn = conn
-        self.web = session(host)
+        self.web = session(host).real()  # type: ignore[attr-defined]
         client, server = format_endpoint(conn.keys[0], 0), format_endpoint(conn.keys[0], 1)
         self.http: DicomwebConnection = self.web.open_connection(
             client, server, frame, ts, conn_id=host.next_association_id(), midstream=midstream)
@@ -92,7 +127,7 @@ def pickup(head: bytes, ports: tuple[int, int], forced_ports: frozenset[int]) ->
     h = bytes(head[:8200])
     if looks_like_request(h):
         return 0
-    if STATUS_LINE.match(h):
+    if _detect.STATUS_LINE.match(h):
         return 1
     return None
 

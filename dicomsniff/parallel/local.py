@@ -759,6 +759,7 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     """Tell ``an`` (the command's engine, which read no frame) what the workers found, in
     capture order: its rules, links, journey and subscribers run as they run in one process."""
     from ..analysis.http import session
+    from ..analysis.journey.lazy import StandInStores
     from ..analysis.journey.web import WebStores
     from ..analysis.moves import MoveLinker
     from ..analysis.tls import tell
@@ -790,7 +791,8 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
             owner = getattr(cb, "__self__", None)
             if isinstance(owner, MoveLinker):
                 hooks[i] = getattr(linker, cb.__name__)
-    stows = [p for p in web.instance_policies if isinstance(p, WebStores)]
+    # the journey's (its stand-in's ``heads`` wake it: only a STOW-RS has heads to give)
+    stows = [p for p in web.instance_policies if isinstance(p, (WebStores, StandInStores))]
     rules = an.rules
     for _w, ev in events:
         stage, frame, _seq, kind, payload = ev

@@ -17,11 +17,10 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from ...uids import MPPS, uid_name
-from ...uids import STORAGE_COMMITMENT_PUSH as COMMITMENT
 from ..collect import CollectionPolicy
 from .decode import SmallSink, encoding
 from .headers import HeaderReader, SniffingReader
+from .kinds import kind
 
 C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
@@ -30,39 +29,7 @@ MAX_CUT = 64  # C-STOREs cut by the capture's start kept per association
 # to know that they were set, which the command says.
 IMAGE_BOXES = frozenset({"1.2.840.10008.5.1.1.4", "1.2.840.10008.5.1.1.4.1"})
 
-IAN = "1.2.840.10008.5.1.4.33"
-WORKLIST = "1.2.840.10008.5.1.4.31"
-UPS_PREFIX = "1.2.840.10008.5.1.4.34.6."
-PRINT_PREFIX = "1.2.840.10008.5.1.1."
-
 OnData = Callable[[Any, int, Any, Any], None]  # (association, side, message, sink)
-
-
-_KINDS: dict[str, str | None] = {}  # abstract syntax -> kind (a few dozen entries at most)
-
-
-def kind(abstract_syntax: str | None) -> str | None:
-    """What the journey reads on a context: 'store', 'small' or None."""
-    if not abstract_syntax:
-        return None
-    try:
-        return _KINDS[abstract_syntax]
-    except KeyError:
-        pass
-    k = _kind(abstract_syntax)
-    if len(_KINDS) < 4096:  # wire strings: bounded
-        _KINDS[abstract_syntax] = k
-    return k
-
-
-def _kind(abstract_syntax: str) -> str | None:
-    if abstract_syntax in (MPPS, COMMITMENT, IAN, WORKLIST) or abstract_syntax.startswith(
-            (UPS_PREFIX, PRINT_PREFIX)):
-        return "small"
-    name = uid_name(abstract_syntax) or ""
-    if name.endswith("Storage") and "Commitment" not in name:
-        return "store"
-    return None
 
 
 class StoreSink:

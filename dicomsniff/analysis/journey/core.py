@@ -25,7 +25,7 @@ from ...model import Association, Finding, Transaction
 from ..rules.base import CODES
 from ..rules.journey import CAP, FAILED, STORE_CUT
 from ..rules.state import Bounded
-from . import checks, collect
+from . import checks, collect, kinds
 from .decode import decode, esc, integer, items, text
 from .headers import sniff_encoding
 from .study import MAX_EVENTS, MAX_TRANSITIONS, Commit, Ian, Instance, Mpps, Scheduled, Seen, Study
@@ -113,17 +113,25 @@ class Journey:
 
     # -- wiring -------------------------------------------------------------------------------
     def attach(self, analyzer: Any) -> Journey:
-        """Follow ``analyzer``: its hooks, a collection policy; findings go to its ``emit``."""
-        self.emit = analyzer.emit
-        self.disabled = analyzer.rules.config.disabled
+        """Follow ``analyzer``: its hooks, a collection policy; findings go to its ``emit``.
+        (The engine attaches a :class:`~.lazy.LazyJourney` instead, which makes a Journey
+        only when the capture needs one.)"""
+        self.follow(analyzer)
         analyzer.on_transaction.append(self.on_transaction)
         analyzer.on_association.append(self.on_association)
-        self.policy = collect.JourneyPolicy(self.on_data, self.on_cut)
         analyzer.collect(self.policy)
         from .web import WebStores  # STOW-RS stores: images arriving at the archive too
 
         WebStores(self).attach(analyzer)
         return self
+
+    def follow(self, analyzer: Any) -> collect.JourneyPolicy:
+        """What :meth:`attach` does but subscribe: findings to ``analyzer.emit``, its
+        disabled rules, the collection policy made (returned); the caller delivers."""
+        self.emit = analyzer.emit
+        self.disabled = analyzer.rules.config.disabled
+        self.policy = collect.JourneyPolicy(self.on_data, self.on_cut)
+        return self.policy
 
     # -- data sets ----------------------------------------------------------------------------
     def on_data(self, a: Association, side: int, m: Any, got: Any) -> None:
@@ -192,17 +200,17 @@ class Journey:
         try:
             if t.command == "C-STORE":
                 self._store(a, t, req)
-            elif cls == collect.WORKLIST and t.command == "C-FIND":
+            elif cls == kinds.WORKLIST and t.command == "C-FIND":
                 self._worklist(a, t, req, rsp)
-            elif cls == collect.MPPS:
+            elif cls == kinds.MPPS:
                 self._mpps(a, t, req)
-            elif cls == collect.COMMITMENT:
+            elif cls == kinds.COMMITMENT:
                 self._commitment(a, t, req)
-            elif cls == collect.IAN and t.command == "N-CREATE":
+            elif cls == kinds.IAN and t.command == "N-CREATE":
                 self._ian(a, t, req)
-            elif cls.startswith(collect.UPS_PREFIX):
+            elif cls.startswith(kinds.UPS_PREFIX):
                 self.ups.transaction(a, t, _ds(req), _ds(rsp))
-            elif cls.startswith(collect.PRINT_PREFIX):
+            elif cls.startswith(kinds.PRINT_PREFIX):
                 self.printing.transaction(a, t, _ds(req), _ds(rsp))
         except Exception as exc:  # a journey bug must not stop the analysis
             self._emit_hit(checks.Hit(FAILED, f"the study journey could not file "
