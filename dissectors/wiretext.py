@@ -32,7 +32,7 @@ import re
 
 DISPLAY_LIMIT = 64  # characters of one wire string in text output (AE titles are 16, UIDs 64)
 _ESCAPE_LEN = {"x": 4, "u": 6, "U": 10}
-_ASCII_UNSAFE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")
+_ASCII_UNSAFE = r"[^\x20-\x5b\x5d-\x7e]"  # what from_bytes escapes (re caches the compile)
 
 
 def _code(c: str) -> str:
@@ -54,9 +54,9 @@ def escape(text: str) -> str:
 def from_bytes(raw: bytes | bytearray | memoryview) -> str:
     """Octets from the wire as ASCII text: printable ASCII kept, all else ``\\xNN``."""
     text = bytes(raw).decode("latin-1")
-    if _ASCII_UNSAFE.search(text) is None:
-        return text
-    return _ASCII_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text  # the common case, checked in C (nothing _ASCII_UNSAFE matches)
+    return re.sub(_ASCII_UNSAFE, lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def shorten(text: str, limit: int = DISPLAY_LIMIT) -> str:
@@ -80,7 +80,7 @@ def shown(text: str, limit: int = DISPLAY_LIMIT) -> str:
 
 
 OPEN, CLOSE = "\ue000", "\ue001"  # around an escaped wire value quoted in a sentence
-_MARKED = re.compile("\ue000([^\ue000\ue001]*)\ue001")
+_MARKED = "\ue000([^\ue000\ue001]*)\ue001"  # compiled when first used (re caches it)
 
 
 def mark(escaped: str) -> str:
@@ -99,5 +99,5 @@ def shorten_marked(text: str, limit: int = DISPLAY_LIMIT) -> str:
     """The sentence with each marked value cut to ``limit`` characters (:func:`shorten`)."""
     if OPEN not in text:
         return text
-    return _MARKED.sub(lambda m: shorten(m.group(1), limit), text).replace(OPEN, "").replace(
-        CLOSE, "")
+    return re.sub(_MARKED, lambda m: shorten(m.group(1), limit), text).replace(
+        OPEN, "").replace(CLOSE, "")

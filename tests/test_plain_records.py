@@ -52,3 +52,51 @@ def test_missing_and_misordered_fields_are_refused():
 
     with pytest.raises(TypeError, match="field b without a default follows one with"):
         Bad(1, 2)
+
+
+def test_the_packages_record_shapes_come_compiled_and_up_to_date():
+    """dissectors/_shapes.py holds every shape of the package's Record classes (regenerate it
+    with tools/record_shapes.py), each the very code a compile of its shape gives; a class of
+    such a shape is made without compiling anything."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dissectors import _plain
+    from dissectors._shapes import SHAPES
+
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, str(root / "tools" / "record_shapes.py"), "--check"],
+                       cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, "dissectors/_shapes.py is out of date: run tools/record_shapes.py"
+    assert len(SHAPES) >= 10
+    for src, code in SHAPES.items():
+        made: dict = {}
+        exec(src, made)  # noqa: S102 - the table's own keys
+        fresh = made["__init__"].__code__
+        assert (code.co_code, code.co_consts, code.co_names, code.co_varnames,
+                code.co_argcount) == (fresh.co_code, fresh.co_consts, fresh.co_names,
+                                      fresh.co_varnames, fresh.co_argcount)
+
+    from dicomsniff.model import Side
+
+    _plain._shape(next(iter(SHAPES)))  # the table loaded
+    compiled: list = []
+    real_exec = exec
+
+    def counting(*args, **kw):
+        compiled.append(args[0])
+        return real_exec(*args, **kw)
+
+    import builtins
+
+    builtins.exec = counting  # type: ignore[assignment]
+    try:
+        src = _plain.init_source("Side", Side._fields, Side._defaults)[0]
+        _plain._SHAPES.pop(src, None)
+        _plain._SHAPES.update({src: SHAPES[src]})
+        init = _plain._make_init("Side", Side._fields, Side._defaults)
+    finally:
+        builtins.exec = real_exec  # type: ignore[assignment]
+    assert compiled == [] and init.__code__.co_name == "__init__"
+    assert init.__code__.co_varnames[:3] == ("self", *Side._fields[:2])

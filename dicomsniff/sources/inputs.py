@@ -9,26 +9,28 @@ quoted. A name that matches nothing is reported, one line, like a bad file.
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from collections.abc import Iterable
 
-__all__ = ["CAPTURE_NAME", "expand_inputs", "natural_key"]
+__all__ = ["capture_name", "expand_inputs", "natural_key"]
 
 #: file names taken from a directory: capture extensions, tcpdump -C/-G's numbered suffixes
 #: (ct.pcap1, ct.pcap12), dumpcap ring buffers (ct_00001_20260105120000.pcapng), each
-#: optionally compressed.
-CAPTURE_NAME = re.compile(
-    r".*\.(pcap|pcapng|cap|dmp|ntar)(\d*)(\.(gz|xz|zst))?$|.*_\d{5}_\d{14}\.\w+$",
-    re.IGNORECASE,
-)
-_DIGITS = re.compile(r"(\d+)")
+#: optionally compressed. The patterns are compiled when first used (re caches them): most
+#: runs name one file, and every start imports this module.
+_CAPTURE_NAME = r".*\.(pcap|pcapng|cap|dmp|ntar)(\d*)(\.(gz|xz|zst))?$|.*_\d{5}_\d{14}\.\w+$"
+_DIGITS = r"(\d+)"
+
+
+def capture_name() -> re.Pattern[str]:
+    """The pattern of the file names taken from a directory."""
+    return re.compile(_CAPTURE_NAME, re.IGNORECASE)
 
 
 def natural_key(path: str) -> tuple:
     """Order names as people do: ct.pcap2 before ct.pcap10 (tcpdump -C numbering)."""
-    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(path))
+    return tuple(int(p) if p.isdigit() else p for p in re.split(_DIGITS, path))
 
 
 def expand_inputs(specs: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -56,9 +58,10 @@ def expand_inputs(specs: Iterable[str]) -> tuple[list[str], list[str]]:
             continue
         if os.path.isdir(spec):
             found = []
+            wanted = capture_name()
             for root, dirs, names in os.walk(spec):
                 dirs.sort()
-                found.extend(os.path.join(root, n) for n in names if CAPTURE_NAME.match(n))
+                found.extend(os.path.join(root, n) for n in names if wanted.match(n))
             if not found:
                 problems.append(f"{spec}: directory holds no capture files "
                                 "(.pcap, .pcapng, .cap, optionally .gz/.xz/.zst)")
@@ -66,7 +69,9 @@ def expand_inputs(specs: Iterable[str]) -> tuple[list[str], list[str]]:
                 add(p)
         elif os.path.lexists(spec):
             add(spec)  # a file (or a broken link: the reader words the error)
-        elif glob.has_magic(spec):
+        elif _has_magic(spec):
+            import glob  # only for a name that is not a file: most runs never need it
+
             matches = sorted((m for m in glob.glob(spec, recursive=True)
                               if not os.path.isdir(m)), key=natural_key)
             if not matches:
@@ -76,3 +81,8 @@ def expand_inputs(specs: Iterable[str]) -> tuple[list[str], list[str]]:
         else:
             problems.append(f"{spec}: no such file")
     return files, problems
+
+
+def _has_magic(spec: str) -> bool:
+    """``glob.has_magic``, without importing glob for a name that has none."""
+    return any(c in spec for c in "*?[")

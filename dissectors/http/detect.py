@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 
-# A start line at the beginning of a line: where a lost direction picks up again.
-REQUEST_LINE = re.compile(
-    rb"(?:^|(?<=\n))(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) "
-    rb"[\x21-\x7e]{1,8192} HTTP/1\.[01]\r?\n")
-STATUS_LINE = re.compile(rb"(?:^|(?<=\n))HTTP/1\.[01] [1-5][0-9][0-9][ \r\n]")
+# A start line at the beginning of a line: where a lost direction picks up again. Compiled when
+# first read (module __getattr__ below): every start imports this module, few captures hold HTTP.
+_PATTERNS = {
+    "REQUEST_LINE": rb"(?:^|(?<=\n))(?:GET|HEAD|POST|PUT|DELETE|OPTIONS|PATCH|CONNECT|TRACE) "
+                    rb"[\x21-\x7e]{1,8192} HTTP/1\.[01]\r?\n",
+    "STATUS_LINE": rb"(?:^|(?<=\n))HTTP/1\.[01] [1-5][0-9][0-9][ \r\n]",
+}
+REQUEST_LINE: re.Pattern[bytes]
+STATUS_LINE: re.Pattern[bytes]
 # RFC 9113 3.4: a client speaking HTTP/2 with prior knowledge opens with this, not a request.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 METHODS = (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT",
@@ -39,7 +43,7 @@ def looks_like_request(head: bytes) -> bool | None:
     eol = head.find(b"\n")
     if eol < 0:
         return None if len(head) < 8200 else False
-    return REQUEST_LINE.match(head, 0, eol + 1) is not None
+    return __getattr__("REQUEST_LINE").match(head, 0, eol + 1) is not None
 
 
 
@@ -54,3 +58,14 @@ def is_h2_preface(head: bytes) -> bool | None:
     if bytes(head[:n]) != H2_PREFACE[:n]:
         return False
     return True if n == len(H2_PREFACE) else None
+
+
+def __getattr__(name: str) -> re.Pattern[bytes]:
+    """``REQUEST_LINE`` and ``STATUS_LINE``, compiled on first use and kept."""
+    pattern = globals().get(name)
+    if pattern is None:
+        source = _PATTERNS.get(name)
+        if source is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        pattern = globals()[name] = re.compile(source)
+    return pattern  # type: ignore[no-any-return]

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import struct
 
-from . import tables as t
+# Record content types (RFC 8446 5.1) and the handshake type a client opens with (RFC 8446 4):
+# the record layer's numbers, defined here so that detection loads no registry; tables.py,
+# which names them, takes them from here.
+CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA, HEARTBEAT = 20, 21, 22, 23, 24
+CLIENT_HELLO = 1
 
 MAX_RECORD = (1 << 14) + 2048  # RFC 5246 6.2.3: plaintext 2^14 plus expansion
 RECORD_HEADER = struct.Struct("!BHH")  # content type, version, length
@@ -23,12 +27,12 @@ def plausible_tls(head: bytes | bytearray | memoryview) -> bool | None:
     that fits a record) and the handshake header (client_hello whose length fits the record).
     """
     if len(head) < 9:
-        return None if len(head) < 1 or head[0] == t.HANDSHAKE else False
+        return None if len(head) < 1 or head[0] == HANDSHAKE else False
     ctype, ver, length = RECORD_HEADER.unpack_from(head, 0)
-    if ctype != t.HANDSHAKE or ver >> 8 != 3 or not 4 <= length <= MAX_RECORD:
+    if ctype != HANDSHAKE or ver >> 8 != 3 or not 4 <= length <= MAX_RECORD:
         return False
     v = _HS.unpack_from(head, 5)[0]
-    return v >> 24 == t.CLIENT_HELLO and 38 <= v & 0xFFFFFF
+    return v >> 24 == CLIENT_HELLO and 38 <= v & 0xFFFFFF
 
 
 def plausible_tls_record(head: bytes | bytearray | memoryview) -> bool:

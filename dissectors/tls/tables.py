@@ -8,12 +8,18 @@ it is weak, if it is; suites without a row are named by their code and never dec
 
 from __future__ import annotations
 
-# Record content types (RFC 8446 5.1).
-CHANGE_CIPHER_SPEC = 20
-ALERT = 21
-HANDSHAKE = 22
-APPLICATION_DATA = 23
-HEARTBEAT = 24
+from typing import Any
+
+# Record content types (RFC 8446 5.1): the numbers are the record layer's (records.py).
+from .records import (  # noqa: F401 - re-exported: the registries' names
+    ALERT,
+    APPLICATION_DATA,
+    CHANGE_CIPHER_SPEC,
+    CLIENT_HELLO,
+    HANDSHAKE,
+    HEARTBEAT,
+)
+
 CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake",
                  23: "application_data", 24: "heartbeat"}
 
@@ -25,7 +31,7 @@ HANDSHAKE_TYPES = {
     15: "certificate_verify", 16: "client_key_exchange", 20: "finished",
     22: "certificate_status", 24: "key_update", 254: "message_hash",
 }
-CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET = 1, 2, 4
+SERVER_HELLO, NEW_SESSION_TICKET = 2, 4  # CLIENT_HELLO (1): records.py
 ENCRYPTED_EXTENSIONS, CERTIFICATE, SERVER_KEY_EXCHANGE = 8, 11, 12
 CERTIFICATE_REQUEST, SERVER_HELLO_DONE, CERTIFICATE_VERIFY = 13, 14, 15
 CLIENT_KEY_EXCHANGE, FINISHED, KEY_UPDATE = 16, 20, 24
@@ -206,7 +212,7 @@ _SUITE_NAMES = {
     0x1303: "TLS_CHACHA20_POLY1305_SHA256", 0x1304: "TLS_AES_128_CCM_SHA256",
     0x1305: "TLS_AES_128_CCM_8_SHA256",
 }
-SUITES: dict[int, Suite] = {c: _suite(c, n) for c, n in _SUITE_NAMES.items() if c}
+SUITES: dict[int, Suite]  # code -> row: derived on first use (module __getattr__ below)
 SIGNALLING = {0x00FF: "TLS_EMPTY_RENEGOTIATION_INFO_SCSV", 0x5600: "TLS_FALLBACK_SCSV"}
 
 
@@ -216,7 +222,7 @@ def is_grease(value: int) -> bool:
 
 
 def suite_name(code: int) -> str:
-    s = SUITES.get(code)
+    s = __getattr__("SUITES").get(code)
     if s is not None:
         return s.name
     return SIGNALLING.get(code) or f"0x{code:04X}"
@@ -230,3 +236,14 @@ def version_name(code: int | None) -> str | None:
 
 def alert_name(code: int) -> str:
     return ALERTS.get(code) or f"alert {code}"
+
+
+def __getattr__(name: str) -> Any:
+    """``SUITES``, derived from the names when first read: only a TLS handshake needs the rows,
+    and every start imports this module (the record layer's constants decide what is TLS)."""
+    if name == "SUITES":
+        rows = globals().get("SUITES")
+        if rows is None:
+            rows = globals()["SUITES"] = {c: _suite(c, n) for c, n in _SUITE_NAMES.items() if c}
+        return rows
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
