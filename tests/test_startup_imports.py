@@ -15,6 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 ECHO = ROOT / "captures" / "echo.pcap"  # dcmtk echoscu -> storescp, clear DICOM
 TLS = ROOT / "captures" / "tls" / "tls13-store.pcap"
 
+JOURNEY = tuple(f"dicomsniff.analysis.journey.{m}" for m in (
+    "core", "collect", "headers", "decode", "study", "checks", "web"))
 # Loaded by none of the runs below on a clear DICOM capture: libraries for other commands or
 # protocols, the TLS analyzer and what it brings, the -j machinery, the other subcommands.
 NOT_FOR_CLEAR_DICOM = (
@@ -27,6 +29,10 @@ NOT_FOR_CLEAR_DICOM = (
     "dicomsniff.cli.export_objects", "dicomsniff.cli.rules",
     # the signal module's enums (the CLI uses _signal), the journey's Print and UPS trackers
     "signal", "dicomsniff.analysis.journey.printing", "dicomsniff.analysis.journey.ups",
+    # the study journey itself (its stand-in wakes it for study traffic only), DICOMweb and
+    # the HTTP parser (made at the first HTTP connection), the TLS registries, glob
+    *JOURNEY, "dicomsniff.dicomweb", "dissectors.http.stream", "dissectors.http.message",
+    "dissectors.tls.tables", "glob",
 )
 
 
@@ -120,3 +126,48 @@ def test_the_parser_built_for_one_command_reads_its_arguments_as_the_full_one():
                         got = ("exit", exc.code)
                 seen.append((got, out.getvalue(), err.getvalue()))
             assert seen[0] == seen[1], argv
+
+
+def test_study_traffic_and_http_load_the_journey_and_dicomweb_when_they_come():
+    """The other way round for the journey and DICOMweb: a store wakes the journey (its
+    records are the eager journey's: tests/test_lazy_journey.py), a STOW-RS both."""
+    rc, mods = _modules("analyze", "--json", "-o", os.devnull,
+                        str(ROOT / "captures" / "store-small-pdu.pcap"))
+    assert rc in (0, 1)
+    assert all(_loaded(mods, m) for m in JOURNEY)
+    assert not _loaded(mods, "dicomsniff.dicomweb")
+    rc, mods = _modules("analyze", "--json", "-o", os.devnull,
+                        str(ROOT / "captures" / "dicomweb" / "stow.pcap"))
+    assert rc in (0, 1)
+    assert _loaded(mods, "dicomsniff.dicomweb.session") and _loaded(mods, "dissectors.http.stream")
+    assert _loaded(mods, "dicomsniff.analysis.journey.core")
+
+
+def test_the_collector_is_paused_for_start_up_only(monkeypatch):
+    """main() pauses garbage collection while the command loads (docs/performance.md): it is
+    back on before the first byte is read, and after the command, as the caller had it."""
+    import gc
+
+    from dicomsniff.analysis import run as run_mod
+    from dicomsniff.cli import main
+
+    seen = []
+    real = run_mod.analyze_source
+
+    def spy(*args, **kw):
+        seen.append(gc.isenabled())
+        return real(*args, **kw)
+
+    monkeypatch.setattr(run_mod, "analyze_source", spy)
+    assert gc.isenabled()
+    assert main(["analyze", "--json", "-o", os.devnull, str(ECHO)]) == 0
+    assert seen == [True] and gc.isenabled()
+    gc.disable()  # a caller that had it off keeps it off
+    try:
+        assert main(["analyze", "--json", "-o", os.devnull, str(ECHO)]) == 0
+        assert seen == [True, False] and not gc.isenabled()
+    finally:
+        gc.enable()
+    with __import__("pytest").raises(SystemExit):
+        main(["analyze", "--bogus"])
+    assert gc.isenabled()

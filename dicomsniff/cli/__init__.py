@@ -28,7 +28,7 @@ import os
 import sys
 from typing import Any
 
-from .args import EXIT_OK, EXIT_UNUSABLE, Parser
+from .args import EXIT_OK, EXIT_UNUSABLE, Parser, pause_collector, settle
 
 # The subcommands: module names in this package, in --help order.
 COMMANDS: tuple[str, ...] = (
@@ -100,6 +100,14 @@ def _command(argv: list[str]) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
+    pause_collector()  # start-up: see dicomsniff.cli.args.settle
+    try:
+        return _run(argv)
+    finally:
+        settle()
+
+
+def _run(argv: list[str]) -> int:
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     if args.command is None:

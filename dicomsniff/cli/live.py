@@ -33,6 +33,7 @@ from .args import (
     port,
     positive_int,
     rules_from,
+    settle,
     size,
 )
 
@@ -210,6 +211,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     problem = _usage(args)
     if problem:
         return _fail(problem)
+    settle()  # the collector resumes before the capture starts (see args.settle)
     if args.tui:
         return _cmd_tui(args)
     from ..live.run import LiveRun
