@@ -380,23 +380,29 @@ fail:
     return NULL;
 }
 
-/* skip(chunk, off, layout, owner, limit): the records of other workers' connections, for a
- * -j worker (dicomsniff/parallel/shard.py ConnectionFilter). Walks at most `limit` records
- * (negative: no limit) from chunk[off] as long as each is one the filter's first branch
+/* skip(chunk, off, layout, owner, limit[, want]): the records of other workers' connections,
+ * for a -j worker (dicomsniff/parallel/shard.py ConnectionFilter). Walks at most `limit`
+ * records (negative: no limit) from chunk[off] as long as each is one the filter's first branch
  * (ConnectionFilter.wanted) judges from its cache alone and gives to another worker: on
  * Ethernet, at least 38 bytes captured, IPv4 without options, TCP, not a fragment, its flow key
  * (the 12 bytes of addresses and ports) in `owner` (a dict: flow key -> this worker's) as
- * False. Anything else stops it: Python looks at that record as before. The record layout and
+ * False. Anything else stops it: Python looks at that record as before. With `want` True it
+ * walks the records the filter gives to this worker instead (the caller counts them). The record layout and
  * its checks are the reader's (as in walk above). Returns (off, records, ts of the last or
  * None). What it buys: the worker's Python look at each record of the others (reading the
  * record, unpacking its headers, a dict look-up), about 1 us a record, most of a worker's
  * overhead on query-heavy captures (docs/performance.md). */
 static PyObject *skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "skip() takes 5 arguments");
+    if (nargs != 5 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "skip() takes 5 or 6 arguments");
         return NULL;
     }
     PyObject *chunk = args[0], *layout = args[2], *owner = args[3];
+    PyObject *want = nargs == 6 ? args[5] : Py_False;
+    if (want != Py_True && want != Py_False) {
+        PyErr_SetString(PyExc_TypeError, "want: True or False");
+        return NULL;
+    }
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     if (off == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
@@ -449,7 +455,7 @@ static PyObject *skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         PyObject *mine = PyDict_GetItemWithError(owner, key); /* borrowed */
         Py_DECREF(key);
         if (mine == NULL && PyErr_Occurred()) goto fail;
-        if (mine != Py_False) break; /* this worker's, or not dealt yet: Python decides */
+        if (mine != want) break; /* the other kind, or not dealt yet: Python decides */
         off = next;
         records++;
         last_sec = sec;

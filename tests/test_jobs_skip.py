@@ -1,8 +1,9 @@
-"""The -j workers' skip of other workers' records in C (dissectors/_runs.c ``skip``,
-``ConnectionFilter.skipper``) against the filter's Python look at every record
-(``ConnectionFilter.wanted``): each worker is given the very same frames, numbered alike, on
-every sample capture, in pcap, nanosecond, big-endian and pcapng layouts, across reader chunk
-edges and on damaged records; and ``analyze -j 2`` writes the same records with and without it.
+"""The -j workers' skip of other workers' records in C and count of their own
+(dissectors/_runs.c ``skip``, ``ConnectionFilter.skipper`` and ``counter``) against the
+filter's Python look at every record (``ConnectionFilter.wanted``): each worker is given the
+very same frames, numbered alike, on every sample capture, in pcap, nanosecond, big-endian and
+pcapng layouts, across reader chunk edges and on damaged records; and ``analyze -j 2`` writes
+the same records with and without it.
 
 The skip may pass over a record only where ``wanted`` would give it to another worker from its
 first branch (a plain IPv4 TCP segment of a connection already dealt out); anything else is left
@@ -33,20 +34,32 @@ SEVERAL = [CAPTURES / n for n in ("move.pcap", "store-concurrent.pcap",
 def shares(source, index: int, count: int, skip: bool, chunk_size: int | None = None
            ) -> tuple[list[int], int, int]:
     """The frames worker ``index`` of ``count`` is given (their numbers), every frame counted,
-    and how many records the C skip passed over, reading as ``parallel.local`` reads."""
+    and how many records the C skip passed over, reading as ``parallel.local`` reads; with
+    ``skip``, every record the C counter says is this worker's is asked about too, and must
+    be."""
     reader = (CaptureReader(source) if chunk_size is None
               else CaptureReader(source, chunk_size=chunk_size))
     filt = ConnectionFilter(index, count)
     skipper = filt.skipper() if skip else None
     if skip:
         assert skipper is not None
+    counter = filt.counter() if skip else None
     mine: list[int] = []
     skipped = 0
+    left = 0  # records the counter said are this worker's: wanted must agree on each
     it = iter(reader)
     for pkt in it:
         if filt.wanted(pkt):
             mine.append(filt.frame)
-        elif skipper is not None:
+            if counter is not None:
+                if left:
+                    left -= 1
+                else:
+                    got = it.send(counter)
+                    assert got[:3] == (got[0], 0, None)  # counted, not taken
+                    left = got[3]
+        elif counter is not None:
+            assert not left, "the counter counted a record of another worker"
             got = it.send(skipper)
             filt.skipped(got[1])
             skipped += got[1]
@@ -176,3 +189,27 @@ def test_two_workers_write_the_same_records_with_and_without_the_skip(
         out[name] = capsys.readouterr().out
     assert out["c"] == out["python"] == out["one"]
     assert out["one"].count("\n") > 2
+
+
+@pytest.mark.parametrize("layout", ["pcap", "pcapng"])
+def test_the_reader_takes_several_walkers_before_the_next_record(layout: str,
+                                                                 tmp_path: Path) -> None:
+    """A worker counts its records (one walker), then its engine may walk them (another)
+    before the reader is asked for the next record: each send is run, none is lost."""
+    frames = [fr for fr in _frames(CAPTURES / "store-concurrent.pcap")
+              if fr[1][12:14] == b"\x08\x00"]  # IPv4 only (the ARP frames left out)
+    f = tmp_path / f"c.{layout}"
+    f.write_bytes(pcapng_bytes(frames) if layout == "pcapng" else pcap_bytes(frames))
+    skip = compiled_skip()
+    second = bytes(frames[1][1][26:38])  # the flow key of the second record
+    with CaptureReader(f) as r:
+        it = iter(r)
+        assert bytes(next(it)[2]) == frames[0][1]
+        noted = it.send(lambda chunk, off, lay: (off, 0, None, "counted"))
+        assert noted[1:] == (0, None, "counted")
+        got = it.send(lambda chunk, off, lay: skip(chunk, off, lay, {second: False}, 1))
+        assert got[1] == 1 and got[0] > noted[0]  # the second record walked
+        again = it.send(lambda chunk, off, lay: (off, 0, None))
+        assert again[0] == got[0]
+        assert bytes(next(it)[2]) == frames[2][1]  # then the third, by next()
+        assert sum(1 for _ in it) == len(frames) - 3

@@ -91,6 +91,45 @@ class _WalkedRun:
         return got
 
 
+class _OwnRun:
+    """A run of this worker's frames, handed to its engine: the record the filter looked at,
+    then the ``left`` records the reader counted in C as this worker's too
+    (``ConnectionFilter.counter``), read without a look (each still counted by the filter:
+    its frame number is the one the engine analyses). The engine sends the compiled walker
+    into the reader through it, as through :class:`_WalkedRun`; what the walker takes are
+    records of this worker's connection among those counted."""
+
+    __slots__ = ("left", "_first", "_it", "_send", "_filt")
+    walks = True
+
+    def __init__(self, reader_it: Any, filt: ConnectionFilter) -> None:
+        self.left = 0
+        self._first: Any = None
+        self._it = reader_it
+        self._send = reader_it.send
+        self._filt = filt
+
+    def start(self, first: Any, left: int) -> None:
+        self._first, self.left = first, left
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self._first
+        it, filt = self._it, self._filt
+        while self.left > 0:
+            self.left -= 1
+            filt.frame += 1
+            pkt = next(it, None)
+            if pkt is None:
+                return
+            yield pkt
+
+    def send_walker(self, walker: Any) -> tuple:
+        got = self._send(walker)
+        self._filt.frame += got[1]
+        self.left = max(0, self.left - got[1])
+        return got
+
+
 class _Tcp:
     """What the association checks read of a connection's two reassemblers."""
 
@@ -434,13 +473,36 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
         wanted = filt.wanted
         it = iter(packets)
         walks = getattr(packets, "walks", False)
-        walked = _WalkedRun(it, filt) if walks else None
-        # the records of the other workers' connections passed over in C (shard.py)
+        # with the compiled walker, the reader skips the other workers' records in C and
+        # counts this worker's (shard.py): Python looks at the first record of each run only
         skipper = filt.skipper() if walks else None
-        send = it.send
+        counter = filt.counter() if skipper is not None else None
         head = next(it, None)
         first_ts = last_ts = None if head is None else head[0]
         try:
+            if counter is not None:
+                send = it.send
+                own = _OwnRun(it, filt)
+                pkt = head
+                while pkt is not None:
+                    if wanted(pkt):
+                        start = frame
+                        got = send(counter)  # (after a block read the slow way: no count)
+                        own.start(pkt, got[3] if len(got) > 3 else 0)
+                        frame = consume(own, frame, progress, every)
+                        filt.kept += frame - start
+                        last_ts = an.stats.last_ts
+                    else:
+                        frame += 1
+                        last_ts = pkt[0]
+                        got = send(skipper)
+                        if got[1]:
+                            frame += got[1]
+                            filt.skipped(got[1])
+                            last_ts = got[2]
+                    pkt = next(it, None)
+                return frame
+            walked = _WalkedRun(it, filt) if walks else None
             for mine, run in groupby(chain((head,), it) if head is not None else (), wanted):
                 if mine:
                     start = frame
@@ -450,20 +512,11 @@ def run_worker(capture: Any, index: int, count: int, config: dict[str, Any],
                     frame = consume(run, frame, progress, every)
                     filt.kept += frame - start
                     last_ts = an.stats.last_ts
-                elif skipper is None:  # counted in C: the last (number, frame) of the run
+                else:  # counted in C: the last (number, frame) of the run
                     last = deque(enumerate(run, 1), maxlen=1)
                     if last:
                         frame += last[0][0]
                         last_ts = last[0][1][0]
-                else:  # after each record Python looked at, the reader skips in C
-                    for pkt in run:
-                        frame += 1
-                        last_ts = pkt[0]
-                        got = send(skipper)
-                        if got[1]:
-                            frame += got[1]
-                            filt.skipped(got[1])
-                            last_ts = got[2]
         except KeyboardInterrupt:  # in the middle of a run: the frame being read
             frame = max(frame, filt.frame)
             raise
@@ -762,7 +815,6 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
     from ..analysis.journey.lazy import StandInStores
     from ..analysis.journey.web import WebStores
     from ..analysis.moves import MoveLinker
-    from ..analysis.tls import tell
 
     for log in logs:
         log.resolve()
@@ -827,6 +879,8 @@ def replay(logs: Sequence[WorkerLog], an: Analyzer) -> None:
         elif kind == "refused":
             rules.state.refused_attempt(*payload)
         elif kind == "tls":
+            from ..analysis.tls import tell  # loaded at the first TLS connection only
+
             tell(an, payload[0])
         elif kind == "wtxn":
             info, t, heads = payload

@@ -117,9 +117,28 @@ class ConnectionFilter:
 
         return walker
 
+    def counter(self) -> Callable[[Any, int, tuple], tuple] | None:
+        """Like :meth:`skipper`, a walker for the reader, but one that counts the records of
+        this worker's connections that follow (those :meth:`wanted` gives this worker from its
+        first branch) and takes none: its reply is ``(offset, 0, None, count)``, so the
+        worker reads that many records knowing they are its own (``parallel.local``).
+        Each of them must still be counted (:meth:`skipped`) as it is read."""
+        from ..analysis import accel
+
+        skip = accel.skip
+        if skip is None:
+            return None
+        cache = self._cache
+
+        def walker(chunk: Any, off: int, layout: tuple) -> tuple:
+            return off, 0, None, skip(chunk, off, layout, cache, -1, True)[1]
+
+        return walker
+
     def skipped(self, records: int) -> None:
-        """``records`` frames after the last one asked about were another worker's (walked by
-        :meth:`skipper`): counted as :meth:`wanted` counts them."""
+        """``records`` frames after the last one asked about were read without asking (walked
+        by :meth:`skipper`, or counted by :meth:`counter`): counted as :meth:`wanted` counts
+        them."""
         self.frame += records
 
     def wanted(self, pkt: tuple) -> bool:

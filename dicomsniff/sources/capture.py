@@ -583,8 +583,9 @@ class CaptureReader:
         tuple whose first three items are the offset it stopped at (a record or block
         boundary), the records it consumed and the last one's timestamp; the reader goes on
         from there and ``send`` returns that tuple (the engine's bulk runs,
-        :mod:`dicomsniff.analysis.accel`). After a pcapng block the reader read the slow way
-        it returns (offset, 0, None): no walk."""
+        :mod:`dicomsniff.analysis.accel`); another walker may be sent before the next
+        ``next()`` (a -j worker counts its records, then its engine walks them). After a
+        pcapng block the reader read the slow way it returns (offset, 0, None): no walk."""
         return self.format in ("pcap", "pcapng")
 
     def __iter__(self) -> Iterator[Packet]:
@@ -632,13 +633,15 @@ class CaptureReader:
                         # exact integer division: correctly rounded, same float as pcapng gives
                         last_ts = (sec * ticks + frac) / ticks
                         walker = yield last_ts, linktype, buf[start:end], olen
-                        if walker is not None:  # the caller walks a run of records itself
+                        while walker is not None:  # the caller walks a run of records itself
                             got = walker(buf, off, layout)
                             if got[1]:
                                 off = got[0]
                                 count += got[1]
                                 last_ts = got[2]
-                            yield got  # what send() returns; the next packet goes to next()
+                            # what send() returns; the next packet goes to next(), another
+                            # walker may be sent first
+                            walker = yield got
                 except struct.error:  # fewer than 16 bytes left
                     pass
                 self.packets = count
@@ -713,14 +716,15 @@ class CaptureReader:
                             count += 1
                             last_ts = ((hi << 32 | lo) + tsoff) / ticks
                             walker = yield last_ts, linktype, buf[start : start + caplen], olen
-                            if walker is not None:  # the caller walks a run of blocks itself
+                            while walker is not None:  # the caller walks a run of blocks
                                 got = walker(buf, off, ("pcapng", endian == ">", maxcap,
                                                         maxblock, tuple(ifaces)))
                                 if got[1]:
                                     off = got[0]
                                     count += got[1]
                                     last_ts = got[2]
-                                yield got  # what send() returns
+                                walker = yield got  # what send() returns (another walker may
+                                # be sent before the next packet)
                     except struct.error:  # fewer than 28 bytes left
                         pass
 
@@ -838,8 +842,9 @@ class CaptureReader:
                         off = end
                         count += 1
                         last_ts = ((hi << 32 | lo) + tsoff) / ticks
-                        if (yield last_ts, linktype, buf[start : start + caplen], olen):
-                            yield off, 0, None  # no walk after a block read the slow way
+                        walker = yield last_ts, linktype, buf[start : start + caplen], olen
+                        while walker is not None:  # no walk after a block read the slow way
+                            walker = yield off, 0, None
                     elif btype == _SPB:
                         if not nif:
                             err = f"{_where(at)}: simple packet block but no interface defined"
@@ -857,8 +862,9 @@ class CaptureReader:
                         start = off + 12
                         off = end
                         count += 1
-                        if (yield last_ts, ifaces[0][0], buf[start : start + caplen], olen):
-                            yield off, 0, None  # no walk after a simple packet block
+                        walker = yield last_ts, ifaces[0][0], buf[start : start + caplen], olen
+                        while walker is not None:  # no walk after a simple packet block
+                            walker = yield off, 0, None
                     elif btype == _IDB:
                         linktype, _res, snaplen = struct.unpack_from(endian + "HHI", buf, off + 8)
                         ticks, tsoff = self._idb_options(buf, off + 16, end - 4, endian, at)
