@@ -334,9 +334,11 @@ class Analyzer:
                             if n < c:  # data set bytes nobody collects: counted, not touched
                                 ul.countable = c - n
                                 if send is not None and c - n > run_min and conn.verdict:
+                                    if buf.obj is not chunk:  # the reader moved on: see below
+                                        chunk = buf.obj
+                                        release_views(pinned, chunk)
                                     frame, ts = self._walk(send, conn, side, key, frame, ts,
-                                                           window, buf, chunk, mask, progress,
-                                                           every)
+                                                           window, progress, every)
                                     continue
                             else:
                                 ul.take(buf, start, start + n, frame, ts)
@@ -348,9 +350,16 @@ class Analyzer:
                                         continue
                                 if (send is not None and ul.countable > run_min
                                         and conn.tcp is tcp and conn.verdict):
+                                    # A walk goes to the end of the reader's chunk: if the
+                                    # reader has just moved to another, the references into
+                                    # the one it left are copied now rather than at the next
+                                    # look (what a copy is compared with does not depend on
+                                    # when: dissectors/tcp.py)
+                                    if buf.obj is not chunk:
+                                        chunk = buf.obj
+                                        release_views(pinned, chunk)
                                     frame, ts = self._walk(send, conn, side, key, frame, ts,
-                                                           window, buf, chunk, mask, progress,
-                                                           every)
+                                                           window, progress, every)
                                     continue
                         else:
                             start = 34 + (doff >> 4) * 4
@@ -377,17 +386,13 @@ class Analyzer:
         return frame
 
     def _walk(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
-              window: int, buf, chunk, mask: int, progress, every: int) -> tuple[int, float]:
+              window: int, progress, every: int) -> tuple[int, float]:
         """The end of the fast path for a segment after which a bulk run may follow (its
-        zero window, as the fast path ends), then the run: up to the next look at the
-        reader's chunk if one is due in this chunk (references are copied out at the same
-        frames as without the walker)."""
+        zero window, as the fast path ends), then the run, to the end of the reader's chunk
+        at most (the caller released the references into the chunk before, if any)."""
         if not window and conn.app is not None:  # receiver says: stop sending
             self.rules.zero_window(conn, side, frame)
-        limit = -1 if buf.obj is chunk else mask - (frame & mask)
-        if not limit:
-            return frame, ts
-        return self._run(send, conn, side, key, frame, ts, limit, progress, every)
+        return self._run(send, conn, side, key, frame, ts, -1, progress, every)
 
     def _run(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
              limit: int, progress, every: int) -> tuple[int, float]:
@@ -420,14 +425,21 @@ class Analyzer:
         conn.last_frame = frame
         d.next_seq = got[3]
         d.delivered += got[4]
-        recent = RECENT - 1
-        for view, i in got[6]:  # the fast path's ring of delivered segments (tcp.py)
-            r = d.ri
-            d.rbuf[r] = view
-            d.rframe[r] = frame0 + i
-            d.ri = (r + 1) & recent
-        if got[6]:
+        views = got[6]  # for the fast path's ring of delivered segments (tcp.py)
+        if len(views) == RECENT:  # all of it anew, oldest first (the ring turned: slot 0 next)
+            d.rbuf = [v for v, _ in views]
+            d.rframe = [frame0 + i for _, i in views]
+            d.ri = 0
             self.pinned.add(d)  # they look into the reader's chunk (tcp.release_views)
+        elif views:
+            recent = RECENT - 1
+            rbuf, rframe, r = d.rbuf, d.rframe, d.ri
+            for view, i in views:
+                rbuf[r] = view
+                rframe[r] = frame0 + i
+                r = (r + 1) & recent
+            d.ri = r
+            self.pinned.add(d)
         if got[7] or got[8]:
             ul.crossed(got[7], got[5], got[8], frame0)
             if ul.events:
