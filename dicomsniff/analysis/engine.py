@@ -254,6 +254,7 @@ class Analyzer:
                     if now is not chunk or now is None:
                         chunk = now
                         release_views(pinned, now)
+                    now = None  # (a chunk left behind must not stay referenced here)
                     if progress is not None and not frame & (every - 1):
                         progress(frame)
                 if linktype == 1 and len(buf) >= 54:
