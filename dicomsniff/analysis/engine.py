@@ -324,7 +324,6 @@ class Analyzer:
                             # In order, nothing held: deliver straight to the DICOM parser.
                             d.next_seq = (seq + n) & 0xFFFFFFFF
                             d.delivered += n
-                            start = 34 + (doff >> 4) * 4
                             # kept by reference to judge a retransmission (tcp.py)
                             i = d.ri  # the frame itself: tcp.recent_payload reads it back
                             d.rbuf[i] = buf
@@ -342,6 +341,7 @@ class Analyzer:
                                                            window, progress, every)
                                     continue
                             else:
+                                start = 34 + (doff >> 4) * 4
                                 ul.take(buf, start, start + n, frame, ts)
                                 if ul.events:
                                     conn.app.drain(side)

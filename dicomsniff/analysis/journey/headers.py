@@ -48,10 +48,9 @@ UNDEFINED = 0xFFFFFFFF
 _LONG_VRS = frozenset(int.from_bytes(v, "big") for v in (
     b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"))
 _SQ = int.from_bytes(b"SQ", "big")
-_LONG_LE = frozenset(int.from_bytes(v.to_bytes(2, "big"), "little") for v in _LONG_VRS)
-_SQ_LE = int.from_bytes(b"SQ", "little")
-_EXPLICIT_LE = struct.Struct("<HHHH").unpack_from  # group, element, VR, 16-bit length
-_U32_LE = struct.Struct("<I").unpack_from
+# (element << 16 | group, VR, 16-bit length): the tag as the little-endian word it is
+_WORD_LE = struct.Struct("<IHH").unpack_from
+_TOP_WORDS = {(t & 0xFFFF) << 16 | t >> 16: k for t, k in TOP.items()}  # TOP keyed by that word
 # Every other VR of PS3.5 Table 6.2-1 (2-byte length in explicit VR), as little-endian ints.
 _SHORT_LE = frozenset(int.from_bytes(v.encode(), "little") for v in (
     "AE AS AT CS DA DS DT FL FD IS LO LT PN SH SL SS ST TM UI UL US").split())
@@ -161,45 +160,33 @@ class HeaderReader:
         explicit = self.explicit
         u16, u32, tagof = self._u16, self._u32, self._tag
         fast = explicit and self.little
+        word_le, short, top_words = _WORD_LE, _SHORT_LE, _TOP_WORDS.get
         while True:
             if fast and not stack:
-                # The common case, top-level elements in explicit VR little endian, in one
-                # unpack each (tag, VR, short length); sequences and anything unusual go the
-                # general way below.
+                # The common case, top-level elements of groups below 0040 with a short VR in
+                # explicit VR little endian: one unpack each (the tag as the little-endian
+                # word it is on the wire, VR, length), the tag looked up as that word, an
+                # unwanted value stepped over without a bound check (a step past the bytes
+                # here is what is left to skip). Group 0040 and beyond (the end of the walk),
+                # long VRs, sequences and anything unusual go the general way below.
                 while n - pos >= 8:
-                    group, elem, vr, length = _EXPLICIT_LE(buf, pos)
-                    tag = group << 16 | elem
-                    if tag > STOP_AFTER:
-                        if group == 0xFFFE:
-                            break  # an item at the top level: the general way reports it
-                        self._finish()
-                        return
-                    if vr in _SHORT_LE:
-                        hdr = 8
-                    elif vr in _LONG_LE and vr != _SQ_LE:
-                        if n - pos < 12:
-                            break
-                        length = _U32_LE(buf, pos + 8)[0]
-                        if length == UNDEFINED:
-                            break
-                        hdr = 12
-                    else:
-                        break  # a sequence, or no VR where one belongs: the general way
-                    key = TOP.get(tag)
-                    if key is None or length > MAX_VALUE:
-                        pos += hdr
-                        left = n - pos
-                        if length > left:
-                            self.skip = length - left
-                            pos = n
-                            break
-                        pos += length
-                        continue
-                    if n - pos < hdr + length:
+                    word, vr, length = word_le(buf, pos)
+                    if word & 0xFFFF >= 0x0040 or vr not in short:
                         break
-                    self._keep(key, bytes(buf[pos + hdr:pos + hdr + length]), stack)
-                    pos += hdr + length
-                if self.skip or n - pos < 8:
+                    key = top_words(word)
+                    if key is None or length > MAX_VALUE:
+                        pos += 8 + length
+                        continue
+                    end = pos + 8 + length
+                    if end > n:
+                        break
+                    self._keep(key, bytes(buf[pos + 8:end]), stack)
+                    pos = end
+                if pos > n:
+                    self.skip = pos - n
+                    pos = n
+                    break
+                if n - pos < 8:
                     break
             # Close defined-length levels that end here.
             while stack and stack[-1].end is not None and self.offset + pos >= stack[-1].end:
