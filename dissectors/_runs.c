@@ -23,7 +23,8 @@
  *     same uncollected presentation context, read with the same checks as the parser's own
  *     fast branch (dissectors/ul/stream.py ULStream.take); an ACK that would declare lost
  *     bytes of the other direction stops the walk;
- *   - in the rev direction: a bare ACK.
+ *   - in the rev direction: a bare ACK (one that closes the window is counted, for the
+ *     transport rule: RuleSet.zero_window).
  * layout: ("pcap", big_endian, ticks, record_header_len, max_caplen, linktype), or
  * ("pcapng", big_endian, max_caplen, max_block, interfaces) where interfaces are (linktype,
  * ticks, offset in ticks) by interface ID; a pcapng record is taken only as an enhanced packet
@@ -31,13 +32,16 @@
  * o_next: the other direction's next sequence number (None or 0: never judged, as in Python).
  * cross: None, or (context_id, max_pdu_length, may_leave_current_pdv).
  *
- * Returns (off, records, ts, next_seq, delivered, countable, recent, headers, at_header):
- * where it stopped, how many records it consumed and the timestamp of the last (None if
- * none), the fwd direction's new next_seq and the payload bytes delivered, what is left
- * countable, the last 16 fwd payload records as (memoryview of the frame, index), the P-DATA
- * headers it crossed as (index, ts, pdu_length, context_id, message_control_header,
- * value_length), and whether it stopped right after a PDV ended at a record boundary. An index
- * counts records from 0 (the first record walked).
+ * Returns (off, records, ts, next_seq, delivered, countable, recent, headers, at_header,
+ * zero_windows, first_zero_window): where it stopped, how many records it consumed and the
+ * timestamp of the last (None if none), the fwd direction's new next_seq and the payload bytes
+ * delivered, what is left countable, the last 16 fwd payload records as (memoryview of the
+ * frame, index) or, when the walk ended with the chunk (the reader leaves it next), as
+ * ((sequence number, payload bytes), index), the copy dissectors/tcp.py copy_out would make
+ * of them at once; the P-DATA headers it crossed as (index, ts, pdu_length, context_id,
+ * message_control_header, value_length); whether it stopped right after a PDV ended at a
+ * record boundary; how many rev bare ACKs advertised a zero window and the index of the
+ * first (-1: none). An index counts records from 0 (the first record walked).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -237,8 +241,11 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
 
     PyObject *headers = PyList_New(0);
     if (headers == NULL) { PyBuffer_Release(&view); layout_free(&L); return NULL; }
-    Py_ssize_t rstart[RECENT], rend[RECENT], ridx[RECENT];
+    Py_ssize_t rstart[RECENT], rend[RECENT], ridx[RECENT], rpay[RECENT], rlen[RECENT];
+    uint32_t rseq[RECENT];
     int rcount = 0, rnext = 0;
+    int at_end = 0; /* stopped because the chunk holds no further whole record */
+    Py_ssize_t zero = 0, zero_first = -1; /* the other side's bare ACKs with a zero window */
     Py_ssize_t records = 0;
     uint32_t last_sec = 0, last_frac = 0, last_if = 0;
     unsigned long long delivered = 0;
@@ -253,14 +260,22 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             if (big) { sec = be32(r); frac = be32(r + 4); caplen = be32(r + 8); olen = be32(r + 12); }
             else { sec = le32(r); frac = le32(r + 4); caplen = le32(r + 8); olen = le32(r + 12); }
             start = off + L.hlen;
-            if ((Py_ssize_t)caplen > L.maxcap || (Py_ssize_t)caplen > n - start) break;
+            if ((Py_ssize_t)caplen > L.maxcap) break;
+            if ((Py_ssize_t)caplen > n - start) {
+                at_end = 1;
+                break;
+            }
             next = start + caplen;
         } else { /* an enhanced packet block, as the reader's hot loop takes it */
             uint32_t w[7];
             for (int i = 0; i < 7; i++) w[i] = big ? be32(r + 4 * i) : le32(r + 4 * i);
             uint32_t blen = w[1];
             ifid = w[2]; sec = w[3]; frac = w[4]; caplen = w[5]; olen = w[6];
-            if (w[0] != 6 || (Py_ssize_t)blen > n - off || (Py_ssize_t)caplen > L.maxcap
+            if (w[0] == 6 && (Py_ssize_t)blen > n - off) {
+                at_end = 1;
+                break;
+            }
+            if (w[0] != 6 || (Py_ssize_t)caplen > L.maxcap
                     || (unsigned long long)caplen + 32 > blen || (Py_ssize_t)blen > L.maxblock
                     || (Py_ssize_t)ifid >= L.nif || (blen & 3)) break;
             const unsigned char *t = r + blen - 4;
@@ -287,11 +302,15 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         if ((frag & 0x3FFF) || (flags & 0x07) || total + 14 > caplen || doff < 0x50) break;
         long nlen = (long)total - 20 - (long)(doff >> 4) * 4;
         if (nlen < 0) break;
-        if (be16(p + 48) == 0) break; /* a zero window: the transport rule sees it */
         uint32_t seq = be32(p + 38), ack = be32(p + 42);
         if (dir == 1) {
             if (nlen) break; /* the other direction speaks: Python reads it */
+            if (be16(p + 48) == 0) { /* a zero window: counted for the transport rule */
+                if (zero_first < 0) zero_first = records;
+                zero++;
+            }
         } else {
+            if (be16(p + 48) == 0) break; /* a zero window: the transport rule sees it */
             if ((flags & 0x10) && nlen && o_known && ack != o_next) {
                 uint32_t d = (ack - o_next) & MASK32;
                 if (1 < d && d < 0x80000000u) break; /* lost bytes of the other side */
@@ -341,6 +360,9 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
                 rstart[rnext] = start;
                 rend[rnext] = start + caplen;
                 ridx[rnext] = records;
+                rpay[rnext] = start + 34 + (doff >> 4) * 4; /* nlen bytes of payload */
+                rlen[rnext] = nlen;
+                rseq[rnext] = seq;
                 rnext = (rnext + 1) % RECENT;
                 if (rcount < RECENT) rcount++;
             }
@@ -351,12 +373,17 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         last_frac = frac;
         last_if = ifid;
     }
+    if (records < limit && off >= 0 && n - off < (L.ng ? 28 : L.hlen)) at_end = 1;
 
     PyObject *recent = PyList_New(rcount);
     if (recent == NULL) goto fail;
     for (int i = 0; i < rcount; i++) {
         int j = (rnext - rcount + i + RECENT) % RECENT;
-        PyObject *mv = PySequence_GetSlice(chunk, rstart[j], rend[j]);
+        PyObject *mv;
+        if (at_end) /* the reader leaves this chunk next: a copy, as copy_out would make it */
+            mv = Py_BuildValue("(ky#)", (unsigned long)rseq[j], base + rpay[j], rlen[j]);
+        else
+            mv = PySequence_GetSlice(chunk, rstart[j], rend[j]);
         if (mv == NULL) { Py_DECREF(recent); goto fail; }
         PyObject *item = Py_BuildValue("(Nn)", mv, ridx[j]);
         if (item == NULL) { Py_DECREF(recent); goto fail; }
@@ -371,8 +398,9 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     PyBuffer_Release(&view);
     layout_free(&L);
-    return Py_BuildValue("(nnNkKLNNO)", off, records, ts, (unsigned long)next_seq, delivered,
-                         countable, recent, headers, at_header ? Py_True : Py_False);
+    return Py_BuildValue("(nnNkKLNNOnn)", off, records, ts, (unsigned long)next_seq, delivered,
+                         countable, recent, headers, at_header ? Py_True : Py_False, zero,
+                         zero_first);
 fail:
     Py_DECREF(headers);
     PyBuffer_Release(&view);

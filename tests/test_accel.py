@@ -36,18 +36,42 @@ SAMPLES = sorted(p for p in (ROOT / "captures").rglob("*.pcap*")
 
 
 class Counting:
-    """The compiled walker, counting the records it took."""
+    """The compiled walker, counting the records it took, the zero windows it counted, and
+    the delivered segments it handed over as copies (a walk that ended with its chunk), each
+    checked against the record it names: (its TCP sequence number, its payload)."""
 
     def __init__(self) -> None:
         self.walk = compiled_walk()
         self.records = 0
         self.headers = 0
+        self.zero_windows = 0
+        self.copies = 0
 
     def __call__(self, *args):
         got = self.walk(*args)
         self.records += got[1]
         self.headers += len(got[7])
+        self.zero_windows += got[9]
+        assert (got[9] == 0) == (got[10] == -1) and got[10] < got[1]
+        chunk, off, layout = args[0], args[1], args[2]
+        for entry, i in got[6]:
+            if type(entry) is tuple:
+                self.copies += 1
+                if layout[0] == "pcap":
+                    frame = _record(chunk, off, i, layout)
+                    seq, total, doff = struct.unpack_from("!I", frame, 38)[0], \
+                        struct.unpack_from("!H", frame, 16)[0], frame[46] >> 4
+                    assert entry == (seq, frame[34 + doff * 4:14 + total])
         return got
+
+
+def _record(chunk, off: int, i: int, layout) -> bytes:
+    """The ``i``-th pcap record from ``off`` in a chunk, as bytes."""
+    endian = ">" if layout[1] else "<"
+    for _ in range(i):
+        off += layout[3] + struct.unpack_from(endian + "I", chunk, off + 8)[0]
+    caplen = struct.unpack_from(endian + "I", chunk, off + 8)[0]
+    return bytes(chunk[off + layout[3]:off + layout[3] + caplen])
 
 
 def records(path: Path | str, walker, monkeypatch, capsys, *extra: str) -> list[str]:
@@ -181,7 +205,8 @@ def _conversation(rq: bytes, ac: bytes, header_segments: bool, mss: int = 1460) 
 
 
 def _data_pdus(n: int = 6, size: int = 16372) -> list[bytes]:
-    return [b.p_data(b.pdv(3, 2 if i == n - 1 else 0, bytes([i]) * size)) for i in range(n)]
+    return [b.p_data(b.pdv(3, 2 if i == n - 1 else 0, bytes([i % 256]) * size))
+            for i in range(n)]
 
 
 def _lie(pdu: bytes, *, plen: int | None = None, ilen: int | None = None,
@@ -277,6 +302,30 @@ def test_orphan_fragments_crossed_in_a_run(command: str, header_segments: bool,
     assert walker.headers >= 4, (walker.headers, walker.records)
     orphans = [json.loads(r) for r in pure if json.loads(r).get("code") == "DIMSE-DATA-ORPHAN"]
     assert len(orphans) == 6 and len({o["frame"] for o in orphans}) == 6, orphans
+
+
+@pytest.mark.parametrize("header_segments", [True, False], ids=["dcmtk-segments", "mss-cut"])
+def test_zero_windows_of_the_receiver_inside_a_run(header_segments: bool, tmp_path: Path,
+                                                   monkeypatch, capsys) -> None:
+    """The receiver's bare ACKs that close its window inside a run: the walker counts them
+    and goes on; TCP-ZERO-WINDOW says how many and the first frame, as without it."""
+    rq, ac = _store_stream(_data_pdus(n=12))
+    frames = _conversation(rq, ac, header_segments)
+    zeroed = 0
+    for k in range(40, len(frames) - 10, 7):
+        f = frames[k]
+        if f[26:30] == bytes((192, 0, 2, 2)) and len(f) == 54:  # the acceptor's bare ACK
+            frames[k] = f[:48] + b"\0\0" + f[50:]
+            zeroed += 1
+    assert zeroed > 5
+    data = pcap_bytes(frames)
+    walker = Counting()
+    fast = _run_pcap(data, tmp_path, walker, monkeypatch, capsys)
+    pure = _run_pcap(data, tmp_path, None, monkeypatch, capsys)
+    assert fast == pure
+    assert 0 < walker.zero_windows <= zeroed
+    found = [json.loads(r) for r in pure if json.loads(r).get("code") == "TCP-ZERO-WINDOW"]
+    assert len(found) == 1 and f"{zeroed} time(s)" in found[0]["message"], found
 
 
 # -- the reader's walk protocol -------------------------------------------------------------------
@@ -386,7 +435,7 @@ def test_retransmissions_across_chunks(tmp_path, monkeypatch, capsys):
     tcp.RECENT_BYTES, so no slot is forgotten; past it, which slots are forgotten depends on
     when the reader's buffers are recycled, with or without the walker.)"""
     mss = 4000
-    rq, ac = _store_stream(_data_pdus(n=120))
+    rq, ac = _store_stream(_data_pdus(n=400))
     frames = _conversation(rq, ac, header_segments=False, mss=mss)
     data = [i for i, f in enumerate(frames) if len(f) > mss]
     rng = random.Random(7)
@@ -397,12 +446,13 @@ def test_retransmissions_across_chunks(tmp_path, monkeypatch, capsys):
         frames.insert(data[k] + 1, bytes(again))
     walker = Counting()
     pcap = pcap_bytes(frames)
-    assert len(pcap) > 3 << 19  # more than one of the reader's 1 MiB chunks
+    assert len(pcap) > 5 << 20  # more than two of the reader's 2 MiB windows (or 1 MiB chunks)
     fast = _run_pcap(pcap, tmp_path, walker, monkeypatch, capsys)
     pure = _run_pcap(pcap, tmp_path, None, monkeypatch, capsys)
     assert fast == pure
     assert _run_pcap(pcap, tmp_path, walker, monkeypatch, capsys) == pure  # and again
     assert walker.records > len(frames) // 2
+    assert walker.copies > 0  # walks that ended with their chunk handed copies over
     codes = Counter(json.loads(r).get("code") for r in pure)
     assert codes["TCP-OVERLAP-CONFLICT"] and codes["TCP-RETRANSMISSION"], codes
 

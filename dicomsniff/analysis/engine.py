@@ -441,6 +441,8 @@ class Analyzer:
                 r = (r + 1) & recent
             d.ri = r
             self.pinned.add(d)
+        if got[9]:  # the other side's bare ACKs that closed its window (the fast path's end)
+            self.rules.zero_window(conn, 1 - side, frame0 + got[10], got[9])
         if got[7] or got[8]:
             ul.crossed(got[7], got[5], got[8], frame0)
             if ul.events:

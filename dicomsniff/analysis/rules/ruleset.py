@@ -97,11 +97,12 @@ class RuleSet:
             if facts is not None and facts.fin is None:
                 facts.fin, facts.fin_ts = (side, frame), ts
 
-    def zero_window(self, conn: Any, side: int, frame: int) -> None:
-        """``side`` advertised a zero receive window (seen on the engine's slow path)."""
+    def zero_window(self, conn: Any, side: int, frame: int, times: int = 1) -> None:
+        """``side`` advertised a zero receive window (seen on the engine's slow path), at
+        ``frame`` and ``times - 1`` times after (the bare ACKs of a bulk run walked at once)."""
         facts = self._conn_facts(conn)
         if facts is not None:
-            facts.zero_windows[side] += 1
+            facts.zero_windows[side] += times
             if facts.zero_window_frames[side] is None:
                 facts.zero_window_frames[side] = frame
 
