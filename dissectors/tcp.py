@@ -326,20 +326,43 @@ class TcpDirection:
     def copy_out(self, chunk) -> bool:
         """Copy the delivered segments kept by reference into any buffer but ``chunk`` (the
         reader's current one; None: every reference); slots outside :meth:`_recent` are
-        forgotten. True if references into ``chunk`` remain."""
+        forgotten. True if references into ``chunk`` remain.
+
+        (:meth:`_recent` and :func:`recent_payload` inlined: this runs for every direction
+        that holds references each time the reader changes chunk, every 2 MiB of a bulk
+        capture.)"""
         rbuf = self.rbuf
         left = False
-        kept = [False] * RECENT
-        for i, seq, payload in self._recent():
-            kept[i] = True
-            if type(payload) is memoryview:
-                if chunk is not None and payload.obj is chunk:
-                    left = True
-                else:
-                    rbuf[i] = (seq, bytes(payload))
-        for i in range(RECENT):
-            if not kept[i]:
+        budget = RECENT_BYTES
+        i = self.ri
+        mask = RECENT - 1
+        for _ in range(RECENT):  # newest first, as _recent
+            i = (i - 1) & mask
+            entry = rbuf[i]
+            if entry is None:
+                continue
+            if budget <= 0:  # outside _recent: forgotten
                 rbuf[i] = None
+                continue
+            if type(entry) is tuple:  # (seq, payload): a copy, or a view the general path kept
+                payload = entry[1]
+                budget -= len(payload)
+                if type(payload) is memoryview:
+                    if chunk is not None and payload.obj is chunk:
+                        left = True
+                    else:
+                        rbuf[i] = (entry[0], bytes(payload))
+                continue
+            # a whole frame (Analyzer.consume's fast path), cut as recent_payload cuts it
+            total, seq, doff = _FRAME.unpack_from(entry, 0)
+            start = 34 + (doff >> 4) * 4
+            end = 14 + total
+            size = len(entry)
+            budget -= max(0, min(end, size) - min(start, size))
+            if chunk is not None and type(entry) is memoryview and entry.obj is chunk:
+                left = True
+            else:  # (a frame handed over as bytes is copied as recent_payload's view of it)
+                rbuf[i] = (seq, bytes(entry[start:end]))
         return left
 
     def take_over(self, prev: TcpDirection) -> None:
