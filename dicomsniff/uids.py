@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from functools import lru_cache
 
 _UIDS: dict[str, tuple] | None = None
 
@@ -112,6 +113,7 @@ def encoding(transfer_syntax: str | None) -> tuple[bool, bool] | None:
     return (not is_implicit_vr(transfer_syntax), is_little_endian(transfer_syntax))
 
 
+@lru_cache(maxsize=256)  # the rules ask per accepted context: a few syntaxes, many contexts
 def is_lossy(transfer_syntax: str | None) -> bool:
     """The transfer syntax may lose information (PS3.5 8.2): JPEG baseline and extended,
     JPEG-LS near-lossless, JPEG 2000 and HTJ2K unless "Lossless Only", MPEG and HEVC video.
