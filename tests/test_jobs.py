@@ -325,6 +325,32 @@ def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, caps
     assert "-j 2: a worker's records passed" in got.err and "one process" in got.err
 
 
+def test_the_parents_share_is_kept_unpickled_up_to_its_own_cap(monkeypatch, capsys) -> None:
+    """The parent's own share (worker 0) keeps its ended associations as objects (nothing to
+    unpickle at the merge) while it has grown less than LIVE_KB, then pickles them as the
+    other workers do: the same records either way, and past the cap nothing more is kept."""
+    from dicomsniff.parallel import local
+
+    path = CAPTURES / "store-many-associations.pcap"  # 5 associations: shares of 3 and 2
+    one = outputs(capsys, path, 1)
+    seen: dict[str, tuple[int, int]] = {}
+    real = local.run_worker
+
+    def noting(capture, index, count, config, *a, **kw):
+        log = real(capture, index, count, config, *a, **kw)
+        if index == 0:
+            seen[mode] = (len(log.blobs), log.ended)
+        return log
+
+    monkeypatch.setattr(local, "run_worker", noting)
+    monkeypatch.setattr(local, "_CHECK_EVERY", 1)
+    for mode, cap in (("live", 1 << 30), ("past the cap", -1)):
+        monkeypatch.setattr(local, "LIVE_KB", cap)
+        assert outputs(capsys, path, 2) == one, mode
+    assert seen["live"] == (0, 3)  # none pickled
+    assert seen["past the cap"] == (2, 3)  # the first kept (the cap is checked after it)
+
+
 def test_the_memory_cap_counts_what_the_task_added_not_the_process_peak(monkeypatch) -> None:
     """A long-lived Dask worker (or a parent that once read something big) is not over its
     cap for ever: the cap is on the growth of the resident size since the task began. A
