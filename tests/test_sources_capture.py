@@ -784,11 +784,12 @@ def test_views_stay_valid_when_kept(tmp_path: Path, kind: str, monkeypatch) -> N
         kept = []
         buffers = {}  # the buffers themselves (not views) do not stop recycling
         mapped = 0  # windows onto the file (_mapped.c) mapped at once, at most
+        before = compiled_mapped().live()  # (other readers' in this process, if any)
         for i, (_, _, view, _) in enumerate(reader):
             if type(view.obj) is bytearray:
                 buffers[id(view.obj)] = view.obj
             else:  # a window is unmapped with the last view into it: not kept here
-                mapped = max(mapped, compiled_mapped().live())
+                mapped = max(mapped, compiled_mapped().live() - before)
             if rng.random() < keep:
                 kept.append((i, view))
         assert reader.packets == len(packets)
@@ -1063,6 +1064,7 @@ def test_mapped_windows_run_out_then_the_file_is_read(tmp_path: Path, monkeypatc
     packets = [(BASE_SEC + i, i, bytes([i % 251]) * 5000) for i in range(400)]
     path = tmp_path / "x.pcap"
     path.write_bytes(pcap_file(packets))
+    before = mod.live()  # (other readers' in this process, if any)
     reader = CaptureReader(path, chunk_size=4096)  # windows of 8 KiB: one or two records
     kept = list(reader)
     kinds = {type(view.obj).__name__ for _, _, view, _ in kept}
@@ -1070,4 +1072,4 @@ def test_mapped_windows_run_out_then_the_file_is_read(tmp_path: Path, monkeypatc
     assert [bytes(v) for _, _, v, _ in kept] == [f for _, _, f in packets]
     assert reader.error is None and reader.bytes_read == path.stat().st_size
     del kept
-    assert mod.live() == 0
+    assert mod.live() <= before
