@@ -1,7 +1,8 @@
-"""The optional compiled walker of bulk runs (dissectors/_runs.c) and windows onto a capture
-file (dicomsniff/sources/_mapped.c): docs/performance.md.
+"""The optional compiled walkers of bulk runs (dissectors/_runs.c) and of small-message runs
+(dissectors/_small.c), and windows onto a capture file (dicomsniff/sources/_mapped.c):
+docs/performance.md.
 
-``optional=True``: on a machine without a C compiler or Python headers the build of the
+``optional=True``: on a machine without a C compiler or Python headers the build of an
 extension fails quietly and the package installs without it; the engine then does the same
 work in Python (dicomsniff/analysis/accel.py) and the reader reads the file instead of mapping
 it (dicomsniff/sources/capture.py). Everything else is in pyproject.toml.
@@ -11,5 +12,6 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("dissectors._runs", ["dissectors/_runs.c"], optional=True),
+    Extension("dissectors._small", ["dissectors/_small.c"], optional=True),
     Extension("dicomsniff.sources._mapped", ["dicomsniff/sources/_mapped.c"], optional=True),
 ])

@@ -1,5 +1,5 @@
-"""The compiled walker (dissectors/_runs.c) and file windows (dicomsniff/sources/_mapped.c) for
-tests that compare them with the Python path.
+"""The compiled walkers (dissectors/_runs.c, dissectors/_small.c) and file windows
+(dicomsniff/sources/_mapped.c) for tests that compare them with the Python path.
 
 An installed build (``pip install``, ``python3 setup.py build_ext --inplace``) is used as it is;
 a tree without one (a plain checkout run with PYTHONPATH) gets it compiled once into the
@@ -24,6 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "dissectors" / "_runs.c"
 MAPPED = ROOT / "dicomsniff" / "sources" / "_mapped.c"
+SMALL = ROOT / "dissectors" / "_small.c"
 
 _BUILD = """\
 import sys
@@ -35,6 +36,7 @@ setup(name=sys.argv[4], ext_modules=[Extension(sys.argv[4], [sys.argv[1]])],
 _walk: Callable[..., Any] | None = None
 _module: Any = None
 _mapped: Any = None
+_small: Callable[..., Any] | None = None
 
 
 def compiled_walk() -> Callable[..., Any]:
@@ -59,6 +61,19 @@ def _compiled() -> Any:
             mod = _build(SOURCE, "dissectors._runs")
         _module = mod
     return _module
+
+
+def compiled_small() -> Callable[..., Any]:
+    """``dissectors._small.walk`` (the walker of small-message runs), built here if the tree
+    has no build of it."""
+    global _small
+    if _small is None:
+        try:
+            import dissectors._small as mod
+        except ImportError:
+            mod = _build(SMALL, "dissectors._small")
+        _small = mod.walk
+    return _small
 
 
 def compiled_mapped() -> Any:

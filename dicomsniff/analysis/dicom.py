@@ -94,6 +94,26 @@ class DicomAnalyzer(FlowAnalyzer):
             for cb in hooks:
                 cb(self.assoc, side, evs)
 
+    def walk_states(self) -> tuple | None:
+        """The two parsers' states for the compiled walker of small-message runs
+        (``ULStream.walk_state``; dicomsniff/analysis/accel.py), or None when the tracker
+        cannot take the events of a run at once (``AssociationTracker.batchable``) or views
+        want the events as they come. :meth:`walked` must follow."""
+        if self.host.on_ul_events or not self.tracker.batchable:
+            return None
+        return self.ul[0].walk_state(), self.ul[1].walk_state()
+
+    def walked(self, states: tuple, groups: list, drains: int) -> None:
+        """After a walk: the parsers' new states (``ULStream.walked``), then the events of the
+        records walked to the tracker, in the order they came, ``(side, events)`` each
+        (``drains``: how many records made events, as many drains as the Python path)."""
+        self.ul[0].walked(states[0])
+        self.ul[1].walked(states[1])
+        self.host.stats.dicom_frames += drains
+        on_events = self.tracker.on_events
+        for side, evs in groups:
+            on_events(side, evs)
+
     def pump(self, side: int) -> None:
         if self.ul[side].events:
             self.drain(side)

@@ -39,6 +39,7 @@ from dissectors.net import (
     tcp_segment,
 )
 from dissectors.tcp import DEFAULT_MAX_BUFFER, RECENT, TcpDirection, release_views, settle
+from dissectors.ul.events import DataComplete, PdvCommand, PdvData
 from dissectors.ul.stream import ULStream
 
 from ..model import Association, Finding, Transaction
@@ -64,6 +65,8 @@ RELEASE_EVERY = 32
 # segment of the PDV is left to count: a walk that stops at once costs about 2 us, which
 # small data sets (a C-FIND identifier in one segment) would pay each.
 RUN_MIN = 1460
+# the events the walker of small-message runs makes (dissectors/_small.c)
+_EVENTS = (PdvCommand, PdvData, DataComplete)
 
 __all__ = ["WELL_KNOWN_PORTS", "Analyzer", "Connection", "Limits", "Stats"]
 
@@ -246,6 +249,8 @@ class Analyzer:
         # ones (the -j workers, parallel/local.py)
         send = (getattr(packets, "send_walker", None) or packets_it.send) if (
             accel.walk is not None and getattr(packets, "walks", False)) else None
+        # and small-message runs (query-heavy traffic) by the other one, where built
+        small = send if accel.small is not None else None
         try:  # an interrupt (Ctrl-C, SIGTERM) still leaves the count of frames read
             for ts, linktype, buf, _olen in packets_it:
                 frame += 1
@@ -362,6 +367,11 @@ class Analyzer:
                                     frame, ts = self._walk(send, conn, side, key, frame, ts,
                                                            window, progress, every)
                                     continue
+                                if small is not None and conn.tcp is tcp and conn.verdict:
+                                    frame, ts = self._small(small, conn, side, frame, ts,
+                                                            window, buf, chunk, mask, progress,
+                                                            every)
+                                    continue
                         else:
                             start = 34 + (doff >> 4) * 4
                             d.segment(seq, buf[start:start + n], frame, ts)
@@ -394,6 +404,71 @@ class Analyzer:
         if not window and conn.app is not None:  # receiver says: stop sending
             self.rules.zero_window(conn, side, frame)
         return self._run(send, conn, side, key, frame, ts, -1, progress, every)
+
+    def _small(self, send, conn: Connection, side: int, frame: int, ts: float, window: int,
+               buf, chunk, mask: int, progress, every: int) -> tuple[int, float]:
+        """The end of the fast path for a segment the parser read (its zero window), then the
+        compiled walker of small-message runs (:mod:`.accel`) on the records after ``frame``
+        as long as each is one of this connection the fast path above takes (in order, each
+        side's payload read by its parser's common branches: ``ULStream.walk_state``). What
+        it did is applied as the fast path applies it, record for record, and the events it
+        made go to the tracker in the order of the records (``DicomAnalyzer.walked``). It
+        stops after a record that leaves a bulk run to count: the fast path counts the next
+        record and hands the run to the bulk walker (the reader takes one walker at a time:
+        ``send`` once, then ``next``)."""
+        if not window and conn.app is not None:  # receiver says: stop sending
+            self.rules.zero_window(conn, side, frame)
+        limit = -1 if buf.obj is chunk else mask - (frame & mask)
+        tcp = conn.tcp
+        if not limit or tcp is None:
+            return frame, ts
+        d0, d1 = tcp
+        if (d0.held or d1.held or d0.gate or d1.gate or d0.gate_next is not None
+                or d1.gate_next is not None or type(d0.sink) is not ULStream
+                or type(d1.sink) is not ULStream):
+            return frame, ts
+        k0, k1 = conn.keys
+        flows_get = self.flows.get
+        e0, e1 = flows_get(k0), flows_get(k1)
+        if (len(k0) != 12 or e0 is None or e0 is IGNORED or e0[0] is not conn or e0[1] != 0
+                or e1 is None or e1 is IGNORED or e1[0] is not conn or e1[1] != 1):
+            return frame, ts
+        app = conn.app
+        states = app.walk_states()
+        if states is None:
+            return frame, ts
+        if states[0] is None and states[1] is None:
+            app.walked((None, None), [], 0)
+            return frame, ts
+        walk = accel.small
+        got = send(lambda chunk, off, layout: walk(
+            chunk, off, layout, k0, k1, d0.next_seq, d1.next_seq, states[0], states[1], frame,
+            limit, RUN_MIN, _EVENTS))
+        k = got[1]
+        if not k:
+            app.walked((None, None), [], 0)
+            return frame, ts
+        frame0 = frame + 1  # the first record walked
+        frame += k
+        ts = got[2]
+        conn.last_ts = ts
+        conn.last_frame = frame
+        recent = RECENT - 1
+        for d, seq, n, ring in ((d0, got[3], got[5], got[9]), (d1, got[4], got[6], got[10])):
+            d.next_seq = seq
+            if n:
+                d.delivered += n
+            if ring:
+                for view, i in ring:  # the fast path's ring of delivered segments (tcp.py)
+                    r = d.ri
+                    d.rbuf[r] = view
+                    d.rframe[r] = frame0 + i
+                    d.ri = (r + 1) & recent
+                self.pinned.add(d)  # they look into the reader's chunk (tcp.release_views)
+        app.walked((got[7], got[8]), got[11], got[12])
+        if progress is not None and (frame0 - 1) // every != frame // every:
+            progress(frame)
+        return frame, ts
 
     def _run(self, send, conn: Connection, side: int, key: bytes, frame: int, ts: float,
              limit: int, progress, every: int) -> tuple[int, float]:

@@ -182,6 +182,16 @@ class AssociationTracker:
             self.emit_finding(f)
 
     # -- upper layer ----------------------------------------------------------------------
+    @property
+    def batchable(self) -> bool:
+        """May the events of several frames of P-DATA-TF PDUs come in one call, after the
+        parsers read them all (the engine's compiled walker of small-message runs)? Only if
+        handling them changes nothing the parsers read: their collection and maximum length
+        change with a negotiation PDU (never in such a run) and when an association picked
+        up mid-stream is announced (the collection policies are asked then), and held
+        findings wait for the proof that this is DICOM."""
+        return self.held_findings is None and (self.announced or not self.assoc.midstream)
+
     def on_events(self, side: int, events: list) -> None:
         # Once per drain, several times per DIMSE message: the common events first, module
         # names rather than attribute lookups, the PDU counts looked up only when needed.

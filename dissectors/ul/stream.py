@@ -248,6 +248,47 @@ class ULStream:
             self._granted = vlen
             self.countable = countable
 
+    # -- small-message runs (the engine's compiled walker, dissectors/_small.c) ---------------
+
+    def walk_state(self) -> tuple | None:
+        """What the compiled walker of small-message runs needs to parse this direction's next
+        bytes as :meth:`take` would in its common branches: (state, PDU left, PDV left,
+        context ID, last fragment, PDU type, PDU length, suspect, partial, the longest
+        P-DATA-TF believed, the command cap, collect everything, contexts collected). None
+        when the next bytes need more than those branches: a header or command fragment
+        begun, a data set being copied or paused, PDU events asked for, a non-P-DATA PDU,
+        hunting, events not handed over yet. Counted bytes are settled: :meth:`walked` must
+        follow (it grants them again)."""
+        if self._granted:
+            self._settle()
+        st = self.state
+        if (st < HEADER or st > PDV_DATA or st == BODY or self._part or self._cmd
+                or self.pdata_events or self._paused or self.events
+                or (st == PDV_DATA and self.collecting)):
+            return None
+        return (st, self._pdu_left, self._pdv_left, self._pdv_ctx, self._pdv_last,
+                self._ptype, self._pdu_len, self._suspect, self._partial,
+                self.pdata_limit or SUSPECT_PDATA, self.max_command, self.collect_data,
+                self.collect_contexts)
+
+    def walked(self, got: tuple | None) -> None:
+        """The walker parsed bytes from the :meth:`walk_state` it was given: its new state,
+        and what it adds to the counters (None: it parsed nothing of this direction)."""
+        if got is not None:
+            (self.state, self._pdu_left, self._pdv_left, self._pdv_ctx, self._pdv_last,
+             self._ptype, self._pdu_len, self._suspect, self._partial, pdus, pdata, nbytes,
+             data, entered) = got
+            self.pdus += pdus
+            self.pdata_count += pdata
+            self.bytes_in += nbytes
+            self.data_bytes += data
+            if entered:  # a data fragment began: it is counted, not copied
+                self.collecting = False
+        if self.state == PDV_DATA and not self.collecting:  # _grant()
+            self._granted = self.countable = self._pdv_left
+        else:
+            self._granted = self.countable = 0
+
     # -- the hot path ---------------------------------------------------------------------
 
     def _settle(self) -> None:

@@ -22,8 +22,8 @@ import argparse
 import sys
 
 TARGET_NAMES = ("analyzer", "assembler", "assoc", "capture", "cli", "command", "h2", "headers",
-                "http", "merge", "multipart", "nativexml", "part10head", "small", "tcp", "tls",
-                "ul")
+                "http", "merge", "multipart", "nativexml", "part10head", "small", "smallwalk",
+                "tcp", "tls", "ul")
 
 
 def main(argv: list[str] | None = None) -> int:

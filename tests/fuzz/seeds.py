@@ -56,6 +56,48 @@ def store_exchange(n: int = 2, size: int = 3000, max_fragment: int = 1000) -> tu
     return rq + b.release_rq(), ac + b.release_rp()
 
 
+STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve Information Model - FIND
+QUERY_CONTEXTS = [(1, b.VERIFICATION, [b.IMPLICIT_LE]), (5, STUDY_FIND, [b.IMPLICIT_LE])]
+
+
+def query_steps(n: int = 6, finds: int = 2) -> list[tuple[int, bytes]]:
+    """(side, bytes) in the order sent: an association with ``finds`` C-FINDs on context 5,
+    each answered by ``n`` pending responses with an identifier and a final one: query-heavy
+    traffic (the compiled walker of small-message runs, dicomsniff/analysis/accel.py)."""
+    steps = [(0, b.associate_rq(contexts=QUERY_CONTEXTS, user=rich_user_info())),
+             (1, b.associate_ac(results=[(1, 0, b.IMPLICIT_LE), (5, 0, b.IMPLICIT_LE)]))]
+    for m in range(1, finds + 1):
+        rq = b.p_data(b.pdv(5, 3, b.command_set(0x0020, message_id=m, sop_class=STUDY_FIND,
+                                                priority=0, has_dataset=True)))
+        rq += b.p_data(b.pdv(5, 2, b"\x08\x00\x52\x00\x06\x00\x00\x00STUDY "))
+        ac = b""
+        for i in range(n):
+            ac += b.p_data(b.pdv(5, 3, b.command_set(0x8020, responded_to=m,
+                                                     sop_class=STUDY_FIND, status=0xFF00,
+                                                     has_dataset=True)))
+            ac += b.p_data(b.pdv(5, 2, b"\x10\x00\x10\x00\x08\x00\x00\x00" + b"DOE^%04d" % i))
+        ac += b.p_data(b.pdv(5, 3, b.command_set(0x8020, responded_to=m, sop_class=STUDY_FIND,
+                                                 status=0)))
+        steps += [(0, rq), (1, ac)]
+    return steps + [(0, b.release_rq()), (1, b.release_rp())]
+
+
+def dcmtk_segments(data: bytes, mss: int = 1460) -> list[bytes]:
+    """A stream cut as dcmtk writes it: each P-DATA-TF's PDU and first PDV item headers (12
+    bytes) a segment of their own, the rest of each PDU in ``mss`` pieces."""
+    out: list[bytes] = []
+    pos = 0
+    while pos < len(data):
+        plen = struct.unpack_from("!I", data, pos + 2)[0] if pos + 6 <= len(data) else 0
+        end = min(len(data), pos + 6 + plen)
+        if data[pos] == 4 and end - pos > 12:
+            out.append(data[pos:pos + 12])
+            pos += 12
+        out += [data[i:min(i + mss, end)] for i in range(pos, end, mss)]
+        pos = end
+    return out
+
+
 def ul_seed_streams() -> list[bytes]:
     """Whole valid one-direction streams (requestor and acceptor sides)."""
     echo_rq, echo_ac = b.echo_exchange()
@@ -115,6 +157,11 @@ def conversation(kind: str = "echo", *, port: int = 104, mss: int = 1460,
         a_rq, a_ac = associate_rq_rich(), associate_ac_rich()
         steps = [(0, a_rq), (1, a_ac), (0, rq[len(a_rq):-10]), (1, ac[len(a_ac):-10]),
                  (0, b.release_rq()), (1, b.release_rp())]
+    elif kind == "query":  # C-FINDs, headers in segments of their own: small-message runs
+        for side, data in query_steps():
+            for piece in dcmtk_segments(data, mss):
+                c.send(side, piece, mss=len(piece))
+        return c.close().frames
     elif kind == "reject":
         steps = [(0, b.associate_rq()), (1, b.associate_rj())]
     elif kind == "abort":
@@ -126,7 +173,7 @@ def conversation(kind: str = "echo", *, port: int = 104, mss: int = 1460,
     return c.close().frames
 
 
-CONVERSATION_KINDS = ("echo", "store", "reject", "abort", "bulk")
+CONVERSATION_KINDS = ("echo", "store", "reject", "abort", "bulk", "query")
 
 
 def hostile_strings_conversation(password: str = SECRET) -> list[bytes]:

@@ -33,7 +33,7 @@ from dissectors.ul import events as ev
 from dissectors.ul.items import parse_associate
 from dissectors.ul.stream import ULStream
 from tests import builders as b
-from tests.accelbuild import compiled_walk
+from tests.accelbuild import compiled_small, compiled_walk
 
 from . import seeds, tls_seeds
 from .mutators import (
@@ -735,18 +735,19 @@ def run_from_pcap(frames: list[bytes], limits: Limits, walker: Any,
                   t0: float = 1_700_000_000.0) -> Analyzer:
     """The frames written to a pcap file (pcapng when there is an odd number of them) and
     read back, as ``analyze`` reads a file: with ``walker`` (the compiled bulk-run walker,
-    dicomsniff/analysis/accel.py) or without."""
+    dicomsniff/analysis/accel.py, and the walker of small-message runs) or without."""
     write = pcapng_bytes if len(frames) & 1 else pcap_bytes
     data = write([(t0 + i * 0.001, f) for i, f in enumerate(frames)])
-    saved = accel.walk
-    accel.walk = walker
+    saved = accel.walk, accel.small
+    accel.walk = walker  # and the walker of small-message runs with it (dissectors/_small.c)
+    accel.small = compiled_small() if walker is not None else None
     try:
         a = Analyzer(limits=limits)
         with CaptureReader(io.BytesIO(data), chunk_size=4096) as r:
             a.consume(r)
         a.finish()
     finally:
-        accel.walk = saved
+        accel.walk, accel.small = saved
     return a
 
 
@@ -1051,6 +1052,11 @@ TARGETS.update({t.name: t for t in (
 from .journey_targets import targets as _journey_targets  # noqa: E402
 
 TARGETS.update(_journey_targets(Target))  # type: ignore[arg-type]
+
+# The compiled walker of small-message runs (tests/fuzz/walk_targets.py)
+from .walk_targets import targets as _walk_targets  # noqa: E402
+
+TARGETS.update(_walk_targets(Target))  # type: ignore[arg-type]
 
 # Several captures merged as one (tests/fuzz/merge_targets.py)
 from . import merge_targets as _merge  # noqa: E402
