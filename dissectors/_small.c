@@ -11,8 +11,9 @@
  * state changes, the same PdvCommand, PdvData and DataComplete events). It stops before the first
  * record the Python path would treat in any other way (a record of another connection, SYN, FIN,
  * RST, a zero window, an ACK past what the other side delivered, a segment out of order, a PDU
- * other than P-DATA-TF, a collected data set, anything a finding would be raised for, a header
- * cut across records); Python goes on from there. Per record it is all or nothing: a record
+ * other than P-DATA-TF, a collected data set, anything a finding would be raised for); Python
+ * goes on from there. A header or command fragment cut across records is kept as the parser
+ * keeps it (ULStream._part, _cmd). Per record it is all or nothing: a record
  * whose parse meets anything unusual half way is left whole to Python. The events are handed
  * to the association tracker after the walk (DicomAnalyzer.walked), in the order the records
  * came; handling them changes nothing the walker reads (AssociationTracker.batchable).
@@ -25,7 +26,8 @@
  *   connection whose side 0 sends with flow key key0 and side 1 with key1 (12-byte IPv4 keys).
  *   layout: as for dissectors._runs.walk (CaptureReader.walks). seqN: side N's next sequence
  *   number (None: unknown; its payload then stops the walk). ulN: side N's parser state from
- *   ULStream.walk_state() (None: its payload stops the walk). frame: the number of the record
+ *   ULStream.walk_state() (None: its payload stops the walk; its last two items the header
+ *   and the command fragment begun, bytes). frame: the number of the record
  *   before chunk[off]. run_min: a record that leaves its side with more than this many data set
  *   bytes to count ends the walk after it (the bulk walker, dissectors._runs, takes over there).
  *   classes: (PdvCommand, PdvData, DataComplete).
@@ -183,6 +185,14 @@ static PyObject *timestamp(const layout_t *l, uint32_t a, uint32_t b, uint32_t i
 
 /* -- one side's upper-layer parser: the fields of ULStream the common branches use ---------- */
 
+/* A command fragment cut across records (ULStream._cmd): shared by a side's parser state and
+ * the copy a record is parsed with; written only when a record ends inside a fragment (then
+ * that record is taken), so a record left to Python never changes what it holds. */
+typedef struct {
+    char *p;
+    Py_ssize_t cap;
+} cmdbuf_t;
+
 typedef struct {
     int ok; /* walk_state() gave a state: this side's payload may be parsed */
     int state;
@@ -192,19 +202,27 @@ typedef struct {
     long long max_command;
     int collect_all;
     PyObject *collect;  /* collect_contexts (borrowed), NULL when empty */
+    unsigned char part[6]; /* ULStream._part: a PDU or PDV item header begun (< 6 bytes) */
+    int partlen;
+    cmdbuf_t *cmd;      /* ULStream._cmd, cmdlen bytes of it */
+    Py_ssize_t cmdlen;
     long long pdus, pdata, bytes_in, data_bytes; /* added by the walk */
     int entered_data;   /* a data PDV began: ULStream.collecting is False */
     int changed;
 } ul_t;
 
-static int ul_parse(PyObject *t, ul_t *u) {
+static int ul_parse(PyObject *t, ul_t *u, cmdbuf_t *cmd) {
     memset(u, 0, sizeof(*u));
+    u->cmd = cmd;
     if (t == Py_None) return 0;
     PyObject *ctxs;
     int last, suspect, partial, all;
-    if (!PyArg_ParseTuple(t, "iLLipiLppKLpO", &u->state, &u->pdu_left, &u->pdv_left,
+    const char *part, *cmdp;
+    Py_ssize_t partlen, cmdlen;
+    if (!PyArg_ParseTuple(t, "iLLipiLppKLpOy#y#", &u->state, &u->pdu_left, &u->pdv_left,
                           &u->pdv_ctx, &last, &u->ptype, &u->pdu_len, &suspect, &partial,
-                          &u->limit, &u->max_command, &all, &ctxs)) return -1;
+                          &u->limit, &u->max_command, &all, &ctxs, &part, &partlen, &cmdp,
+                          &cmdlen)) return -1;
     if (u->state != HEADER && u->state != PDV_HEADER && u->state != PDV_CMD
             && u->state != PDV_DATA) {
         PyErr_SetString(PyExc_ValueError, "walk_state: a state the walker does not parse");
@@ -214,6 +232,20 @@ static int ul_parse(PyObject *t, ul_t *u) {
         PyErr_SetString(PyExc_TypeError, "walk_state: collect_contexts is a set");
         return -1;
     }
+    if (partlen > 5 || (partlen && u->state != HEADER && u->state != PDV_HEADER)
+            || (cmdlen && u->state != PDV_CMD) || cmdlen > (1 << 24)) {
+        PyErr_SetString(PyExc_ValueError, "walk_state: a header or command part out of place");
+        return -1;
+    }
+    memcpy(u->part, part, (size_t)partlen);
+    u->partlen = (int)partlen;
+    if (cmdlen) {
+        cmd->p = PyMem_Malloc((size_t)cmdlen);
+        if (cmd->p == NULL) { PyErr_NoMemory(); return -1; }
+        cmd->cap = cmdlen;
+        memcpy(cmd->p, cmdp, (size_t)cmdlen);
+    }
+    u->cmdlen = cmdlen;
     u->pdv_last = last;
     u->suspect = suspect;
     u->partial = partial;
@@ -225,10 +257,12 @@ static int ul_parse(PyObject *t, ul_t *u) {
 
 static PyObject *ul_result(const ul_t *u) {
     if (!u->ok || !u->changed) Py_RETURN_NONE;
-    return Py_BuildValue("(iLLiNiLNNLLLLN)", u->state, u->pdu_left, u->pdv_left, u->pdv_ctx,
+    return Py_BuildValue("(iLLiNiLNNLLLLNy#y#)", u->state, u->pdu_left, u->pdv_left, u->pdv_ctx,
                          PyBool_FromLong(u->pdv_last), u->ptype, u->pdu_len,
                          PyBool_FromLong(u->suspect), PyBool_FromLong(u->partial), u->pdus,
-                         u->pdata, u->bytes_in, u->data_bytes, PyBool_FromLong(u->entered_data));
+                         u->pdata, u->bytes_in, u->data_bytes, PyBool_FromLong(u->entered_data),
+                         (const char *)u->part, (Py_ssize_t)u->partlen,
+                         u->cmdlen ? u->cmd->p : "", u->cmdlen);
 }
 
 /* Is a data set on this presentation context copied? (ULStream: collect_data or ctx in
@@ -276,9 +310,13 @@ static int emit(ev_t *e, PyObject *cls, unsigned ctx, int flag, PyObject *last) 
     return r;
 }
 
-static int emit_command(ev_t *e, unsigned ctx, int last, const unsigned char *v, long long n) {
-    PyObject *b = PyBytes_FromStringAndSize((const char *)v, (Py_ssize_t)n);
+/* A PdvCommand of `head` (bytes kept from earlier records) then `v`. */
+static int emit_command(ev_t *e, unsigned ctx, int last, const char *head, Py_ssize_t hn,
+                        const unsigned char *v, long long n) {
+    PyObject *b = PyBytes_FromStringAndSize(NULL, hn + (Py_ssize_t)n);
     if (b == NULL) return -1;
+    if (hn) memcpy(PyBytes_AS_STRING(b), head, (size_t)hn);
+    memcpy(PyBytes_AS_STRING(b) + hn, v, (size_t)n);
     int r = emit(e, e->cmd_cls, ctx, last, b);
     Py_DECREF(b);
     return r;
@@ -292,6 +330,49 @@ static int emit_data(ev_t *e, unsigned ctx, int last, long long vlen) {
     return r;
 }
 
+/* ULStream._on_pdu_header for a P-DATA-TF that raises no finding and is believed (its length
+ * at most the receiver's maximum); 0 for anything else (Python reads it). */
+static int pdu_header(ul_t *u, const unsigned char *h) {
+    unsigned long long length = be32(h + 2);
+    if (h[0] != 4 || length > u->limit || length < 6) return 0;
+    u->pdus++;
+    u->pdata++;
+    u->ptype = 4;
+    u->pdu_len = (long long)length;
+    u->pdu_left = (long long)length;
+    u->suspect = 0;
+    u->state = PDV_HEADER;
+    return 1;
+}
+
+/* ULStream._on_pdv_header without a finding; 0 for anything else, -1 on error. */
+static int pdv_header(ul_t *u, const unsigned char *h, ev_t *e) {
+    if (u->suspect) return 0; /* (ULStream._lied) */
+    long long length = (long long)be32(h);
+    unsigned ctx = h[4], mch = h[5];
+    if (length < 2 || length + 4 > u->pdu_left) return 0; /* UL-PDV-LENGTH */
+    long long vlen = length - 2;
+    if (mch > 3 || (vlen & 1) || vlen == 0) return 0; /* findings, or an empty PDV */
+    if (mch & 1) {
+        if (vlen > u->max_command) return 0; /* UL-COMMAND-SIZE */
+    } else {
+        int c = collected(u, ctx);
+        if (c) return c < 0 ? -1 : 0;
+    }
+    u->pdu_left -= 6;
+    u->pdv_left = vlen;
+    u->pdv_ctx = (int)ctx;
+    u->pdv_last = (mch & 2) == 2;
+    if (mch & 1) {
+        u->state = PDV_CMD;
+    } else {
+        if (emit_data(e, ctx, u->pdv_last, vlen) < 0) return -1;
+        u->entered_data = 1;
+        u->state = PDV_DATA;
+    }
+    return 1;
+}
+
 /* One record's payload through the parser, as ULStream.take parses it in its common branches.
  * 1: parsed (u updated, events in e->out); 0: not for the walker (u is then garbage: the caller
  * parsed a copy); -1: a Python error. */
@@ -300,9 +381,8 @@ static int ul_take(ul_t *u, const unsigned char *b, long long n, ev_t *e) {
     u->bytes_in += n;
     while (pos < n) {
         int st = u->state;
-        if (st == HEADER) {
+        if (st == HEADER && u->partlen == 0 && n - pos >= 12 && b[pos] == 4) {
             /* take()'s first branch: a P-DATA-TF header and its first PDV item header */
-            if (n - pos < 12 || b[pos] != 4) return 0;
             const unsigned char *h = b + pos;
             unsigned long long plen = be32(h + 2), ilen = be32(h + 6);
             unsigned ctx = h[10], mch = h[11];
@@ -327,7 +407,7 @@ static int ul_take(ul_t *u, const unsigned char *b, long long n, ev_t *e) {
             pos += 12;
             if (n - pos >= vlen) {
                 if (mch & 1) {
-                    if (emit_command(e, ctx, last, b + pos, vlen) < 0) return -1;
+                    if (emit_command(e, ctx, last, NULL, 0, b + pos, vlen) < 0) return -1;
                 } else {
                     if (emit_data(e, ctx, last, vlen) < 0) return -1;
                     u->data_bytes += vlen;
@@ -367,40 +447,57 @@ static int ul_take(ul_t *u, const unsigned char *b, long long n, ev_t *e) {
                 }
                 u->state = u->pdu_left > 0 ? PDV_HEADER : HEADER;
             }
-        } else if (st == PDV_CMD) { /* the whole fragment in this record: one copy */
+        } else if (st == PDV_CMD) {
             long long left = u->pdv_left;
-            if (n - pos < left) return 0; /* Python keeps a part in ULStream._cmd */
-            if (emit_command(e, (unsigned)u->pdv_ctx, u->pdv_last, b + pos, left) < 0) return -1;
-            u->pdv_left = 0;
-            u->pdu_left -= left;
-            pos += left;
-            u->state = u->pdu_left > 0 ? PDV_HEADER : HEADER;
-        } else if (st == PDV_HEADER) { /* ULStream._on_pdv_header without a finding */
-            if (n - pos < 6 || u->suspect) return 0;
-            const unsigned char *h = b + pos;
-            long long length = (long long)be32(h);
-            unsigned ctx = h[4], mch = h[5];
-            if (length < 2 || length + 4 > u->pdu_left) return 0; /* UL-PDV-LENGTH */
-            long long vlen = length - 2;
-            if (mch > 3 || (vlen & 1) || vlen == 0) return 0; /* findings, or an empty PDV */
-            if (mch & 1) {
-                if (vlen > u->max_command) return 0; /* UL-COMMAND-SIZE */
-            } else {
-                int c = collected(u, ctx);
-                if (c) return c < 0 ? -1 : 0;
+            if (u->cmdlen == 0 && n - pos >= left) { /* the whole fragment here: one copy */
+                if (emit_command(e, (unsigned)u->pdv_ctx, u->pdv_last, NULL, 0, b + pos, left)
+                        < 0) return -1;
+                u->pdv_left = 0;
+                u->pdu_left -= left;
+                pos += left;
+                u->state = u->pdu_left > 0 ? PDV_HEADER : HEADER;
+                continue;
             }
-            pos += 6;
-            u->pdu_left -= 6;
-            u->pdv_left = vlen;
-            u->pdv_ctx = (int)ctx;
-            u->pdv_last = (mch & 2) == 2;
-            if (mch & 1) {
-                u->state = PDV_CMD;
-            } else {
-                if (emit_data(e, ctx, u->pdv_last, vlen) < 0) return -1;
-                u->entered_data = 1;
-                u->state = PDV_DATA;
+            long long take = left < n - pos ? left : n - pos;
+            if (take == left) { /* its end: what was kept, then this */
+                if (emit_command(e, (unsigned)u->pdv_ctx, u->pdv_last, u->cmd->p, u->cmdlen,
+                                 b + pos, take) < 0) return -1;
+                u->cmdlen = 0;
+            } else { /* it goes on past this record: kept (the record ends here) */
+                Py_ssize_t need = u->cmdlen + (Py_ssize_t)take;
+                if (need > u->cmd->cap) {
+                    Py_ssize_t cap = need < 256 ? 256 : need * 2;
+                    char *p = PyMem_Realloc(u->cmd->p, (size_t)cap);
+                    if (p == NULL) { PyErr_NoMemory(); return -1; }
+                    u->cmd->p = p;
+                    u->cmd->cap = cap;
+                }
+                memcpy(u->cmd->p + u->cmdlen, b + pos, (size_t)take);
+                u->cmdlen = need;
             }
+            u->pdv_left -= take;
+            u->pdu_left -= take;
+            pos += take;
+            if (u->pdv_left == 0) u->state = u->pdu_left > 0 ? PDV_HEADER : HEADER;
+        } else if (st == HEADER || st == PDV_HEADER) { /* a 6-byte header, whole or in parts */
+            const unsigned char *h;
+            unsigned char whole[6];
+            if (u->partlen == 0 && n - pos >= 6) {
+                h = b + pos;
+                pos += 6;
+            } else {
+                long long take = 6 - u->partlen;
+                if (take > n - pos) take = n - pos;
+                memcpy(u->part + u->partlen, b + pos, (size_t)take);
+                u->partlen += (int)take;
+                pos += take;
+                if (u->partlen < 6) continue; /* (the record ends here) */
+                memcpy(whole, u->part, 6);
+                u->partlen = 0;
+                h = whole;
+            }
+            int r = st == HEADER ? pdu_header(u, h) : pdv_header(u, h, e);
+            if (r <= 0) return r;
         } else {
             return 0;
         }
@@ -456,10 +553,6 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             return NULL;
         }
     }
-    tcp_t T[2];
-    ul_t U[2];
-    if (seq_parse(args[5], &T[0]) < 0 || seq_parse(args[6], &T[1]) < 0) return NULL;
-    if (ul_parse(args[7], &U[0]) < 0 || ul_parse(args[8], &U[1]) < 0) return NULL;
     Py_ssize_t frame = PyLong_AsSsize_t(args[9]);
     if (frame == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t limit = PyLong_AsSsize_t(args[10]);
@@ -476,13 +569,31 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     E.cmd_cls = PyTuple_GET_ITEM(classes, 0);
     E.data_cls = PyTuple_GET_ITEM(classes, 1);
     E.done_cls = PyTuple_GET_ITEM(classes, 2);
+    tcp_t T[2];
+    ul_t U[2];
+    if (seq_parse(args[5], &T[0]) < 0 || seq_parse(args[6], &T[1]) < 0) return NULL;
+    cmdbuf_t C[2] = {{NULL, 0}, {NULL, 0}};
+    if (ul_parse(args[7], &U[0], &C[0]) < 0 || ul_parse(args[8], &U[1], &C[1]) < 0) {
+        PyMem_Free(C[0].p);
+        PyMem_Free(C[1].p);
+        return NULL;
+    }
     layout_t L;
-    if (layout_parse(layout, &L) < 0) return NULL;
+    if (layout_parse(layout, &L) < 0) {
+        PyMem_Free(C[0].p);
+        PyMem_Free(C[1].p);
+        return NULL;
+    }
     E.layout = &L;
     const int big = L.big;
 
     Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) { layout_free(&L); return NULL; }
+    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
+        layout_free(&L);
+        PyMem_Free(C[0].p);
+        PyMem_Free(C[1].p);
+        return NULL;
+    }
     const unsigned char *base = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
 
@@ -611,12 +722,16 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_DECREF(E.out);
     PyBuffer_Release(&view);
     layout_free(&L);
+    PyMem_Free(C[0].p);
+    PyMem_Free(C[1].p);
     return res;
 fail:
     Py_XDECREF(groups);
     Py_XDECREF(E.out);
     PyBuffer_Release(&view);
     layout_free(&L);
+    PyMem_Free(C[0].p);
+    PyMem_Free(C[1].p);
     return NULL;
 }
 

@@ -254,22 +254,21 @@ class ULStream:
         """What the compiled walker of small-message runs needs to parse this direction's next
         bytes as :meth:`take` would in its common branches: (state, PDU left, PDV left,
         context ID, last fragment, PDU type, PDU length, suspect, partial, the longest
-        P-DATA-TF believed, the command cap, collect everything, contexts collected). None
-        when the next bytes need more than those branches: a header or command fragment
-        begun, a data set being copied or paused, PDU events asked for, a non-P-DATA PDU,
-        hunting, events not handed over yet. Counted bytes are settled: :meth:`walked` must
-        follow (it grants them again)."""
+        P-DATA-TF believed, the command cap, collect everything, contexts collected, the
+        header begun, the command fragment begun). None when the next bytes need more than
+        those branches: a data set being copied or paused, PDU events asked for, a non-P-DATA
+        PDU, hunting, events not handed over yet. Counted bytes are settled: :meth:`walked`
+        must follow (it grants them again)."""
         if self._granted:
             self._settle()
         st = self.state
-        if (st < HEADER or st > PDV_DATA or st == BODY or self._part or self._cmd
-                or self.pdata_events or self._paused or self.events
-                or (st == PDV_DATA and self.collecting)):
+        if (st < HEADER or st > PDV_DATA or st == BODY or self.pdata_events or self._paused
+                or self.events or (st == PDV_DATA and self.collecting)):
             return None
         return (st, self._pdu_left, self._pdv_left, self._pdv_ctx, self._pdv_last,
                 self._ptype, self._pdu_len, self._suspect, self._partial,
                 self.pdata_limit or SUSPECT_PDATA, self.max_command, self.collect_data,
-                self.collect_contexts)
+                self.collect_contexts, bytes(self._part), bytes(self._cmd))
 
     def walked(self, got: tuple | None) -> None:
         """The walker parsed bytes from the :meth:`walk_state` it was given: its new state,
@@ -277,7 +276,11 @@ class ULStream:
         if got is not None:
             (self.state, self._pdu_left, self._pdv_left, self._pdv_ctx, self._pdv_last,
              self._ptype, self._pdu_len, self._suspect, self._partial, pdus, pdata, nbytes,
-             data, entered) = got
+             data, entered, part, cmd) = got
+            if part or self._part:
+                self._part = bytearray(part)
+            if cmd or self._cmd:
+                self._cmd = bytearray(cmd)
             self.pdus += pdus
             self.pdata_count += pdata
             self.bytes_in += nbytes

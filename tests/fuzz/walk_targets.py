@@ -94,11 +94,15 @@ def _direct(data: bytes, frames: list[bytes], seed: int) -> None:
     body = memoryview(data)[24:]
     for _ in range(8):
         off = rng.choice((0, rng.randrange(len(body) + 1)))
-        states = [None if rng.random() < 0.2 else (
-            rng.choice((1, 3, 4, 5)), rng.randrange(-3, 3000), rng.randrange(-3, 3000),
-            rng.randrange(256), rng.random() < 0.5, 4, rng.randrange(1 << 32),
-            rng.random() < 0.2, False, rng.choice((16384, 1 << 24)), rng.choice((65536, 30)),
-            False, frozenset()) for _ in range(2)]
+        states = []
+        for _ in range(2):
+            st = rng.choice((1, 3, 4, 5))
+            states.append(None if rng.random() < 0.2 else (
+                st, rng.randrange(-3, 3000), rng.randrange(-3, 3000), rng.randrange(256),
+                rng.random() < 0.5, 4, rng.randrange(1 << 32), rng.random() < 0.2, False,
+                rng.choice((16384, 1 << 24)), rng.choice((65536, 30)), False, frozenset(),
+                rng.randbytes(rng.randrange(6)) if st in (1, 3) else b"",
+                rng.randbytes(rng.randrange(200)) if st == 4 else b""))
         seqs = [rng.choice((None, rng.randrange(1 << 32))) for _ in range(2)]
         got = walk(body, off, ("pcap", False, 1_000_000, 16, 262144, 1), key, rkey, *seqs,
                    *states, 0, -1, 1460, EVENTS)
