@@ -310,13 +310,38 @@ static int emit(ev_t *e, PyObject *cls, unsigned ctx, int flag, PyObject *last) 
     return r;
 }
 
+/* The command sets made last, by value: a pending response repeats its predecessor's command
+ * set byte for byte, and the same bytes object then costs no copy, and no hash where the
+ * assembler looks its decoding up (dissectors/dimse/assembler.py _WHOLE). Bytes are immutable:
+ * sharing one changes nothing else. */
+#define RECENT_COMMANDS 8
+static PyObject *recent_commands[RECENT_COMMANDS];
+static int recent_next;
+
 /* A PdvCommand of `head` (bytes kept from earlier records) then `v`. */
 static int emit_command(ev_t *e, unsigned ctx, int last, const char *head, Py_ssize_t hn,
                         const unsigned char *v, long long n) {
-    PyObject *b = PyBytes_FromStringAndSize(NULL, hn + (Py_ssize_t)n);
-    if (b == NULL) return -1;
-    if (hn) memcpy(PyBytes_AS_STRING(b), head, (size_t)hn);
-    memcpy(PyBytes_AS_STRING(b) + hn, v, (size_t)n);
+    Py_ssize_t size = hn + (Py_ssize_t)n;
+    PyObject *b = NULL;
+    for (int i = 0; i < RECENT_COMMANDS; i++) {
+        PyObject *c = recent_commands[i];
+        if (c != NULL && PyBytes_GET_SIZE(c) == size
+                && (hn == 0 || memcmp(PyBytes_AS_STRING(c), head, (size_t)hn) == 0)
+                && memcmp(PyBytes_AS_STRING(c) + hn, v, (size_t)n) == 0) {
+            b = Py_NewRef(c);
+            break;
+        }
+    }
+    if (b == NULL) {
+        b = PyBytes_FromStringAndSize(NULL, size);
+        if (b == NULL) return -1;
+        if (hn) memcpy(PyBytes_AS_STRING(b), head, (size_t)hn);
+        memcpy(PyBytes_AS_STRING(b) + hn, v, (size_t)n);
+        if (size <= 1024) { /* command sets are a few hundred bytes; keep no large one */
+            Py_XSETREF(recent_commands[recent_next], Py_NewRef(b));
+            recent_next = (recent_next + 1) % RECENT_COMMANDS;
+        }
+    }
     int r = emit(e, e->cmd_cls, ctx, last, b);
     Py_DECREF(b);
     return r;

@@ -465,6 +465,7 @@ class Analyzer:
                     d.rframe[r] = frame0 + i
                     d.ri = (r + 1) & recent
                 self.pinned.add(d)  # they look into the reader's chunk (tcp.release_views)
+                ring.clear()  # (the reader keeps what its walker returned until the next walk)
         app.walked((got[7], got[8]), got[11], got[12])
         if progress is not None and (frame0 - 1) // every != frame // every:
             progress(frame)
