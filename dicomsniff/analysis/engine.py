@@ -368,9 +368,11 @@ class Analyzer:
                                                            window, progress, every)
                                     continue
                                 if small is not None and conn.tcp is tcp and conn.verdict:
+                                    if buf.obj is not chunk:  # as for a bulk run, above
+                                        chunk = buf.obj
+                                        release_views(pinned, chunk)
                                     frame, ts = self._small(small, conn, side, frame, ts,
-                                                            window, buf, chunk, mask, progress,
-                                                            every)
+                                                            window, progress, every)
                                     continue
                         else:
                             start = 34 + (doff >> 4) * 4
@@ -406,7 +408,7 @@ class Analyzer:
         return self._run(send, conn, side, key, frame, ts, -1, progress, every)
 
     def _small(self, send, conn: Connection, side: int, frame: int, ts: float, window: int,
-               buf, chunk, mask: int, progress, every: int) -> tuple[int, float]:
+               progress, every: int) -> tuple[int, float]:
         """The end of the fast path for a segment the parser read (its zero window), then the
         compiled walker of small-message runs (:mod:`.accel`) on the records after ``frame``
         as long as each is one of this connection the fast path above takes (in order, each
@@ -415,12 +417,12 @@ class Analyzer:
         made go to the tracker in the order of the records (``DicomAnalyzer.walked``). It
         stops after a record that leaves a bulk run to count: the fast path counts the next
         record and hands the run to the bulk walker (the reader takes one walker at a time:
-        ``send`` once, then ``next``)."""
+        ``send`` once, then ``next``). The walk goes to the end of the reader's chunk at most
+        (the caller released the references into the chunk before, if any)."""
         if not window and conn.app is not None:  # receiver says: stop sending
             self.rules.zero_window(conn, side, frame)
-        limit = -1 if buf.obj is chunk else mask - (frame & mask)
         tcp = conn.tcp
-        if not limit or tcp is None:
+        if tcp is None:
             return frame, ts
         d0, d1 = tcp
         if (d0.held or d1.held or d0.gate or d1.gate or d0.gate_next is not None
@@ -443,7 +445,7 @@ class Analyzer:
         walk = accel.small
         got = send(lambda chunk, off, layout: walk(
             chunk, off, layout, k0, k1, d0.next_seq, d1.next_seq, states[0], states[1], frame,
-            limit, RUN_MIN, _EVENTS))
+            -1, RUN_MIN, _EVENTS))
         k = got[1]
         if not k:
             app.walked((None, None), [], 0)
