@@ -233,9 +233,10 @@ static int ul_parse(PyObject *t, ul_t *u, cmdbuf_t *cmd) {
         return -1;
     }
     if (partlen > 5 || (partlen && u->state != HEADER && u->state != PDV_HEADER)
-            || (cmdlen && u->state != PDV_CMD) || cmdlen > (1 << 24)) {
-        PyErr_SetString(PyExc_ValueError, "walk_state: a header or command part out of place");
-        return -1;
+            || (cmdlen && u->state != PDV_CMD) || cmdlen > (1 << 24) || u->pdu_left < 0
+            || u->pdv_left < 0 || u->pdu_len < 0) {
+        return 0; /* no parser leaves these (lengths are checked before they are taken): a
+                   * state the walker does not parse, left to Python */
     }
     memcpy(u->part, part, (size_t)partlen);
     u->partlen = (int)partlen;

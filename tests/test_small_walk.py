@@ -320,3 +320,30 @@ def test_walker_never_reads_past_its_chunk() -> None:
         assert got[12] <= got[1]
         for st in got[7:9]:  # a header begun is less than 6 bytes, a command only in PDV_CMD
             assert st is None or (len(st[14]) < 6 and (not st[15] or st[0] == 4))
+
+
+def test_a_state_no_parser_leaves_is_not_walked() -> None:
+    """Negative lengths, a header part of six bytes or a command part outside a command
+    fragment: the walker does not parse that side (its payload ends the walk at once)."""
+    from dissectors.ul.events import DataComplete, PdvCommand, PdvData
+
+    walk = compiled_small()
+    frames = seeds.conversation("query")
+    pdata = next(i for i, f in enumerate(frames) if len(f) > 54 and f[54] == 4)
+    data = pcap_bytes(frames[pdata:])[24:]
+    key = frames[pdata][26:38]
+    rkey = key[4:8] + key[:4] + key[10:12] + key[8:10]
+    seq = struct.unpack_from("!I", frames[pdata], 38)[0]
+    good = (1, 0, 0, 0, False, 0, 0, False, False, 16384, 65536, False, frozenset(), b"", b"")
+    layout = ("pcap", False, 1_000_000, 16, 262144, 1)
+    classes = (PdvCommand, PdvData, DataComplete)
+    got = walk(memoryview(data), 0, layout, key, rkey, seq, None, good, None, 0, -1, 1460,
+               classes)
+    assert got[1] > 0 and got[11]  # the honest state is walked
+    for bad in ((1, -1), (2, -1), (6, -6), (13, b"\x04\x00\x00\x00\x00\x10"),
+                (14, b"\x00\x00")):
+        state = list(good)
+        state[bad[0]] = bad[1]
+        got = walk(memoryview(data), 0, layout, key, rkey, seq, None, tuple(state), None, 0,
+                   -1, 1460, classes)
+        assert got[1] == 0 and got[11] == [] and got[7] is None, bad
