@@ -113,7 +113,8 @@ def add_jobs_option(parser: Any) -> None:
 def default_jobs() -> int:
     """The cores this process may run on that are not busy now: the cores of its affinity less
     the other tasks running on the machine at this moment (``/proc/loadavg``'s running count,
-    this process not counted; where there is none, the 1-minute load average), at least one.
+    this process not counted, the fewest of three looks over a millisecond; where there is
+    none, the 1-minute load average), at least one.
     On a loaded machine workers only take turns on the same cores and the merge is extra
     work (docs/performance.md). The moment, not the minute's average: a benchmark or a
     script that runs one analysis after another keeps the average near one on a machine
@@ -128,11 +129,21 @@ def default_jobs() -> int:
     return max(1, min(cores, int(cores - _busy() + 0.5)))
 
 
-def _busy(loadavg: str = "/proc/loadavg") -> float:
-    """Other tasks running now (see :func:`default_jobs`)."""
+def _busy(loadavg: str = "/proc/loadavg", looks: int = 3) -> float:
+    """Other tasks running now (see :func:`default_jobs`): the fewest of ``looks`` reads half
+    a millisecond apart, so a short-lived process (a shell's ``ps``, a compiler's pass)
+    seen at one instant does not count as a busy core; a busy one runs through them all."""
+    import time
+
     try:
-        with open(loadavg, "rb") as f:
-            return max(0, int(f.read().split()[3].split(b"/")[0]) - 1)
+        fewest = None
+        for i in range(looks):
+            if i:
+                time.sleep(0.0005)
+            with open(loadavg, "rb") as f:
+                n = int(f.read().split()[3].split(b"/")[0]) - 1
+            fewest = n if fewest is None else min(fewest, n)
+        return max(0, fewest or 0)
     except (OSError, ValueError, IndexError):
         pass
     try:
