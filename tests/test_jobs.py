@@ -168,9 +168,11 @@ def test_the_default_takes_workers_where_they_pay(monkeypatch) -> None:
         "records of 1016 bytes on average: bulk")
     assert decide(None, ["one.pcap"], size, lambda: Shape(1507, 262_192, 1))[1] == (
         "one TCP connection at its start")
-    few = (MIN_RECORDS - 1) * (174 + 16)
+    per = (query.captured + 16 * query.records) / query.records  # file bytes a record
+    few = int((MIN_RECORDS - 1) * per)
+    assert MIN_RECORDS - 3 <= query.estimate(few) < MIN_RECORDS
     assert jobs_for(None, ["q.pcap"], few, lambda: query) == 1
-    assert jobs_for(None, ["q.pcap"], few + 2 * 190, lambda: query) == 2
+    assert jobs_for(None, ["q.pcap"], few + 2 * int(per), lambda: query) == 2
     assert jobs_for(None, ["q.pcap"], size, lambda: None) == 1  # damaged at its start
     assert jobs_for(None, ["q.pcap"], size) == 1  # nothing to look at
     assert jobs_for(2, ["b.pcap"], 134_960_814, lambda: Shape(259, 263_278, 4)) == 2

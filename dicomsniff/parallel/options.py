@@ -17,12 +17,13 @@ __all__ = ["MAX_MEAN_RECORD", "MIN_BYTES", "MIN_RECORDS", "SAMPLE_BYTES", "Shape
 # Where -j workers pay, measured on this project's benchmark captures (docs/performance.md,
 # "Which the default takes"): CPU seconds on the longest path (the slowest worker, the
 # parent's merge and its own work) against one process, on prefixes of the query-heavy
-# capture: even at 5,400 records (1 MB: 0.040 s against 0.038 s), a fifth less at 22,900
-# (4 MB: 0.094 against 0.115 s), a quarter less at 45,800 (8 MB: 0.158 against 0.212 s).
+# capture, with the one-core small-message walker: about even at 10,900 records (2 MB: 0.033
+# s against 0.035 s), 13% less at 22,900 (4 MB: 0.052 against 0.060 s), 19% less at 45,800
+# (8 MB: 0.092 against 0.113 s), a quarter less on the whole 18.6 MB (0.187 against 0.248 s).
 # Bulk C-STORE traffic (1,277 bytes a record) gains nothing at any size (135 MB: 0.095
 # against 0.095 s): one process walks its runs in C and each worker reads every byte.
 MIN_BYTES = 1 << 20  # below this, one process without a look (the break-even is above)
-MIN_RECORDS = 10_000  # records (estimated from the sample) below which one process
+MIN_RECORDS = 20_000  # records (estimated from the sample) below which one process
 MAX_MEAN_RECORD = 512  # captured bytes a record above which one process: bulk traffic
 SAMPLE_BYTES = 1 << 18  # how much of the start of the capture the default looks at
 
@@ -103,7 +104,7 @@ def add_jobs_option(parser: Any) -> None:
         help="analyse with N processes, each taking its share of the connections; the "
              "records are those of -j 1, in the same order. Default: from a look at the "
              "first 256 KiB of the capture, the cores not busy now ($DICOMSNIFF_JOBS to fix "
-             "it) where workers pay: many small records (mean under 512 bytes, about 10,000 "
+             "it) where workers pay: many small records (mean under 512 bytes, about 20,000 "
              "or more: query-heavy traffic) on two or more connections; one process for "
              "bulk C-STORE traffic, captures under 1 MiB or with one connection, standard "
              "input, and when a process's held records pass 256 MiB "
