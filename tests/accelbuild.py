@@ -3,9 +3,9 @@
 
 An installed build (``pip install``, ``python3 setup.py build_ext --inplace``) is used as it is;
 a tree without one (a plain checkout run with PYTHONPATH) gets it compiled once into the
-temporary directory, keyed by the source and the interpreter, so the comparison never depends
-on how the tree was installed. No compiler there is a failure, not a skip: CI installs gcc and
-the Python headers (.ci/run).
+temporary directory, keyed by the source, the headers beside it (dissectors/_records.h) and the
+interpreter, so the comparison never depends on how the tree was installed. No compiler there is
+a failure, not a skip: CI installs gcc and the Python headers (.ci/run).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def compiled_mapped() -> Any:
 
 def _build(source: Path, qualified: str) -> Any:
     name = qualified.rsplit(".", 1)[1]
-    src = source.read_bytes()
+    src = source.read_bytes() + b"".join(h.read_bytes() for h in sorted(source.parent.glob("*.h")))
     key = hashlib.sha256(src + sys.version.encode()).hexdigest()[:16]
     out = Path(tempfile.gettempdir()) / f"dicomsniff-{name.strip('_')}-{key}"
     so = out / (name + sysconfig.get_config_var("EXT_SUFFIX"))

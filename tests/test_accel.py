@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import struct
 import subprocess
 import sys
@@ -499,3 +500,22 @@ def test_pcapng_clocks_and_damage(tsresol, tsoffset, ticks, tmp_path, monkeypatc
     fast = records(f, Counting(), monkeypatch, capsys)
     assert fast == records(f, None, monkeypatch, capsys)
     assert any('"CAPTURE-DAMAGED"' in r for r in fast)
+
+
+def test_the_walkers_share_one_header_and_its_constants_are_pythons() -> None:
+    """What both compiled walkers use (the records' layout, their clock, byte order, RECENT) is
+    written once, in dissectors/_records.h; its RECENT is dissectors/tcp.py's (the number of
+    payload records each walker hands back for the retransmission check)."""
+    from dissectors.tcp import RECENT
+
+    header = (ROOT / "dissectors" / "_records.h").read_text()
+    recent = re.search(r"^#define RECENT (\d+)", header, re.M)
+    assert recent is not None and int(recent.group(1)) == RECENT
+    shared = ("#define RECENT ", "#define MASK32 ", "} layout_t;", " layout_parse(PyObject",
+              " layout_free(layout_t", " *timestamp(const layout_t", " be32(const unsigned")
+    for name in ("_runs.c", "_small.c"):
+        source = (ROOT / "dissectors" / name).read_text()
+        assert '#include "_records.h"' in source, name
+        for piece in shared:
+            assert piece not in source, (name, piece)
+            assert piece in header, piece
