@@ -300,6 +300,18 @@ def test_bad_job_counts_and_live_are_refused_in_one_line() -> None:
         assert res.returncode == 2 and "-j" in res.stderr and "Traceback" not in res.stderr
 
 
+def _resident(size: int):
+    """``size`` bytes surely made resident: fresh anonymous pages, each written (a bytearray
+    may come from heap memory freed earlier in the process, already resident, when earlier
+    tests raised the allocator's mmap threshold)."""
+    import mmap
+
+    m = mmap.mmap(-1, size)
+    for i in range(0, size, mmap.PAGESIZE):
+        m[i] = 1
+    return m
+
+
 def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, capsys) -> None:
     """A worker holds its records until the merge; past MAX_WORKER_RSS_KB the capture is
     analysed by one process instead, which streams: same output, a line on stderr."""
@@ -310,11 +322,11 @@ def test_workers_past_their_memory_cap_give_way_to_one_process(monkeypatch, caps
     monkeypatch.setattr(local, "MAX_WORKER_RSS_KB", 1 << 10)
     monkeypatch.setattr(local, "_CHECK_EVERY", 1)
     real = local.run_worker
-    held: list[bytearray] = []
+    held: list = []
 
     def holding(capture, index, count, config, *a, **kw):  # 2 MiB more per association
         def setup(an) -> None:
-            an.on_association.append(lambda _a: held.append(bytearray(b"\x01") * (2 << 20)))
+            an.on_association.append(lambda _a: held.append(_resident(2 << 20)))
 
         config = {**config, "setup": [*config.get("setup", ()), setup]}
         return real(capture, index, count, config, *a, **kw)
@@ -370,10 +382,10 @@ def test_the_memory_cap_counts_what_the_task_added_not_the_process_peak(monkeypa
     log = run_worker(open_capture(str(path)), 0, 1, {})
     assert sum(ev[3] == "assoc" for ev in log.events) == 5  # checked at each one
 
-    held: list[bytearray] = []
+    held: list = []
 
     def hold(an) -> None:
-        an.on_association.append(lambda a: held.append(bytearray(b"\x01") * (12 << 20)))
+        an.on_association.append(lambda a: held.append(_resident(12 << 20)))
 
     with pytest.raises(local.TooBig, match="passed 32 MiB"):
         run_worker(open_capture(str(path)), 0, 1, {"setup": [hold]})
