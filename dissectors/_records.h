@@ -113,6 +113,31 @@ static inline int layout_parse(PyObject *t, layout_t *l) {
     return 0;
 }
 
+/* The walkers' common arguments. A record limit: how many records a call may take, any
+ * negative number for no limit. */
+static inline int limit_arg(PyObject *o, Py_ssize_t *limit) {
+    Py_ssize_t v = PyLong_AsSsize_t(o);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    *limit = v < 0 ? PY_SSIZE_T_MAX : v;
+    return 0;
+}
+
+/* The reader's chunk and its records' layout, taken together (on failure nothing is held)
+ * and released together by records_close. */
+static inline int records_open(PyObject *chunk, PyObject *layout, layout_t *l, Py_buffer *view) {
+    if (layout_parse(layout, l) < 0) return -1;
+    if (PyObject_GetBuffer(chunk, view, PyBUF_SIMPLE) < 0) {
+        layout_free(l);
+        return -1;
+    }
+    return 0;
+}
+
+static inline void records_close(layout_t *l, Py_buffer *view) {
+    PyBuffer_Release(view);
+    layout_free(l);
+}
+
 /* The timestamp as the reader computes it, so both paths give the same float: pcap
  * (sec * ticks + frac) / ticks, pcapng ((hi << 32 | lo) + offset) / ticks, Python's correctly
  * rounded integer division. Integers below 2**53 are exact doubles and one IEEE division

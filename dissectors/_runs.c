@@ -66,9 +66,8 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         PyErr_SetString(PyExc_TypeError, "walk() takes 10 arguments");
         return NULL;
     }
-    Py_ssize_t limit = PyLong_AsSsize_t(args[9]);
-    if (limit == -1 && PyErr_Occurred()) return NULL;
-    if (limit < 0) limit = PY_SSIZE_T_MAX;
+    Py_ssize_t limit;
+    if (limit_arg(args[9], &limit) < 0) return NULL;
     PyObject *chunk = args[0], *layout = args[2], *cross = args[8];
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     if (off == -1 && PyErr_Occurred()) return NULL;
@@ -98,16 +97,14 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         if (!PyArg_ParseTuple(cross, "lKp", &cross_ctx, &cross_limit, &may_leave)) return NULL;
     }
     layout_t L;
-    if (layout_parse(layout, &L) < 0) return NULL;
-    const int big = L.big;
-
     Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) { layout_free(&L); return NULL; }
+    if (records_open(chunk, layout, &L, &view) < 0) return NULL;
+    const int big = L.big;
     const unsigned char *base = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
 
     PyObject *headers = PyList_New(0);
-    if (headers == NULL) { PyBuffer_Release(&view); layout_free(&L); return NULL; }
+    if (headers == NULL) { records_close(&L, &view); return NULL; }
     Py_ssize_t rstart[RECENT], rend[RECENT], ridx[RECENT], rpay[RECENT], rlen[RECENT];
     uint32_t rseq[RECENT];
     int rcount = 0, rnext = 0;
@@ -263,15 +260,13 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     } else {
         ts = Py_NewRef(Py_None);
     }
-    PyBuffer_Release(&view);
-    layout_free(&L);
+    records_close(&L, &view);
     return Py_BuildValue("(nnNkKLNNOnn)", off, records, ts, (unsigned long)next_seq, delivered,
                          countable, recent, headers, at_header ? Py_True : Py_False, zero,
                          zero_first);
 fail:
     Py_DECREF(headers);
-    PyBuffer_Release(&view);
-    layout_free(&L);
+    records_close(&L, &view);
     return NULL;
 }
 
@@ -300,18 +295,16 @@ static PyObject *skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     Py_ssize_t off = PyLong_AsSsize_t(args[1]);
     if (off == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t limit = PyLong_AsSsize_t(args[4]);
-    if (limit == -1 && PyErr_Occurred()) return NULL;
-    if (limit < 0) limit = PY_SSIZE_T_MAX;
+    Py_ssize_t limit;
+    if (limit_arg(args[4], &limit) < 0) return NULL;
     if (!PyDict_CheckExact(owner)) {
         PyErr_SetString(PyExc_TypeError, "owner: a dict");
         return NULL;
     }
     layout_t L;
-    if (layout_parse(layout, &L) < 0) return NULL;
-    const int big = L.big;
     Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) { layout_free(&L); return NULL; }
+    if (records_open(chunk, layout, &L, &view) < 0) return NULL;
+    const int big = L.big;
     const unsigned char *base = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
     Py_ssize_t records = 0;
@@ -364,12 +357,10 @@ static PyObject *skip(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     } else {
         ts = Py_NewRef(Py_None);
     }
-    PyBuffer_Release(&view);
-    layout_free(&L);
+    records_close(&L, &view);
     return Py_BuildValue("(nnN)", off, records, ts);
 fail:
-    PyBuffer_Release(&view);
-    layout_free(&L);
+    records_close(&L, &view);
     return NULL;
 }
 

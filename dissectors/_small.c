@@ -450,9 +450,8 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     }
     Py_ssize_t frame = PyLong_AsSsize_t(args[9]);
     if (frame == -1 && PyErr_Occurred()) return NULL;
-    Py_ssize_t limit = PyLong_AsSsize_t(args[10]);
-    if (limit == -1 && PyErr_Occurred()) return NULL;
-    if (limit < 0) limit = PY_SSIZE_T_MAX;
+    Py_ssize_t limit;
+    if (limit_arg(args[10], &limit) < 0) return NULL;
     long long run_min = PyLong_AsLongLong(args[11]);
     if (run_min == -1 && PyErr_Occurred()) return NULL;
     ev_t E;
@@ -474,21 +473,14 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         return NULL;
     }
     layout_t L;
-    if (layout_parse(layout, &L) < 0) {
+    Py_buffer view;
+    if (records_open(chunk, layout, &L, &view) < 0) {
         PyMem_Free(C[0].p);
         PyMem_Free(C[1].p);
         return NULL;
     }
     E.layout = &L;
     const int big = L.big;
-
-    Py_buffer view;
-    if (PyObject_GetBuffer(chunk, &view, PyBUF_SIMPLE) < 0) {
-        layout_free(&L);
-        PyMem_Free(C[0].p);
-        PyMem_Free(C[1].p);
-        return NULL;
-    }
     const unsigned char *base = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
 
@@ -615,16 +607,14 @@ static PyObject *walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_XDECREF(s1);
     Py_DECREF(groups);
     Py_DECREF(E.out);
-    PyBuffer_Release(&view);
-    layout_free(&L);
+    records_close(&L, &view);
     PyMem_Free(C[0].p);
     PyMem_Free(C[1].p);
     return res;
 fail:
     Py_XDECREF(groups);
     Py_XDECREF(E.out);
-    PyBuffer_Release(&view);
-    layout_free(&L);
+    records_close(&L, &view);
     PyMem_Free(C[0].p);
     PyMem_Free(C[1].p);
     return NULL;
