@@ -111,3 +111,18 @@ def _build(source: Path, qualified: str) -> Any:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def analyze_json(monkeypatch, capsys, path, extra=(), **walkers) -> list[str]:
+    """``analyze --json`` of ``path`` in this process with ``dicomsniff.analysis.accel``'s
+    walkers set as given (``walk=...``, ``small=...``; None: the pure-Python path), its JSON
+    Lines. A damaged capture (status 3) is still analysed."""
+    from dicomsniff.analysis import accel
+    from dicomsniff.cli import main
+
+    for name, walker in walkers.items():
+        monkeypatch.setattr(accel, name, walker)
+    code = main(["analyze", "--json", *extra, str(path)])
+    out = capsys.readouterr().out
+    assert code in (0, 1, 3), code  # 3: the capture is damaged (reported, analysed)
+    return out.splitlines()
